@@ -1,0 +1,123 @@
+/*
+ * sstable.h -- immutable sorted tables: builder, reader, block cache.
+ *
+ * An SSTable holds internal keys (ikey.h) in ikey_cmp order: checksummed
+ * data blocks with prefix-compressed keys and restart points (optionally
+ * LZ4- or zstd-compressed per block), a bloom filter over user keys, an
+ * index block, and a fixed footer with magic and version (format:
+ * docs/format.md "SSTable").
+ *
+ * Readers are reference-counted and immutable, so any number of threads
+ * may use one reader (gets and iterators) at once.  Bytes read from disk
+ * are verified before use; damage is DM_ECORRUPT with a message
+ * (err_last_msg) naming the file, the offset and what is wrong.
+ */
+#ifndef DM_STORAGE_SSTABLE_H
+#define DM_STORAGE_SSTABLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "os/vfs.h"
+#include "storage/iter.h"
+#include "storage/sstable_format.h"
+
+typedef struct sst_options {
+    size_t block_size;       /* target uncompressed data block size; 4096 */
+    int restart_interval;    /* keys between restart points; 16 */
+    int compression;         /* enum sst_compression */
+    int zstd_level;          /* for SST_COMP_ZSTD; 3 */
+    int bloom_bits_per_key;  /* 0 = no filter; 10 */
+} sst_options;
+
+/* sst_options_default -- the values in the comments above. */
+sst_options sst_options_default(void);
+
+/* ---------------------------------------------------------------- builder */
+
+typedef struct sst_builder sst_builder;
+
+/* What a finished table holds.  smallest/largest are owned by the struct;
+ * release with sst_info_fini. */
+typedef struct sst_info {
+    uint64_t file_size;
+    uint64_t n_entries;
+    buf smallest; /* first internal key */
+    buf largest;  /* last internal key */
+} sst_info;
+void sst_info_fini(sst_info *info);
+
+/* sst_builder_open -- creates the file (truncating) and writes its header.
+ * Errors: DM_EIO, DM_ENOSPC, DM_ENOMEM. */
+int sst_builder_open(vfs *v, const char *path, const sst_options *opt,
+                     sst_builder **out);
+/* sst_builder_add -- appends an entry.  REQUIRES: ikey strictly greater
+ * (ikey_cmp) than the previous one.  Errors as for open. */
+int sst_builder_add(sst_builder *b, buf_slice ikey, buf_slice value);
+/* Bytes written so far (approximate until finish) and entries added. */
+uint64_t sst_builder_size(const sst_builder *b);
+uint64_t sst_builder_entries(const sst_builder *b);
+/* sst_builder_finish -- writes the filter, index and footer, syncs and
+ * closes the file, fills *info, and frees the builder (always, even on
+ * error). */
+int sst_builder_finish(sst_builder *b, sst_info *info);
+/* sst_builder_abandon -- closes and frees without finishing; the caller
+ * removes the file.  NULL does nothing. */
+void sst_builder_abandon(sst_builder *b);
+
+/* ------------------------------------------------------------ block cache */
+
+typedef struct sst_cache sst_cache;
+/* sst_cache_new -- an LRU cache of decoded blocks holding up to capacity
+ * bytes, sharded to keep lock contention low.  Thread-safe. */
+int sst_cache_new(size_t capacity, sst_cache **out);
+void sst_cache_free(sst_cache *c); /* REQUIRES: no reader uses it any more */
+size_t sst_cache_usage(const sst_cache *c);
+
+/* ----------------------------------------------------------------- reader */
+
+typedef struct sst_reader sst_reader;
+
+/*
+ * sst_reader_open -- opens the table at path, verifying the footer, index
+ * block and filter.  file_number identifies the table in the cache.  cache
+ * may be NULL (no caching).  Returns one reference.  Errors: DM_ENOTFOUND,
+ * DM_EIO, DM_ECORRUPT, DM_EVERSION, DM_ENOMEM.
+ */
+int sst_reader_open(vfs *v, const char *path, uint64_t file_number,
+                    sst_cache *cache, sst_reader **out);
+void sst_reader_ref(sst_reader *r);
+void sst_reader_unref(sst_reader *r); /* NULL does nothing */
+
+enum sst_get_result { SST_NONE = 0, SST_FOUND = 1, SST_DELETED = 2 };
+/*
+ * sst_reader_get -- the newest entry for user key with seq <= snap_seq.
+ * On SST_FOUND the value is copied into *value (cleared first).  Returns
+ * DM_OK with *result set, or DM_ECORRUPT / DM_EIO / DM_ENOMEM.
+ */
+int sst_reader_get(sst_reader *r, buf_slice user_key, uint64_t snap_seq,
+                   buf *value, enum sst_get_result *result);
+
+/* sst_iter_new -- internal-key iterator over the table; holds a reference
+ * on the reader until freed.  NULL when out of memory. */
+iter *sst_iter_new(sst_reader *r);
+
+uint64_t sst_reader_entries(const sst_reader *r);
+uint64_t sst_reader_file_size(const sst_reader *r);
+
+/* Called by sst_verify for each problem found. */
+typedef void (*sst_damage_fn)(void *arg, const char *path, uint64_t off,
+                              const char *reason);
+/*
+ * sst_verify -- reads every block of the file at path, checking every
+ * checksum, the key order, and the footer/index/filter; reports each
+ * problem through on_damage (may be NULL).  Returns DM_OK when clean,
+ * DM_ECORRUPT when anything was damaged, DM_EIO/DM_ENOMEM otherwise.
+ * Used by `deltamemory check`.
+ */
+int sst_verify(vfs *v, const char *path, sst_damage_fn on_damage, void *arg,
+               uint64_t *n_entries);
+
+#endif

@@ -1,0 +1,20 @@
+#!/bin/sh
+# install-deps.sh -- installs the Debian packages the build and tests need,
+# only those missing; silent when everything is present.  Uses sudo when
+# not root.
+set -eu
+PKGS="cmake ninja-build gcc clang pkg-config libcmocka-dev libzstd-dev liblz4-dev
+      librocksdb-dev libleveldb-dev valgrind"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+        missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "installing:$missing"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
