@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "base/buf.h"
+#include "deltamemory.h"
 #include "os/vfs.h"
 #include "storage/iter.h"
 #include "storage/sstable.h"
@@ -56,7 +57,8 @@ typedef struct kv_options {
     int sync;                   /* default enum kv_sync; KV_SYNC_BATCH */
     int sync_interval_ms;       /* for KV_SYNC_BATCH; 10 */
     size_t block_cache_size;    /* bytes; 64 MB */
-    sst_options table;          /* block size, compression, bloom bits */
+    sst_options table;          /* block size (4 KB), compression (LZ4),
+                                   bloom bits (10) */
     int l0_compaction_trigger;  /* L0 files that start a compaction; 4 */
     int l0_stop_trigger;        /* L0 files at which writers stall; 20 */
     uint64_t level1_max_bytes;  /* size target of level 1; 64 MB; each
@@ -194,6 +196,12 @@ int kv_batch_delete(kv_batch *b, buf_slice key);
 uint32_t kv_batch_count(const kv_batch *b);
 /* Approximate encoded size in bytes. */
 size_t kv_batch_size(const kv_batch *b);
+/*
+ * kv_batch_validate -- whether rep is a well-formed encoded batch
+ * (docs/format.md "Write batch"): DM_OK with *count set, or DM_ECORRUPT.
+ * Used on WAL payloads by recovery and by kv_check.  Thread-safe.
+ */
+int kv_batch_validate(buf_slice rep, uint32_t *count);
 
 /* --------------------------------------------------- offline checking */
 

@@ -46,6 +46,14 @@ static inline uint64_t tu_randn(tu_rng *r, uint64_t n)
 /* tu_env_int -- integer from the environment, or def when unset. */
 long tu_env_int(const char *name, long def);
 
+/*
+ * tu_vfs_nosync -- the POSIX table with sync and sync_dir doing nothing.
+ * For tests of logic rather than durability, where real fsyncs on a busy
+ * disk would only make them slow.  Never freed.
+ */
+struct vfs;
+struct vfs *tu_vfs_nosync(void);
+
 /* tu_file_path -- "dir/name" in static storage (valid until next call). */
 const char *tu_file_path(const char *dir, const char *name);
 
