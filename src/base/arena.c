@@ -17,7 +17,11 @@
  *   - once the arena holds ARENA_HUGE_AFTER bytes, regular blocks are
  *     ARENA_HUGE_BLOCK bytes and their 2 MiB-aligned interior is advised
  *     for transparent huge pages (madvise MADV_HUGEPAGE; a hint that is
- *     ignored where unsupported).  Why: a memtable is filled through
+ *     ignored where unsupported).  A huge block is allocated with
+ *     ARENA_HUGE_PAGE bytes of slack so that its usable part can start
+ *     on a huge-page boundary and be backed by huge pages entirely; the
+ *     slack before and after it is never touched, so it costs address
+ *     space, not memory.  Why: a memtable is filled through
  *     first-touch page faults (the allocator hands freed memory back to
  *     the kernel, so every new memtable faults again) and is searched by
  *     random accesses.  One fault and one TLB entry per 2 MiB instead of
@@ -29,21 +33,21 @@
  *
  * Invariants: _cur/_left describe the free tail of the current regular
  * block (NULL/0 before the first one); _reserved equals the sum of the
- * sizes passed to dm_malloc for the blocks on the list; after every
- * successful allocation _mem_usage == _reserved - _left.
+ * sizes passed to dm_malloc for the blocks on the list; _counted equals
+ * _reserved minus ARENA_HUGE_PAGE per huge block (the untouched slack);
+ * after every successful allocation _mem_usage == _counted - _left.
  *
  * madvise is a memory hint, not file I/O, so it does not go through the
  * VFS; nothing depends on whether it succeeds.
  *
  * Locking: none.  The owner serialises allocation; _mem_usage is a copy
- * of _reserved - _left kept in an atomic so that other threads may read it
+ * of _counted - _left kept in an atomic so that other threads may read it
  * while the owner allocates.
  */
 #include "base/arena.h"
 
 #include <assert.h>
 #include <stdalign.h>
-#include <stdbool.h>
 #include <sys/mman.h>
 
 #include "base/alloc.h"
@@ -66,6 +70,7 @@ void arena_init(arena *a)
     a->_next_block_len = ARENA_BLOCK_MIN;
     a->_blocks = NULL;
     a->_reserved = 0;
+    a->_counted = 0;
     atomic_init(&a->_mem_usage, 0);
 }
 
@@ -94,20 +99,17 @@ static struct arena_block *new_block(arena *a, size_t payload)
     b->next = a->_blocks;
     a->_blocks = b;
     a->_reserved += len;
+    a->_counted += len;
     return b;
 }
 
-/* advise_huge -- asks the kernel to back the 2 MiB-aligned pages inside
- * [p, p+len) with transparent huge pages.  Only a hint: failure (no THP
- * support, THP disabled) changes nothing but speed, so it is ignored. */
+/* advise_huge -- asks the kernel to back [p, p+len) (huge-page aligned)
+ * with transparent huge pages.  Only a hint: failure (no THP support, THP
+ * disabled) changes nothing but speed, so it is ignored. */
 static void advise_huge(uint8_t *p, size_t len)
 {
 #ifdef MADV_HUGEPAGE
-    uintptr_t mask = (uintptr_t)ARENA_HUGE_PAGE - 1;
-    uintptr_t lo = ((uintptr_t)p + mask) & ~mask;
-    uintptr_t hi = ((uintptr_t)p + len) & ~mask;
-    if (hi > lo)
-        (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+    (void)madvise(p, len, MADV_HUGEPAGE);
 #else
     (void)p;
     (void)len;
@@ -130,26 +132,33 @@ void *arena_alloc_slow(arena *a, size_t n, size_t align)
             return NULL;
         uint8_t *p = (uint8_t *)b + HDR_LEN;
         p += (size_t)(-(uintptr_t)p) & (align - 1);
-        atomic_store_explicit(&a->_mem_usage, a->_reserved - a->_left,
+        atomic_store_explicit(&a->_mem_usage, a->_counted - a->_left,
                               memory_order_relaxed);
         return p;
     }
 
-    size_t len = a->_next_block_len;
-    bool is_huge = a->_reserved >= ARENA_HUGE_AFTER;
-    if (is_huge)
-        len = ARENA_HUGE_BLOCK;
-    struct arena_block *b = new_block(a, len);
-    if (!b)
-        return NULL;
-    /* The old block's tail is abandoned: it stays in _reserved but leaves
-     * _left, so the usage now counts it. */
-    a->_cur = (uint8_t *)b + HDR_LEN;
-    a->_left = len;
-    if (is_huge)
-        advise_huge(a->_cur, len);
-    if (a->_next_block_len < ARENA_BLOCK_MAX)
-        a->_next_block_len *= 2;
-    /* Cannot recurse again: need <= block/4 fits in the fresh block. */
+    /* The old block's tail is abandoned: it stays counted but leaves
+     * _left, so the usage now includes it. */
+    if (a->_reserved >= ARENA_HUGE_AFTER) {
+        struct arena_block *b = new_block(a, ARENA_HUGE_BLOCK + ARENA_HUGE_PAGE);
+        if (!b)
+            return NULL;
+        uint8_t *payload = (uint8_t *)b + HDR_LEN;
+        uint8_t *start = payload + ((size_t)(-(uintptr_t)payload) &
+                                    (ARENA_HUGE_PAGE - 1));
+        a->_counted -= ARENA_HUGE_PAGE; /* slack around [start, +BLOCK) */
+        a->_cur = start;
+        a->_left = ARENA_HUGE_BLOCK;
+        advise_huge(start, ARENA_HUGE_BLOCK);
+    } else {
+        struct arena_block *b = new_block(a, a->_next_block_len);
+        if (!b)
+            return NULL;
+        a->_cur = (uint8_t *)b + HDR_LEN;
+        a->_left = a->_next_block_len;
+        if (a->_next_block_len < ARENA_BLOCK_MAX)
+            a->_next_block_len *= 2;
+    }
+    /* Cannot recurse again: need <= ARENA_BLOCK_MIN/4 fits a new block. */
     return arena_alloc_aligned(a, n, align);
 }

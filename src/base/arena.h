@@ -27,9 +27,9 @@
 #define ARENA_BLOCK_MIN ((size_t)4096)
 #define ARENA_BLOCK_MAX ((size_t)65536)
 /* Once an arena holds ARENA_HUGE_AFTER bytes, regular blocks become
- * ARENA_HUGE_BLOCK bytes whose 2 MiB-aligned interior is advised for
- * transparent huge pages (see arena.c). */
-#define ARENA_HUGE_AFTER ((size_t)1 << 20)
+ * ARENA_HUGE_BLOCK usable bytes aligned to ARENA_HUGE_PAGE and advised
+ * for transparent huge pages (see arena.c). */
+#define ARENA_HUGE_AFTER ((size_t)512 << 10)
 #define ARENA_HUGE_BLOCK ((size_t)4 << 20)
 #define ARENA_HUGE_PAGE ((size_t)2 << 20)
 
@@ -43,7 +43,8 @@ typedef struct arena {
     size_t _next_block_len;       /* size of the next regular block */
     struct arena_block *_blocks;  /* every block, newest first */
     size_t _reserved;             /* bytes obtained from dm_malloc */
-    _Atomic size_t _mem_usage;    /* _reserved - _left (see arena_mem_usage) */
+    size_t _counted;              /* _reserved minus never-touched slack */
+    _Atomic size_t _mem_usage;    /* _counted - _left (arena_mem_usage) */
 } arena;
 
 /* arena_init -- an empty arena (allocates nothing; cannot fail). */
@@ -69,7 +70,7 @@ static inline void *arena_alloc_aligned(arena *a, size_t n, size_t align)
         uint8_t *p = a->_cur + pad;
         a->_cur = p + n;
         a->_left -= n + pad;
-        atomic_store_explicit(&a->_mem_usage, a->_reserved - a->_left,
+        atomic_store_explicit(&a->_mem_usage, a->_counted - a->_left,
                               memory_order_relaxed);
         return p;
     }
@@ -83,13 +84,14 @@ static inline void *arena_alloc(arena *a, size_t n)
 }
 
 /*
- * arena_mem_usage -- bytes this arena holds from dm_malloc, minus the
- * not-yet-used tail of the current block: everything handed out plus
+ * arena_mem_usage -- bytes this arena holds from dm_malloc, minus memory
+ * it has never touched (the free tail of the current block and the
+ * alignment slack around huge-page blocks): everything handed out plus
  * block headers, alignment padding and the abandoned tails of earlier
- * blocks.  The current block's tail is left out because it has never been
- * touched (so is not resident) and because counting it would make the
- * figure jump by a whole block at a time, which would trip size limits
- * early.  Thread-safe (a relaxed atomic; may lag the owner slightly).
+ * blocks.  Untouched memory is left out because it is not resident and
+ * because counting it would make the figure jump by a whole block at a
+ * time, which would trip size limits early.  Thread-safe (a relaxed
+ * atomic; another thread may see a slightly older value).
  */
 static inline size_t arena_mem_usage(const arena *a)
 {

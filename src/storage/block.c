@@ -382,7 +382,7 @@ int sst_trailer_check(const uint8_t *p, size_t len, const char **why)
     return type;
 }
 
-int sst_compressed_len(const uint8_t *p, size_t len, size_t *ulen,
+int sst_compressed_len(int type, const uint8_t *p, size_t len, size_t *ulen,
                        size_t *hdr_len, const char **why)
 {
     uint64_t v;
@@ -395,6 +395,18 @@ int sst_compressed_len(const uint8_t *p, size_t len, size_t *ulen,
         *why = "uncompressed length out of range";
         return DM_ECORRUPT;
     }
+    size_t src_len = len - (size_t)(q - p);
+    if (type == SST_COMP_LZ4 && v > (uint64_t)src_len * 255u + 16u) {
+        *why = "uncompressed length larger than lz4 can produce";
+        return DM_ECORRUPT;
+    }
+    if (type == SST_COMP_ZSTD) {
+        unsigned long long fcs = ZSTD_getFrameContentSize(q, src_len);
+        if (fcs == ZSTD_CONTENTSIZE_ERROR || fcs != v) {
+            *why = "uncompressed length does not match the zstd frame";
+            return DM_ECORRUPT;
+        }
+    }
     *ulen = (size_t)v;
     *hdr_len = (size_t)(q - p);
     return DM_OK;
@@ -404,7 +416,7 @@ int sst_decompress(int type, void *zctx, const uint8_t *p, size_t len,
                    uint8_t *dst, size_t ulen, const char **why)
 {
     size_t want, hdr;
-    int rc = sst_compressed_len(p, len, &want, &hdr, why);
+    int rc = sst_compressed_len(type, p, len, &want, &hdr, why);
     if (rc)
         return rc;
     if (want != ulen) {

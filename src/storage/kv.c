@@ -179,15 +179,15 @@ int kv_batch_validate(buf_slice rep, uint32_t *count)
 {
     buf_slice s = rep;
     uint32_t n;
-    if (!get_u32(&s, &n))
+    if (!get_u32(&s, &n) || n == 0)
         return DM_ECORRUPT;
     for (uint32_t i = 0; i < n; i++) {
         uint8_t type;
         buf_slice k, v;
         if (!get_u8(&s, &type) || (type != IKEY_PUT && type != IKEY_DEL) ||
-            !get_lenbytes(&s, &k) || k.len == 0)
+            !get_lenbytes(&s, &k) || k.len == 0 || k.len > KV_MAX_KEY_LEN)
             return DM_ECORRUPT;
-        if (type == IKEY_PUT && !get_lenbytes(&s, &v))
+        if (type == IKEY_PUT && (!get_lenbytes(&s, &v) || v.len > KV_MAX_VALUE_LEN))
             return DM_ECORRUPT;
     }
     if (s.len != 0)
@@ -489,6 +489,11 @@ void kv_set_bg_error(kv_db *db, int rc)
 {
     if (rc && !db->bg_error) {
         db->bg_error = rc;
+        /* After a failed MANIFEST commit nobody knows which file set is
+         * live on disk (the rename may have happened), and after any other
+         * failure nothing more is installed: stop deleting files.  The next
+         * open removes what its MANIFEST does not name. */
+        atomic_store(&db->is_shutdown_keep_files, true);
         LOG_E("%s: storage engine stopped accepting writes: %s (%s)", db->dir,
               dm_strerror(rc), err_last_msg());
     }

@@ -687,7 +687,7 @@ static int load_meta_block(sst_reader *r, uint64_t off, uint64_t len,
         return DM_OK;
     }
     size_t ulen, hdr;
-    if ((rc = sst_compressed_len(p, (size_t)len, &ulen, &hdr, &why))) {
+    if ((rc = sst_compressed_len(type, p, (size_t)len, &ulen, &hdr, &why))) {
         rc = corrupt(r, off, why);
         goto fail;
     }
@@ -915,7 +915,7 @@ static int decode_compressed(sst_reader *r, size_t bi, const uint8_t *p,
     const char *why = NULL;
     size_t ulen, hdr;
     uint64_t off = r->idx[bi].off;
-    if (sst_compressed_len(p, len, &ulen, &hdr, &why))
+    if (sst_compressed_len(type, p, len, &ulen, &hdr, &why))
         return corrupt(r, off, why);
     sst_cache_handle *h = sst_cache_handle_new(ulen);
     if (!h)
@@ -1398,7 +1398,7 @@ static int v_block(vctx *c, const char *kind, uint64_t off, uint64_t len,
         return 0;
     }
     size_t ulen, hdr;
-    if (sst_compressed_len(raw->ptr, (size_t)len, &ulen, &hdr, &why)) {
+    if (sst_compressed_len(type, raw->ptr, (size_t)len, &ulen, &hdr, &why)) {
         damage(c, off, "%s block: %s", kind, why);
         return 1;
     }

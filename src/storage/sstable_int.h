@@ -237,12 +237,15 @@ int sst_trailer_check(const uint8_t *p, size_t len, const char **why);
 uint32_t sst_trailer_crc(const uint8_t *p, size_t len, uint8_t type);
 
 /*
- * sst_compressed_len -- for a compressed stored block, decodes the varint
- * uncompressed length prefix: *ulen and *hdr_len (bytes of the prefix).
- * DM_OK or DM_ECORRUPT (*why) when the prefix is bad or the length is
- * outside [SST_BLOCK_MIN_LEN, SST_MAX_BLOCK_LEN].
+ * sst_compressed_len -- for a stored block compressed with `type`, decodes
+ * the varint uncompressed length prefix: *ulen and *hdr_len (bytes of the
+ * prefix).  DM_OK or DM_ECORRUPT (*why) when the prefix is bad, the length
+ * is outside [SST_BLOCK_MIN_LEN, SST_MAX_BLOCK_LEN], or it is more than the
+ * codec can produce from the stored bytes (LZ4 expands at most ~255x; a
+ * zstd frame records its content size), so that a damaged prefix cannot
+ * make the reader allocate a huge buffer.
  */
-int sst_compressed_len(const uint8_t *p, size_t len, size_t *ulen,
+int sst_compressed_len(int type, const uint8_t *p, size_t len, size_t *ulen,
                        size_t *hdr_len, const char **why);
 
 /*

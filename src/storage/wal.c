@@ -53,11 +53,11 @@
  * The file header must be good (magic, crc, version, zero reserved/pad):
  * otherwise DM_ECORRUPT, reported at offset 0 (DM_EVERSION for a header
  * that checks but names another version).  One exception: a file shorter
- * than the header whose bytes are all zero or a prefix of a good header,
- * and a file that is zero from end to end, are EMPTY logs (DM_OK, nothing
- * delivered, all bytes counted as tail).  The header is fsynced before any
- * record is appended, so such a file can only be a crash inside
- * wal_writer_open and cannot hold an acknowledged write.
+ * than or as long as the header (whatever its bytes), and a file that is
+ * zero from end to end, are EMPTY logs (DM_OK, nothing delivered, all
+ * bytes counted as tail).  The header is fsynced before any record is
+ * appended, so such a file can only be a crash inside wal_writer_open and
+ * cannot hold an acknowledged write.
  *
  * Cost: the scan after damage is linear with a cheap per-offset reject.
  * Only a hostile file with many header-valid candidates whose payloads do
@@ -598,6 +598,14 @@ int wal_replay(vfs *v, const char *path, bool truncate_tail,
     }
 
     rc = check_file_header(&r, st, &is_empty, &why);
+    /* A file no longer than its header holds no record whatever its bytes
+     * say: records are appended only after the header and the directory
+     * entry are synced, so it is a creation cut short by a crash (a torn
+     * header, possibly garbage-filled), never acknowledged data. */
+    if (rc == DM_OK && why && r.file_len <= WAL_FILE_HEADER_LEN) {
+        why = NULL;
+        is_empty = true;
+    }
     if (rc == DM_EVERSION) {
         err_set_msg(rc, "%s: offset 0: WAL version is not %u", path,
                     (unsigned)WAL_VERSION);

@@ -169,7 +169,7 @@ static uint64_t verify(const char *dir, const char *side, int round)
         fail_msg("round %d: check found damage: %s", round, dm_errname(rc));
     /* the side file may trail the database by the write in flight; the
      * next child continues after what is present */
-    int fd = open(side, O_WRONLY | O_TRUNC);
+    int fd = open(side, O_WRONLY | O_TRUNC | O_CREAT, 0644);
     assert_true(fd >= 0);
     if (n) {
         uint64_t last = n - 1;

@@ -160,7 +160,16 @@ static void build_wal(vfs *v, const char *dir, uint64_t number,
     wal_writer *w = NULL;
     assert_int_equal(wal_writer_open(v, path, number, &w), DM_OK);
     for (int i = 0; i < N_WAL_RECORDS; i++) {
-        memset(payload, 'a' + i, sizeof payload);
+        /* a well-formed one-put write batch (docs/format.md "Write batch")
+         * filling the payload: count, type, key, value */
+        size_t vlen = sizeof payload - 4 - 1 - 1 - 4 - 1; /* < 128: 1-byte varint */
+        enc_u32(payload, 1);
+        payload[4] = 1;
+        payload[5] = 4;
+        memcpy(payload + 6, "k000", 4);
+        payload[9] = (uint8_t)('0' + i % 10);
+        enc_varint(payload + 10, vlen);
+        memset(payload + 11, 'a' + i, vlen);
         if (rec_off)
             rec_off[i] = wal_size(w);
         assert_int_equal(wal_add(w, first_seq + (uint64_t)i, WAL_REC_BATCH,
