@@ -490,24 +490,12 @@ static void dm_shape(void *hp, char *out, size_t cap)
         shape_add(out, cap, l, st.levels[l].files);
 }
 
-/* Busy while a memtable waits for its flush, or a level is over the
- * default targets of kv_options (the bench does not change them): level 0
- * at l0_compaction_trigger files, level n >= 1 at level1_max_bytes *
- * 10^(n-1) bytes (the last level has no target). */
+/* Busy while the engine says a flush or compaction is running or due. */
 static bool dm_is_busy(void *hp)
 {
     kv_stats st;
-    kv_options o = kv_options_default();
     dm_check(kv_stats_get(((dm_h *)hp)->db, &st), "stats");
-    if (st.n_immutable)
-        return true;
-    if (st.levels[0].files >= (uint64_t)o.l0_compaction_trigger)
-        return true;
-    double max = (double)o.level1_max_bytes;
-    for (int l = 1; l < KV_MAX_LEVELS - 1; l++, max *= 10)
-        if ((double)st.levels[l].bytes >= max)
-            return true;
-    return false;
+    return st.is_background_busy;
 }
 
 static const eng_ops eng_deltamemory = {

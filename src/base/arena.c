@@ -140,7 +140,8 @@ void *arena_alloc_slow(arena *a, size_t n, size_t align)
     /* The old block's tail is abandoned: it stays counted but leaves
      * _left, so the usage now includes it. */
     if (a->_reserved >= ARENA_HUGE_AFTER) {
-        struct arena_block *b = new_block(a, ARENA_HUGE_BLOCK + ARENA_HUGE_PAGE);
+        struct arena_block *b =
+            new_block(a, ARENA_HUGE_BLOCK + ARENA_HUGE_PAGE);
         if (!b)
             return NULL;
         uint8_t *payload = (uint8_t *)b + HDR_LEN;

@@ -499,6 +499,7 @@ void *cpt_compact_main(void *arg)
         pthread_mutex_lock(&db->mu);
         compaction c;
         int rc = pick(db, &c);
+        db->is_compacting = !rc;
         pthread_mutex_unlock(&db->mu);
         if (!rc)
             run(db, &c);
@@ -510,6 +511,7 @@ void *cpt_compact_main(void *arg)
         compaction_fini(&c);
         pthread_mutex_unlock(&db->cmp_mu);
         pthread_mutex_lock(&db->mu);
+        db->is_compacting = false;
     }
     pthread_mutex_unlock(&db->mu);
     return NULL;

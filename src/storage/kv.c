@@ -1116,6 +1116,9 @@ int kv_stats_get(kv_db *db, kv_stats *out)
     out->last_seq = atomic_load(&db->last_seq);
     out->wal_bytes_written = db->st.wal_bytes_written;
     out->background_error = db->bg_error;
+    out->is_background_busy = db->n_imm > 0 || db->is_flushing || db->is_compacting ||
+                              db->manual_compactions > 0 ||
+                              (!db->bg_error && cpt_needs_compaction(db));
     pthread_mutex_unlock(&db->mu);
     uint64_t moved = out->flush_bytes_written + out->compact_bytes_written;
     out->write_amplification =

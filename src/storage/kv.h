@@ -178,6 +178,8 @@ typedef struct kv_stats {
     uint64_t recovery_tail_bytes;     /* torn-tail bytes dropped */
     uint64_t recovery_us;             /* time spent replaying */
     int background_error;             /* sticky error, DM_OK if none */
+    bool is_background_busy;          /* a flush or compaction is running
+                                         or due */
 } kv_stats;
 
 int kv_stats_get(kv_db *db, kv_stats *out);

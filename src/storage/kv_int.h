@@ -145,6 +145,7 @@ struct kv_db {
     bool has_threads;
     bool is_closing;
     bool is_flushing;
+    bool is_compacting;      /* the compaction thread is running one */
     int bg_error;            /* sticky */
     _Atomic bool is_shutdown_keep_files; /* close: never unlink */
     int manual_compactions;  /* running kv_compact_range calls */

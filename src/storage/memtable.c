@@ -10,9 +10,9 @@
  *
  * Node layout.  A node of height h is laid out in the arena as
  *
- *     link[h-1] ... link[1] link[0] | varint ikey_len  ikey  varint value_len  value
- *                                   ^
- *               node handle --------'   (the address of link[0]; link[i] is
+ *     link[h-1] .. link[1] link[0] | varint ikey_len, ikey, varint vlen, value
+ *                                  ^
+ *               node handle -------'   (the address of link[0]; link[i] is
  *                                        handle[-i])
  *
  * i.e. the forward links are stored in reverse order *before* the handle
@@ -349,7 +349,8 @@ static bool hint_fits(const mt_table *t, const mt_key *k)
     if (!last || node_cmp(last, k) >= 0)
         return false;
     /* Only the writer stores links, so relaxed is enough for itself. */
-    mt_link *next = atomic_load_explicit(link_at(last, 0), memory_order_relaxed);
+    mt_link *next = atomic_load_explicit(link_at(last, 0),
+                                         memory_order_relaxed);
     return !next || node_cmp(next, k) > 0;
 }
 
@@ -493,7 +494,8 @@ int mt_check(mt_table *t)
         mt_link *below = t->head; /* cursor on level-1 */
         mt_link *prev = NULL;
         uint64_t n = 0;
-        for (mt_link *x = load_next(t->head, level); x; x = load_next(x, level)) {
+        for (mt_link *x = load_next(t->head, level); x;
+             x = load_next(x, level)) {
             if (prev) {
                 mt_key pk = key_of_node(prev);
                 if (node_cmp(x, &pk) <= 0)
