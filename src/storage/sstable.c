@@ -59,6 +59,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <lz4.h>
+#include <lz4hc.h>
 #include <zstd.h>
 
 #include "base/alloc.h"
@@ -75,6 +76,7 @@ sst_options sst_options_default(void)
         .restart_interval = 16,
         .compression = SST_COMP_NONE,
         .zstd_level = 3,
+        .lz4_hc_level = 0,
         .bloom_bits_per_key = 10,
     };
     return o;
@@ -221,6 +223,7 @@ struct sst_builder {
     uint64_t n_entries;
     uint64_t n_blocks;
     ZSTD_CCtx *zc;
+    void *lz4hc_state; /* LZ4_sizeofStateHC() bytes, with lz4_hc_level */
     int err; /* sticky: the first write/encode failure */
 };
 
@@ -239,6 +242,9 @@ static int check_options(const sst_options *o)
         (o->zstd_level < ZSTD_minCLevel() || o->zstd_level > ZSTD_maxCLevel()))
         return err_set_msg(DM_EINVAL, "sst: zstd_level %d out of range",
                            o->zstd_level);
+    if (o->lz4_hc_level < 0 || o->lz4_hc_level > LZ4HC_CLEVEL_MAX)
+        return err_set_msg(DM_EINVAL, "sst: lz4_hc_level %d out of range",
+                           o->lz4_hc_level);
     if (o->bloom_bits_per_key < 0 ||
         o->bloom_bits_per_key > SST_BLOOM_MAX_BITS_PER_KEY)
         return err_set_msg(DM_EINVAL, "sst: bloom_bits_per_key %d out of range",
@@ -260,6 +266,7 @@ static void builder_free(sst_builder *b)
     buf_fini(&b->last_key);
     dm_free(b->hashes);
     ZSTD_freeCCtx(b->zc);
+    dm_free(b->lz4hc_state);
     dm_free(b->path);
     dm_free(b);
 }
@@ -292,6 +299,11 @@ int sst_builder_open(vfs *v, const char *path, const sst_options *opt,
         goto fail;
     }
     if (o.compression == SST_COMP_ZSTD && !(b->zc = ZSTD_createCCtx())) {
+        rc = DM_ENOMEM;
+        goto fail;
+    }
+    if (o.compression == SST_COMP_LZ4 && o.lz4_hc_level > 0 &&
+        !(b->lz4hc_state = dm_malloc((size_t)LZ4_sizeofStateHC()))) {
         rc = DM_ENOMEM;
         goto fail;
     }
@@ -340,9 +352,13 @@ static bool compress(sst_builder *b, buf_slice raw)
     size_t hdr = enc_varint(b->cbuf.ptr, raw.len);
     size_t n;
     if (b->opt.compression == SST_COMP_LZ4) {
-        int r = LZ4_compress_default((const char *)raw.ptr,
-                                     (char *)b->cbuf.ptr + hdr, (int)raw.len,
-                                     (int)bound);
+        int r = b->lz4hc_state
+                    ? LZ4_compress_HC_extStateHC(b->lz4hc_state, (const char *)raw.ptr,
+                                                 (char *)b->cbuf.ptr + hdr, (int)raw.len,
+                                                 (int)bound, b->opt.lz4_hc_level)
+                    : LZ4_compress_default((const char *)raw.ptr,
+                                           (char *)b->cbuf.ptr + hdr, (int)raw.len,
+                                           (int)bound);
         if (r <= 0)
             return false;
         n = (size_t)r;

@@ -29,6 +29,10 @@ typedef struct sst_options {
     int restart_interval;    /* keys between restart points; 16 */
     int compression;         /* enum sst_compression */
     int zstd_level;          /* for SST_COMP_ZSTD; 3 */
+    int lz4_hc_level;        /* for SST_COMP_LZ4: 0 = the fast compressor,
+                                1..12 = LZ4 HC at that level (denser, slower
+                                to write, the same format and the same
+                                decompression speed); 0 */
     int bloom_bits_per_key;  /* 0 = no filter; 10 */
 } sst_options;
 

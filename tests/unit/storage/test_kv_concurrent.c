@@ -156,7 +156,7 @@ static bool state_ok(unsigned t, uint64_t j, uint64_t p, int got)
 static void make_key(uint8_t *k, unsigned t, uint64_t j)
 {
     char tmp[KEY_LEN + 1];
-    snprintf(tmp, sizeof tmp, "w%02u-%08" PRIu64, t, j);
+    snprintf(tmp, sizeof tmp, "w%02u-%08" PRIu64, t % 100u, j % 100000000u);
     memcpy(k, tmp, KEY_LEN);
 }
 

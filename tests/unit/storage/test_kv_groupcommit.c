@@ -56,7 +56,7 @@ static uint64_t mix64(uint64_t z)
 static void make_key(uint8_t *k, unsigned t, uint64_t i)
 {
     char tmp[KEY_LEN + 1];
-    snprintf(tmp, sizeof tmp, "g%02u-%08" PRIu64, t, i);
+    snprintf(tmp, sizeof tmp, "g%02u-%08" PRIu64, t % 100u, i % 100000000u);
     memcpy(k, tmp, KEY_LEN);
 }
 
