@@ -31,6 +31,9 @@
  * levels >= 1 only change under cmp_mu; a flush only adds to level 0.
  */
 #include <inttypes.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -490,6 +493,12 @@ done:
 void *cpt_compact_main(void *arg)
 {
     kv_db *db = arg;
+    /* Compaction is the one background job that can wait: below the
+     * writers and the flush thread in CPU priority, so that on a machine
+     * with few cores it does not stretch their latency.  (Linux applies
+     * nice values per thread; failure leaves the default priority.) */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10) != 0)
+        LOG_D("compaction thread keeps the default priority");
     pthread_mutex_lock(&db->mu);
     for (;;) {
         while (!db->is_closing && (db->bg_error || db->manual_compactions ||
