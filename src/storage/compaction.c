@@ -424,11 +424,12 @@ static int run(kv_db *db, compaction *c)
                 rc = DM_ENOMEM;
         }
     iter *it = NULL;
-    if (!rc && !(it = iter_merge_new(ikey_cmp, kids, k)))
-        rc = DM_ENOMEM;
-    if (rc)
+    if (rc) {
         for (size_t i = 0; i < k; i++)
             iter_free(kids[i]);
+    } else if (!(it = iter_merge_new(ikey_cmp, kids, k))) {
+        rc = DM_ENOMEM; /* iter_merge_new has freed the children */
+    }
     dm_free(kids);
     if (rc)
         goto done;

@@ -696,7 +696,8 @@ static int make_room(kv_db *db, bool force)
         pthread_cond_broadcast(&db->bg_cv);
         /* The old log was flushed by the last group; closing only releases
          * its descriptor. */
-        rc = rc ? rc : wal_writer_close(old);
+        int close_rc = wal_writer_close(old);
+        rc = rc ? rc : close_rc;
         if (rc) {
             kv_set_bg_error(db, rc);
             return rc;

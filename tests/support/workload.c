@@ -64,15 +64,16 @@ int wl_run(kv_db *db, const wl_op *ops, int *acked)
             rc = kv_flush(db);
         } else {
             kv_batch_clear(b);
-            for (int j = 0; j < o->n; j++) {
+            for (int j = 0; j < o->n && !rc; j++) {
                 key_of(k, o->key[j]);
                 if (o->is_del[j])
-                    kv_batch_delete(b, buf_slice_of(k, strlen(k)));
+                    rc = kv_batch_delete(b, buf_slice_of(k, strlen(k)));
                 else
-                    kv_batch_put(b, buf_slice_of(k, strlen(k)),
-                                 buf_slice_of(o->val[j], strlen(o->val[j])));
+                    rc = kv_batch_put(b, buf_slice_of(k, strlen(k)),
+                                      buf_slice_of(o->val[j], strlen(o->val[j])));
             }
-            rc = kv_write(db, NULL, b);
+            if (!rc)
+                rc = kv_write(db, NULL, b);
         }
         if (!rc)
             (*acked)++;
