@@ -498,6 +498,9 @@ void kv_set_bg_error(kv_db *db, int rc)
          * failure nothing more is installed: stop deleting files.  The next
          * open removes what its MANIFEST does not name. */
         atomic_store(&db->is_shutdown_keep_files, true);
+        /* Whoever waits for background progress must see the failure. */
+        pthread_cond_broadcast(&db->bg_done_cv);
+        pthread_cond_broadcast(&db->bg_cv);
         LOG_E("%s: storage engine stopped accepting writes: %s (%s)", db->dir,
               dm_strerror(rc), err_last_msg());
     }

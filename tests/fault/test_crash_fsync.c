@@ -32,15 +32,7 @@
 
 static kv_options opts(vfs *v)
 {
-    kv_options o = kv_options_default();
-    o.vfs = v;
-    o.sync = KV_SYNC_ALWAYS;
-    o.write_buffer_size = 2048;
-    o.level1_max_bytes = 8 << 10;
-    o.target_file_size = 2048;
-    o.l0_compaction_trigger = 2;
-    o.table.block_size = 256;
-    return o;
+    return wl_options(v, KV_SYNC_ALWAYS);
 }
 
 static void on_problem(void *arg, const char *file, uint64_t off, const char *reason)

@@ -23,14 +23,7 @@
 
 static kv_options opts(void)
 {
-    kv_options o = kv_options_default();
-    o.vfs = tu_vfs_nosync();
-    o.sync = KV_SYNC_NONE;
-    o.write_buffer_size = 2048;
-    o.level1_max_bytes = 8 << 10;
-    o.target_file_size = 2048;
-    o.l0_compaction_trigger = 2;
-    o.table.block_size = 256;
+    kv_options o = wl_options(tu_vfs_nosync(), KV_SYNC_NONE);
     o.block_cache_size = 64 << 10;
     return o;
 }

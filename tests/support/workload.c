@@ -13,6 +13,19 @@ static void key_of(char *k, int i)
     snprintf(k, 16, "key%03d", i);
 }
 
+kv_options wl_options(vfs *v, int sync)
+{
+    kv_options o = kv_options_default();
+    o.vfs = v;
+    o.sync = sync;
+    o.write_buffer_size = 2048;
+    o.level1_max_bytes = 8 << 10;
+    o.target_file_size = 2048;
+    o.l0_compaction_trigger = 2;
+    o.table.block_size = 256;
+    return o;
+}
+
 void wl_make(wl_op *ops, uint64_t seed)
 {
     tu_rng r;

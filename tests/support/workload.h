@@ -30,6 +30,10 @@ typedef struct wl_op {
     bool is_flush;
 } wl_op;
 
+/* wl_options -- small memtables, files and levels, so that the workload
+ * goes through WAL rotations, flushes, MANIFEST commits and compactions
+ * many times. */
+kv_options wl_options(vfs *v, int sync);
 /* wl_make -- WL_NOPS operations from seed into ops. */
 void wl_make(wl_op *ops, uint64_t seed);
 /* wl_apply -- applies op to the model. */
