@@ -483,9 +483,6 @@ done:
         db->st.compact_bytes_read += bytes_read;
         db->st.compact_bytes_written += bytes_written;
     }
-    for (int w = 0; w < 2; w++)
-        for (size_t i = 0; i < c->n_in[w]; i++)
-            c->in[w][i]->is_compacting = false;
     pthread_cond_broadcast(&db->bg_done_cv);
     pthread_mutex_unlock(&db->mu);
     return rc;

@@ -1430,7 +1430,6 @@ static void db_free(kv_db *db)
     }
     for (int l = 0; l < KV_MAX_LEVELS; l++)
         buf_fini(&db->compact_ptr[l]);
-    buf_fini(&db->group_buf);
     sst_cache_free(db->cache);
     if (db->lock)
         db->vfs->unlock(db->vfs, db->lock);
@@ -1477,7 +1476,6 @@ int kv_open(const char *dir, const kv_options *opt, kv_db **out)
     db->snap_list.next = db->snap_list.prev = &db->snap_list;
     for (int l = 0; l < KV_MAX_LEVELS; l++)
         buf_init(&db->compact_ptr[l]);
-    buf_init(&db->group_buf);
 
     int rc = DM_OK;
     if (!(db->dir = dm_strdup(dir))) {

@@ -35,7 +35,6 @@ typedef struct kv_file {
     int level;             /* level it was installed at */
     buf smallest, largest; /* internal keys */
     sst_reader *reader;
-    bool is_compacting;    /* guarded by mu */
     struct kv_db *db;      /* for obsolete-file deletion */
 } kv_file;
 
@@ -126,7 +125,6 @@ struct kv_db {
     kv_mem *imm_head, *imm_tail;
     int n_imm;
     _Atomic uint64_t last_seq; /* visible to readers */
-    buf group_buf;             /* leader scratch */
 
     /* files */
     kv_version *current;
