@@ -30,6 +30,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/alloc.h"
+
 #define FUZZ_CHECK(cond)                                                    \
     do {                                                                    \
         if (!(cond)) {                                                      \
@@ -181,6 +183,35 @@ static inline uint64_t fuzz_hash(uint64_t h, const void *p, size_t n)
 static inline uint64_t fuzz_hash_u64(uint64_t h, uint64_t v)
 {
     return fuzz_hash(h, &v, sizeof v);
+}
+
+/*
+ * fuzz_drive -- the body of every LLVMFuzzerTestOneInput: runs the input as
+ * given, then once more with the checksums `fix` can locate recomputed (so
+ * that mutations reach the decoders behind the CRCs), removes scratch
+ * files, and fails when dm_malloc'd memory leaked.
+ */
+static inline int fuzz_drive(const uint8_t *data, size_t size,
+                             void (*run)(const uint8_t *, size_t),
+                             void (*fix)(uint8_t *, size_t))
+{
+    int64_t heap_before = alloc_bytes_in_use();
+    run(data, size);
+
+    uint8_t *fixed = malloc(size ? size : 1);
+    FUZZ_CHECK(fixed != NULL);
+    if (size)
+        memcpy(fixed, data, size);
+    fix(fixed, size);
+    if (size && memcmp(fixed, data, size) != 0)
+        run(fixed, size);
+    free(fixed);
+    fuzz_tmp_clear();
+
+    FUZZ_CHECKF(alloc_bytes_in_use() == heap_before,
+                "%lld dm_malloc'd bytes leaked",
+                (long long)(alloc_bytes_in_use() - heap_before));
+    return 0;
 }
 
 #endif

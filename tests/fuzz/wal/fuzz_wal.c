@@ -263,21 +263,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    int64_t heap_before = alloc_bytes_in_use();
-    run(data, size);
-
-    uint8_t *fixed = malloc(size ? size : 1);
-    FUZZ_CHECK(fixed != NULL);
-    if (size)
-        memcpy(fixed, data, size);
-    fix_checksums(fixed, size);
-    if (size && memcmp(fixed, data, size) != 0)
-        run(fixed, size);
-    free(fixed);
-    fuzz_tmp_clear();
-
-    FUZZ_CHECKF(alloc_bytes_in_use() == heap_before,
-                "%lld dm_malloc'd bytes leaked",
-                (long long)(alloc_bytes_in_use() - heap_before));
-    return 0;
+    return fuzz_drive(data, size, run, fix_checksums);
 }
