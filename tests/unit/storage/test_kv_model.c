@@ -76,6 +76,19 @@ static void check_get(kv_db *db, const kv_snapshot *s, const model *m, int i)
     buf_fini(&out);
 }
 
+/* expect_entry -- the iterator sits on key i of the model with its value;
+ * want receives the key's text. */
+static void expect_entry(iter *it, const model *m, int i, char *want)
+{
+    key_of(want, i);
+    buf_slice key = iter_key(it), val = iter_value(it);
+    assert_int_equal(key.len, strlen(want));
+    assert_memory_equal(key.ptr, want, key.len);
+    assert_int_equal(val.len, strlen(m->v[i]));
+    if (val.len)
+        assert_memory_equal(val.ptr, m->v[i], val.len);
+}
+
 static void check_iter(kv_db *db, const kv_snapshot *s, const model *m, tu_rng *r)
 {
     iter *it;
@@ -97,13 +110,7 @@ static void check_iter(kv_db *db, const kv_snapshot *s, const model *m, tu_rng *
                 i--;
             assert_true(i >= 0);
             char want[16];
-            key_of(want, i);
-            buf_slice key = iter_key(it), val = iter_value(it);
-            assert_int_equal(key.len, strlen(want));
-            assert_memory_equal(key.ptr, want, key.len);
-            assert_int_equal(val.len, strlen(m->v[i]));
-            if (val.len)
-                assert_memory_equal(val.ptr, m->v[i], val.len);
+            expect_entry(it, m, i, want);
             i--;
             /* occasionally turn around and back */
             if (tu_randn(r, 16) == 0) {
@@ -125,13 +132,7 @@ static void check_iter(kv_db *db, const kv_snapshot *s, const model *m, tu_rng *
                 i++;
             assert_true(i < NKEYS);
             char want[16];
-            key_of(want, i);
-            buf_slice key = iter_key(it), val = iter_value(it);
-            assert_int_equal(key.len, strlen(want));
-            assert_memory_equal(key.ptr, want, key.len);
-            assert_int_equal(val.len, strlen(m->v[i]));
-            if (val.len)
-                assert_memory_equal(val.ptr, m->v[i], val.len);
+            expect_entry(it, m, i, want);
             i++;
             if (tu_randn(r, 16) == 0) {
                 iter_prev(it);
