@@ -1,0 +1,1014 @@
+// ctest-labels: concurrency
+/*
+ * test_hnsw.c -- the vector index: recall against the exact scan on fixed
+ * seeds, the flat path, add / replace / delete, filters, checkpoints
+ * (round trip, every truncation, bit flips, hand-made structural damage
+ * with a valid checksum), hnsw_check, concurrent searches, and allocation
+ * failure during add, search and load.  Runs under TSan too (the
+ * concurrent-search test), so the data sets are small.
+ */
+#include "testutil.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/buf.h"
+#include "base/crc.h"
+#include "base/err.h"
+#include "index/distance.h"
+#include "index/hnsw.h"
+#include "index/hnsw_format.h"
+
+/* ------------------------------------------------------------- helpers */
+
+static double gauss(tu_rng *r)
+{
+    double u = ((double)(tu_rand(r) >> 11) + 1.0) * 0x1.0p-53;
+    double v = (double)(tu_rand(r) >> 11) * 0x1.0p-53;
+    return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
+}
+
+/* n unit vectors around n_centres Gaussian centres (caller frees). */
+static float *clustered(uint32_t n, uint32_t dim, uint32_t n_centres,
+                        double sigma, uint64_t seed)
+{
+    tu_rng r;
+    tu_rng_seed(&r, seed);
+    float *c = malloc((size_t)n_centres * dim * sizeof *c);
+    float *v = malloc((size_t)n * dim * sizeof *v);
+    assert_non_null(c);
+    assert_non_null(v);
+    for (size_t i = 0; i < (size_t)n_centres * dim; i++)
+        c[i] = (float)gauss(&r);
+    for (uint32_t i = 0; i < n; i++) {
+        const float *ci = c + tu_randn(&r, n_centres) * dim;
+        for (uint32_t j = 0; j < dim; j++)
+            v[(size_t)i * dim + j] = ci[j] + (float)(sigma * gauss(&r));
+        dist_normalize(v + (size_t)i * dim, dim);
+    }
+    free(c);
+    return v;
+}
+
+static hnsw *new_index(uint32_t dim, uint32_t M, uint32_t efc, uint32_t threshold)
+{
+    hnsw_params p = hnsw_params_default(dim);
+    p.M = M;
+    p.ef_construction = efc;
+    p.flat_threshold = threshold;
+    hnsw *h = NULL;
+    assert_int_equal(hnsw_new(&p, &h), DM_OK);
+    return h;
+}
+
+static void add_all(hnsw *h, const float *v, uint32_t n, uint32_t dim,
+                    uint32_t label0)
+{
+    for (uint32_t i = 0; i < n; i++)
+        assert_int_equal(hnsw_add(h, label0 + i, v + (size_t)i * dim), DM_OK);
+}
+
+static void check_ok(const hnsw *h)
+{
+    int rc = hnsw_check(h);
+    if (rc != DM_OK) {
+        print_error("hnsw_check: %s\n", err_last_msg());
+        fail();
+    }
+}
+
+/* Mean recall@k of hnsw_search against hnsw_search_exact. */
+static double recall(const hnsw *h, const float *q, uint32_t nq, uint32_t dim,
+                     uint32_t k, uint32_t ef, ix_filter_fn f, void *arg)
+{
+    hnsw_hit *a = malloc(k * sizeof *a), *b = malloc(k * sizeof *b);
+    assert_non_null(a);
+    assert_non_null(b);
+    double total = 0;
+    for (uint32_t i = 0; i < nq; i++) {
+        uint32_t na, nb;
+        const float *qi = q + (size_t)i * dim;
+        assert_int_equal(hnsw_search(h, qi, k, ef, f, arg, a, &na), DM_OK);
+        assert_int_equal(hnsw_search_exact(h, qi, k, f, arg, b, &nb), DM_OK);
+        assert_int_equal(na, nb);
+        uint32_t hit = 0;
+        for (uint32_t x = 0; x < na; x++)
+            for (uint32_t y = 0; y < nb; y++)
+                hit += a[x].label == b[y].label;
+        total += nb ? (double)hit / nb : 1.0;
+        for (uint32_t x = 1; x < na; x++)
+            assert_true(a[x - 1].sim >= a[x].sim);
+    }
+    free(a);
+    free(b);
+    return total / nq;
+}
+
+static void serialize(const hnsw *h, buf *b)
+{
+    buf_init(b);
+    assert_int_equal(hnsw_serialize(h, b), DM_OK);
+}
+
+/* Recompute the trailer checksum after editing a checkpoint. */
+static void reseal(uint8_t *p, size_t len)
+{
+    enc_u32(p + len - HNSW_TRAILER_OFF_CRC,
+            crc_mask(crc32c(p, len - HNSW_TRAILER_LEN)));
+}
+
+static bool even_only(void *arg, uint32_t doc)
+{
+    (void)arg;
+    return doc % 2 == 0;
+}
+
+static bool below(void *arg, uint32_t doc)
+{
+    return doc < *(const uint32_t *)arg;
+}
+
+static bool is_multiple(void *arg, uint32_t doc)
+{
+    return doc % *(const uint32_t *)arg == 0;
+}
+
+/* --------------------------------------------------------------- tests */
+
+static void test_params(void **state)
+{
+    hnsw_params p = hnsw_params_default(100);
+    assert_int_equal(p.dim, 100);
+    assert_int_equal(p.M, 16);
+    assert_int_equal(p.ef_construction, 200);
+    assert_int_equal(p.ef_search, 64);
+    assert_int_equal(p.seed, 42);
+    assert_true(p.flat_threshold > 0);
+    hnsw *h = (hnsw *)(uintptr_t)1; /* must come back NULL */
+    hnsw_params bad = p;
+    bad.dim = 0;
+    assert_int_equal(hnsw_new(&bad, &h), DM_EINVAL);
+    assert_null(h);
+    assert_non_null(strstr(err_last_msg(), "dim"));
+    bad = p;
+    bad.dim = HNSW_MAX_DIM + 1;
+    assert_int_equal(hnsw_new(&bad, &h), DM_EINVAL);
+    bad = p;
+    bad.M = 1;
+    assert_int_equal(hnsw_new(&bad, &h), DM_EINVAL);
+    assert_non_null(strstr(err_last_msg(), "M"));
+    bad = p;
+    bad.ef_construction = 0;
+    assert_int_equal(hnsw_new(&bad, &h), DM_EINVAL);
+    bad = p;
+    bad.ef_search = 0;
+    assert_int_equal(hnsw_new(&bad, &h), DM_EINVAL);
+    hnsw_free(NULL);
+
+    assert_int_equal(hnsw_new(&p, &h), DM_OK);
+    assert_int_equal(hnsw_count(h), 0);
+    assert_int_equal(hnsw_has_graph(h), 0);
+    assert_true(hnsw_get_params(h)->dim == 100);
+    assert_true(hnsw_memsize(h) > 0);
+    float q[100] = { 1 };
+    hnsw_hit out[3];
+    uint32_t n = 99;
+    assert_int_equal(hnsw_search(h, q, 3, 0, NULL, NULL, out, &n), DM_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(hnsw_add(h, UINT32_MAX, q), DM_EINVAL);
+    assert_int_equal(hnsw_delete(h, 5), DM_ENOTFOUND);
+    check_ok(h);
+    hnsw_free(h);
+}
+
+static void test_flat_exact(void **state)
+{
+    const uint32_t dim = 24, n = 500;
+    float *v = clustered(n + 50, dim, 20, 0.5, 1);
+    hnsw *h = new_index(dim, 16, 200, 1000);
+    add_all(h, v, n, dim, 1000);
+    assert_int_equal(hnsw_has_graph(h), 0);
+    assert_int_equal(hnsw_count(h), n);
+    check_ok(h);
+    for (uint32_t qi = 0; qi < 50; qi++) {
+        const float *q = v + (size_t)(n + qi) * dim;
+        hnsw_hit a[12], b[12];
+        uint32_t na, nb;
+        assert_int_equal(hnsw_search(h, q, 12, 0, NULL, NULL, a, &na), DM_OK);
+        assert_int_equal(hnsw_search_exact(h, q, 12, NULL, NULL, b, &nb), DM_OK);
+        assert_int_equal(na, 12);
+        assert_memory_equal(a, b, na * sizeof *a);
+        /* Against a brute force of our own. */
+        float best = -2;
+        uint32_t best_l = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            double s = 0;
+            for (uint32_t j = 0; j < dim; j++)
+                s += (double)q[j] * v[(size_t)i * dim + j];
+            if (s > best) {
+                best = (float)s;
+                best_l = 1000 + i;
+            }
+        }
+        assert_int_equal(a[0].label, best_l);
+        assert_true(fabsf(a[0].sim - best) < 1e-5f);
+    }
+    /* k larger than the index. */
+    hnsw_hit all[600];
+    uint32_t na;
+    assert_int_equal(hnsw_search(h, v, 600, 0, NULL, NULL, all, &na), DM_OK);
+    assert_int_equal(na, n);
+    hnsw_free(h);
+    free(v);
+}
+
+static void test_recall_graph(void **state)
+{
+    const uint32_t dim = 32, n = 5000, nq = 200;
+    float *v = clustered(n + nq, dim, 50, 0.6, 2);
+    hnsw *h = new_index(dim, 16, 100, 100);
+    add_all(h, v, n, dim, 0);
+    assert_int_equal(hnsw_has_graph(h), 1);
+    check_ok(h);
+    const float *q = v + (size_t)n * dim;
+    double r64 = recall(h, q, nq, dim, 10, 64, NULL, NULL);
+    double r10 = recall(h, q, nq, dim, 10, 10, NULL, NULL);
+    print_message("recall@10: ef 10 %.4f, ef 64 %.4f\n", r10, r64);
+    assert_true(r64 >= 0.95);
+    assert_true(r64 >= r10);
+    /* A vector of the index finds itself first. */
+    for (uint32_t i = 0; i < 200; i++) {
+        hnsw_hit a[1];
+        uint32_t na;
+        assert_int_equal(hnsw_search(h, v + (size_t)i * 7 * dim, 1, 0, NULL, NULL,
+                                     a, &na), DM_OK);
+        assert_int_equal(na, 1);
+        assert_true(fabsf(a[0].sim - 1.0f) < 1e-4f);
+    }
+    hnsw_free(h);
+    free(v);
+}
+
+static void test_threshold_transition(void **state)
+{
+    /* The graph appears exactly when the live count reaches the threshold,
+     * from the vectors already stored; deletions in flat mode move nodes. */
+    const uint32_t dim = 16, n = 400;
+    float *v = clustered(n, dim, 10, 0.5, 3);
+    hnsw *h = new_index(dim, 8, 50, 300);
+    add_all(h, v, 200, dim, 0);
+    for (uint32_t l = 0; l < 200; l += 3)
+        assert_int_equal(hnsw_delete(h, l), DM_OK);
+    assert_int_equal(hnsw_deleted(h), 0);
+    assert_int_equal(hnsw_count(h), 133);
+    check_ok(h);
+    for (uint32_t l = 0; l < 200; l++) {
+        const float *x = hnsw_vector(h, l);
+        if (l % 3 == 0)
+            assert_null(x);
+        else
+            assert_memory_equal(x, v + (size_t)l * dim, dim * sizeof *x);
+    }
+    uint32_t label = 200;
+    while (hnsw_count(h) < 299) {
+        assert_int_equal(hnsw_add(h, label, v + (size_t)label * dim), DM_OK);
+        label++;
+    }
+    assert_int_equal(hnsw_has_graph(h), 0);
+    assert_int_equal(hnsw_add(h, label, v + (size_t)label * dim), DM_OK);
+    assert_int_equal(hnsw_count(h), 300);
+    assert_int_equal(hnsw_has_graph(h), 1);
+    check_ok(h);
+    for (uint32_t l = 0; l <= label; l++) {
+        const float *x = hnsw_vector(h, l);
+        if (l < 200 && l % 3 == 0)
+            assert_null(x);
+        else
+            assert_memory_equal(x, v + (size_t)l * dim, dim * sizeof *x);
+    }
+    /* Deleting below the threshold keeps the graph; search is exact. */
+    for (uint32_t l = 1; l < 200; l += 3)
+        assert_int_equal(hnsw_delete(h, l), DM_OK);
+    assert_int_equal(hnsw_has_graph(h), 1);
+    assert_true(hnsw_count(h) < 300);
+    check_ok(h);
+    hnsw_hit a[10], b[10];
+    uint32_t na, nb;
+    assert_int_equal(hnsw_search(h, v, 10, 0, NULL, NULL, a, &na), DM_OK);
+    assert_int_equal(hnsw_search_exact(h, v, 10, NULL, NULL, b, &nb), DM_OK);
+    assert_int_equal(na, nb);
+    assert_memory_equal(a, b, na * sizeof *a);
+    hnsw_free(h);
+    free(v);
+}
+
+static void test_add_replace_delete(void **state)
+{
+    const uint32_t dim = 16, n = 1000;
+    float *v = clustered(2 * n, dim, 20, 0.5, 4);
+    /* threshold 1: graph from the first add; threshold 5000: flat. */
+    for (int mode = 0; mode < 2; mode++) {
+        hnsw *h = new_index(dim, 8, 64, mode == 0 ? 1 : 5000);
+        add_all(h, v, n, dim, 0);
+        assert_int_equal(hnsw_has_graph(h), mode == 0);
+        /* Replace labels 0..99 with vectors from the second half. */
+        for (uint32_t l = 0; l < 100; l++)
+            assert_int_equal(hnsw_add(h, l, v + (size_t)(n + l) * dim), DM_OK);
+        assert_int_equal(hnsw_count(h), n);
+        assert_int_equal(hnsw_deleted(h), mode == 0 ? 100 : 0);
+        for (uint32_t l = 0; l < 100; l++) {
+            assert_memory_equal(hnsw_vector(h, l), v + (size_t)(n + l) * dim,
+                                dim * sizeof(float));
+            hnsw_hit a[3];
+            uint32_t na;
+            assert_int_equal(hnsw_search(h, v + (size_t)(n + l) * dim, 3, 0,
+                                         NULL, NULL, a, &na), DM_OK);
+            assert_int_equal(a[0].label, l);
+            assert_true(fabsf(a[0].sim - 1.0f) < 1e-4f);
+            /* The old vector no longer belongs to l: a search for it may
+             * still return l, but only with l's new similarity. */
+            assert_int_equal(hnsw_search(h, v + (size_t)l * dim, 3, 0, NULL, NULL,
+                                         a, &na), DM_OK);
+            for (uint32_t i = 0; i < na; i++)
+                if (a[i].label == l)
+                    assert_true(a[i].sim < 0.9999f);
+        }
+        check_ok(h);
+        /* Delete every odd label: never returned again. */
+        for (uint32_t l = 1; l < n; l += 2)
+            assert_int_equal(hnsw_delete(h, l), DM_OK);
+        assert_int_equal(hnsw_delete(h, 1), DM_ENOTFOUND);
+        assert_int_equal(hnsw_count(h), n / 2);
+        assert_null(hnsw_vector(h, 1));
+        check_ok(h);
+        for (uint32_t qi = 0; qi < 100; qi++) {
+            hnsw_hit a[20];
+            uint32_t na;
+            assert_int_equal(hnsw_search(h, v + (size_t)qi * 2 * dim, 20, 0, NULL,
+                                         NULL, a, &na), DM_OK);
+            assert_int_equal(na, 20);
+            for (uint32_t i = 0; i < na; i++)
+                assert_int_equal(a[i].label % 2, 0);
+        }
+        /* Recall over the survivors (here the exact scan answers: see
+         * test_delete_routing for the graph). */
+        double r = recall(h, v + (size_t)n * dim, 100, dim, 10, 64, NULL, NULL);
+        assert_true(r >= 0.95);
+        /* Re-add a deleted label; delete everything. */
+        assert_int_equal(hnsw_add(h, 1, v + (size_t)1 * dim), DM_OK);
+        assert_non_null(hnsw_vector(h, 1));
+        for (uint32_t l = 0; l < n; l++)
+            if (hnsw_vector(h, l))
+                assert_int_equal(hnsw_delete(h, l), DM_OK);
+        assert_int_equal(hnsw_count(h), 0);
+        check_ok(h);
+        hnsw_hit a[5];
+        uint32_t na = 7;
+        assert_int_equal(hnsw_search(h, v, 5, 0, NULL, NULL, a, &na), DM_OK);
+        assert_int_equal(na, 0);
+        /* And it comes back to life. */
+        add_all(h, v, 50, dim, 5000);
+        assert_int_equal(hnsw_count(h), 50);
+        assert_int_equal(hnsw_search(h, v, 5, 0, NULL, NULL, a, &na), DM_OK);
+        assert_int_equal(na, 5);
+        assert_int_equal(a[0].label, 5000);
+        check_ok(h);
+        hnsw_free(h);
+    }
+    free(v);
+}
+
+static void test_delete_routing(void **state)
+{
+    /* Half the nodes deleted, enough nodes that the graph still answers
+     * (32 * 64 / 0.5 = 4096 < 8000 * 0.75): deleted nodes keep routing,
+     * so recall over the survivors stays high. */
+    const uint32_t dim = 16, n = 8000, nq = 100;
+    float *v = clustered(n + nq, dim, 40, 0.6, 13);
+    hnsw *h = new_index(dim, 8, 40, 100);
+    add_all(h, v, n, dim, 0);
+    for (uint32_t l = 0; l < n; l += 2)
+        assert_int_equal(hnsw_delete(h, l), DM_OK);
+    check_ok(h);
+    double r = recall(h, v + (size_t)n * dim, nq, dim, 10, 64, NULL, NULL);
+    print_message("recall@10 with half deleted: %.4f\n", r);
+    assert_true(r >= 0.95);
+    hnsw_free(h);
+    free(v);
+}
+
+static void test_filter(void **state)
+{
+    const uint32_t dim = 24, n = 3000, nq = 100;
+    float *v = clustered(n + nq, dim, 30, 0.6, 5);
+    hnsw *h = new_index(dim, 12, 100, 200);
+    add_all(h, v, n, dim, 0);
+    const float *q = v + (size_t)n * dim;
+    /* ef 24 keeps this on the graph (the exact scan takes over when
+     * 32 ef / share exceeds n (share + 1/4): 1536 < 2250 here). */
+    double r = recall(h, q, nq, dim, 10, 24, even_only, NULL);
+    print_message("recall@10 with half filtered out, ef 24: %.4f\n", r);
+    assert_true(r >= 0.95);
+    for (uint32_t i = 0; i < nq; i++) {
+        hnsw_hit a[10];
+        uint32_t na;
+        assert_int_equal(hnsw_search(h, q + (size_t)i * dim, 10, 0, even_only, NULL,
+                                     a, &na), DM_OK);
+        assert_int_equal(na, 10);
+        for (uint32_t j = 0; j < na; j++)
+            assert_int_equal(a[j].label % 2, 0);
+    }
+    /* Very selective filters: the answer is still complete and exact. */
+    uint32_t lim = 7;
+    for (uint32_t i = 0; i < 20; i++) {
+        hnsw_hit a[10], b[10];
+        uint32_t na, nb;
+        assert_int_equal(hnsw_search(h, q + (size_t)i * dim, 10, 0, below, &lim, a,
+                                     &na), DM_OK);
+        assert_int_equal(hnsw_search_exact(h, q + (size_t)i * dim, 10, below, &lim,
+                                           b, &nb), DM_OK);
+        assert_int_equal(na, 7);
+        assert_int_equal(nb, 7);
+        assert_memory_equal(a, b, na * sizeof *a);
+    }
+    uint32_t every = 97;
+    r = recall(h, q, nq, dim, 10, 64, is_multiple, &every);
+    print_message("recall@10 with 1%% passing: %.4f\n", r);
+    assert_true(r >= 0.95);
+    lim = 0;
+    hnsw_hit a[10];
+    uint32_t na = 3;
+    assert_int_equal(hnsw_search(h, q, 10, 0, below, &lim, a, &na), DM_OK);
+    assert_int_equal(na, 0);
+    hnsw_free(h);
+    free(v);
+}
+
+static void test_deterministic(void **state)
+{
+    const uint32_t dim = 16, n = 1500;
+    float *v = clustered(n, dim, 20, 0.5, 6);
+    hnsw *a = new_index(dim, 8, 64, 100), *b = new_index(dim, 8, 64, 100);
+    add_all(a, v, n, dim, 0);
+    add_all(b, v, n, dim, 0);
+    buf ba, bb;
+    serialize(a, &ba);
+    serialize(b, &bb);
+    assert_int_equal(ba.len, bb.len);
+    assert_memory_equal(ba.ptr, bb.ptr, ba.len);
+    buf_fini(&ba);
+    buf_fini(&bb);
+    hnsw_free(a);
+    hnsw_free(b);
+    free(v);
+}
+
+static void round_trip(hnsw *h, const float *q, uint32_t nq, uint32_t dim)
+{
+    buf b;
+    serialize(h, &b);
+    hnsw *g = NULL;
+    hnsw_params p = *hnsw_get_params(h);
+    assert_int_equal(hnsw_deserialize(&p, buf_slice_of(b.ptr, b.len), &g), DM_OK);
+    check_ok(g);
+    assert_int_equal(hnsw_count(g), hnsw_count(h));
+    assert_int_equal(hnsw_deleted(g), hnsw_deleted(h));
+    assert_int_equal(hnsw_has_graph(g), hnsw_has_graph(h));
+    assert_memory_equal(hnsw_get_params(g), &p, sizeof p);
+    for (uint32_t i = 0; i < nq; i++) {
+        hnsw_hit x[10], y[10];
+        uint32_t nx, ny;
+        assert_int_equal(hnsw_search(h, q + (size_t)i * dim, 10, 0, NULL, NULL, x,
+                                     &nx), DM_OK);
+        assert_int_equal(hnsw_search(g, q + (size_t)i * dim, 10, 0, NULL, NULL, y,
+                                     &ny), DM_OK);
+        assert_int_equal(nx, ny);
+        assert_memory_equal(x, y, nx * sizeof *x);
+    }
+    /* Serializing the loaded index gives the same bytes. */
+    buf b2;
+    serialize(g, &b2);
+    assert_int_equal(b.len, b2.len);
+    assert_memory_equal(b.ptr, b2.ptr, b.len);
+    /* Both continue identically: same level draws, same graph. */
+    assert_int_equal(hnsw_add(h, 777777, q), DM_OK);
+    assert_int_equal(hnsw_add(g, 777777, q), DM_OK);
+    buf_clear(&b);
+    buf_clear(&b2);
+    assert_int_equal(hnsw_serialize(h, &b), DM_OK);
+    assert_int_equal(hnsw_serialize(g, &b2), DM_OK);
+    assert_int_equal(b.len, b2.len);
+    assert_memory_equal(b.ptr, b2.ptr, b.len);
+    buf_fini(&b);
+    buf_fini(&b2);
+    hnsw_free(g);
+}
+
+static void test_round_trip(void **state)
+{
+    const uint32_t dim = 20, n = 2000;
+    float *v = clustered(n + 50, dim, 25, 0.6, 7);
+    const float *q = v + (size_t)n * dim;
+    /* Empty, flat, graph, graph with deletions and replacements. */
+    hnsw *h = new_index(dim, 10, 80, 500);
+    round_trip(h, q, 5, dim);
+    hnsw_free(h);
+    h = new_index(dim, 10, 80, 500);
+    add_all(h, v, 300, dim, 0);
+    round_trip(h, q, 50, dim);
+    hnsw_free(h);
+    h = new_index(dim, 10, 80, 500);
+    add_all(h, v, n, dim, 10);
+    round_trip(h, q, 50, dim);
+    for (uint32_t l = 10; l < 400; l += 2)
+        assert_int_equal(hnsw_delete(h, l), DM_OK);
+    for (uint32_t l = 11; l < 300; l += 2)
+        assert_int_equal(hnsw_add(h, l, v + (size_t)(l + 1000) * dim), DM_OK);
+    round_trip(h, q, 50, dim);
+    hnsw_free(h);
+    /* Graph mode with no nodes at all (threshold 0). */
+    h = new_index(dim, 10, 80, 0);
+    assert_int_equal(hnsw_add(h, 3, v), DM_OK);
+    assert_int_equal(hnsw_delete(h, 3), DM_OK);
+    round_trip(h, q, 5, dim);
+    hnsw_free(h);
+    free(v);
+}
+
+/* A small graph checkpoint with deletions, for the damage tests. */
+enum { CN = 300, CDIM = 8, CM = 4 };
+
+static void small_checkpoint(buf *b, hnsw **out)
+{
+    float *v = clustered(CN, CDIM, 10, 0.5, 8);
+    hnsw *h = new_index(CDIM, CM, 40, 1);
+    add_all(h, v, CN, CDIM, 0);
+    for (uint32_t l = 0; l < CN; l += 10)
+        assert_int_equal(hnsw_delete(h, l), DM_OK);
+    serialize(h, b);
+    free(v);
+    if (out)
+        *out = h;
+    else
+        hnsw_free(h);
+}
+
+static int load(const uint8_t *p, size_t len)
+{
+    hnsw *g = NULL;
+    hnsw_params pr = hnsw_params_default(CDIM);
+    int rc = hnsw_deserialize(&pr, buf_slice_of(p, len), &g);
+    if (rc == DM_OK) {
+        assert_non_null(g);
+        check_ok(g);
+        float q[CDIM] = { 1 };
+        hnsw_hit a[5];
+        uint32_t na;
+        assert_int_equal(hnsw_search(g, q, 5, 0, NULL, NULL, a, &na), DM_OK);
+        hnsw_free(g);
+    } else {
+        assert_null(g);
+    }
+    return rc;
+}
+
+static void test_truncation_and_flips(void **state)
+{
+    buf b;
+    small_checkpoint(&b, NULL);
+    assert_int_equal(load(b.ptr, b.len), DM_OK);
+    uint8_t *c = malloc(b.len + 8);
+    assert_non_null(c);
+    /* Every truncation, placed so that it ends where its allocation ends
+     * (ASan then sees any read past the end). */
+    uint8_t *t = malloc(b.len);
+    assert_non_null(t);
+    for (size_t len = 0; len < b.len; len++) {
+        memcpy(t + b.len - len, b.ptr, len);
+        assert_int_equal(load(t + b.len - len, len), DM_ECORRUPT);
+    }
+    free(t);
+    /* Bytes appended. */
+    memcpy(c, b.ptr, b.len);
+    memset(c + b.len, 0, 8);
+    assert_int_equal(load(c, b.len + 8), DM_ECORRUPT);
+    /* Every bit of the header and trailer, and random bits elsewhere. */
+    tu_rng r;
+    tu_rng_seed(&r, 9);
+    for (size_t bit = 0; bit < b.len * 8; bit++) {
+        bool edge = bit < HNSW_HEADER_LEN * 8 ||
+                    bit >= (b.len - HNSW_TRAILER_LEN) * 8;
+        if (!edge && tu_randn(&r, 16) != 0)
+            continue;
+        memcpy(c, b.ptr, b.len);
+        c[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        assert_int_equal(load(c, b.len), DM_ECORRUPT);
+    }
+    free(c);
+    buf_fini(&b);
+}
+
+/* Offsets of the sections of the small checkpoint. */
+typedef struct offs {
+    size_t labels, meta, vectors, links0, upper;
+} offs;
+
+static offs offsets_of(uint32_t n)
+{
+    offs o;
+    o.labels = HNSW_HEADER_LEN;
+    o.meta = o.labels + 4 * (size_t)n;
+    o.vectors = o.meta + ((n + 3) & ~3u);
+    o.links0 = o.vectors + 4 * (size_t)n * CDIM;
+    o.upper = o.links0 + 4 * (size_t)n * (1 + 2 * CM);
+    return o;
+}
+
+/* Edit a u32 of a copy, reseal, load: expect rc and, if want_off is not
+ * SIZE_MAX, "offset <want_off>" in the message. */
+static void damage_u32(const buf *b, size_t off, uint32_t val, int want_rc,
+                       size_t want_off)
+{
+    uint8_t *c = malloc(b->len);
+    assert_non_null(c);
+    memcpy(c, b->ptr, b->len);
+    enc_u32(c + off, val);
+    reseal(c, b->len);
+    int rc = load(c, b->len);
+    if (rc != want_rc) {
+        print_error("u32 at %zu = %u: got %s (%s), want %s\n", off, val,
+                    dm_errname(rc), err_last_msg(), dm_errname(want_rc));
+        fail();
+    }
+    if (want_off != SIZE_MAX) {
+        char s[64];
+        snprintf(s, sizeof s, "offset %zu:", want_off);
+        if (!strstr(err_last_msg(), s)) {
+            print_error("message '%s' lacks '%s'\n", err_last_msg(), s);
+            fail();
+        }
+    }
+    free(c);
+}
+
+static void test_structural_damage(void **state)
+{
+    buf b;
+    hnsw *h = NULL;
+    small_checkpoint(&b, &h);
+    offs o = offsets_of(CN);
+    const size_t rec = 4 * (1 + 2 * CM);
+    const size_t none = SIZE_MAX;
+
+    /* Sanity: resealing unchanged bytes loads. */
+    damage_u32(&b, HNSW_OFF_RNG_STATE, 12345, DM_OK, none);
+
+    /* Header fields. */
+    damage_u32(&b, HNSW_OFF_VERSION, 2, DM_EVERSION, none);
+    damage_u32(&b, HNSW_OFF_FLAGS, 3, DM_ECORRUPT, HNSW_OFF_FLAGS);
+    damage_u32(&b, HNSW_OFF_FLAGS, 0, DM_ECORRUPT, none);
+    damage_u32(&b, HNSW_OFF_DIM, 0, DM_ECORRUPT, HNSW_OFF_DIM);
+    damage_u32(&b, HNSW_OFF_DIM, CDIM + 1, DM_ECORRUPT, HNSW_OFF_BODY_LEN);
+    damage_u32(&b, HNSW_OFF_M, 1, DM_ECORRUPT, HNSW_OFF_M);
+    damage_u32(&b, HNSW_OFF_M, 100000, DM_ECORRUPT, HNSW_OFF_M);
+    damage_u32(&b, HNSW_OFF_EF_CONSTRUCTION, 0, DM_ECORRUPT,
+               HNSW_OFF_EF_CONSTRUCTION);
+    damage_u32(&b, HNSW_OFF_N_NODES, CN + 1, DM_ECORRUPT, HNSW_OFF_BODY_LEN);
+    damage_u32(&b, HNSW_OFF_N_NODES, UINT32_MAX, DM_ECORRUPT, HNSW_OFF_N_NODES);
+    damage_u32(&b, HNSW_OFF_N_DELETED, CN + 1, DM_ECORRUPT, HNSW_OFF_N_DELETED);
+    damage_u32(&b, HNSW_OFF_N_DELETED, 0, DM_ECORRUPT, HNSW_OFF_N_DELETED);
+    damage_u32(&b, HNSW_OFF_ENTRY, CN, DM_ECORRUPT, HNSW_OFF_ENTRY);
+    damage_u32(&b, HNSW_OFF_MAX_LEVEL, 40, DM_ECORRUPT, HNSW_OFF_MAX_LEVEL);
+    damage_u32(&b, HNSW_OFF_MAX_LEVEL, 0, DM_ECORRUPT, HNSW_OFF_MAX_LEVEL);
+    damage_u32(&b, HNSW_OFF_N_UPPER, 0, DM_ECORRUPT, HNSW_OFF_BODY_LEN);
+    damage_u32(&b, b.len - HNSW_TRAILER_OFF_RESERVED, 1, DM_ECORRUPT,
+               b.len - HNSW_TRAILER_OFF_RESERVED);
+    /* body_len (u64 at 16): its low word. */
+    damage_u32(&b, HNSW_OFF_BODY_LEN, 5, DM_ECORRUPT, HNSW_OFF_BODY_LEN);
+
+    /* Find a live node with neighbours, a node of level >= 1, its list. */
+    uint32_t node = 1;
+    assert_true(dec_u32(b.ptr + o.links0 + node * rec) >= 2);
+    size_t first = o.links0 + node * rec + 4;
+    uint32_t second_id = dec_u32(b.ptr + first + 4);
+
+    /* Links: out of range, itself, repeated, count too big, stray slot. */
+    damage_u32(&b, first, CN, DM_ECORRUPT, first);
+    damage_u32(&b, first, UINT32_MAX, DM_ECORRUPT, first);
+    damage_u32(&b, first, node, DM_ECORRUPT, first);
+    damage_u32(&b, first, second_id, DM_ECORRUPT, first + 4);
+    damage_u32(&b, first - 4, 2 * CM + 1, DM_ECORRUPT, first - 4);
+    uint32_t cnt = dec_u32(b.ptr + first - 4);
+    if (cnt < 2 * CM)
+        damage_u32(&b, first + 4 * (size_t)(2 * CM - 1), 5, DM_ECORRUPT,
+                   first + 4 * (size_t)(2 * CM - 1));
+
+    /* Upper layers: the first list of the pool belongs to the first node
+     * of level >= 1; a link to a node without that layer is damage. */
+    uint32_t up_node = UINT32_MAX, flat_node = UINT32_MAX;
+    for (uint32_t i = 0; i < CN; i++) {
+        uint8_t m = b.ptr[o.meta + i] & HNSW_META_LEVEL_MASK;
+        if (m && up_node == UINT32_MAX)
+            up_node = i;
+        if (!m && flat_node == UINT32_MAX && i != up_node)
+            flat_node = i;
+    }
+    assert_true(up_node != UINT32_MAX && flat_node != UINT32_MAX);
+    uint32_t ucnt = dec_u32(b.ptr + o.upper);
+    assert_true(ucnt >= 1);
+    damage_u32(&b, o.upper + 4, flat_node, DM_ECORRUPT, o.upper + 4);
+    damage_u32(&b, o.upper, CM + 1, DM_ECORRUPT, o.upper);
+
+    /* Labels: reserved value, two live nodes with one label. */
+    damage_u32(&b, o.labels + 4 * 3, UINT32_MAX, DM_ECORRUPT, o.labels + 4 * 3);
+    damage_u32(&b, o.labels + 4 * 3, 2, DM_ECORRUPT, o.labels + 4 * 3);
+    /* ... but a deleted node may share its label with a live one. */
+    assert_true(b.ptr[o.meta + 0] & HNSW_META_DELETED);
+    damage_u32(&b, o.labels, 2, DM_OK, none);
+
+    /* Meta: reserved bits, a level change (upper pool no longer fits). */
+    {
+        uint8_t *c = malloc(b.len);
+        memcpy(c, b.ptr, b.len);
+        c[o.meta + 5] |= 0x20;
+        reseal(c, b.len);
+        assert_int_equal(load(c, b.len), DM_ECORRUPT);
+        memcpy(c, b.ptr, b.len);
+        c[o.meta + flat_node] += 1;
+        reseal(c, b.len);
+        assert_int_equal(load(c, b.len), DM_ECORRUPT);
+        /* Deleted mark removed: count mismatch. */
+        memcpy(c, b.ptr, b.len);
+        c[o.meta + 0] &= (uint8_t)~HNSW_META_DELETED;
+        reseal(c, b.len);
+        assert_int_equal(load(c, b.len), DM_ECORRUPT);
+        assert_non_null(strstr(err_last_msg(), "n_deleted"));
+        /* Meta padding (300 nodes: none), so vectors: any value loads. */
+        memcpy(c, b.ptr, b.len);
+        enc_u32(c + o.vectors + 4, 0x7fc00000u); /* a NaN */
+        reseal(c, b.len);
+        assert_int_equal(load(c, b.len), DM_OK);
+        free(c);
+    }
+
+    /* Random damage with a valid checksum: any result but a crash; a
+     * checkpoint that loads passes hnsw_check (inside load()). */
+    tu_rng r;
+    tu_rng_seed(&r, 10);
+    uint8_t *c = malloc(b.len);
+    int n_ok = 0, n_bad = 0;
+    for (int t = 0; t < 3000; t++) {
+        memcpy(c, b.ptr, b.len);
+        int flips = 1 + (int)tu_randn(&r, 3);
+        for (int f = 0; f < flips; f++) {
+            size_t at;
+            switch (tu_randn(&r, 4)) {
+            case 0: at = tu_randn(&r, HNSW_HEADER_LEN); break;
+            case 1: at = o.labels + tu_randn(&r, o.vectors - o.labels); break;
+            default: at = o.links0 + tu_randn(&r, b.len - 16 - o.links0); break;
+            }
+            c[at] ^= (uint8_t)(1u << tu_randn(&r, 8));
+        }
+        reseal(c, b.len);
+        int rc = load(c, b.len);
+        assert_true(rc == DM_OK || rc == DM_ECORRUPT || rc == DM_EVERSION);
+        if (rc == DM_OK)
+            n_ok++;
+        else
+            n_bad++;
+    }
+    print_message("resealed random damage: %d loaded, %d refused\n", n_ok, n_bad);
+    assert_true(n_bad > 0);
+    free(c);
+    hnsw_free(h);
+    buf_fini(&b);
+}
+
+/* ---------------------------------------------------- concurrent search */
+
+typedef struct conc {
+    const hnsw *h;
+    const float *q;
+    uint32_t nq, dim;
+    const hnsw_hit *want; /* nq * 10 per mode */
+    const uint32_t *want_n;
+    _Atomic int mismatches;
+} conc;
+
+static void *searcher(void *arg)
+{
+    conc *c = arg;
+    for (int rep = 0; rep < 2; rep++)
+        for (uint32_t i = 0; i < c->nq; i++)
+            for (int mode = 0; mode < 2; mode++) {
+                hnsw_hit a[10];
+                uint32_t na;
+                int rc = hnsw_search(c->h, c->q + (size_t)i * c->dim, 10, 0,
+                                     mode ? even_only : NULL, NULL, a, &na);
+                size_t slot = (size_t)mode * c->nq + i;
+                if (rc != DM_OK || na != c->want_n[slot] ||
+                    memcmp(a, c->want + slot * 10, na * sizeof *a))
+                    atomic_fetch_add(&c->mismatches, 1);
+            }
+    return NULL;
+}
+
+static void test_concurrent_search(void **state)
+{
+    const uint32_t dim = 16, n = 3000, nq = 100;
+    float *v = clustered(n + nq, dim, 20, 0.6, 11);
+    hnsw *h = new_index(dim, 8, 60, 100);
+    add_all(h, v, n, dim, 0);
+    for (uint32_t l = 0; l < n; l += 5)
+        assert_int_equal(hnsw_delete(h, l), DM_OK);
+    hnsw_hit *want = malloc(2 * nq * 10 * sizeof *want);
+    uint32_t *want_n = malloc(2 * nq * sizeof *want_n);
+    const float *q = v + (size_t)n * dim;
+    for (int mode = 0; mode < 2; mode++)
+        for (uint32_t i = 0; i < nq; i++) {
+            size_t slot = (size_t)mode * nq + i;
+            assert_int_equal(hnsw_search(h, q + (size_t)i * dim, 10, 0,
+                                         mode ? even_only : NULL, NULL,
+                                         want + slot * 10, &want_n[slot]),
+                             DM_OK);
+        }
+    conc c = { h, q, nq, dim, want, want_n, 0 };
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, searcher, &c), 0);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    assert_int_equal(atomic_load(&c.mismatches), 0);
+    size_t mem = hnsw_memsize(h);
+    assert_true(mem > (size_t)n * dim * sizeof(float));
+    free(want);
+    free(want_n);
+    hnsw_free(h);
+    free(v);
+}
+
+/* --------------------------------------------------- allocation failure */
+
+/*
+ * fail_each -- run op on the index with the k-th allocation failing, for
+ * k = 1, 2, ... until op succeeds without an injected failure.  Every
+ * failure must be DM_ENOMEM with the index byte-for-byte as before; the
+ * index must pass hnsw_check and accept the same op afterwards.
+ */
+typedef int (*op_fn)(hnsw *h, void *arg);
+
+static void fail_each(hnsw *h, op_fn op, void *arg)
+{
+    buf before;
+    serialize(h, &before);
+    for (int64_t k = 1;; k++) {
+        int64_t f0 = alloc_failures();
+        alloc_fail_after(k, 0);
+        int rc = op(h, arg);
+        alloc_fail_after(0, 0);
+        bool fired = alloc_failures() > f0;
+        if (rc == DM_OK) {
+            if (!fired)
+                break;
+            /* A failure that did not matter (a candidate heap could not
+             * grow): the op still succeeded.  Undo is not possible, so
+             * stop here; the index must be sound. */
+            check_ok(h);
+            break;
+        }
+        assert_int_equal(rc, DM_ENOMEM);
+        assert_true(fired);
+        check_ok(h);
+        buf now;
+        serialize(h, &now);
+        assert_int_equal(now.len, before.len);
+        assert_memory_equal(now.ptr, before.ptr, now.len);
+        buf_fini(&now);
+        assert_true(k < 100);
+    }
+    buf_fini(&before);
+    check_ok(h);
+}
+
+typedef struct add_arg {
+    uint32_t label;
+    const float *vec;
+} add_arg;
+
+static int op_add(hnsw *h, void *arg)
+{
+    add_arg *a = arg;
+    return hnsw_add(h, a->label, a->vec);
+}
+
+static void test_alloc_failure(void **state)
+{
+    const uint32_t dim = 12, n = 400;
+    float *v = clustered(n + 10, dim, 10, 0.5, 12);
+    hnsw *h = new_index(dim, 6, 30, 200);
+    /* Flat adds, including the one that grows the arrays (at 64) and a
+     * label far beyond the map. */
+    for (uint32_t i = 0; i < 70; i++) {
+        add_arg a = { i, v + (size_t)i * dim };
+        fail_each(h, op_add, &a);
+    }
+    add_arg big = { 100000, v + (size_t)70 * dim };
+    fail_each(h, op_add, &big);
+    add_all(h, v + (size_t)71 * dim, 128, dim, 71);
+    assert_int_equal(hnsw_count(h), 199);
+    /* The add that builds the graph. */
+    add_arg t = { 199, v + (size_t)199 * dim };
+    fail_each(h, op_add, &t);
+    assert_int_equal(hnsw_has_graph(h), 1);
+    /* Graph adds, across a capacity growth, and replacements. */
+    for (uint32_t i = 200; i < 260; i++) {
+        add_arg a = { i, v + (size_t)i * dim };
+        fail_each(h, op_add, &a);
+    }
+    for (uint32_t i = 0; i < 5; i++) {
+        add_arg a = { i, v + (size_t)(300 + i) * dim };
+        fail_each(h, op_add, &a);
+    }
+    add_arg big2 = { 300000, v + (size_t)310 * dim };
+    fail_each(h, op_add, &big2);
+    check_ok(h);
+    double r = recall(h, v + (size_t)n * dim, 10, dim, 5, 32, NULL, NULL);
+    assert_true(r >= 0.9);
+
+    /* Search: a fresh pool needs memory; failure is DM_ENOMEM. */
+    buf b;
+    serialize(h, &b);
+    hnsw *g = NULL;
+    hnsw_params p = *hnsw_get_params(h);
+    for (int64_t k = 1;; k++) {
+        alloc_fail_after(k, 0);
+        int rc = hnsw_deserialize(&p, buf_slice_of(b.ptr, b.len), &g);
+        alloc_fail_after(0, 0);
+        if (rc == DM_OK)
+            break;
+        assert_int_equal(rc, DM_ENOMEM);
+        assert_null(g);
+        assert_true(k < 100);
+    }
+    hnsw_hit hits[5];
+    uint32_t nh = 9;
+    alloc_fail_after(1, 1);
+    int rc = hnsw_search(g, v, 5, 0, NULL, NULL, hits, &nh);
+    alloc_fail_after(0, 0);
+    assert_int_equal(rc, DM_ENOMEM);
+    assert_int_equal(nh, 0);
+    /* The exact scan needs no memory. */
+    alloc_fail_after(1, 1);
+    rc = hnsw_search_exact(g, v, 5, NULL, NULL, hits, &nh);
+    alloc_fail_after(0, 0);
+    assert_int_equal(rc, DM_OK);
+    assert_int_equal(nh, 5);
+    assert_int_equal(hnsw_search(g, v, 5, 0, NULL, NULL, hits, &nh), DM_OK);
+    assert_int_equal(nh, 5);
+    /* Serialize into a buffer that cannot grow. */
+    buf out;
+    buf_init(&out);
+    assert_int_equal(buf_append(&out, "x", 1), DM_OK);
+    alloc_fail_after(1, 1);
+    rc = hnsw_serialize(g, &out);
+    alloc_fail_after(0, 0);
+    assert_int_equal(rc, DM_ENOMEM);
+    assert_int_equal(out.len, 1);
+    buf_fini(&out);
+    /* hnsw_new. */
+    hnsw *e = NULL;
+    alloc_fail_after(1, 0);
+    assert_int_equal(hnsw_new(&p, &e), DM_ENOMEM);
+    alloc_fail_after(0, 0);
+    assert_null(e);
+
+    hnsw_free(g);
+    buf_fini(&b);
+    hnsw_free(h);
+    free(v);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_params),
+        cmocka_unit_test(test_flat_exact),
+        cmocka_unit_test(test_recall_graph),
+        cmocka_unit_test(test_threshold_transition),
+        cmocka_unit_test(test_add_replace_delete),
+        cmocka_unit_test(test_delete_routing),
+        cmocka_unit_test(test_filter),
+        cmocka_unit_test(test_deterministic),
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_truncation_and_flips),
+        cmocka_unit_test(test_structural_damage),
+        cmocka_unit_test(test_concurrent_search),
+        cmocka_unit_test(test_alloc_failure),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
