@@ -21,7 +21,7 @@
 #include <time.h>
 
 __attribute__((noreturn, format(printf, 1, 2)))
-static void bench_die(const char *fmt, ...)
+static inline void bench_die(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -111,7 +111,7 @@ static inline void bench_lat_add(bench_lat *l, uint64_t ns)
     l->is_sorted = 0;
 }
 
-static int bench_u64_cmp(const void *a, const void *b)
+static inline int bench_u64_cmp(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return x < y ? -1 : x > y;
@@ -140,7 +140,7 @@ static inline double bench_lat_pct_us(bench_lat *l, double p)
 
 /* bench_dir_bytes -- the sum of the apparent sizes (st_size) of the
  * regular files under path, recursively; symlinks are not followed. */
-static uint64_t bench_dir_bytes(const char *path)
+static inline uint64_t bench_dir_bytes(const char *path)
 {
     uint64_t total = 0;
     DIR *d = opendir(path);
@@ -166,7 +166,7 @@ static uint64_t bench_dir_bytes(const char *path)
     return total;
 }
 
-static int bench_rm_one(const char *p, const struct stat *sb, int flag,
+static inline int bench_rm_one(const char *p, const struct stat *sb, int flag,
                         struct FTW *ftw)
 {
     (void)sb;

@@ -5,9 +5,21 @@
  * dm_ and every constant with DM_.  Functions that can fail return int:
  * DM_OK (0) on success or one of the negative DM_E* codes below.
  *
- * The memory API (dm_open, dm_add, dm_search, ...) is built on top of the
- * storage engine in src/storage; this header currently exposes the error
- * model and version information that every later surface shares.
+ * A database (dm_db) holds the memories of many users, each identified by
+ * a tenant and a user id.  Every call that reads or writes memories names
+ * its user; a call never sees another user's (or tenant's) memories.
+ *
+ * Conventions that hold for every function below:
+ *   - Strings are NUL-terminated UTF-8 unless a length is given.
+ *   - Times are microseconds since the Unix epoch, UTC (int64_t *_us).
+ *   - Out-parameters are set to NULL / zero when a call fails.
+ *   - Objects returned through an out-parameter belong to the caller and are
+ *     released with the matching dm_*_free; dm_*_free(NULL) does nothing.
+ *   - On failure the calling thread's last error message (dm_errmsg) says
+ *     what was wrong and where.
+ *   - Thread safety: a dm_db may be used from any number of threads at once.
+ *     Writes to one user are serialized; reads run concurrently; different
+ *     users never wait for each other.  dm_close must not race other calls.
  */
 #ifndef DELTAMEMORY_H
 #define DELTAMEMORY_H
@@ -69,6 +81,376 @@ DM_API const char *dm_errname(int code);
  * Returns static storage.  Thread-safe.
  */
 DM_API const char *dm_version(void);
+
+/*
+ * dm_errmsg -- the message of the last error on the calling thread, e.g.
+ * "text is 40000 bytes; the limit is 32768".  Static per-thread storage,
+ * valid until the thread's next failing call; never NULL.
+ */
+DM_API const char *dm_errmsg(void);
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ------------------------------------------------------------------ */
+/* Identifiers and times                                               */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A memory id: 16 bytes, unique within a database and ordered by creation
+ * (a UUID version 7: 48 bits of milliseconds, then a counter and random
+ * bits).  Its text form is the usual 36-character lowercase UUID.
+ */
+typedef struct dm_id {
+    uint8_t bytes[16];
+} dm_id;
+
+#define DM_ID_STRLEN 36
+
+/* dm_id_format -- write the 36-character form and a NUL into out. */
+DM_API void dm_id_format(const dm_id *id, char out[DM_ID_STRLEN + 1]);
+
+/* dm_id_parse -- parse the 36-character form (case-insensitive).
+ * Errors: DM_EINVAL (message names the offending character). */
+DM_API int dm_id_parse(const char *s, dm_id *out);
+
+/*
+ * dm_time_parse -- parse an ISO 8601 date or date-time into microseconds
+ * since the epoch: "2023-05-08", "2023-05-08T13:56", "2023-05-08T13:56:00",
+ * fractional seconds, and a zone ("Z", "+02:00"; none = UTC).
+ * Errors: DM_EINVAL (message names the position).
+ */
+DM_API int dm_time_parse(const char *s, int64_t *out_us);
+
+/* dm_time_format -- "YYYY-MM-DDTHH:MM:SS[.ffffff]Z" (fraction only when
+ * nonzero) into out, which has room for 40 bytes. */
+DM_API void dm_time_format(int64_t us, char out[40]);
+
+/* ------------------------------------------------------------------ */
+/* Opening a database                                                  */
+/* ------------------------------------------------------------------ */
+
+typedef struct dm_db dm_db;
+
+typedef enum dm_sync_mode {
+    DM_SYNC_NONE = 0,   /* never fsync: fastest, loses the OS page cache on power cut */
+    DM_SYNC_BATCH = 1,  /* fsync every sync_interval_ms; a write returns after its fsync */
+    DM_SYNC_ALWAYS = 2, /* fsync per write group (group commit across users) */
+} dm_sync_mode;
+
+typedef enum dm_embedder_kind {
+    DM_EMBED_BUILTIN = 0, /* the built-in static word-vector model */
+    DM_EMBED_HTTP = 1,    /* an OpenAI-compatible /v1/embeddings endpoint */
+} dm_embedder_kind;
+
+typedef struct dm_options {
+    int create_if_missing;      /* default 1 */
+    dm_sync_mode sync;          /* default DM_SYNC_BATCH */
+    uint32_t sync_interval_ms;  /* DM_SYNC_BATCH period; default 2 */
+    size_t memtable_bytes;      /* flush threshold; default 16 MB */
+    size_t block_cache_bytes;   /* default 64 MB */
+    size_t max_text_bytes;      /* longest accepted memory text; default 32 KB */
+    size_t max_metadata_bytes;  /* longest metadata JSON; default 64 KB */
+
+    dm_embedder_kind embedder;  /* default DM_EMBED_BUILTIN */
+    const char *model_path;     /* builtin model file; NULL = $DM_MODEL, else
+                                   models/glove-6b-100d.dmm beside the
+                                   executable's ../.. or the working dir */
+    const char *http_base_url;  /* http: e.g. "http://127.0.0.1:11434/v1" */
+    const char *http_model;     /* http: model name */
+    const char *http_api_key_env; /* http: env var with the key; NULL = OPENAI_API_KEY */
+    uint32_t http_dim;          /* http: 0 = ask the endpoint */
+    uint32_t http_batch;        /* http: texts per request; 0 = 64 */
+    uint32_t http_timeout_ms;   /* http: 0 = 30000 */
+    uint32_t http_retries;      /* http: default 2 */
+    int reembed;                /* nonzero: if the database was embedded with
+                                   another model, re-embed every memory at open
+                                   instead of refusing */
+
+    uint32_t hnsw_m;            /* 0 = 16 */
+    uint32_t hnsw_ef_construction; /* 0 = 200 */
+    uint32_t hnsw_ef_search;    /* 0 = 64 */
+    uint32_t flat_threshold;    /* exact vector scan below this many memories
+                                   per user; 0 = the measured default */
+    float bm25_k1;              /* default 1.2 */
+    float bm25_b;               /* default 0.75 */
+    uint32_t checkpoint_ops;    /* index changes per user between index
+                                   checkpoints; default 1024 */
+} dm_options;
+
+/* dm_options_init -- fill o with the defaults above. */
+DM_API void dm_options_init(dm_options *o);
+
+/*
+ * dm_open -- open (or create) the database in directory path.
+ * options NULL = defaults.  Opening replays the write-ahead log; the
+ * per-user indexes are loaded from their checkpoints when a user is first
+ * used.  The embedding model's name and dimension are recorded in the
+ * database at creation; opening with a different model fails with
+ * DM_EINVAL and a message naming both models and the re-embed command,
+ * unless options->reembed is set.
+ * Errors: DM_EINVAL (bad option; model mismatch), DM_ENOTFOUND (no
+ * database and create_if_missing 0; model file missing), DM_EBUSY (another
+ * process has it open), DM_ECORRUPT, DM_EVERSION, DM_EIO, DM_ENOMEM.
+ * The caller closes *out with dm_close.
+ */
+DM_API int dm_open(const char *path, const dm_options *options, dm_db **out);
+
+/*
+ * dm_close -- checkpoint the indexes of users changed since their last
+ * checkpoint, flush, and release everything.  Returns the first error met
+ * (the database is closed regardless).  NULL does nothing.
+ */
+DM_API int dm_close(dm_db *db);
+
+/* ------------------------------------------------------------------ */
+/* Memories                                                            */
+/* ------------------------------------------------------------------ */
+
+typedef enum dm_memory_kind {
+    DM_KIND_EPISODIC = 0, /* something said or done */
+    DM_KIND_FACT = 1,     /* a fact about the user */
+    DM_KIND_SUMMARY = 2,  /* a summary of other memories */
+} dm_memory_kind;
+
+typedef enum dm_memory_state {
+    DM_STATE_ACTIVE = 0,
+    DM_STATE_ARCHIVED = 1, /* faded below the salience threshold; kept */
+} dm_memory_state;
+
+#define DM_DEFAULT_TENANT "default"
+#define DM_MAX_NAME_LEN 255 /* tenant, user, agent and session ids, role */
+
+/*
+ * One memory as returned by dm_get, dm_list and dm_search.  Every pointer
+ * is owned by the structure that contains it.
+ */
+typedef struct dm_memory {
+    dm_id id;
+    char *tenant;
+    char *user_id;
+    char *agent_id;       /* NULL if none */
+    char *session_id;     /* NULL if none */
+    char *role;           /* "user", "assistant", ... */
+    char *text;           /* NUL-terminated */
+    size_t text_len;
+    char *metadata;       /* a JSON object, "{}" if none */
+    int64_t event_time_us;  /* when it happened or was said */
+    int64_t record_time_us; /* when it was stored */
+    float salience;       /* stored salience in [0, 1] */
+    float decay_rate;     /* per day */
+    uint32_t access_count;
+    int64_t last_access_us;
+    dm_memory_kind kind;
+    dm_memory_state state;
+    float *embedding;     /* dim floats, or NULL unless asked for */
+    uint32_t dim;
+} dm_memory;
+
+/* dm_memory_free -- free a memory returned by dm_get.  NULL does nothing. */
+DM_API void dm_memory_free(dm_memory *m);
+
+/*
+ * What dm_add stores.  Initialize with dm_add_params_init, then set fields.
+ * Only user_id and text are required.  The import fields (id,
+ * record_time_us, embedding, ...) let an export be restored exactly; leave
+ * them zero otherwise.
+ */
+typedef struct dm_add_params {
+    const char *tenant;      /* NULL = DM_DEFAULT_TENANT */
+    const char *user_id;     /* required, 1..255 bytes */
+    const char *agent_id;    /* optional */
+    const char *session_id;  /* optional */
+    const char *role;        /* NULL = "user" */
+    const char *text;        /* required, non-empty, valid UTF-8 */
+    size_t text_len;         /* 0 = strlen(text) */
+    int64_t event_time_us;   /* 0 = now */
+    const char *metadata;    /* a JSON object; NULL = {} */
+    float salience;          /* initial salience in [0, 1]; default 1 */
+    float decay_rate;        /* per day, >= 0; default 0.01 */
+    dm_memory_kind kind;     /* default DM_KIND_EPISODIC */
+    /* import only */
+    const dm_id *id;         /* keep this id (must be unused); NULL = new */
+    int64_t record_time_us;  /* 0 = now */
+    uint32_t access_count;
+    int64_t last_access_us;
+    dm_memory_state state;
+    const float *embedding;  /* a stored embedding of the database's model
+                                (dim floats); NULL = embed the text */
+    uint32_t dim;
+} dm_add_params;
+
+DM_API void dm_add_params_init(dm_add_params *p);
+
+/*
+ * dm_add -- validate, embed, store durably (per the sync mode) and index
+ * one memory; it is searchable when the call returns.  *out_id (may be
+ * NULL) receives the id.
+ * Errors: DM_EINVAL (missing user, empty text, invalid UTF-8 with its
+ * offset, metadata not a JSON object with the parse position, a name over
+ * 255 bytes, salience outside [0,1], wrong embedding dim), DM_ETOOBIG (text
+ * or metadata over the limit), DM_EEXISTS (import id in use), DM_EIO /
+ * DM_ECANCELED (embedding endpoint failed), DM_EIO / DM_ENOSPC (storage;
+ * after a failed write the database refuses writes until reopened),
+ * DM_ENOMEM.  Nothing is stored on error.
+ */
+DM_API int dm_add(dm_db *db, const dm_add_params *p, dm_id *out_id);
+
+/*
+ * dm_add_batch -- add n memories (any users) with one embedding call and
+ * one write per user.  All are validated before anything is stored: on a
+ * validation error nothing is stored and the message names the index.
+ * out_ids (may be NULL) has room for n ids.  Errors: as dm_add.
+ */
+DM_API int dm_add_batch(dm_db *db, const dm_add_params *ps, size_t n,
+                        dm_id *out_ids);
+
+/*
+ * The user a call acts for.  tenant NULL = DM_DEFAULT_TENANT.  For dm_get,
+ * dm_update and dm_delete, a NULL scope (or user_id NULL) means "whichever
+ * user owns the id" (administrative access); with a user, an id of another
+ * user is DM_ENOTFOUND.
+ */
+typedef struct dm_scope {
+    const char *tenant;
+    const char *user_id;
+} dm_scope;
+
+/* Flags for dm_get / dm_list / dm_search. */
+#define DM_WITH_EMBEDDING 0x1 /* fill dm_memory.embedding */
+#define DM_WITH_ARCHIVED 0x2  /* include archived memories */
+
+/*
+ * dm_get -- the memory with this id.  *out is freed with dm_memory_free.
+ * Errors: DM_ENOTFOUND (no such id for this scope), DM_EINVAL, DM_EIO,
+ * DM_ECORRUPT, DM_ENOMEM.
+ */
+DM_API int dm_get(dm_db *db, const dm_scope *scope, const dm_id *id,
+                  unsigned flags, dm_memory **out);
+
+/*
+ * dm_update -- replace the text (re-embedded and re-indexed) and/or the
+ * metadata (a JSON object replacing the old one) of a memory.  NULL keeps
+ * the field; both NULL is DM_EINVAL.  Event time, id and user stay.
+ * Errors: as dm_add, and DM_ENOTFOUND.
+ */
+DM_API int dm_update(dm_db *db, const dm_scope *scope, const dm_id *id,
+                     const char *text, const char *metadata);
+
+/* dm_delete -- delete a memory from storage and every index.
+ * Errors: DM_ENOTFOUND, DM_EINVAL, DM_EIO, DM_ENOSPC, DM_ENOMEM. */
+DM_API int dm_delete(dm_db *db, const dm_scope *scope, const dm_id *id);
+
+/*
+ * dm_erase_user -- delete every record of the user (memories, indexes,
+ * checkpoints) and compact their key range so that the bytes leave the
+ * disk.  *n_erased (may be NULL) receives the number of memories erased.
+ * An erase interrupted by a crash is completed at the next use of the user.
+ * Errors: DM_ENOTFOUND (unknown user), DM_EINVAL, DM_EIO, DM_ENOSPC,
+ * DM_ENOMEM.
+ */
+DM_API int dm_erase_user(dm_db *db, const char *tenant, const char *user_id,
+                         uint64_t *n_erased);
+
+/* ------------------------------------------------------------------ */
+/* Listing and search                                                  */
+/* ------------------------------------------------------------------ */
+
+typedef struct dm_list_params {
+    const char *tenant;     /* NULL = DM_DEFAULT_TENANT */
+    const char *user_id;    /* required */
+    int64_t from_us;        /* event time >= from_us; 0 = unbounded */
+    int64_t to_us;          /* event time <  to_us;  0 = unbounded */
+    uint32_t limit;         /* 0 = 100; at most 10,000 */
+    const char *cursor;     /* from a previous page's next_cursor; NULL = start */
+    unsigned flags;         /* DM_WITH_* */
+} dm_list_params;
+
+typedef struct dm_list_result {
+    dm_memory *items;       /* newest event time first (ties: newest id) */
+    size_t n;
+    char *next_cursor;      /* NULL on the last page */
+} dm_list_result;
+
+/*
+ * dm_list -- one page of a user's memories, newest first.  O(log N + k).
+ * Errors: DM_ENOTFOUND (unknown user), DM_EINVAL (bad cursor, from > to),
+ * DM_EIO, DM_ECORRUPT, DM_ENOMEM.  Free *out with dm_list_result_free.
+ */
+DM_API int dm_list(dm_db *db, const dm_list_params *p, dm_list_result **out);
+DM_API void dm_list_result_free(dm_list_result *r);
+
+typedef struct dm_search_params {
+    const char *tenant;     /* NULL = DM_DEFAULT_TENANT */
+    const char *user_id;    /* required */
+    const char *query;      /* required, non-empty UTF-8 */
+    uint32_t k;             /* 0 = 10; at most 1,000 */
+    int64_t from_us;        /* event time window, 0 = unbounded */
+    int64_t to_us;
+    const char *filter;     /* JSON object: each key must equal the memory's
+                               metadata value at that key; NULL = none */
+    unsigned flags;         /* DM_WITH_* */
+} dm_search_params;
+
+typedef struct dm_search_hit {
+    dm_memory memory;
+    float score;            /* combined score, higher is better */
+    float vector_sim;       /* cosine similarity (0 if not a vector candidate) */
+    float bm25;             /* BM25 score (0 if no term matched) */
+    uint32_t vector_rank;   /* 1-based rank in the vector leg, 0 = absent */
+    uint32_t bm25_rank;     /* 1-based rank in the BM25 leg, 0 = absent */
+} dm_search_hit;
+
+typedef struct dm_search_result {
+    dm_search_hit *hits;    /* best first */
+    size_t n;
+} dm_search_result;
+
+/*
+ * dm_search -- the k memories of a user that best match the query, by a
+ * combination of vector similarity and BM25 keyword relevance, within the
+ * optional time window and metadata filter.
+ * Errors: DM_ENOTFOUND (unknown user), DM_EINVAL (empty query, invalid
+ * UTF-8, bad filter JSON, from > to), DM_EIO, DM_ENOMEM.
+ * Free *out with dm_search_result_free.
+ */
+DM_API int dm_search(dm_db *db, const dm_search_params *p,
+                     dm_search_result **out);
+DM_API void dm_search_result_free(dm_search_result *r);
+
+/*
+ * dm_export -- call fn for every memory (of one user when user_id is set,
+ * of one tenant when only tenant is set, else of the whole database), in
+ * key order, with its embedding.  The memory is borrowed for the call.  fn
+ * returns 0 to continue, nonzero to stop (dm_export then returns
+ * DM_ECANCELED).  Reads a consistent snapshot.
+ * Errors: DM_EIO, DM_ECORRUPT, DM_ENOMEM, DM_ECANCELED.
+ */
+typedef int (*dm_export_fn)(void *arg, const dm_memory *m);
+DM_API int dm_export(dm_db *db, const char *tenant, const char *user_id,
+                     dm_export_fn fn, void *arg);
+
+/* ------------------------------------------------------------------ */
+/* Statistics                                                          */
+/* ------------------------------------------------------------------ */
+
+typedef struct dm_stats {
+    uint64_t n_users;          /* users with at least one record */
+    uint64_t n_memories;       /* memories (all states) */
+    uint64_t n_loaded_users;   /* users whose indexes are in memory */
+    uint64_t n_graph_users;    /* loaded users past the flat threshold */
+    uint64_t index_bytes;      /* memory used by the loaded indexes */
+    uint64_t disk_bytes;       /* bytes of all files in the database directory */
+    uint64_t memtable_bytes;
+    uint64_t wal_bytes;
+    uint64_t n_checkpoints;    /* index checkpoints written since open */
+    uint64_t n_replayed;       /* index log entries replayed since open */
+    char model[160];           /* embedding model name */
+    uint32_t dim;
+} dm_stats;
+
+/* dm_stats_get -- fill *out.  Errors: DM_EIO, DM_ENOMEM. */
+DM_API int dm_stats_get(dm_db *db, dm_stats *out);
 
 #ifdef __cplusplus
 }

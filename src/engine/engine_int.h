@@ -1,0 +1,140 @@
+/*
+ * engine_int.h -- private structures of the memory engine (src/engine).
+ *
+ * A dm_db owns the storage engine (kv), the embedder and a table of users.
+ * The user table is split into ENG_STRIPES stripes by a hash of the user
+ * prefix; a stripe's mutex guards only its hash chain (find or create a
+ * user struct), never work on a user.  Each user has a reader/writer lock:
+ * writers (add, update, delete, erase, index load and checkpoint) hold it
+ * exclusively, readers (search) share it, so one user's writes are
+ * serialized while different users never wait for each other.  The WAL
+ * below is shared and group-commits concurrent writers of all users.
+ *
+ * Lock order: stripe mutex (held briefly, never while taking another lock)
+ * -> user rwlock -> storage engine locks; id_mu is a leaf.
+ *
+ * A user's in-memory state ("loaded") is built on first use: from its index
+ * checkpoint plus the index log written after it, or, for a user without a
+ * checkpoint, by scanning its memory records.  User structs live until the
+ * database is closed (erase empties them).
+ */
+#ifndef DM_ENGINE_ENGINE_INT_H
+#define DM_ENGINE_ENGINE_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "deltamemory.h"
+#include "embed/embed.h"
+#include "engine/keys.h"
+#include "index/bm25.h"
+#include "index/hnsw.h"
+#include "storage/iter.h"
+#include "storage/kv.h"
+
+#define ENG_STRIPES 256
+
+/* Per-document state; the index number is the document number used as the
+ * label in the vector index and the document in the BM25 index. */
+enum { DOC_LIVE = 1, DOC_ARCHIVED = 2, DOC_HAS_VEC = 4 };
+typedef struct eng_doc {
+    uint8_t id[16];
+    int64_t ts;
+    uint32_t flags; /* DOC_*; 0 = free slot */
+    uint32_t _pad;
+} eng_doc;
+
+typedef struct eng_user {
+    struct eng_user *next;      /* stripe chain; guarded by the stripe mutex */
+    uint32_t hash;
+    key_tu tu;                  /* immutable */
+    pthread_rwlock_t rw;        /* guards everything below */
+    bool loaded;
+    bool exists;                /* has a user record */
+    bool dirty;                 /* changed since its checkpoint */
+    bool has_ckpt;              /* a checkpoint head exists: log changes */
+    uint64_t ckpt_gen;
+    uint32_t ckpt_parts;        /* chunks of the current checkpoint */
+    uint64_t ckpt_covered;      /* log entries <= this are checkpointed */
+    uint64_t log_first;         /* first useq in the log tail (0 = none) */
+    int64_t created_us;
+    uint64_t next_useq;
+    uint64_t n_memories;        /* all states, from the user record */
+    eng_doc *docs;              /* doc number -> doc */
+    uint32_t n_docs, docs_cap;  /* slots used (incl. freed), capacity */
+    uint32_t n_live;
+    uint32_t *map;              /* open addressing: id -> doc+1; 0 = empty */
+    uint32_t map_cap;           /* power of two */
+    uint32_t map_used;          /* incl. tombstones */
+    hnsw *vec;
+    bm25 *text;
+} eng_user;
+
+typedef struct eng_stripe {
+    pthread_mutex_t mu;
+    eng_user **slots;
+    uint32_t cap, n;
+} eng_stripe;
+
+struct dm_db {
+    kv_db *kv;
+    embedder *emb;
+    uint32_t dim;
+    dm_options opt;
+    char *path;
+    hnsw_params hp;
+    bm25_params bp;
+    eng_stripe stripes[ENG_STRIPES];
+    pthread_mutex_t id_mu;      /* guards the id generator */
+    uint64_t id_last_ms;
+    uint32_t id_counter;
+    uint64_t id_rand;
+    atomic_uint_fast64_t n_checkpoints, n_replayed;
+};
+
+/* NULL-safe iterator steps, for loops whose iterator may have failed to
+ * open (the loop then runs zero times and the error is reported). */
+static inline void eng_seek(iter *it, buf_slice k)
+{
+    if (it)
+        iter_seek(it, k);
+}
+static inline bool eng_valid(iter *it) { return it && iter_valid(it); }
+
+/* users.c */
+int eng_user_get(dm_db *db, const char *tenant, const char *user, eng_user **out);
+int eng_user_get_tu(dm_db *db, const key_tu *tu, eng_user **out);
+int eng_user_lock_read(dm_db *db, eng_user *u);   /* loads if needed */
+int eng_user_lock_write(dm_db *db, eng_user *u);  /* loads if needed */
+void eng_user_unlock(eng_user *u);
+int eng_user_checkpoint(dm_db *db, eng_user *u);  /* REQUIRES: write lock */
+int eng_user_maybe_checkpoint(dm_db *db, eng_user *u);
+void eng_user_reset(eng_user *u);                 /* REQUIRES: write lock */
+void eng_user_free(eng_user *u);
+int eng_users_close(dm_db *db);                   /* checkpoint dirty users */
+int eng_erase_locked(dm_db *db, eng_user *u, bool compact, uint64_t *n_erased);
+/* doc table (REQUIRES: write lock) */
+int eng_doc_add(eng_user *u, const uint8_t id[16], int64_t ts, uint32_t flags,
+                uint32_t *out_doc);
+uint32_t eng_doc_find(const eng_user *u, const uint8_t id[16]); /* UINT32_MAX = none */
+void eng_doc_remove(eng_user *u, uint32_t doc);
+/* index a decoded memory under doc (REQUIRES: write lock) */
+int eng_index_memory(dm_db *db, eng_user *u, uint32_t doc, const char *text,
+                     size_t text_len, const float *vec);
+
+/* util.c */
+int eng_validate_name(const char *what, const char *s, bool required, size_t *len);
+int eng_validate_text(const dm_db *db, const char *what, const char *s, size_t len);
+int eng_validate_metadata(const dm_db *db, const char *s, char **canonical);
+int eng_metadata_matches(const char *metadata, size_t len, const void *filter);
+void eng_new_id(dm_db *db, uint8_t out[16]);
+void eng_id_seen(dm_db *db, const uint8_t id[16]);
+bool eng_vec_is_zero(const float *v, uint32_t dim);
+int eng_memory_fill(dm_memory *out, const key_tu *tu, int64_t ts,
+                    const uint8_t id[16], buf_slice value, unsigned flags);
+void eng_memory_fini(dm_memory *m);
+int eng_write(dm_db *db, kv_batch *b);
+
+#endif
