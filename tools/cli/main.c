@@ -1,220 +1,509 @@
 /*
- * main.c -- the deltamemory command.
+ * main.c -- the deltamemory command: global options, the command table,
+ * help, and dispatch.
  *
- *   deltamemory serve [DIR]   open (creating) the database, report what
- *                             recovery found; the HTTP/MCP server comes in
- *                             a later version, so this exits after closing
- *   deltamemory check DIR     offline verification (kv_check), read-only
- *   deltamemory stats DIR     open the database and print kv_stats
- *   deltamemory version | help
+ *   deltamemory [global options] <command> [options]
+ *
+ * The global options (--data, --model, --embedder, --http-*, --sync,
+ * --json) come before the command and say which database to open and how;
+ * each command then parses its own options (cli_parse) and runs.  The
+ * memory commands live in cmd_memory.c and cmd_io.c, the storage commands
+ * (check, stats, serve) in cmd_store.c, the shared helpers in cli_util.c.
  *
  * Exit status: 0 success (for check: the database is clean); 1 the
  * database is damaged or an operation failed; 2 usage error or no
- * database at DIR.  Reports go to stdout, errors and usage to stderr.
- *
- * Each subcommand is a small function taking the remaining arguments; all
- * engine calls go through src/storage/kv.h, so this file holds no format
- * knowledge of its own.
+ * database at DIR.  Output goes to stdout; every error is one line on
+ * stderr.  The one exception is `deltamemory` with no command at all,
+ * which prints the overview to stderr (it is a request for help more than
+ * a mistake).
  */
-#include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "base/err.h"
-#include "deltamemory.h"
-#include "storage/kv.h"
+#include "cli.h"
 
-#define EXIT_CLEAN 0
-#define EXIT_DAMAGED 1
-#define EXIT_USAGE 2
+/* ----------------------------------------------------------- help texts */
 
-static const char usage_text[] =
-    "usage: deltamemory <command> [arguments]\n"
+static const char help_add[] =
+    "usage: deltamemory [global options] add --user U --text T [options]\n"
     "\n"
-    "commands:\n"
-    "  serve [DIR]   open (creating if needed) the database in DIR (default\n"
-    "                ./data), report what recovery found and the level\n"
-    "                statistics, then close it (the HTTP server is not part\n"
-    "                of this version yet)\n"
-    "  check DIR     verify every file of the database in DIR without\n"
-    "                opening it for writing; prints each problem as\n"
-    "                DIR/FILE: offset N: reason\n"
-    "  stats DIR     open the database in DIR and print its statistics\n"
-    "  version       print the version\n"
-    "  help          print this text\n"
+    "Stores one memory for user U and prints its id (with --json:\n"
+    "{\"id\": ...}).  The memory is searchable when the command returns.\n"
+    "The database is created when missing.\n"
     "\n"
-    "exit status: 0 success (check: clean), 1 damaged or failed,\n"
-    "             2 usage error or no database at DIR\n";
+    "  -u, --user U         the user the memory belongs to (required)\n"
+    "  -t, --text T         the text, UTF-8 (required)\n"
+    "      --time ISO8601   when it happened, e.g. 2023-05-08T13:56:00Z\n"
+    "                       (default: now)\n"
+    "  -m, --meta JSON      metadata, a JSON object (default {})\n"
+    "      --tenant T       the tenant (default \"default\")\n"
+    "      --agent A        the agent that recorded it\n"
+    "      --session S      the session it belongs to\n"
+    "      --role R         who said it: user, assistant, ... (default user)\n"
+    "      --kind K         episodic, fact or summary (default episodic)\n"
+    "      --salience F     initial salience in [0, 1] (default 1)\n"
+    "      --decay-rate F   salience decay per day (default 0.01)\n"
+    "      --json           print {\"id\": ...}\n";
 
-__attribute__((format(printf, 1, 2)))
-static int usage_error(const char *fmt, ...)
+static const char help_search[] =
+    "usage: deltamemory [global options] search --user U --query Q [-k N]\n"
+    "                   [options]\n"
+    "\n"
+    "Prints the k memories of user U that best match the query (vector\n"
+    "similarity and keyword relevance combined), best first, one per line:\n"
+    "score, time, id, text.  With --json prints {\"results\": [...]}, each\n"
+    "result an object with id, text, score, time, metadata (an object) and\n"
+    "every other field of the memory, plus vector_sim, bm25, vector_rank\n"
+    "and bm25_rank.  A user without memories has no results.\n"
+    "\n"
+    "  -u, --user U         the user (required)\n"
+    "  -q, --query Q        what to look for (required)\n"
+    "  -k N                 how many results, 1..1000 (default 10)\n"
+    "      --from ISO8601   only memories at or after this time\n"
+    "      --to ISO8601     only memories before this time\n"
+    "      --filter JSON    only memories whose metadata has these values,\n"
+    "                       e.g. '{\"topic\": \"travel\"}'\n"
+    "      --archived       include archived memories\n"
+    "      --tenant T       the tenant (default \"default\")\n"
+    "      --json           print JSON\n";
+
+static const char help_get[] =
+    "usage: deltamemory [global options] get --id ID [--user U] [options]\n"
+    "\n"
+    "Prints one memory, every field on its own line (with --json: one\n"
+    "object with the fields export writes).  With --user, an id of another\n"
+    "user is not found; without it any user's memory is shown.\n"
+    "\n"
+    "      --id ID          the memory id (required)\n"
+    "  -u, --user U         the user who must own it\n"
+    "      --tenant T       the tenant (default \"default\")\n"
+    "      --embedding      include the embedding vector\n"
+    "      --json           print JSON\n";
+
+static const char help_list[] =
+    "usage: deltamemory [global options] list --user U [--from T] [--to T]\n"
+    "                   [--limit N] [--cursor C]\n"
+    "\n"
+    "Prints one page of a user's memories, newest first, one per line:\n"
+    "time, id, text; then \"next cursor: C\" when there are more (pass it\n"
+    "as --cursor C for the next page).  With --json prints {\"items\":\n"
+    "[...], \"next_cursor\": C or null}.  A user without memories has an\n"
+    "empty list.\n"
+    "\n"
+    "  -u, --user U         the user (required)\n"
+    "      --from ISO8601   only memories at or after this time\n"
+    "      --to ISO8601     only memories before this time\n"
+    "  -n, --limit N        memories per page, 1..10000 (default 100)\n"
+    "      --cursor C       continue after a previous page\n"
+    "      --archived       include archived memories\n"
+    "      --tenant T       the tenant (default \"default\")\n"
+    "      --json           print JSON\n";
+
+static const char help_update[] =
+    "usage: deltamemory [global options] update --id ID [--text T]\n"
+    "                   [--meta JSON] [--user U]\n"
+    "\n"
+    "Replaces the text (re-embedded and re-indexed) and/or the metadata of\n"
+    "a memory; its id, user and time stay.  Prints \"updated ID\" (with\n"
+    "--json: {\"id\": ID, \"updated\": true}).\n"
+    "\n"
+    "      --id ID          the memory id (required)\n"
+    "  -t, --text T         the new text\n"
+    "  -m, --meta JSON      the new metadata, a JSON object\n"
+    "  -u, --user U         the user who must own it\n"
+    "      --tenant T       the tenant (default \"default\")\n"
+    "      --json           print JSON\n";
+
+static const char help_delete[] =
+    "usage: deltamemory [global options] delete --user U --id ID\n"
+    "\n"
+    "Deletes one memory of user U from storage and every index.  Prints\n"
+    "\"deleted ID\" (with --json: {\"id\": ID, \"deleted\": true}).  An id\n"
+    "that user U does not own is an error.\n"
+    "\n"
+    "  -u, --user U         the user (required)\n"
+    "      --id ID          the memory id (required)\n"
+    "      --tenant T       the tenant (default \"default\")\n"
+    "      --json           print JSON\n";
+
+static const char help_erase[] =
+    "usage: deltamemory [global options] erase-user --user U [--tenant T]\n"
+    "\n"
+    "Deletes every record of user U (memories, indexes, checkpoints) and\n"
+    "compacts their key range so that the bytes leave the disk.  Prints\n"
+    "how many memories were erased (with --json: {\"tenant\", \"user_id\",\n"
+    "\"erased\"}).  Erasing a user who has nothing stored erases 0.\n"
+    "\n"
+    "  -u, --user U         the user (required)\n"
+    "      --tenant T       the tenant (default \"default\")\n"
+    "      --json           print JSON\n";
+
+static const char help_import[] =
+    "usage: deltamemory [global options] import FILE.jsonl [options]\n"
+    "\n"
+    "Adds the memories of a JSON Lines file (FILE - reads stdin), one JSON\n"
+    "object per line with \"text\" and \"user_id\" and optionally \"time\"\n"
+    "(ISO 8601), \"metadata\" (an object), \"tenant\", \"agent_id\",\n"
+    "\"session_id\", \"role\", \"kind\", \"salience\", and the fields export\n"
+    "writes (id, record_time, decay_rate, access_count, last_access,\n"
+    "state, embedding), which are kept as they are.  Other fields are\n"
+    "ignored.  A bad line is reported on stderr as \"line N: reason\" and\n"
+    "skipped; the import goes on.  The summary \"imported N, skipped M in\n"
+    "X s (R/s)\" ends the run.  When stderr is a terminal a progress bar\n"
+    "shows the rate and the time left.  The database is created when\n"
+    "missing.  Exit status 0 even when lines were skipped; 1 when a storage\n"
+    "or embedding error stopped the import.\n"
+    "\n"
+    "      --tenant T       the tenant of lines without one\n"
+    "      --batch N        lines per write, 1..10000 (default 256)\n"
+    "      --no-progress    no progress bar\n"
+    "      --json           print the summary as JSON\n";
+
+static const char help_export[] =
+    "usage: deltamemory [global options] export [--user U] [--tenant T]\n"
+    "                   [--output FILE] > FILE.jsonl\n"
+    "\n"
+    "Writes memories as JSON Lines, one object per memory with every field:\n"
+    "id, tenant, user_id, agent_id, session_id, role, text, time,\n"
+    "record_time, salience, decay_rate, access_count, last_access, kind,\n"
+    "state, metadata and embedding.  Importing the file into an empty\n"
+    "database reproduces the memories exactly, ids included, and exporting\n"
+    "that database again gives the same bytes.\n"
+    "\n"
+    "  -u, --user U         only this user (default: everyone)\n"
+    "      --tenant T       only this tenant (with --user: the user's tenant)\n"
+    "  -o, --output FILE    write to FILE instead of stdout\n";
+
+static const char help_reembed[] =
+    "usage: deltamemory [global options] reembed\n"
+    "\n"
+    "Re-embeds every memory with the model the global options select\n"
+    "(--model, --embedder, ...) when the database was embedded with another\n"
+    "one, and records the new model.  Reports the model, the dimension and\n"
+    "the number of memories (with --json: {\"model\", \"dim\", \"memories\",\n"
+    "\"reembedded\", \"seconds\"}).  Nothing happens when the model is the\n"
+    "same.\n";
+
+static const char help_check[] =
+    "usage: deltamemory [global options] check DIR\n"
+    "       deltamemory --data DIR check\n"
+    "\n"
+    "Verifies every file of the database in DIR without opening it for\n"
+    "writing (no lock, no recovery, nothing modified): the MANIFEST, every\n"
+    "block of every table, every WAL record.  Prints each problem as\n"
+    "DIR/FILE: offset N: reason, then a summary.  Exit status 0 only when\n"
+    "every file is intact, 1 when something is damaged or missing, 2 when\n"
+    "DIR holds no database.  With --json prints {\"database\", \"clean\",\n"
+    "\"files_checked\", \"sst_entries\", \"wal_records\", \"problems\":\n"
+    "[{\"file\", \"offset\", \"reason\"}]}.\n";
+
+static const char help_stats[] =
+    "usage: deltamemory [global options] stats [DIR]\n"
+    "\n"
+    "Prints the statistics of the database in DIR (default: --data): what\n"
+    "recovery found, the files and bytes per level, the memtable and the\n"
+    "last sequence number; then the memory engine's figures: users,\n"
+    "memories, loaded indexes, index and disk bytes, the embedding model.\n"
+    "With --json prints {\"database\", \"storage\": {...}, \"memory\":\n"
+    "{...} or null}.\n";
+
+static const char help_serve[] =
+    "usage: deltamemory [global options] serve [DIR]\n"
+    "\n"
+    "Opens (creating if needed) the database in DIR (default: --data),\n"
+    "reports what recovery found and the level statistics, then closes it.\n"
+    "The HTTP server is not part of this version yet.\n";
+
+static const char help_version[] =
+    "usage: deltamemory version\n"
+    "\n"
+    "Prints the version (with --json: {\"version\": ...}).\n";
+
+static const char help_help[] =
+    "usage: deltamemory help [COMMAND]\n"
+    "\n"
+    "Prints the overview of the commands, or the help of one command (the\n"
+    "same as deltamemory COMMAND --help).\n";
+
+static const char global_help[] =
+    "global options (before the command):\n"
+    "  --data DIR           the database directory (default ./data)\n"
+    "  --model PATH         the built-in embedding model file (default\n"
+    "                       $DM_MODEL, then models/glove-6b-100d.dmm)\n"
+    "  --embedder KIND      builtin or http (default builtin)\n"
+    "  --http-url URL       http: an OpenAI-compatible base URL, e.g.\n"
+    "                       http://127.0.0.1:11434/v1 (implies --embedder http)\n"
+    "  --http-model NAME    http: the model name\n"
+    "  --http-dim N         http: the dimension (default: ask the endpoint)\n"
+    "  --sync MODE          none, batch or always: when writes reach the\n"
+    "                       disk (default batch)\n"
+    "  --json               print JSON (also accepted after the command)\n"
+    "\n"
+    "Every command takes --help.  Exit status: 0 success (check: clean),\n"
+    "1 failed or damaged, 2 usage error or no database at DIR.  Errors are\n"
+    "one line on stderr.\n";
+
+/* ---------------------------------------------------------- the table */
+
+static int cmd_version(const cli_globals *g, int argc, char **argv);
+static int cmd_help(const cli_globals *g, int argc, char **argv);
+
+const cli_cmd cli_commands[] = {
+    { "add", cli_cmd_add, "add", "store a memory and print its id",
+      help_add },
+    { "search", cli_cmd_search, "search",
+      "the memories of a user that best match a query", help_search },
+    { "get", cli_cmd_get, "get", "one memory by id", help_get },
+    { "list", cli_cmd_list, "list",
+      "a user's memories, newest first, page by page", help_list },
+    { "update", cli_cmd_update, "update",
+      "replace the text or metadata of a memory", help_update },
+    { "delete", cli_cmd_delete, "delete", "delete one memory", help_delete },
+    { "erase-user", cli_cmd_erase_user, "erase-user",
+      "delete everything stored for a user", help_erase },
+    { "import", cli_cmd_import, "import FILE",
+      "add memories from a JSON Lines file", help_import },
+    { "export", cli_cmd_export, "export",
+      "write memories as JSON Lines (lossless)", help_export },
+    { "reembed", cli_cmd_reembed, "reembed",
+      "re-embed every memory with the selected model", help_reembed },
+    { "check", cli_cmd_check, "check DIR",
+      "verify every file of the database in DIR (read-only)", help_check },
+    { "stats", cli_cmd_stats, "stats DIR",
+      "memory and storage statistics of the database in DIR", help_stats },
+    { "serve", cli_cmd_serve, "serve [DIR]",
+      "open (creating) the database in DIR, report recovery, close it",
+      help_serve },
+    { "version", cmd_version, "version", "print the version", help_version },
+    { "help", cmd_help, "help [CMD]",
+      "print this text, or the help of one command", help_help },
+    { NULL, NULL, NULL, NULL, NULL },
+};
+
+const cli_cmd *cli_find_command(const char *name)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "deltamemory: ");
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\n\n%s", usage_text);
-    return EXIT_USAGE;
+    for (const cli_cmd *c = cli_commands; c->name; c++)
+        if (!strcmp(c->name, name))
+            return c;
+    return NULL;
 }
 
-/* Prints "deltamemory CMD: DIR: what: DM_EXXX (detail)" and picks the exit
- * status: a missing database is a usage-level error. */
-static int fail_with(const char *cmd, const char *dir, const char *what, int rc)
+int cli_print_help(const cli_cmd *cmd)
 {
-    const char *msg = err_last_msg();
-    fprintf(stderr, "deltamemory %s: %s: %s: %s (%s)%s%s\n", cmd, dir, what,
-            dm_errname(rc), dm_strerror(rc), *msg ? ": " : "", msg);
-    return rc == DM_ENOTFOUND ? EXIT_USAGE : EXIT_DAMAGED;
+    fputs(cmd->help, stdout);
+    if (cmd->run != cmd_version && cmd->run != cmd_help)
+        fputs("\nThe global options (deltamemory help) come before the "
+              "command.\n", stdout);
+    return CLI_OK;
 }
 
-/* ---------------------------------------------------------------- check */
-
-typedef struct check_print {
-    const char *dir;
-} check_print;
-
-static void print_problem(void *arg, const char *file, uint64_t off,
-                          const char *reason)
+static void print_overview(FILE *fp)
 {
-    const check_print *cp = arg;
-    printf("%s/%s: offset %" PRIu64 ": %s\n", cp->dir, file, off, reason);
-}
-
-static int cmd_check(int argc, char **argv)
-{
-    if (argc != 1)
-        return usage_error("check takes exactly one argument: %s",
-                           "the database directory");
-    const char *dir = argv[0];
-    check_print cp = { dir };
-    kv_check_stats st;
-    int rc = kv_check(dir, NULL, print_problem, &cp, &st);
-    fflush(stdout);
-    if (rc == DM_ENOTFOUND) {
-        fprintf(stderr, "deltamemory check: %s\n", err_last_msg());
-        return EXIT_USAGE;
+    fputs("usage: deltamemory [global options] <command> [options]\n"
+          "\n"
+          "memory commands (on the database in --data DIR, default ./data):\n",
+          fp);
+    for (const cli_cmd *c = cli_commands; c->name; c++) {
+        if (!strcmp(c->name, "check"))
+            fputs("storage and other commands:\n", fp);
+        fprintf(fp, "  %-13s %s\n", c->synopsis, c->summary);
     }
-    printf("%s: %" PRIu64 " files checked, %" PRIu64 " SSTable entries, %"
-           PRIu64 " WAL records, %" PRIu64 " problem%s\n", dir,
-           st.files_checked, st.sst_entries, st.wal_records, st.problems,
-           st.problems == 1 ? "" : "s");
-    if (rc == DM_OK) {
-        printf("%s: clean\n", dir);
-        return EXIT_CLEAN;
-    }
-    if (rc == DM_ECORRUPT) {
-        printf("%s: DAMAGED\n", dir);
-        return EXIT_DAMAGED;
-    }
-    fflush(stdout);
-    return fail_with("check", dir, "check failed", rc);
+    fputc('\n', fp);
+    fputs(global_help, fp);
 }
 
-/* ---------------------------------------------------------------- stats */
-
-static void print_levels(const kv_stats *s)
+static int cmd_version(const cli_globals *g, int argc, char **argv)
 {
-    uint64_t files = 0, bytes = 0;
-    printf("%-5s %10s %16s\n", "level", "files", "bytes");
-    for (int l = 0; l < KV_MAX_LEVELS; l++) {
-        printf("L%-4d %10" PRIu64 " %16" PRIu64 "\n", l, s->levels[l].files,
-               s->levels[l].bytes);
-        files += s->levels[l].files;
-        bytes += s->levels[l].bytes;
+    cli_args a;
+    int st = cli_parse("version", g, NULL, 0, argc, argv, &a);
+    if (st != CLI_OK)
+        return st;
+    if (a.is_help)
+        return cli_print_help(cli_find_command("version"));
+    if (a.n_pos > 0)
+        return cli_usage("version", "unexpected argument \"%s\"", a.pos[0]);
+    if (a.is_json)
+        st = cli_print_json("version", json_pack("{s:s}", "version",
+                                                 dm_version()));
+    else
+        printf("deltamemory %s\n", dm_version());
+    return cli_finish_output("version", st);
+}
+
+static int cmd_help(const cli_globals *g, int argc, char **argv)
+{
+    cli_args a;
+    int st = cli_parse("help", g, NULL, 0, argc, argv, &a);
+    if (st != CLI_OK)
+        return st;
+    if (a.is_help)
+        return cli_print_help(cli_find_command("help"));
+    if (a.n_pos > 1)
+        return cli_usage("help", "takes at most one command name");
+    if (a.n_pos == 1) {
+        const cli_cmd *c = cli_find_command(a.pos[0]);
+        if (!c)
+            return cli_usage("help", "unknown command \"%s\"", a.pos[0]);
+        cli_print_help(c);
+    } else {
+        print_overview(stdout);
     }
-    printf("%-5s %10" PRIu64 " %16" PRIu64 "\n", "total", files, bytes);
+    return cli_finish_output("help", CLI_OK);
 }
 
-static void print_recovery(const kv_stats *s)
-{
-    printf("recovery: %" PRIu64 " records replayed from %" PRIu64
-           " WAL file%s, %" PRIu64 " damaged region%s (%" PRIu64
-           " bytes) skipped, %" PRIu64 " torn-tail bytes dropped, %.3f ms\n",
-           s->recovered_records, s->recovered_wal_files,
-           s->recovered_wal_files == 1 ? "" : "s", s->recovery_damaged,
-           s->recovery_damaged == 1 ? "" : "s", s->recovery_damaged_bytes,
-           s->recovery_tail_bytes, (double)s->recovery_us / 1000.0);
-}
+/* --------------------------------------------------- global options */
 
-/* Opens dir, prints what recovery found and the levels, closes.  For
- * `stats` (is_create false) also the memtable and counters. */
-static int open_and_report(const char *cmd, const char *dir, bool is_create)
+/* The value of a global option given as --name=V or --name V; advances *i
+ * past what it used.  NULL (after the usage error) when the value is
+ * missing; *is_match false when argv[*i] is not this option. */
+static const char *global_value(int argc, char **argv, int *i,
+                                const char *name, bool *is_match,
+                                bool *is_bad)
 {
-    kv_options opt = kv_options_default();
-    opt.create_if_missing = is_create;
-    kv_db *db = NULL;
-    kv_stats s;
-    int rc = kv_open(dir, &opt, &db);
-    if (rc)
-        return fail_with(cmd, dir, "cannot open the database", rc);
-    if ((rc = kv_stats_get(db, &s))) {
-        int exit_code = fail_with(cmd, dir, "cannot read statistics", rc);
-        kv_close(db);
-        return exit_code;
+    const char *a = argv[*i] + 2;
+    size_t len = strlen(name);
+    *is_match = false;
+    if (strncmp(a, name, len) != 0 || (a[len] != 0 && a[len] != '='))
+        return NULL;
+    *is_match = true;
+    if (a[len] == '=')
+        return a + len + 1;
+    if (*i + 1 >= argc) {
+        cli_usage(NULL, "option --%s needs a value", name);
+        *is_bad = true;
+        return NULL;
     }
-    printf("database: %s\n", dir);
-    print_recovery(&s);
-    print_levels(&s);
-    if (!is_create) {
-        printf("memtable bytes: %" PRIu64 " (%" PRIu64 " immutable "
-               "memtable%s waiting for flush)\n", s.memtable_bytes,
-               s.n_immutable, s.n_immutable == 1 ? "" : "s");
+    return argv[++*i];
+}
+
+/* Parses the options before the command; returns the index of the command
+ * or a negative exit status (-CLI_USAGE) after the error. */
+static int parse_globals(int argc, char **argv, cli_globals *g, bool *is_done,
+                         int *status)
+{
+    static const char *const names[] = { "data", "model", "embedder",
+                                         "http-url", "http-model",
+                                         "http-dim", "sync" };
+    bool is_embedder_set = false;
+    int i = 1;
+    *is_done = false;
+    for (; i < argc && argv[i][0] == '-' && argv[i][1]; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--")) {
+            i++;
+            break;
+        }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            print_overview(stdout);
+            *is_done = true;
+            *status = cli_finish_output("help", CLI_OK);
+            return i;
+        }
+        if (!strcmp(a, "--version")) {
+            printf("deltamemory %s\n", dm_version());
+            *is_done = true;
+            *status = cli_finish_output("version", CLI_OK);
+            return i;
+        }
+        if (!strcmp(a, "--json")) {
+            g->is_json = true;
+            continue;
+        }
+        bool is_match = false, is_bad = false;
+        const char *v = NULL;
+        size_t k = 0;
+        if (a[1] == '-') {
+            for (; k < sizeof names / sizeof names[0]; k++) {
+                v = global_value(argc, argv, &i, names[k], &is_match, &is_bad);
+                if (is_match || is_bad)
+                    break;
+            }
+        }
+        if (is_bad) {
+            *status = CLI_USAGE;
+            *is_done = true;
+            return i;
+        }
+        if (!is_match) {
+            *status = cli_usage(NULL, "unknown global option %s", a);
+            *is_done = true;
+            return i;
+        }
+        const char *name = names[k];
+        if (!strcmp(name, "data")) {
+            g->data_dir = v;
+            g->has_data = true;
+        } else if (!strcmp(name, "model")) {
+            g->model_path = v;
+        } else if (!strcmp(name, "embedder")) {
+            if (!strcmp(v, "builtin")) {
+                g->embedder = DM_EMBED_BUILTIN;
+            } else if (!strcmp(v, "http")) {
+                g->embedder = DM_EMBED_HTTP;
+            } else {
+                *status = cli_usage(NULL, "--embedder: \"%s\" is not builtin "
+                                    "or http", v);
+                *is_done = true;
+                return i;
+            }
+            is_embedder_set = true;
+        } else if (!strcmp(name, "http-url")) {
+            g->http_url = v;
+        } else if (!strcmp(name, "http-model")) {
+            g->http_model = v;
+        } else if (!strcmp(name, "http-dim")) {
+            if (cli_parse_u32(NULL, "--http-dim", v, 1, 65536,
+                              &g->http_dim) != CLI_OK) {
+                *status = CLI_USAGE;
+                *is_done = true;
+                return i;
+            }
+        } else if (!strcmp(name, "sync")) {
+            if (!strcmp(v, "none")) {
+                g->sync = DM_SYNC_NONE;
+            } else if (!strcmp(v, "batch")) {
+                g->sync = DM_SYNC_BATCH;
+            } else if (!strcmp(v, "always")) {
+                g->sync = DM_SYNC_ALWAYS;
+            } else {
+                *status = cli_usage(NULL, "--sync: \"%s\" is not none, batch "
+                                    "or always", v);
+                *is_done = true;
+                return i;
+            }
+        }
     }
-    printf("last sequence number: %" PRIu64 "\n", s.last_seq);
-    if (s.background_error)
-        printf("background error: %s\n", dm_errname(s.background_error));
-    if ((rc = kv_close(db)))
-        return fail_with(cmd, dir, "close reported an error", rc);
-    return EXIT_CLEAN;
+    /* Naming an endpoint is choosing it, unless --embedder said otherwise. */
+    if (!is_embedder_set && g->http_url)
+        g->embedder = DM_EMBED_HTTP;
+    return i;
 }
-
-static int cmd_stats(int argc, char **argv)
-{
-    if (argc != 1)
-        return usage_error("stats takes exactly one argument: %s",
-                           "the database directory");
-    return open_and_report("stats", argv[0], false);
-}
-
-static int cmd_serve(int argc, char **argv)
-{
-    if (argc > 1)
-        return usage_error("serve takes at most one argument: %s",
-                           "the database directory");
-    const char *dir = argc == 1 ? argv[0] : "./data";
-    int rc = open_and_report("serve", dir, true);
-    if (rc == EXIT_CLEAN)
-        printf("deltamemory %s: storage engine ready at %s; the HTTP server "
-               "is not part of this version yet\n", dm_version(), dir);
-    return rc;
-}
-
-/* ----------------------------------------------------------------- main */
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fputs(usage_text, stderr);
-        return EXIT_USAGE;
+    cli_globals g;
+    memset(&g, 0, sizeof g);
+    g.data_dir = "./data";
+    g.sync = -1;
+    g.embedder = DM_EMBED_BUILTIN;
+
+    bool is_done = false;
+    int status = CLI_OK;
+    int i = parse_globals(argc, argv, &g, &is_done, &status);
+    if (is_done)
+        return status;
+    if (i >= argc) {
+        print_overview(stderr);
+        return CLI_USAGE;
     }
-    const char *cmd = argv[1];
-    int n = argc - 2;
-    char **rest = argv + 2;
-    if (!strcmp(cmd, "check"))
-        return cmd_check(n, rest);
-    if (!strcmp(cmd, "stats"))
-        return cmd_stats(n, rest);
-    if (!strcmp(cmd, "serve"))
-        return cmd_serve(n, rest);
-    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
-        printf("deltamemory %s\n", dm_version());
-        return EXIT_CLEAN;
+    const char *name = argv[i];
+    if (!strcmp(name, "--version"))
+        name = "version";
+    const cli_cmd *c = cli_find_command(name);
+    if (!c) {
+        return cli_usage(NULL, "unknown command \"%s\"; usage: deltamemory "
+                         "[global options] <command> [options]", name);
     }
-    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
-        fputs(usage_text, stdout);
-        return EXIT_CLEAN;
-    }
-    return usage_error("unknown command \"%s\"", cmd);
+    return c->run(&g, argc - i - 1, argv + i + 1);
 }
