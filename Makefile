@@ -75,9 +75,15 @@ test-tsan: deps
 	@$(call QUIET_BUILD,$(TSAN))
 	@cd $(TSAN) && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -j $(JOBS) -L concurrency
 
+# Benchmarks print tables; BENCH_FLAGS=--json gives one JSON object per line.
+LOCOMO := ../shared/data/locomo
 bench: deps
-	@$(MAKE) --no-print-directory all
-	@./$(BUILD)/bench/bench_storage
+	@$(MAKE) --no-print-directory model
+	@./$(BUILD)/bench/bench_storage $(BENCH_FLAGS)
+	@./$(BUILD)/bench/bench_embed $(if $(wildcard $(LOCOMO)),--locomo $(LOCOMO))
+	@./$(BUILD)/bench/bench_bm25 $(BENCH_FLAGS)
+	@./$(BUILD)/bench/bench_vector $(BENCH_FLAGS)
+	@./$(BUILD)/bench/bench_engine $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(BUILD) $(ASAN) $(TSAN)

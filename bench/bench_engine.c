@@ -17,6 +17,7 @@
  *   search_small dm_search p50/p99 over random small users
  *
  * usage: bench_engine [--json] [--scale F] [--dir D] [--batch N] [--model PATH]
+ *                     [--keep] [--reuse]
  */
 #include <inttypes.h>
 #include <stdbool.h>
@@ -34,7 +35,9 @@ static struct {
     const char *dir;
     const char *model;
     uint32_t batch;
-} cfg = { false, 1.0, "/tmp/dm-bench-engine", NULL, 1000 };
+    bool is_keep;   /* leave the database for a later --reuse run */
+    bool is_reuse;  /* skip ingest: search the database a --keep run left */
+} cfg = { false, 1.0, "/tmp/dm-bench-engine", NULL, 1000, false, false };
 
 static const char *const names[] = { "Ann", "Bob", "Carla", "Dev", "Emma", "Farid", "Grace",
                                      "Hiro", "Ines", "Jon", "Kemal", "Lena", "Mia", "Noah" };
@@ -121,9 +124,13 @@ int main(int argc, char **argv)
             cfg.batch = (uint32_t)atoi(argv[++i]);
         else if (!strcmp(a, "--model") && i + 1 < argc)
             cfg.model = argv[++i];
+        else if (!strcmp(a, "--keep"))
+            cfg.is_keep = true;
+        else if (!strcmp(a, "--reuse"))
+            cfg.is_reuse = true;
         else {
             fprintf(stderr, "usage: bench_engine [--json] [--scale F] [--dir D] [--batch N] "
-                            "[--model PATH]\n");
+                            "[--model PATH] [--keep] [--reuse]\n");
             return 2;
         }
     }
@@ -141,7 +148,8 @@ int main(int argc, char **argv)
     if (!cfg.is_json)
         printf("%-14s %12s %10s %10s %14s\n", "case", "ops/s", "p50 us", "p99 us", "value");
 
-    bench_rm_rf(cfg.dir);
+    if (!cfg.is_reuse)
+        bench_rm_rf(cfg.dir);
     long rss0 = rss_kb();
     dm_db *db = open_db(DM_SYNC_BATCH);
     long rss_open = rss_kb();
@@ -155,6 +163,10 @@ int main(int argc, char **argv)
     uint64_t done = 0, text_bytes = 0, big_done = 0;
     uint64_t t0 = bench_now_ns();
     int64_t base_us = INT64_C(1600000000000000);
+    if (cfg.is_reuse) {
+        done = total;
+        big_done = n_big;
+    }
     while (done < total) {
         uint32_t nb = 0;
         while (nb < cfg.batch && done + nb < total) {
@@ -189,7 +201,28 @@ int main(int argc, char **argv)
     report("rss_per_mem", 0, 0, 0, (double)(rss1 - rss_open) * 1024.0 / (double)total,
            "bytes");
     report("text_per_mem", 0, 0, 0, (double)text_bytes / (double)total, "bytes");
+    {
+        dm_stats st0;
+        check(dm_stats_get(db, &st0), "dm_stats_get");
+        report("index_per_mem", 0, 0, 0, (double)st0.index_bytes / (double)total, "bytes");
+    }
     (void)rss0;
+
+    if (cfg.is_reuse) {
+        /* Load every user's indexes first so that the figures below are
+         * warm, as after an ingest. */
+        char u[32];
+        for (uint32_t i = 0; i <= n_users; i++) {
+            if (i == n_users)
+                snprintf(u, sizeof u, "big");
+            else
+                snprintf(u, sizeof u, "user%05u", i);
+            dm_search_params sp = { .user_id = u, .query = "warm up", .k = 1 };
+            dm_search_result *res;
+            check(dm_search(db, &sp, &res), "dm_search");
+            dm_search_result_free(res);
+        }
+    }
 
     /* Search latency on the big user, warm. */
     bench_lat lat;
@@ -280,6 +313,7 @@ int main(int argc, char **argv)
     free(ps);
     free(texts);
     free(users);
-    bench_rm_rf(cfg.dir);
+    if (!cfg.is_keep)
+        bench_rm_rf(cfg.dir);
     return 0;
 }

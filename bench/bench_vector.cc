@@ -467,6 +467,10 @@ void run_ours(const dataset &d)
     int rc = hnsw_new(&p, &h);
     if (rc != DM_OK)
         bench_die("hnsw_new: %s", err_last_msg());
+    /* Sized up front, as hnswlib is (max_elements), so that neither
+     * carries growth slack in the memory figures. */
+    if ((rc = hnsw_reserve(h, d.n)) != DM_OK)
+        bench_die("hnsw_reserve: %s", err_last_msg());
     uint64_t t0 = bench_now_ns();
     for (uint32_t i = 0; i < d.n; i++)
         if ((rc = hnsw_add(h, i, d.base(i))) != DM_OK)
@@ -485,11 +489,23 @@ void run_ours(const dataset &d)
     if (hnsw_serialize(h, &b) != DM_OK)
         bench_die("hnsw_serialize: %s", err_last_msg());
     double save_ms = (double)(bench_now_ns() - t0) / 1e6;
+    /* The first load takes memory the process never touched, which on a
+     * virtual machine can cost more than the load itself; later loads
+     * reuse pages.  Both are reported. */
     hnsw *h2 = nullptr;
-    t0 = bench_now_ns();
-    if (hnsw_deserialize(&p, buf_slice_of(b.ptr, b.len), &h2) != DM_OK)
-        bench_die("hnsw_deserialize: %s", err_last_msg());
-    double load_ms = (double)(bench_now_ns() - t0) / 1e6;
+    double load_first_ms = 0, load_ms = 0;
+    for (int rep = 0; rep < 3; rep++) {
+        hnsw_free(h2);
+        h2 = nullptr;
+        t0 = bench_now_ns();
+        if (hnsw_deserialize(&p, buf_slice_of(b.ptr, b.len), &h2) != DM_OK)
+            bench_die("hnsw_deserialize: %s", err_last_msg());
+        double ms = (double)(bench_now_ns() - t0) / 1e6;
+        if (rep == 0)
+            load_first_ms = load_ms = ms;
+        else if (ms < load_ms)
+            load_ms = ms;
+    }
     for (uint32_t q = 0; q < std::min<uint32_t>(d.n_queries, 100); q++) {
         hnsw_hit a[K], c[K];
         uint32_t na, nc;
@@ -501,12 +517,14 @@ void run_ours(const dataset &d)
     if (cfg.is_json)
         printf("{\"suite\":\"vector\",\"set\":\"%s\",\"engine\":\"ours\","
                "\"case\":\"checkpoint\",\"bytes\":%zu,\"save_ms\":%.1f,"
-               "\"load_ms\":%.1f}\n",
-               d.name.c_str(), b.len, save_ms, load_ms);
+               "\"load_first_ms\":%.1f,\"load_ms\":%.1f,\"mem_bytes\":%zu}\n",
+               d.name.c_str(), b.len, save_ms, load_first_ms, load_ms,
+               hnsw_memsize(h2));
     else
-        printf("%-10s %-9s checkpoint %.1f MB  save %.1f ms  load %.1f ms "
-               "(same answers after reload)\n",
-               d.name.c_str(), "ours", (double)b.len / 1e6, save_ms, load_ms);
+        printf("%-10s %-9s checkpoint %.1f MB  save %.1f ms  load %.1f ms (first "
+               "%.1f ms)  memory after load %.1f MB; same answers\n",
+               d.name.c_str(), "ours", (double)b.len / 1e6, save_ms, load_ms,
+               load_first_ms, (double)hnsw_memsize(h2) / 1e6);
     hnsw_free(h2);
     buf_fini(&b);
 

@@ -343,9 +343,12 @@ DM_API int dm_delete(dm_db *db, const dm_scope *scope, const dm_id *id);
 
 /*
  * dm_erase_user -- delete every record of the user (memories, indexes,
- * checkpoints) and compact their key range so that the bytes leave the
- * disk.  *n_erased (may be NULL) receives the number of memories erased.
- * An erase interrupted by a crash is completed at the next use of the user.
+ * checkpoints) and compact the key ranges that held its texts, embeddings
+ * and index terms, so that those bytes leave the disk before the call
+ * returns.  The id-index entries (id -> user and time) and the user record
+ * leave with later compactions.  *n_erased (may be NULL) receives the
+ * number of memories erased.  An erase interrupted by a crash is completed
+ * at the next use of the user.
  * Errors: DM_ENOTFOUND (unknown user), DM_EINVAL, DM_EIO, DM_ENOSPC,
  * DM_ENOMEM.
  */

@@ -762,10 +762,7 @@ int eng_erase_locked(dm_db *db, eng_user *u, bool compact, uint64_t *n_erased)
     kv_batch *b = kv_batch_new();
     iter *it = NULL;
     uint64_t n_mem = 0;
-    uint8_t id_lo[17], id_hi[17];
     bool had[4] = { false, false, false, false };
-    memset(id_lo, 0xff, sizeof id_lo);
-    memset(id_hi, 0, sizeof id_hi);
     int rc = b ? DM_OK : err_set_msg(DM_ENOMEM, "out of memory");
     /* Mark first: an erase cut short by a crash is finished on next use. */
     rec_user ur = { .state = USER_ERASING, .created_us = u->created_us,
@@ -791,10 +788,6 @@ int eng_erase_locked(dm_db *db, eng_user *u, bool compact, uint64_t *n_erased)
             if (!rc && kinds[ki] == KEY_MEMORY && key.len == lo_len + 24) {
                 size_t il = key_id(k, key.ptr + lo_len + 8);
                 rc = kv_batch_delete(b, buf_slice_of(k, il));
-                if (memcmp(k, id_lo, 17) < 0)
-                    memcpy(id_lo, k, 17);
-                if (memcmp(k, id_hi, 17) > 0)
-                    memcpy(id_hi, k, 17);
                 n_mem++;
             }
             if (!rc && kv_batch_count(b) >= 8192) {
@@ -824,9 +817,11 @@ int eng_erase_locked(dm_db *db, eng_user *u, bool compact, uint64_t *n_erased)
     }
     /* Compact the user's ranges so that the erased bytes leave the disk
      * now, not at some later compaction: every kind that held content
-     * (texts, embeddings, index terms), and the span of the id index that
-     * held its ids.  The user record itself (name and counts only) leaves
-     * with the next compaction that reaches it. */
+     * (texts, embeddings, index terms).  These ranges are contiguous, so
+     * the cost is the files that overlap them, not the database.  The
+     * id-index entries (id -> user and time, no content) and the user
+     * record are scattered or tiny; they leave with the next compaction
+     * that reaches them. */
     for (size_t ki = 0; !rc && compact && ki < sizeof kinds / sizeof kinds[0]; ki++) {
         if (!had[ki])
             continue; /* nothing of this kind was written */
@@ -837,8 +832,6 @@ int eng_erase_locked(dm_db *db, eng_user *u, bool compact, uint64_t *n_erased)
         memset(hi + n + 1, 0xff, 24);
         rc = kv_compact_range(db->kv, &(buf_slice){ lo, n }, &(buf_slice){ hi, n + 25 });
     }
-    if (!rc && compact && n_mem)
-        rc = kv_compact_range(db->kv, &(buf_slice){ id_lo, 17 }, &(buf_slice){ id_hi, 17 });
     kv_batch_free(b);
     buf_fini(&v);
     return rc;

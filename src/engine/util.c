@@ -68,8 +68,10 @@ int eng_validate_text(const dm_db *db, const char *what, const char *s, size_t l
 int eng_validate_metadata(const dm_db *db, const char *s, char **canonical)
 {
     *canonical = NULL;
-    if (!s)
-        s = "{}";
+    if (!s || !strcmp(s, "{}")) {
+        *canonical = dm_strdup("{}");
+        return *canonical ? DM_OK : err_set_msg(DM_ENOMEM, "out of memory");
+    }
     size_t n = strlen(s);
     if (n > db->opt.max_metadata_bytes)
         return err_set_msg(DM_ETOOBIG, "metadata is %zu bytes; the limit is %zu", n,

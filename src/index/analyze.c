@@ -152,6 +152,47 @@ static struct sb_stemmer *thread_stemmer(void)
     return st;
 }
 
+/*
+ * A per-thread direct-mapped cache of recent stems.  Conversation text
+ * repeats its words, and the Snowball stemmer costs far more than a hash
+ * and a compare: with the cache most words are stemmed once per thread.
+ * Words longer than STEM_WORD_MAX bytes bypass it.
+ */
+#define STEM_SLOTS 2048
+#define STEM_WORD_MAX 23
+typedef struct stem_slot {
+    uint8_t wlen, slen; /* wlen 0 = empty */
+    char word[STEM_WORD_MAX];
+    char stem[STEM_WORD_MAX + 8];
+} stem_slot;
+static _Thread_local stem_slot stem_cache[STEM_SLOTS];
+
+/* stem -- the stem of s[0..n) into *out (borrowed until the next call on
+ * this thread); NULL on allocation failure inside the stemmer. */
+static const char *stem(struct sb_stemmer *st, const char *s, size_t n, size_t *out_len)
+{
+    stem_slot *c = NULL;
+    if (n <= STEM_WORD_MAX) {
+        c = &stem_cache[hash_str(s, n) & (STEM_SLOTS - 1)];
+        if (c->wlen == n && !memcmp(c->word, s, n)) {
+            *out_len = c->slen;
+            return c->stem;
+        }
+    }
+    const sb_symbol *o = sb_stemmer_stem(st, (const sb_symbol *)s, (int)n);
+    if (!o)
+        return NULL;
+    size_t sl = (size_t)sb_stemmer_length(st);
+    if (c && sl <= sizeof c->stem) {
+        memcpy(c->word, s, n);
+        memcpy(c->stem, o, sl);
+        c->wlen = (uint8_t)n;
+        c->slen = (uint8_t)sl;
+    }
+    *out_len = sl;
+    return (const char *)o;
+}
+
 /* ------------------------------------------------------------------ API */
 
 int an_text(const char *text, size_t len, tok_list *l)
@@ -177,14 +218,11 @@ int an_text(const char *text, size_t len, tok_list *l)
                                  "English stemmer");
                 goto fail;
             }
-            const sb_symbol *out =
-                sb_stemmer_stem(st, (const sb_symbol *)s, (int)t.len);
-            if (!out) {
+            term = stem(st, s, t.len, &term_len);
+            if (!term) {
                 rc = err_set_msg(DM_ENOMEM, "analyze: stemmer out of memory");
                 goto fail;
             }
-            term = (const char *)out;
-            term_len = (size_t)sb_stemmer_length(st);
             if (term_len == 0) { /* keep the word rather than an empty term */
                 term = s;
                 term_len = t.len;

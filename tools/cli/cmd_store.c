@@ -336,14 +336,35 @@ int cli_cmd_serve(const cli_globals *g, int argc, char **argv)
     kv_stats ks;
     if ((st = read_storage(cmd, dir, true, &ks, NULL)) != CLI_OK)
         return st;
+    /* Then the memory engine on top, with the embedding model: proves the
+     * model loads and reports what the database holds. */
+    cli_globals g2 = *g;
+    g2.data_dir = dir;
+    dm_db *db = NULL;
+    dm_stats ms;
+    if ((st = cli_open(&g2, cmd, true, false, &db)) != CLI_OK)
+        return st;
+    int rc = dm_stats_get(db, &ms);
+    if (rc) {
+        cli_fail(cmd, rc, "cannot read the statistics");
+        return cli_close(cmd, db, CLI_FAILED);
+    }
+    if ((st = cli_close(cmd, db, CLI_OK)) != CLI_OK)
+        return st;
     if (a.is_json) {
-        st = cli_print_json(cmd, json_pack("{s:s, s:s, s:o, s:b}", "database",
-                                           dir, "version", dm_version(),
-                                           "storage", storage_json(&ks),
-                                           "http_server", 0));
+        st = cli_print_json(cmd, json_pack("{s:s, s:s, s:o, s:{s:I, s:I, s:s, s:i}, s:b}",
+                                           "database", dir, "version", dm_version(),
+                                           "storage", storage_json(&ks), "memory",
+                                           "users", (json_int_t)ms.n_users, "memories",
+                                           (json_int_t)ms.n_memories, "model", ms.model,
+                                           "dim", (int)ms.dim, "http_server", 0));
     } else {
         print_storage_text(dir, &ks, false);
-        printf("deltamemory %s: storage engine ready at %s; the HTTP server "
+        printf("memory engine: %llu users, %llu memories; embedding model %s (%u "
+               "dimensions)\n",
+               (unsigned long long)ms.n_users, (unsigned long long)ms.n_memories, ms.model,
+               ms.dim);
+        printf("deltamemory %s: memory engine ready at %s; the HTTP server "
                "is not part of this version yet\n", dm_version(), dir);
     }
     return cli_finish_output(cmd, st);

@@ -980,6 +980,21 @@ static void test_alloc_failure(void **state)
     assert_int_equal(rc, DM_ENOMEM);
     assert_int_equal(out.len, 1);
     buf_fini(&out);
+    /* After hnsw_reserve, flat adds need no memory at all. */
+    hnsw *pre = new_index(dim, 6, 30, 1000);
+    assert_int_equal(hnsw_reserve(pre, 300), DM_OK);
+    alloc_fail_after(1, 1);
+    for (uint32_t i = 0; i < 300; i++)
+        if (hnsw_add(pre, i * 7, v + (size_t)i * dim) != DM_OK)
+            fail_msg("add %u needed memory after hnsw_reserve", i);
+    alloc_fail_after(0, 0);
+    assert_int_equal(hnsw_count(pre), 300);
+    check_ok(pre);
+    alloc_fail_after(1, 0);
+    assert_int_equal(hnsw_reserve(pre, 5000), DM_ENOMEM);
+    alloc_fail_after(0, 0);
+    check_ok(pre);
+    hnsw_free(pre);
     /* hnsw_new. */
     hnsw *e = NULL;
     alloc_fail_after(1, 0);
