@@ -334,19 +334,19 @@ static void shape_add(char *out, size_t cap, int level, uint64_t files)
 
 /* ---- deltamemory (src/storage/kv.h) */
 
-typedef struct dm_h {
+typedef struct dmk_h {
     kv_db *db;
     buf val;
-} dm_h;
+} dmk_h;
 
-static void dm_check(int rc, const char *what)
+static void dmk_check(int rc, const char *what)
 {
     if (rc != DM_OK)
         bench_die("deltamemory: %s: %s (%s)", what, dm_errname(rc),
                   err_last_msg());
 }
 
-static const char *dm_compression(void)
+static const char *dmk_compression(void)
 {
     kv_options o = kv_options_default();
     static char s[32];
@@ -362,9 +362,9 @@ static const char *dm_compression(void)
     }
 }
 
-static void *dm_open(const char *dir, size_t write_buffer)
+static void *dmk_open(const char *dir, size_t write_buffer)
 {
-    dm_h *h = bench_xmalloc(sizeof *h);
+    dmk_h *h = bench_xmalloc(sizeof *h);
     kv_options o = kv_options_default();
     o.create_if_missing = true;
     o.write_buffer_size = write_buffer;
@@ -372,34 +372,34 @@ static void *dm_open(const char *dir, size_t write_buffer)
     o.table.block_size = BLOCK_SIZE;
     o.table.bloom_bits_per_key = BLOOM_BITS;
     buf_init(&h->val);
-    dm_check(kv_open(dir, &o, &h->db), dir);
+    dmk_check(kv_open(dir, &o, &h->db), dir);
     return h;
 }
 
-static void dm_close(void *hp)
+static void dmk_close(void *hp)
 {
-    dm_h *h = hp;
-    dm_check(kv_close(h->db), "close");
+    dmk_h *h = hp;
+    dmk_check(kv_close(h->db), "close");
     buf_fini(&h->val);
     free(h);
 }
 
-static kv_write_options dm_wo(bool is_sync)
+static kv_write_options dmk_wo(bool is_sync)
 {
     kv_write_options wo = { is_sync ? KV_SYNC_ALWAYS : KV_SYNC_NONE };
     return wo;
 }
 
-static void dm_put(void *hp, const uint8_t *k, size_t kl, const uint8_t *v,
+static void dmk_put(void *hp, const uint8_t *k, size_t kl, const uint8_t *v,
                    size_t vl, bool is_sync)
 {
-    kv_write_options wo = dm_wo(is_sync);
-    dm_check(kv_put(((dm_h *)hp)->db, &wo, buf_slice_of(k, kl),
+    kv_write_options wo = dmk_wo(is_sync);
+    dmk_check(kv_put(((dmk_h *)hp)->db, &wo, buf_slice_of(k, kl),
                     buf_slice_of(v, vl)),
              "put");
 }
 
-static void *dm_batch_new(void)
+static void *dmk_batch_new(void)
 {
     kv_batch *b = kv_batch_new();
     if (!b)
@@ -407,30 +407,30 @@ static void *dm_batch_new(void)
     return b;
 }
 
-static void dm_batch_put(void *b, const uint8_t *k, size_t kl,
+static void dmk_batch_put(void *b, const uint8_t *k, size_t kl,
                          const uint8_t *v, size_t vl)
 {
-    dm_check(kv_batch_put(b, buf_slice_of(k, kl), buf_slice_of(v, vl)),
+    dmk_check(kv_batch_put(b, buf_slice_of(k, kl), buf_slice_of(v, vl)),
              "batch_put");
 }
 
-static void dm_batch_clear(void *b) { kv_batch_clear(b); }
-static void dm_batch_free(void *b) { kv_batch_free(b); }
+static void dmk_batch_clear(void *b) { kv_batch_clear(b); }
+static void dmk_batch_free(void *b) { kv_batch_free(b); }
 
-static void dm_write(void *hp, void *b, bool is_sync)
+static void dmk_write(void *hp, void *b, bool is_sync)
 {
-    kv_write_options wo = dm_wo(is_sync);
-    dm_check(kv_write(((dm_h *)hp)->db, &wo, b), "write");
+    kv_write_options wo = dmk_wo(is_sync);
+    dmk_check(kv_write(((dmk_h *)hp)->db, &wo, b), "write");
 }
 
-static bool dm_get(void *hp, const uint8_t *k, size_t kl, const uint8_t **v,
+static bool dmk_get(void *hp, const uint8_t *k, size_t kl, const uint8_t **v,
                    size_t *vl)
 {
-    dm_h *h = hp;
+    dmk_h *h = hp;
     int rc = kv_get(h->db, NULL, buf_slice_of(k, kl), &h->val);
     if (rc == DM_ENOTFOUND)
         return false;
-    dm_check(rc, "get");
+    dmk_check(rc, "get");
     *v = h->val.ptr;
     *vl = h->val.len;
     return true;
@@ -439,7 +439,7 @@ static bool dm_get(void *hp, const uint8_t *k, size_t kl, const uint8_t **v,
 static void *dm_it_new(void *hp)
 {
     iter *it = NULL;
-    dm_check(kv_iter_new(((dm_h *)hp)->db, NULL, &it), "iter_new");
+    dmk_check(kv_iter_new(((dmk_h *)hp)->db, NULL, &it), "iter_new");
     return it;
 }
 
@@ -469,22 +469,22 @@ static const uint8_t *dm_it_value(void *it, size_t *len)
     return s.ptr;
 }
 
-static void dm_it_check(void *it) { dm_check(iter_status(it), "iterator"); }
+static void dm_it_check(void *it) { dmk_check(iter_status(it), "iterator"); }
 static void dm_it_free(void *it) { iter_free(it); }
 static void dm_flush(void *hp)
 {
-    dm_check(kv_flush(((dm_h *)hp)->db), "flush");
+    dmk_check(kv_flush(((dmk_h *)hp)->db), "flush");
 }
 
 static void dm_compact(void *hp)
 {
-    dm_check(kv_compact_range(((dm_h *)hp)->db, NULL, NULL), "compact");
+    dmk_check(kv_compact_range(((dmk_h *)hp)->db, NULL, NULL), "compact");
 }
 
 static void dm_shape(void *hp, char *out, size_t cap)
 {
     kv_stats st;
-    dm_check(kv_stats_get(((dm_h *)hp)->db, &st), "stats");
+    dmk_check(kv_stats_get(((dmk_h *)hp)->db, &st), "stats");
     out[0] = 0;
     for (int l = 0; l < KV_MAX_LEVELS; l++)
         shape_add(out, cap, l, st.levels[l].files);
@@ -494,14 +494,14 @@ static void dm_shape(void *hp, char *out, size_t cap)
 static bool dm_is_busy(void *hp)
 {
     kv_stats st;
-    dm_check(kv_stats_get(((dm_h *)hp)->db, &st), "stats");
+    dmk_check(kv_stats_get(((dmk_h *)hp)->db, &st), "stats");
     return st.is_background_busy;
 }
 
 static const eng_ops eng_deltamemory = {
-    "deltamemory", dm_compression, dm_open, dm_close, dm_put,
-    dm_batch_new, dm_batch_put, dm_batch_clear, dm_batch_free, dm_write,
-    dm_get, dm_it_new, dm_it_seek_before, dm_it_valid, dm_it_prev,
+    "deltamemory", dmk_compression, dmk_open, dmk_close, dmk_put,
+    dmk_batch_new, dmk_batch_put, dmk_batch_clear, dmk_batch_free, dmk_write,
+    dmk_get, dm_it_new, dm_it_seek_before, dm_it_valid, dm_it_prev,
     dm_it_key, dm_it_value, dm_it_check, dm_it_free, dm_flush, dm_compact,
     dm_shape, dm_is_busy,
 };

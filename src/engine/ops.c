@@ -958,7 +958,7 @@ int dm_search(dm_db *db, const dm_search_params *p, dm_search_result **out)
         }
     }
     uint32_t k = p->k ? p->k : 10;
-    uint32_t pool = filter ? (k * 20 > 200 ? k * 20 : 200) : (k * 4 > 40 ? k * 4 : 40);
+    uint32_t pool = filter ? (k * 20 > 200 ? k * 20 : 200) : (k * 2 > 20 ? k * 2 : 20);
     q = dm_malloc(sizeof(float) * (db->dim ? db->dim : 1));
     vh = dm_malloc(sizeof *vh * pool);
     bh = dm_malloc(sizeof *bh * pool);

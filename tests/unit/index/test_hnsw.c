@@ -383,6 +383,57 @@ static void test_add_replace_delete(void **state)
     free(v);
 }
 
+static void test_label_model(void **state)
+{
+    /* Random adds, replacements and deletions of labels drawn from a small
+     * set of values spread over the whole u32 range (so that the label
+     * map's probe runs collide and wrap), checked against a model: the
+     * vector of every label, the count, and hnsw_check. */
+    enum { NL = 300, DIM = 4 };
+    static uint32_t labels[NL];
+    static float model[NL][DIM];
+    static bool present[NL];
+    tu_rng r;
+    tu_rng_seed(&r, 14);
+    for (int i = 0; i < NL; i++)
+        labels[i] = i < 100 ? (uint32_t)i * 64 : (uint32_t)(tu_rand(&r) % UINT32_MAX);
+    labels[NL - 1] = UINT32_MAX - 1;
+    for (int mode = 0; mode < 2; mode++) {
+        memset(present, 0, sizeof present);
+        hnsw *h = new_index(DIM, 4, 16, mode ? 20 : 100000);
+        uint32_t live = 0;
+        for (int step = 0; step < 4000; step++) {
+            int i = (int)tu_randn(&r, NL);
+            if (tu_randn(&r, 3) == 0) {
+                int rc = hnsw_delete(h, labels[i]);
+                assert_int_equal(rc, present[i] ? DM_OK : DM_ENOTFOUND);
+                live -= present[i];
+                present[i] = false;
+            } else {
+                for (int j = 0; j < DIM; j++)
+                    model[i][j] = (float)gauss(&r);
+                dist_normalize(model[i], DIM);
+                assert_int_equal(hnsw_add(h, labels[i], model[i]), DM_OK);
+                live += !present[i];
+                present[i] = true;
+            }
+            assert_int_equal(hnsw_count(h), live);
+            if (step % 500 == 0 || step == 3999) {
+                check_ok(h);
+                for (int j = 0; j < NL; j++) {
+                    const float *x = hnsw_vector(h, labels[j]);
+                    if (!present[j])
+                        assert_null(x);
+                    else
+                        assert_memory_equal(x, model[j], sizeof model[j]);
+                }
+            }
+        }
+        assert_int_equal(hnsw_has_graph(h), mode);
+        hnsw_free(h);
+    }
+}
+
 static void test_delete_routing(void **state)
 {
     /* Half the nodes deleted, enough nodes that the graph still answers
@@ -1016,6 +1067,7 @@ int main(void)
         cmocka_unit_test(test_recall_graph),
         cmocka_unit_test(test_threshold_transition),
         cmocka_unit_test(test_add_replace_delete),
+        cmocka_unit_test(test_label_model),
         cmocka_unit_test(test_delete_routing),
         cmocka_unit_test(test_filter),
         cmocka_unit_test(test_deterministic),
