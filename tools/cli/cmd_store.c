@@ -336,35 +336,46 @@ int cli_cmd_serve(const cli_globals *g, int argc, char **argv)
     kv_stats ks;
     if ((st = read_storage(cmd, dir, true, &ks, NULL)) != CLI_OK)
         return st;
-    /* Then the memory engine on top, with the embedding model: proves the
-     * model loads and reports what the database holds. */
-    cli_globals g2 = *g;
-    g2.data_dir = dir;
+    /* Then the memory engine on top, with the embedding model.  Without a
+     * model (`make model` not run) the storage engine is still reported
+     * and the reason is given. */
+    dm_options o;
+    dm_options_init(&o);
+    o.model_path = g->model_path;
     dm_db *db = NULL;
     dm_stats ms;
-    if ((st = cli_open(&g2, cmd, true, false, &db)) != CLI_OK)
-        return st;
-    int rc = dm_stats_get(db, &ms);
-    if (rc) {
-        cli_fail(cmd, rc, "cannot read the statistics");
-        return cli_close(cmd, db, CLI_FAILED);
+    memset(&ms, 0, sizeof ms);
+    char why[300] = "";
+    int rc = dm_open(dir, &o, &db);
+    if (!rc)
+        rc = dm_stats_get(db, &ms);
+    if (rc)
+        snprintf(why, sizeof why, "%s: %s", dm_errname(rc), dm_errmsg());
+    int crc = dm_close(db);
+    if (!rc && crc) {
+        rc = crc;
+        snprintf(why, sizeof why, "%s: %s", dm_errname(rc), dm_errmsg());
     }
-    if ((st = cli_close(cmd, db, CLI_OK)) != CLI_OK)
-        return st;
     if (a.is_json) {
-        st = cli_print_json(cmd, json_pack("{s:s, s:s, s:o, s:{s:I, s:I, s:s, s:i}, s:b}",
-                                           "database", dir, "version", dm_version(),
-                                           "storage", storage_json(&ks), "memory",
-                                           "users", (json_int_t)ms.n_users, "memories",
-                                           (json_int_t)ms.n_memories, "model", ms.model,
-                                           "dim", (int)ms.dim, "http_server", 0));
+        json_t *mem = rc ? json_pack("{s:b, s:s}", "ready", 0, "error", why)
+                         : json_pack("{s:b, s:I, s:I, s:s, s:i}", "ready", 1, "users",
+                                     (json_int_t)ms.n_users, "memories",
+                                     (json_int_t)ms.n_memories, "model", ms.model, "dim",
+                                     (int)ms.dim);
+        st = cli_print_json(cmd, json_pack("{s:s, s:s, s:o, s:o, s:b}", "database", dir,
+                                           "version", dm_version(), "storage",
+                                           storage_json(&ks), "memory", mem,
+                                           "http_server", 0));
     } else {
         print_storage_text(dir, &ks, false);
-        printf("memory engine: %llu users, %llu memories; embedding model %s (%u "
-               "dimensions)\n",
-               (unsigned long long)ms.n_users, (unsigned long long)ms.n_memories, ms.model,
-               ms.dim);
-        printf("deltamemory %s: memory engine ready at %s; the HTTP server "
+        if (rc)
+            printf("memory engine: not started: %s\n", why);
+        else
+            printf("memory engine: %llu users, %llu memories; embedding model %s (%u "
+                   "dimensions)\n",
+                   (unsigned long long)ms.n_users, (unsigned long long)ms.n_memories,
+                   ms.model, ms.dim);
+        printf("deltamemory %s: storage engine ready at %s; the HTTP server "
                "is not part of this version yet\n", dm_version(), dir);
     }
     return cli_finish_output(cmd, st);
