@@ -44,6 +44,23 @@ static int require(const char *cmd, const cli_args *a, const char *name,
 
 /* ----------------------------------------------------------------- add */
 
+/* What every memory command does first: parse, answer --help, refuse
+ * positional arguments.  CLI_PROCEED means "go on"; anything else is the
+ * exit status to return. */
+#define CLI_PROCEED (-1)
+static int begin(const char *cmd, const cli_globals *g, const cli_opt *opts, size_t n_opts,
+                 int argc, char **argv, cli_args *a)
+{
+    int st = cli_parse(cmd, g, opts, n_opts, argc, argv, a);
+    if (st != CLI_OK)
+        return st;
+    if (a->is_help)
+        return HELP_OF(cmd);
+    if ((st = no_arguments(cmd, a)) != CLI_OK)
+        return st;
+    return CLI_PROCEED;
+}
+
 static const cli_opt add_opts[] = {
     { "user", 'u', true },  { "text", 't', true },   { "time", 0, true },
     { "meta", 'm', true },  { "tenant", 0, true },   { "agent", 0, true },
@@ -55,12 +72,8 @@ int cli_cmd_add(const cli_globals *g, int argc, char **argv)
 {
     const char *cmd = "add";
     cli_args a;
-    int st = cli_parse(cmd, g, add_opts, N_OPTS(add_opts), argc, argv, &a);
-    if (st != CLI_OK)
-        return st;
-    if (a.is_help)
-        return HELP_OF(cmd);
-    if ((st = no_arguments(cmd, &a)) != CLI_OK)
+    int st = begin(cmd, g, add_opts, N_OPTS(add_opts), argc, argv, &a);
+    if (st != CLI_PROCEED)
         return st;
 
     dm_add_params p;
@@ -184,13 +197,8 @@ int cli_cmd_search(const cli_globals *g, int argc, char **argv)
 {
     const char *cmd = "search";
     cli_args a;
-    int st = cli_parse(cmd, g, search_opts, N_OPTS(search_opts), argc, argv,
-                       &a);
-    if (st != CLI_OK)
-        return st;
-    if (a.is_help)
-        return HELP_OF(cmd);
-    if ((st = no_arguments(cmd, &a)) != CLI_OK)
+    int st = begin(cmd, g, search_opts, N_OPTS(search_opts), argc, argv, &a);
+    if (st != CLI_PROCEED)
         return st;
 
     dm_search_params p;
@@ -290,12 +298,8 @@ int cli_cmd_get(const cli_globals *g, int argc, char **argv)
 {
     const char *cmd = "get";
     cli_args a;
-    int st = cli_parse(cmd, g, get_opts, N_OPTS(get_opts), argc, argv, &a);
-    if (st != CLI_OK)
-        return st;
-    if (a.is_help)
-        return HELP_OF(cmd);
-    if ((st = no_arguments(cmd, &a)) != CLI_OK)
+    int st = begin(cmd, g, get_opts, N_OPTS(get_opts), argc, argv, &a);
+    if (st != CLI_PROCEED)
         return st;
     const char *ids;
     dm_id id;
@@ -377,12 +381,8 @@ int cli_cmd_list(const cli_globals *g, int argc, char **argv)
 {
     const char *cmd = "list";
     cli_args a;
-    int st = cli_parse(cmd, g, list_opts, N_OPTS(list_opts), argc, argv, &a);
-    if (st != CLI_OK)
-        return st;
-    if (a.is_help)
-        return HELP_OF(cmd);
-    if ((st = no_arguments(cmd, &a)) != CLI_OK)
+    int st = begin(cmd, g, list_opts, N_OPTS(list_opts), argc, argv, &a);
+    if (st != CLI_PROCEED)
         return st;
     dm_list_params p;
     memset(&p, 0, sizeof p);
@@ -448,13 +448,8 @@ int cli_cmd_update(const cli_globals *g, int argc, char **argv)
 {
     const char *cmd = "update";
     cli_args a;
-    int st = cli_parse(cmd, g, update_opts, N_OPTS(update_opts), argc, argv,
-                       &a);
-    if (st != CLI_OK)
-        return st;
-    if (a.is_help)
-        return HELP_OF(cmd);
-    if ((st = no_arguments(cmd, &a)) != CLI_OK)
+    int st = begin(cmd, g, update_opts, N_OPTS(update_opts), argc, argv, &a);
+    if (st != CLI_PROCEED)
         return st;
     const char *ids;
     dm_id id;
@@ -495,13 +490,8 @@ int cli_cmd_delete(const cli_globals *g, int argc, char **argv)
 {
     const char *cmd = "delete";
     cli_args a;
-    int st = cli_parse(cmd, g, delete_opts, N_OPTS(delete_opts), argc, argv,
-                       &a);
-    if (st != CLI_OK)
-        return st;
-    if (a.is_help)
-        return HELP_OF(cmd);
-    if ((st = no_arguments(cmd, &a)) != CLI_OK)
+    int st = begin(cmd, g, delete_opts, N_OPTS(delete_opts), argc, argv, &a);
+    if (st != CLI_PROCEED)
         return st;
     const char *ids;
     dm_id id;
@@ -535,12 +525,8 @@ int cli_cmd_erase_user(const cli_globals *g, int argc, char **argv)
 {
     const char *cmd = "erase-user";
     cli_args a;
-    int st = cli_parse(cmd, g, erase_opts, N_OPTS(erase_opts), argc, argv, &a);
-    if (st != CLI_OK)
-        return st;
-    if (a.is_help)
-        return HELP_OF(cmd);
-    if ((st = no_arguments(cmd, &a)) != CLI_OK)
+    int st = begin(cmd, g, erase_opts, N_OPTS(erase_opts), argc, argv, &a);
+    if (st != CLI_PROCEED)
         return st;
     const char *user;
     const char *tenant = cli_get(&a, "tenant");
