@@ -448,12 +448,25 @@ typedef struct dm_stats {
     uint64_t wal_bytes;
     uint64_t n_checkpoints;    /* index checkpoints written since open */
     uint64_t n_replayed;       /* index log entries replayed since open */
+    uint64_t index_pending;    /* vectors of loaded users not yet linked into
+                                  their graph (searched exactly meanwhile) */
     char model[160];           /* embedding model name */
     uint32_t dim;
 } dm_stats;
 
 /* dm_stats_get -- fill *out.  Errors: DM_EIO, DM_ENOMEM. */
 DM_API int dm_stats_get(dm_db *db, dm_stats *out);
+
+/*
+ * dm_sync_indexes -- wait until the background indexer has no work left:
+ * every vector added so far is linked into its user's graph and every due
+ * index checkpoint is written.  Never needed for correctness (a memory is
+ * searchable, exactly, as soon as its add returns); for benchmarks, tests
+ * and a quiet shutdown.  Returns at once when no indexer thread runs.
+ * Thread safety: safe from any thread; adds made meanwhile may extend the
+ * wait.  Errors: DM_EINVAL (db NULL).
+ */
+DM_API int dm_sync_indexes(dm_db *db);
 
 #ifdef __cplusplus
 }

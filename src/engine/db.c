@@ -381,6 +381,7 @@ int dm_open(const char *path, const dm_options *options, dm_db **out)
         rc = seed_ids(db);
     if (rc)
         goto fail;
+    eng_indexer_start(db);
     *out = db;
     return DM_OK;
 fail:
@@ -408,6 +409,7 @@ int dm_close(dm_db *db)
 {
     if (!db)
         return DM_OK;
+    eng_indexer_stop(db);
     int rc = eng_users_close(db);
     int rc2 = kv_close(db->kv);
     if (!rc)
@@ -455,7 +457,8 @@ int dm_stats_get(dm_db *db, dm_stats *out)
                 out->n_loaded_users++;
                 if (u->vec && hnsw_has_graph(u->vec))
                     out->n_graph_users++;
-                out->index_bytes += (u->vec ? hnsw_memsize(u->vec) : 0) +
+                out->index_pending += u->n_pend;
+                out->index_bytes += eng_vec_memsize(db, u) +
                                     (u->text ? bm25_memsize(u->text) : 0) +
                                     (uint64_t)u->docs_cap * sizeof(eng_doc) +
                                     (uint64_t)u->map_cap * 4;

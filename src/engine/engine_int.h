@@ -11,7 +11,9 @@
  * below is shared and group-commits concurrent writers of all users.
  *
  * Lock order: stripe mutex (held briefly, never while taking another lock)
- * -> user rwlock -> storage engine locks; id_mu is a leaf.
+ * -> user rwlock -> storage engine locks; id_mu and the indexer's mutex
+ * are leaves.  The indexer thread (indexer.c) links pending vectors and
+ * takes due checkpoints under the user's write lock, one slice at a time.
  *
  * A user's in-memory state ("loaded") is built on first use: from its index
  * checkpoint plus the index log written after it, or, for a user without a
@@ -43,7 +45,7 @@ typedef struct eng_doc {
     uint8_t id[16];
     int64_t ts;
     uint32_t flags; /* DOC_*; 0 = free slot */
-    uint32_t _pad;
+    uint32_t pend;  /* slot + 1 in the user's pending vectors; 0 = none */
 } eng_doc;
 
 typedef struct eng_user {
@@ -70,6 +72,12 @@ typedef struct eng_user {
     uint32_t map_used;          /* incl. tombstones */
     hnsw *vec;
     bm25 *text;
+    float *pend_vecs;           /* pending vectors (vectors.c), dim floats each */
+    uint32_t *pend_docs;        /* their documents */
+    uint32_t n_pend, pend_cap;
+    uint64_t epoch;             /* bumped by every reset (load, erase) */
+    bool ckpt_busy;             /* a checkpoint is being written unlocked */
+    bool queued;                /* in the indexer's queue; guarded by db->ix.mu */
 } eng_user;
 
 typedef struct eng_stripe {
@@ -77,6 +85,24 @@ typedef struct eng_stripe {
     eng_user **slots;
     uint32_t cap, n;
 } eng_stripe;
+
+/* The background indexer (indexer.c).  mu is a leaf lock. */
+typedef struct eng_indexer {
+    pthread_t thread;
+    pthread_mutex_t mu;         /* guards the fields below and eng_user.queued */
+    pthread_cond_t work;        /* signalled when a user is queued or on stop */
+    pthread_cond_t idle;        /* broadcast when the queue drains */
+    eng_user **q;               /* ring of users with work */
+    uint32_t head, n, cap;
+    bool busy;                  /* the thread is working on a user */
+    bool stop;
+    bool running;               /* the thread exists */
+    bool inited;                /* mu and the conditions are initialized */
+} eng_indexer;
+
+/* Pending (unlinked) vectors a user may have before its writers link the
+ * excess themselves; a search scans them exactly (~15 µs per thousand). */
+#define ENG_PENDING_MAX 4096
 
 struct dm_db {
     kv_db *kv;
@@ -92,6 +118,7 @@ struct dm_db {
     uint32_t id_counter;
     uint64_t id_rand;
     atomic_uint_fast64_t n_checkpoints, n_replayed;
+    eng_indexer ix;
 };
 
 /* NULL-safe iterator steps, for loops whose iterator may have failed to
@@ -110,7 +137,9 @@ int eng_user_lock_read(dm_db *db, eng_user *u);   /* loads if needed */
 int eng_user_lock_write(dm_db *db, eng_user *u);  /* loads if needed */
 void eng_user_unlock(eng_user *u);
 int eng_user_checkpoint(dm_db *db, eng_user *u);  /* REQUIRES: write lock */
-int eng_user_maybe_checkpoint(dm_db *db, eng_user *u);
+/* The same, but the chunks are written with the write lock released (it
+ * is held again on return).  The indexer thread's way. */
+int eng_user_checkpoint_unlocked(dm_db *db, eng_user *u);
 void eng_user_reset(eng_user *u);                 /* REQUIRES: write lock */
 void eng_user_free(eng_user *u);
 int eng_users_close(dm_db *db);                   /* checkpoint dirty users */
@@ -123,6 +152,28 @@ void eng_doc_remove(eng_user *u, uint32_t doc);
 /* index a decoded memory under doc (REQUIRES: write lock) */
 int eng_index_memory(dm_db *db, eng_user *u, uint32_t doc, const char *text,
                      size_t text_len, const float *vec);
+
+/* vectors.c: the vector leg with its pending tail (REQUIRES: the write
+ * lock to change, the read lock to search) */
+int eng_vec_add(dm_db *db, eng_user *u, uint32_t doc, const float *vec);
+void eng_vec_remove(eng_user *u, uint32_t doc);
+int eng_vec_link(dm_db *db, eng_user *u, uint32_t max); /* link up to max pending */
+int eng_vec_search(const dm_db *db, const eng_user *u, const float *q, uint32_t k,
+                   ix_filter_fn filter, void *arg, hnsw_hit *out, uint32_t *n_out);
+bool eng_vec_sim(const dm_db *db, const eng_user *u, const float *q, uint32_t doc,
+                 float *sim);
+size_t eng_vec_memsize(const dm_db *db, const eng_user *u);
+void eng_vec_fini(eng_user *u);
+
+/* indexer.c */
+int eng_indexer_start(dm_db *db);                 /* at open; never fails */
+void eng_indexer_stop(dm_db *db);                 /* at close, before the users */
+/* After a write or a load of u (REQUIRES: write lock): hand pending vectors
+ * and a due checkpoint to the indexer; link or checkpoint inline past the
+ * bounds (or when no thread runs). */
+void eng_after_write(dm_db *db, eng_user *u);
+void eng_after_load(dm_db *db, eng_user *u);
+int eng_user_maybe_checkpoint(dm_db *db, eng_user *u); /* inline, if due */
 
 /* util.c */
 int eng_validate_name(const char *what, const char *s, bool required, size_t *len);

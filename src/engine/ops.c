@@ -7,7 +7,9 @@
  * order -> ONE storage batch with each memory record, its id-index entry,
  * each user record and, for users with an index checkpoint, index log
  * entries -> one sync -> the in-memory indexes -> unlock.  The
- * memory is searchable when the call returns.  If the in-memory update
+ * memory is searchable when the call returns: a vector joins its user's
+ * graph later, on the indexer thread, and is scanned exactly until then
+ * (indexer.c).  If the in-memory update
  * fails after the batch is durable, the user is marked unloaded and its
  * indexes are rebuilt from storage on next use, so memory and disk never
  * disagree for long.
@@ -225,7 +227,7 @@ static void add_apply(dm_db *db, eng_user *u, add_item *items, size_t n)
         eng_user_reset(u);
         u->loaded = false;
     } else {
-        eng_user_maybe_checkpoint(db, u);
+        eng_after_write(db, u);
     }
 }
 
@@ -573,17 +575,14 @@ int dm_update(dm_db *db, const dm_scope *scope, const dm_id *id, const char *tex
     uint32_t doc = eng_doc_find(u, id->bytes);
     if (text && doc != UINT32_MAX) {
         int irc = bm25_delete(u->text, doc, (const char *)old_text.ptr, old_text.len);
-        if (u->docs[doc].flags & DOC_HAS_VEC) {
-            hnsw_delete(u->vec, doc);
-            u->docs[doc].flags &= ~(uint32_t)DOC_HAS_VEC;
-        }
+        eng_vec_remove(u, doc);
         if (!irc)
             irc = eng_index_memory(db, u, doc, text, text_len, vec);
         if (irc) {
             eng_user_reset(u);
             u->loaded = false;
         } else {
-            eng_user_maybe_checkpoint(db, u);
+            eng_after_write(db, u);
         }
     }
 out:
@@ -654,10 +653,9 @@ int dm_delete(dm_db *db, const dm_scope *scope, const dm_id *id)
     uint32_t doc = eng_doc_find(u, id->bytes);
     if (doc != UINT32_MAX) {
         bm25_delete(u->text, doc, (const char *)r.text.ptr, r.text.len);
-        if (u->docs[doc].flags & DOC_HAS_VEC)
-            hnsw_delete(u->vec, doc);
+        eng_vec_remove(u, doc);
         eng_doc_remove(u, doc);
-        eng_user_maybe_checkpoint(db, u);
+        eng_after_write(db, u);
     }
 out:
     if (u)
@@ -983,7 +981,7 @@ int dm_search(dm_db *db, const dm_search_params *p, dm_search_result **out)
                       .archived = (p->flags & DM_WITH_ARCHIVED) != 0 };
     uint32_t nv = 0, nb = 0, nc = 0;
     if (has_q && u->vec)
-        rc = hnsw_search(u->vec, q, pool, 0, doc_ok, &sc, vh, &nv);
+        rc = eng_vec_search(db, u, q, pool, doc_ok, &sc, vh, &nv);
     if (!rc && u->text)
         rc = bm25_search(u->text, p->query, qlen, pool, doc_ok, &sc, bh, &nb);
     if (rc)
@@ -1025,11 +1023,8 @@ int dm_search(dm_db *db, const dm_search_params *p, dm_search_result **out)
         dm_free(bms);
     }
     for (uint32_t i = 0; i < nc; i++) {
-        if (!c[i].vrank && has_q && (u->docs[c[i].doc].flags & DOC_HAS_VEC)) {
-            const float *dv = hnsw_vector(u->vec, c[i].doc);
-            if (dv)
-                c[i].sim = dist_dot(q, dv, db->dim);
-        }
+        if (!c[i].vrank && has_q)
+            eng_vec_sim(db, u, q, c[i].doc, &c[i].sim);
         float bn = best_bm > 0 ? c[i].bm / best_bm : 0;
         float sim = c[i].sim > 0 ? c[i].sim : 0;
         c[i].score = has_q ? 0.5f * sim + 0.5f * bn : bn;

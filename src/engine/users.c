@@ -127,6 +127,8 @@ int eng_user_get_tu(dm_db *db, const key_tu *tup, eng_user **out)
 
 void eng_user_reset(eng_user *u)
 {
+    u->epoch++; /* ckpt_busy stays: only the checkpoint's writer clears it */
+    eng_vec_fini(u);
     hnsw_free(u->vec);
     bm25_free(u->text);
     dm_free(u->docs);
@@ -201,7 +203,7 @@ int eng_doc_add(eng_user *u, const uint8_t id[16], int64_t ts, uint32_t flags,
     if (u->n_docs == UINT32_MAX - 1)
         return err_set_msg(DM_ETOOBIG, "a user can hold at most 2^32-2 memories");
     if (u->n_docs == u->docs_cap) {
-        uint32_t ncap = u->docs_cap ? u->docs_cap + u->docs_cap / 2 : 16;
+        uint32_t ncap = u->docs_cap < 16 ? 16 : u->docs_cap + u->docs_cap / 2;
         eng_doc *nd = dm_realloc(u->docs, (size_t)ncap * sizeof *nd);
         if (!nd)
             return err_set_msg(DM_ENOMEM, "out of memory growing a user's documents");
@@ -218,7 +220,7 @@ int eng_doc_add(eng_user *u, const uint8_t id[16], int64_t ts, uint32_t flags,
     memcpy(d->id, id, 16);
     d->ts = ts;
     d->flags = flags | DOC_LIVE;
-    d->_pad = 0;
+    d->pend = 0;
     uint32_t mask = u->map_cap - 1, i = hash_id(id) & mask;
     while (u->map[i] && u->map[i] != MAP_TOMB)
         i = (i + 1) & mask;
@@ -232,6 +234,8 @@ int eng_doc_add(eng_user *u, const uint8_t id[16], int64_t ts, uint32_t flags,
 
 void eng_doc_remove(eng_user *u, uint32_t doc)
 {
+    if (u->docs[doc].pend)
+        eng_vec_remove(u, doc);
     uint32_t mask = u->map_cap - 1;
     for (uint32_t i = hash_id(u->docs[doc].id) & mask;; i = (i + 1) & mask) {
         if (u->map[i] == doc + 1) {
@@ -262,16 +266,13 @@ int eng_index_memory(dm_db *db, eng_user *u, uint32_t doc, const char *text,
     if (rc)
         return rc;
     if (vec && db->dim && !eng_vec_is_zero(vec, db->dim)) {
-        rc = hnsw_add(u->vec, doc, vec);
+        rc = eng_vec_add(db, u, doc, vec);
         if (rc)
             return rc;
-        u->docs[doc].flags |= DOC_HAS_VEC;
     }
     rc = bm25_add(u->text, doc, text, text_len);
-    if (rc && (u->docs[doc].flags & DOC_HAS_VEC)) {
-        hnsw_delete(u->vec, doc);
-        u->docs[doc].flags &= ~(uint32_t)DOC_HAS_VEC;
-    }
+    if (rc)
+        eng_vec_remove(u, doc);
     return rc;
 }
 
@@ -314,6 +315,19 @@ static int load_by_scan(dm_db *db, eng_user *u)
     if (rc)
         goto out;
     rc = ensure_indexes(db, u);
+    /* The user record counts the memories (all states): size the document
+     * table and the vector index once instead of growing them step by
+     * step.  A count that is off only costs a later growth. */
+    if (!rc && u->n_memories && u->n_memories < UINT32_MAX / 2 && !u->n_docs) {
+        uint32_t n = (uint32_t)u->n_memories;
+        eng_doc *nd = dm_realloc(u->docs, (size_t)n * sizeof *nd);
+        if (nd) {
+            u->docs = nd;
+            u->docs_cap = n;
+        }
+        if (db->dim)
+            (void)hnsw_reserve(u->vec, n); /* only an optimization */
+    }
     for (eng_seek(it, buf_slice_of(lo, lo_len)); !rc && eng_valid(it); iter_next(it)) {
         buf_slice k = iter_key(it);
         if (k.len < lo_len || memcmp(k.ptr, lo, lo_len))
@@ -390,7 +404,7 @@ static int deserialize_user(dm_db *db, eng_user *u, buf_slice in)
         memcpy(e->id, s.ptr, 16);
         e->ts = (int64_t)dec_u64(s.ptr + 16);
         e->flags = dec_u32(s.ptr + 24);
-        e->_pad = 0;
+        e->pend = 0;
         if (e->flags & ~(uint32_t)(DOC_LIVE | DOC_ARCHIVED | DOC_HAS_VEC) ||
             (e->flags && !(e->flags & DOC_LIVE)))
             return ckpt_corrupt(u, (size_t)(s.ptr - in.ptr) + 24, "bad document flags");
@@ -541,8 +555,7 @@ static int replay_log(dm_db *db, eng_user *u)
         if (doc != UINT32_MAX) {
             if (t[i].had_old)
                 bm25_delete(u->text, doc, t[i].old_text, t[i].old_len);
-            if (u->docs[doc].flags & DOC_HAS_VEC)
-                hnsw_delete(u->vec, doc);
+            eng_vec_remove(u, doc);
             eng_doc_remove(u, doc);
         }
         size_t kl = key_memory(k, &u->tu, t[i].ts, t[i].id);
@@ -567,73 +580,165 @@ static int replay_log(dm_db *db, eng_user *u)
     return rc;
 }
 
-int eng_user_checkpoint(dm_db *db, eng_user *u)
+/*
+ * A checkpoint in three phases, so that the indexer thread can write the
+ * bytes without holding the user's lock:
+ *   ckpt_begin  (write lock) link the pending tail, serialize, note the
+ *               generation, the covered log entry and the user's epoch;
+ *   ckpt_write  (no lock needed) store the chunks of the new generation;
+ *   ckpt_switch (write lock) unless the user was reset meanwhile (epoch),
+ *               one batch: the new head, old chunks and covered log
+ *               entries deleted.  Log entries written after begin stay.
+ * Until the switch the old head and its chunks are the checkpoint, so a
+ * crash at any point leaves a usable one.  u->ckpt_busy keeps a second
+ * checkpoint from starting meanwhile.  Writers keep logging throughout:
+ * only users that already have a checkpoint (has_ckpt, so their writes are
+ * logged) are checkpointed without the lock.
+ */
+typedef struct ckpt_job {
+    buf blob;
+    rec_head h;
+    uint64_t epoch;
+} ckpt_job;
+
+static int ckpt_begin(dm_db *db, eng_user *u, ckpt_job *j)
 {
-    buf blob, v;
-    buf_init(&blob);
-    buf_init(&v);
+    buf_init(&j->blob);
+    int rc = eng_vec_link(db, u, UINT32_MAX); /* the graph, not the tail */
+    if (!rc)
+        rc = serialize_user(u, &j->blob);
+    if (rc) {
+        buf_fini(&j->blob);
+        return rc;
+    }
+    j->h = (rec_head){ .gen = u->ckpt_gen + 1, .covered_useq = u->next_useq - 1,
+                       .total_len = j->blob.len, .crc = crc32c(j->blob.ptr, j->blob.len) };
+    j->h.n_parts = (uint32_t)((j->blob.len + CKPT_PART_MAX - 1) / CKPT_PART_MAX);
+    if (!j->h.n_parts)
+        j->h.n_parts = 1;
+    j->epoch = u->epoch;
+    u->ckpt_busy = true;
+    return DM_OK;
+}
+
+static int ckpt_write(dm_db *db, const key_tu *tu, ckpt_job *j)
+{
     kv_batch *b = kv_batch_new();
     uint8_t k[KEY_MAX];
-    int rc = b ? serialize_user(u, &blob) : err_set_msg(DM_ENOMEM, "out of memory");
-    if (rc)
-        goto out;
-    rec_head h = { .gen = u->ckpt_gen + 1, .covered_useq = u->next_useq - 1,
-                   .total_len = blob.len, .crc = crc32c(blob.ptr, blob.len) };
-    h.n_parts = (uint32_t)((blob.len + CKPT_PART_MAX - 1) / CKPT_PART_MAX);
-    if (!h.n_parts)
-        h.n_parts = 1;
-    for (uint32_t i = 0; i < h.n_parts && !rc; i++) {
+    int rc = b ? DM_OK : err_set_msg(DM_ENOMEM, "out of memory");
+    for (uint32_t i = 0; i < j->h.n_parts && !rc; i++) {
         size_t off = (size_t)i * CKPT_PART_MAX;
-        size_t n = blob.len - off < CKPT_PART_MAX ? blob.len - off : CKPT_PART_MAX;
-        size_t kl = key_chunk(k, &u->tu, h.gen, i);
+        size_t n = j->blob.len - off < CKPT_PART_MAX ? j->blob.len - off : CKPT_PART_MAX;
+        size_t kl = key_chunk(k, tu, j->h.gen, i);
         kv_batch_clear(b);
-        rc = kv_batch_put(b, buf_slice_of(k, kl), buf_slice_of(blob.ptr + off, n));
+        rc = kv_batch_put(b, buf_slice_of(k, kl), buf_slice_of(j->blob.ptr + off, n));
         if (!rc)
             rc = eng_write(db, b);
     }
+    kv_batch_free(b);
+    return rc;
+}
+
+/* Delete the chunks of a checkpoint that will not be switched to. */
+static void ckpt_drop(dm_db *db, const key_tu *tu, const ckpt_job *j)
+{
+    kv_batch *b = kv_batch_new();
+    uint8_t k[KEY_MAX];
+    int rc = b ? DM_OK : DM_ENOMEM;
+    for (uint32_t i = 0; i < j->h.n_parts && !rc; i++) {
+        size_t kl = key_chunk(k, tu, j->h.gen, i);
+        rc = kv_batch_delete(b, buf_slice_of(k, kl));
+    }
+    if (!rc)
+        rc = eng_write(db, b);
     if (rc)
-        goto out;
-    /* The switch: new head, old generation and covered log entries gone. */
-    kv_batch_clear(b);
+        log_msg(LOG_WARN, "could not delete an abandoned index checkpoint: %s",
+                err_last_msg());
+    kv_batch_free(b);
+}
+
+static int ckpt_switch(dm_db *db, eng_user *u, ckpt_job *j)
+{
+    buf v;
+    buf_init(&v);
+    kv_batch *b = kv_batch_new();
+    uint8_t k[KEY_MAX];
+    int rc = b ? DM_OK : err_set_msg(DM_ENOMEM, "out of memory");
     size_t kl = key_user_kind(k, KEY_CKPT_HEAD, &u->tu);
-    rc = rec_head_encode(&h, &v);
+    if (!rc)
+        rc = rec_head_encode(&j->h, &v);
     if (!rc)
         rc = kv_batch_put(b, buf_slice_of(k, kl), buf_slice_of(v.ptr, v.len));
     for (uint32_t i = 0; u->has_ckpt && i < u->ckpt_parts && !rc; i++) {
         kl = key_chunk(k, &u->tu, u->ckpt_gen, i);
         rc = kv_batch_delete(b, buf_slice_of(k, kl));
     }
-    for (uint64_t s = u->log_first; s && s <= h.covered_useq && !rc; s++) {
+    for (uint64_t s = u->log_first; s && s <= j->h.covered_useq && !rc; s++) {
         kl = key_log(k, &u->tu, s);
         rc = kv_batch_delete(b, buf_slice_of(k, kl));
     }
     if (!rc)
         rc = eng_write(db, b);
-    if (rc)
-        goto out;
-    u->has_ckpt = true;
-    u->ckpt_gen = h.gen;
-    u->ckpt_parts = h.n_parts;
-    u->ckpt_covered = h.covered_useq;
-    u->log_first = 0;
-    u->dirty = false;
-    atomic_fetch_add(&db->n_checkpoints, 1);
-out:
+    if (!rc) {
+        u->has_ckpt = true;
+        u->ckpt_gen = j->h.gen;
+        u->ckpt_parts = j->h.n_parts;
+        u->ckpt_covered = j->h.covered_useq;
+        /* Entries logged after the snapshot stay: the new tail. */
+        bool newer = u->next_useq - 1 > j->h.covered_useq;
+        u->log_first = newer ? j->h.covered_useq + 1 : 0;
+        u->dirty = newer;
+        atomic_fetch_add(&db->n_checkpoints, 1);
+    }
     kv_batch_free(b);
-    buf_fini(&blob);
     buf_fini(&v);
     return rc;
 }
 
-int eng_user_maybe_checkpoint(dm_db *db, eng_user *u)
+int eng_user_checkpoint(dm_db *db, eng_user *u)
 {
-    uint32_t every = db->opt.checkpoint_ops;
-    if (!u->has_ckpt)
-        return u->n_live >= every ? eng_user_checkpoint(db, u) : DM_OK;
-    uint64_t tail = u->next_useq - 1 - u->ckpt_covered;
-    uint64_t limit = u->n_live / 4 > every ? u->n_live / 4 : every;
-    return tail >= limit ? eng_user_checkpoint(db, u) : DM_OK;
+    if (u->ckpt_busy)
+        return DM_OK; /* the indexer thread is writing one */
+    ckpt_job j;
+    int rc = ckpt_begin(db, u, &j);
+    if (rc)
+        return rc;
+    rc = ckpt_write(db, &u->tu, &j);
+    if (!rc)
+        rc = ckpt_switch(db, u, &j);
+    if (rc)
+        ckpt_drop(db, &u->tu, &j);
+    u->ckpt_busy = false;
+    buf_fini(&j.blob);
+    return rc;
 }
+
+int eng_user_checkpoint_unlocked(dm_db *db, eng_user *u)
+{
+    if (!u->has_ckpt || u->ckpt_busy) /* the first one is small: keep the lock */
+        return eng_user_checkpoint(db, u);
+    ckpt_job j;
+    int rc = ckpt_begin(db, u, &j);
+    if (rc)
+        return rc;
+    key_tu tu = u->tu;
+    pthread_rwlock_unlock(&u->rw);
+    rc = ckpt_write(db, &tu, &j);
+    pthread_rwlock_wrlock(&u->rw);
+    if (!rc && u->epoch != j.epoch) {
+        /* Erased or reloaded meanwhile: the snapshot describes nothing. */
+        ckpt_drop(db, &tu, &j);
+    } else {
+        if (!rc)
+            rc = ckpt_switch(db, u, &j);
+        if (rc)
+            ckpt_drop(db, &tu, &j);
+    }
+    u->ckpt_busy = false;
+    buf_fini(&j.blob);
+    return rc;
+}
+
 
 /* ------------------------------------------------------------------ */
 /* Loading and locking                                                 */
@@ -712,10 +817,12 @@ static int load_user(dm_db *db, eng_user *u)
     }
     if (!rc)
         rc = ensure_indexes(db, u);
-    if (!rc)
+    if (!rc) {
         u->loaded = true;
-    else
+        eng_after_load(db, u);
+    } else {
         eng_user_reset(u);
+    }
 out:
     buf_fini(&v);
     buf_fini(&blob);
