@@ -10,10 +10,12 @@
  * Design.
  *   - Stop words: a fixed list of 150-odd function words, written out below
  *     and loaded once (pthread_once) into a small open-addressing hash set,
- *     so a lookup is one hash and usually one compare.  "no", "nor" and
- *     "not" are deliberately absent: negation changes what a memory says,
- *     which is also why the "n't" clitic is kept.  "ca", "wo" and "sha" are
- *     present because the tokenizer splits "can't" into "ca" "n't".
+ *     so a lookup is one hash and usually one compare (an_text computes
+ *     that hash once per word for both the stop set and the stem cache).
+ *     "no", "nor" and "not" are deliberately absent: negation changes what
+ *     a memory says, which is also why the "n't" clitic is kept.  "ca",
+ *     "wo" and "sha" are present because the tokenizer splits "can't" into
+ *     "ca" "n't".
  *   - Stemming: libstemmer's stemmer object is not thread-safe, so each
  *     thread creates its own on first use and a pthread key destructor
  *     frees it when the thread exits.  Its buffers come from malloc inside
@@ -101,18 +103,37 @@ static void stop_build(void)
     }
 }
 
+/* same_bytes -- memcmp(a, b, n) == 0 for short words, without a library
+ * call. */
+static inline int same_bytes(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i])
+            return 0;
+    return 1;
+}
+
+/* is_stop -- an_is_stopword for a word whose hash_str is h, once the set
+ * is built. */
+static inline int is_stop(const char *tok, size_t len, uint32_t h)
+{
+    if (len == 0 || len > 16)
+        return 0;
+    h &= STOP_SLOTS - 1;
+    while (stop_set[h]) {
+        if (stop_len[h] == len && same_bytes(stop_set[h], tok, len))
+            return 1;
+        h = (h + 1) & (STOP_SLOTS - 1);
+    }
+    return 0;
+}
+
 int an_is_stopword(const char *tok, size_t len)
 {
     if (len == 0 || len > 16)
         return 0;
     pthread_once(&stop_once, stop_build);
-    uint32_t h = hash_str(tok, len) & (STOP_SLOTS - 1);
-    while (stop_set[h]) {
-        if (stop_len[h] == len && memcmp(stop_set[h], tok, len) == 0)
-            return 1;
-        h = (h + 1) & (STOP_SLOTS - 1);
-    }
-    return 0;
+    return is_stop(tok, len, hash_str(tok, len));
 }
 
 /* ------------------------------------------------------------- stemmers */
@@ -167,14 +188,16 @@ typedef struct stem_slot {
 } stem_slot;
 static _Thread_local stem_slot stem_cache[STEM_SLOTS];
 
-/* stem -- the stem of s[0..n) into *out (borrowed until the next call on
- * this thread); NULL on allocation failure inside the stemmer. */
-static const char *stem(struct sb_stemmer *st, const char *s, size_t n, size_t *out_len)
+/* stem -- the stem of s[0..n), whose hash_str is h, into *out (borrowed
+ * until the next call on this thread); NULL on allocation failure inside
+ * the stemmer. */
+static const char *stem(struct sb_stemmer *st, const char *s, size_t n,
+                        uint32_t h, size_t *out_len)
 {
     stem_slot *c = NULL;
     if (n <= STEM_WORD_MAX) {
-        c = &stem_cache[hash_str(s, n) & (STEM_SLOTS - 1)];
-        if (c->wlen == n && !memcmp(c->word, s, n)) {
+        c = &stem_cache[h & (STEM_SLOTS - 1)];
+        if (c->wlen == n && same_bytes(c->word, s, n)) {
             *out_len = c->slen;
             return c->stem;
         }
@@ -205,10 +228,17 @@ int an_text(const char *text, size_t len, tok_list *l)
     size_t tail = l->text_len; /* end of the text, past any appended term */
     uint32_t n_out = 0;
 
+    pthread_once(&stop_once, stop_build);
     for (uint32_t i = 0; i < l->n; i++) {
         tok_token t = l->toks[i];
         const char *s = l->text + t.off;
-        if (t.kind == TOK_COMPOUND || an_is_stopword(s, t.len))
+        if (t.kind == TOK_COMPOUND)
+            continue;
+        /* One hash serves the stop set (words up to 16 bytes) and the stem
+         * cache (up to STEM_WORD_MAX). */
+        _Static_assert(STEM_WORD_MAX >= 16, "stop words must be hashed");
+        uint32_t h = t.len <= STEM_WORD_MAX ? hash_str(s, t.len) : 0;
+        if (is_stop(s, t.len, h))
             continue;
         const char *term = s;
         size_t term_len = t.len;
@@ -218,7 +248,7 @@ int an_text(const char *text, size_t len, tok_list *l)
                                  "English stemmer");
                 goto fail;
             }
-            term = stem(st, s, t.len, &term_len);
+            term = stem(st, s, t.len, h, &term_len);
             if (!term) {
                 rc = err_set_msg(DM_ENOMEM, "analyze: stemmer out of memory");
                 goto fail;

@@ -40,12 +40,28 @@
  *     of a term is its contribution at its largest tf and its smallest
  *     document length (both kept per term; after deletes they may be
  *     stale, which keeps them valid bounds, only looser).
+ *   - MaxScore cannot skip much when every query term is common and of
+ *     similar idf (a small vocabulary: each query visits most of its
+ *     postings, and pays a loop over all cursors per candidate).  So the
+ *     document numbers are walked in windows of 8192, and a window whose
+ *     postings are dense and mostly essential is scored term at a time
+ *     instead: each term adds its contributions into a dense array of
+ *     doubles, then one scan offers the sums that can enter the top k.
+ *     A cost model on the window's posting counts (from the block
+ *     descriptors) picks the mode per window; a query whose postings are
+ *     sparse over the whole index skips the windows.  Measured on 100,000
+ *     short generated sentences over ~100 terms: about 3x faster than
+ *     MaxScore alone, with unchanged speed on rare-term queries.
  *   - Exactness: pruning only compares bounds (inflated by a relative
  *     1e-6 to cover rounding) with the k-th score.  Every admitted
  *     document's score is then computed the canonical way -- per-term
  *     contributions in double, summed in query order, rounded to float --
  *     which bm25_score also uses, so search equals exhaustive scoring bit
- *     for bit (tested against a brute-force scorer).
+ *     for bit (tested against a brute-force scorer).  The term-at-a-time
+ *     sums are the same sums (added in query order from 0.0), and the
+ *     per-query tables of norm() and contrib() values by document length
+ *     hold what those out-of-line functions return, so every path yields
+ *     the same bits.
  *   - Adds are all-or-nothing: terms are looked up or created first (a
  *     created term that ends up unused is a harmless df-0 record), then
  *     every posting list reserves room, then the postings are written with
@@ -56,11 +72,14 @@
  * Invariants (checked by bm25_check in tests): postings of a term are
  * strictly increasing by doc, every doc in a posting list is indexed,
  * df equals the number of postings, the tfs of a document add up to its
- * length, and the lengths add up to total_len.
+ * length, the lengths add up to total_len, and none exceeds max_dl (the
+ * search's per-length tables stop there).
  *
- * Locking: none inside.  Searches only read the index (cursors and scratch
- * are per call, the stemmer is per thread), so any number may run at once;
- * bm25_add / bm25_delete / bm25_serialize need exclusive access (the caller
+ * Locking: none inside.  Searches only read the index (cursors, tables
+ * and the window accumulator are allocated per call and freed before it
+ * returns; there is no thread-local state here, the stemmer's is in
+ * analyze.c), so any number may run at once; bm25_add / bm25_delete /
+ * bm25_serialize / bm25_set_strategy need exclusive access (the caller
  * holds the user's lock).
  *
  * Format owned: the BM25 index checkpoint (docs/format.md, "BM25 index
@@ -72,6 +91,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "base/alloc.h"
 #include "base/crc.h"
@@ -122,8 +144,10 @@ struct bm25 {
     uint32_t *dl; /* length of doc d, DL_ABSENT when not indexed */
     uint32_t dl_cap;
     uint32_t n_docs;
+    uint32_t max_dl; /* bound: >= every document's length (never lowered) */
     uint64_t total_len;
     size_t pl_bytes; /* bytes held by posting-list allocations */
+    bm25_strategy strategy; /* bm25_set_strategy; AUTO by default */
     /* Scratch for add / delete (exclusive access). */
     tok_list toks;
     uint32_t *ids, *tfs;
@@ -154,8 +178,20 @@ static uint32_t hash_term(const char *s, size_t n)
         s += 8;
         n -= 8;
     }
+    /* The last 0..7 bytes with fixed-size loads (a memcpy of a variable
+     * length would be a library call on the hot path of every add): two
+     * overlapping 4-byte words, or the first, middle and last byte.
+     * Either determines the tail, given its length (mixed in above). */
     uint64_t w = 0;
-    memcpy(&w, s, n);
+    if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, s, 4);
+        memcpy(&b, s + n - 4, 4);
+        w = a | (uint64_t)b << 32;
+    } else if (n > 0) {
+        w = (uint64_t)(uint8_t)s[0] | (uint64_t)(uint8_t)s[n / 2] << 8 |
+            (uint64_t)(uint8_t)s[n - 1] << 16;
+    }
     h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
     h ^= h >> 29;
     h *= 0x94D049BB133111EBull;
@@ -165,6 +201,16 @@ static uint32_t hash_term(const char *s, size_t n)
 static inline const char *term_str(const bm25 *ix, const term *t)
 {
     return ix->strs + t->str_off;
+}
+
+/* same_bytes -- memcmp(a, b, n) == 0 for the short strings terms are,
+ * without a library call. */
+static inline int same_bytes(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i])
+            return 0;
+    return 1;
 }
 
 /* lookup -- the id of term s, or UINT32_MAX. */
@@ -178,7 +224,7 @@ static uint32_t lookup(const bm25 *ix, const char *s, size_t n, uint32_t h)
         if (!v)
             return UINT32_MAX;
         const term *t = &ix->terms[v - 1];
-        if (t->hash == h && t->len == n && memcmp(term_str(ix, t), s, n) == 0)
+        if (t->hash == h && t->len == n && same_bytes(term_str(ix, t), s, n))
             return v - 1;
         i = (i + 1) & ix->slot_mask;
     }
@@ -380,8 +426,8 @@ static uint32_t decode_block(const plist *pl, uint32_t bi, uint32_t *docs,
 {
     const blk *b = &pl->blks[bi];
     const uint8_t *p = pl_cdata(pl) + b->off;
-    uint32_t doc = b->first_doc;
-    for (uint32_t i = 0; i < b->n; i++) {
+    uint32_t doc = b->first_doc, n = b->n;
+    for (uint32_t i = 0; i < n; i++) {
         uint64_t code, t;
         p = get_varint_trusted(p, &code);
         doc += (uint32_t)(code >> 1);
@@ -393,7 +439,7 @@ static uint32_t decode_block(const plist *pl, uint32_t bi, uint32_t *docs,
             tfs[i] = 1;
         }
     }
-    return b->n;
+    return n;
 }
 
 static size_t enc_block(const uint32_t *docs, const uint32_t *tfs, uint32_t n,
@@ -647,6 +693,11 @@ void bm25_free(bm25 *ix)
     dm_free(ix);
 }
 
+void bm25_set_strategy(bm25 *ix, bm25_strategy s)
+{
+    ix->strategy = s;
+}
+
 uint32_t bm25_doc_count(const bm25 *ix)
 {
     return ix->n_docs;
@@ -743,8 +794,17 @@ static int doc_terms(bm25 *ix, const char *text, size_t len, int create,
         ix->ids[n++] = id;
     }
     *len_out = l->n;
-    if (n > 1)
+    if (n > 32) {
         qsort(ix->ids, n, sizeof *ix->ids, cmp_u32);
+    } else {
+        /* A memory has few terms: insertion sort beats qsort's calls. */
+        for (uint32_t i = 1; i < n; i++) {
+            uint32_t v = ix->ids[i], j = i;
+            for (; j > 0 && ix->ids[j - 1] > v; j--)
+                ix->ids[j] = ix->ids[j - 1];
+            ix->ids[j] = v;
+        }
+    }
     uint32_t w = 0;
     for (uint32_t i = 0; i < n;) {
         uint32_t j = i + 1;
@@ -780,6 +840,8 @@ int bm25_add(bm25 *ix, uint32_t doc, const char *text, size_t len)
     for (uint32_t i = 0; i < n; i++)
         term_insert(ix, &ix->terms[ix->ids[i]], doc, ix->tfs[i], dl);
     ix->dl[doc] = dl;
+    if (dl > ix->max_dl)
+        ix->max_dl = dl;
     ix->n_docs++;
     ix->total_len += dl;
     return DM_OK;
@@ -998,6 +1060,35 @@ fail:
 
 /* ---------------------------------------------------------------- search */
 
+/*
+ * Search runs over the document numbers in windows of WIN_DOCS, from the
+ * smallest document an essential term still holds.  Each window is scored
+ * one of two ways, chosen from its posting counts (window_mode):
+ *
+ *   - MaxScore, document at a time (daat_window): the candidates are the
+ *     documents of the essential terms; the others are probed.  Best when
+ *     the bounds let most postings be skipped (a rare term next to common
+ *     ones, or a high k-th score).
+ *   - Term at a time (taat_window): every query term, in query order, adds
+ *     its contributions into a dense array of WIN_DOCS doubles; a scan then
+ *     offers each document whose sum can enter the heap.  Best when nearly
+ *     every posting must be visited anyway (common terms of similar idf),
+ *     where it replaces the per-candidate loops over all cursors with one
+ *     add per posting.
+ *
+ * Both produce the canonical score: the term-at-a-time sum starts at 0.0
+ * and adds the contributions in query order, which is exactly the
+ * canonical sum (a missing term adds 0.0, which changes nothing), and the
+ * contributions come from the same norm() and contrib() calls, cached per
+ * query in tables indexed by document length.  The filter is called only
+ * for documents that would enter the heap.  Windows are visited in
+ * increasing document order in both modes, so theta and the essential set
+ * carry over from one window to the next.
+ */
+#define WIN_DOCS 8192 /* documents per window; the accumulator is 64 KiB */
+#define NORM_TAB 256  /* norm() cached for document lengths below this */
+#define C1_TAB 64     /* tf-1 contributions cached for lengths below this */
+
 typedef struct cursor {
     const plist *pl; /* NULL: the term's inline posting is in one */
     blk one;
@@ -1011,10 +1102,39 @@ typedef struct cursor {
     qterm q;
     double c;          /* this candidate's contribution */
     double cum;        /* sum of ub over this and every lower-bound term */
+    uint32_t min_dl;   /* the term's min_dl, for block bounds */
+    uint32_t bub_tf;   /* the max_tf bub was computed for, 0 = none */
+    double bub;        /* block bound for a block whose max_tf is bub_tf */
     uint32_t docs[BLOCK_MAX], tfs[BLOCK_MAX];
+    int is_c1_full;    /* c1 holds every length the term's documents have */
+    double c1[C1_TAB]; /* contrib(w, 1, norm(dl)) by dl; < 0 = not yet */
 } cursor;
 
-static void cursor_open(cursor *c, const term *t)
+/* The state of one bm25_search call. */
+typedef struct search {
+    const bm25 *ix;
+    scorer sc;
+    cursor *cur;       /* m cursors, ascending bound */
+    uint32_t m;
+    uint32_t p;        /* cursors [0, p) are non-essential */
+    uint32_t *byq;     /* byq[qidx]: the cursor of query term qidx */
+    double *cq;        /* per-qidx contributions of a DAAT candidate */
+    double *acc;       /* win sums, 0.0 outside taat_window; NULL until
+                        * the first window scored term at a time */
+    uint32_t win;      /* documents per window: WIN_DOCS, or fewer when
+                        * the index's numbers span fewer */
+    uint32_t nt_lim;   /* nt covers lengths below this (no document is
+                        * longer than max_dl, so the rest is not set up) */
+    uint32_t c1_lim;   /* the cursors' c1 likewise */
+    double theta;      /* k-th score lowered by 1e-9, -1 until k hits */
+    bm25_hit *out;     /* the heap, n_heap of k */
+    uint32_t k, n_heap;
+    ix_filter_fn filter;
+    void *arg;
+    double nt[NORM_TAB]; /* norm() by dl; < 0 = not yet computed */
+} search;
+
+static void cursor_open(cursor *c, const term *t, uint32_t c1_lim)
 {
     c->pl = t->pl;
     if (t->pl) {
@@ -1033,6 +1153,11 @@ static void cursor_open(cursor *c, const term *t)
     c->pos = 0;
     c->decoded = 0;
     c->doc = c->n_blk ? c->blks[0].first_doc : CUR_END;
+    c->min_dl = t->min_dl;
+    c->bub_tf = 0;
+    c->is_c1_full = 0;
+    for (uint32_t i = 0; i < c1_lim; i++)
+        c->c1[i] = -1.0;
 }
 
 static inline void cursor_decode(cursor *c)
@@ -1055,13 +1180,9 @@ static inline uint32_t cursor_tf(cursor *c)
     return c->tfs[c->pos];
 }
 
-static void cursor_next(cursor *c)
+/* cursor_next_block -- move to the first posting of the next block. */
+static inline void cursor_next_block(cursor *c)
 {
-    cursor_decode(c);
-    if (++c->pos < c->blks[c->bi].n) {
-        c->doc = c->docs[c->pos];
-        return;
-    }
     if (c->bi + 1 < c->n_blk) {
         c->bi++;
         c->decoded = 0;
@@ -1070,6 +1191,16 @@ static void cursor_next(cursor *c)
         return;
     }
     c->doc = CUR_END;
+}
+
+static inline void cursor_next(cursor *c)
+{
+    cursor_decode(c);
+    if (++c->pos < c->blks[c->bi].n) {
+        c->doc = c->docs[c->pos];
+        return;
+    }
+    cursor_next_block(c);
 }
 
 /* cursor_seek_block -- move to the block that may hold target (current doc
@@ -1103,6 +1234,59 @@ static void cursor_geq(cursor *c, uint32_t target)
         p++;
     c->pos = p;
     c->doc = c->docs[p];
+}
+
+/* cursor_count_below -- about how many postings from the cursor on are
+ * below end: whole blocks that start below end, less the postings already
+ * passed in the current one. */
+static uint32_t cursor_count_below(const cursor *c, uint32_t end)
+{
+    if (c->doc >= end)
+        return 0;
+    uint32_t n = c->decoded ? (uint32_t)c->blks[c->bi].n - c->pos
+                            : c->blks[c->bi].n;
+    for (uint32_t bi = c->bi + 1; bi < c->n_blk && c->blks[bi].first_doc < end;
+         bi++)
+        n += c->blks[bi].n;
+    return n;
+}
+
+/* norm_at -- norm(dl), from the per-query table when dl is small.  The
+ * table holds values norm() computed, so they are bit-identical. */
+static inline double norm_at(search *s, uint32_t dl)
+{
+    if (dl < s->nt_lim) {
+        double v = s->nt[dl];
+        if (v < 0.0)
+            v = s->nt[dl] = norm(&s->sc, dl);
+        return v;
+    }
+    return norm(&s->sc, dl);
+}
+
+/* term_contrib -- contrib(w, tf, norm(dl)) for cursor c's term; the tf-1
+ * values of short documents come from the cursor's table. */
+static inline double term_contrib(search *s, cursor *c, uint32_t tf,
+                                  uint32_t dl)
+{
+    if (tf == 1 && dl < s->c1_lim) {
+        double v = c->c1[dl];
+        if (v < 0.0)
+            v = c->c1[dl] = contrib(c->q.w, 1, norm_at(s, dl));
+        return v;
+    }
+    return contrib(c->q.w, tf, norm_at(s, dl));
+}
+
+/* block_bound -- bound of cursor c's contribution in its current block. */
+static inline double block_bound(search *s, cursor *c)
+{
+    uint32_t mt = c->blks[c->bi].max_tf;
+    if (mt != c->bub_tf) {
+        c->bub = bound(&s->sc, c->q.w, mt, c->min_dl, mt == UINT16_MAX);
+        c->bub_tf = mt;
+    }
+    return c->bub;
 }
 
 /* Heap of the best k so far in out[0..n): the worst hit at the root. */
@@ -1149,69 +1333,62 @@ static int cmp_hit(const void *a, const void *b)
     return x->doc < y->doc ? -1 : x->doc > y->doc;
 }
 
-static int cmp_cursor_ub(const void *a, const void *b)
+static int cmp_qterm_ub(const void *a, const void *b)
 {
-    const cursor *x = a, *y = b;
-    if (x->q.ub != y->q.ub)
-        return x->q.ub < y->q.ub ? -1 : 1;
-    return x->q.qidx < y->q.qidx ? -1 : x->q.qidx > y->q.qidx;
+    const qterm *x = a, *y = b;
+    if (x->ub != y->ub)
+        return x->ub < y->ub ? -1 : 1;
+    return x->qidx < y->qidx ? -1 : x->qidx > y->qidx;
 }
 
-int bm25_search(const bm25 *ix, const char *query, size_t len, uint32_t k,
-                ix_filter_fn filter, void *arg, bm25_hit *out, uint32_t *n_out)
+/* offer -- document d with its canonical score: into the heap if it beats
+ * the worst hit and passes the filter; then theta and the essential set
+ * follow the new k-th score. */
+static void offer(search *s, uint32_t d, float score)
 {
-    tok_list l;
-    uint32_t *ids = NULL, m = 0, n_heap = 0;
-    cursor *cur = NULL;
-    double *cq = NULL;
-    *n_out = 0;
-    tok_list_init(&l);
-    int rc = query_terms(ix, query, len, &l, &ids, &m);
-    if (rc || m == 0 || k == 0 || ix->n_docs == 0)
-        goto done;
-    cur = dm_malloc((size_t)m * sizeof *cur);
-    cq = dm_malloc((size_t)m * sizeof *cq);
-    if (!cur || !cq) {
-        rc = DM_ENOMEM;
-        goto done;
+    bm25_hit h = { d, score };
+    if (s->n_heap == s->k && !worse(&s->out[0], &h))
+        return;
+    if (s->filter && !s->filter(s->arg, d))
+        return;
+    if (s->n_heap < s->k) {
+        s->out[s->n_heap] = h;
+        sift_up(s->out, s->n_heap++);
+    } else {
+        s->out[0] = h;
+        sift_down(s->out, s->n_heap, 0);
     }
-    scorer sc;
-    scorer_init(ix, &sc);
-    for (uint32_t i = 0; i < m; i++) {
-        cursor_open(&cur[i], &ix->terms[ids[i]]);
-        qterm_init(ix, &sc, &cur[i].q, ids[i], i);
-        cq[i] = 0.0;
+    if (s->n_heap == s->k) {
+        /* Lowered by a relative 1e-9 to cover the rounding difference
+         * between MaxScore's partial sums and the canonical sum. */
+        s->theta = (double)s->out[0].score * (1.0 - 1e-9);
+        while (s->p < s->m && s->cur[s->p].cum < s->theta)
+            s->p++;
     }
-    /* Ascending bounds; cum[i] = ub[0] + ... + ub[i]. */
-    qsort(cur, m, sizeof *cur, cmp_cursor_ub);
-    double acc = 0.0;
-    for (uint32_t i = 0; i < m; i++) {
-        if (!cur[i].pl) /* the sort moved the inline block */
-            cur[i].blks = &cur[i].one;
-        acc += cur[i].q.ub;
-        cur[i].cum = acc * (1.0 + BOUND_SLACK);
-    }
+}
 
-    /* theta: the k-th best score once the heap is full, lowered by a
-     * relative 1e-9 to cover the rounding difference between the partial
-     * sums below and the canonical sum. */
-    double theta = -1.0;
-    uint32_t p = 0;      /* cursors [0, p) are non-essential */
-    for (;;) {
+/* daat_window -- MaxScore over the essential terms' documents below end. */
+static void daat_window(search *s, uint32_t end)
+{
+    cursor *cur = s->cur;
+    const uint32_t m = s->m;
+    while (s->p < m) {
+        const uint32_t p = s->p;
         /* The next candidate: the smallest doc among essential cursors. */
         uint32_t d = CUR_END;
         for (uint32_t i = p; i < m; i++)
             if (cur[i].doc < d)
                 d = cur[i].doc;
-        if (d == CUR_END)
-            break;
-        assert(doc_present(ix, d));
-        double nrm = norm(&sc, ix->dl[d]), s = 0.0;
+        if (d >= end)
+            return;
+        assert(doc_present(s->ix, d));
+        uint32_t dl = s->ix->dl[d];
+        double sum = 0.0;
         for (uint32_t i = p; i < m; i++) {
             cursor *c = &cur[i];
             if (c->doc == d) {
-                c->c = contrib(c->q.w, cursor_tf(c), nrm);
-                s += c->c;
+                c->c = term_contrib(s, c, cursor_tf(c), dl);
+                sum += c->c;
                 cursor_next(c);
             } else {
                 c->c = 0.0;
@@ -1223,7 +1400,7 @@ int bm25_search(const bm25 *ix, const char *query, size_t len, uint32_t k,
         for (uint32_t i = p; i-- > 0;) {
             cursor *c = &cur[i];
             c->c = 0.0;
-            if (s + c->cum < theta) {
+            if (sum + c->cum < s->theta) {
                 pruned = 1;
                 break;
             }
@@ -1231,55 +1408,314 @@ int bm25_search(const bm25 *ix, const char *query, size_t len, uint32_t k,
                 cursor_seek_block(c, d);
                 if (c->doc == CUR_END || c->doc > d)
                     continue;
-                const blk *b = &c->blks[c->bi];
                 double below = i ? cur[i - 1].cum : 0.0;
-                double bub = bound(&sc, c->q.w, b->max_tf,
-                                   ix->terms[c->q.id].min_dl,
-                                   b->max_tf == UINT16_MAX);
-                if (s + bub + below < theta) {
+                if (sum + block_bound(s, c) + below < s->theta) {
                     pruned = 1;
                     break;
                 }
                 cursor_geq(c, d);
             }
             if (c->doc == d) {
-                c->c = contrib(c->q.w, cursor_tf(c), nrm);
-                s += c->c;
+                c->c = term_contrib(s, c, cursor_tf(c), dl);
+                sum += c->c;
             }
         }
         if (pruned)
             continue;
         /* The canonical score: contributions summed in query order. */
         for (uint32_t i = 0; i < m; i++)
-            cq[cur[i].q.qidx] = cur[i].c;
+            s->cq[cur[i].q.qidx] = cur[i].c;
         double exact = 0.0;
         for (uint32_t i = 0; i < m; i++)
-            exact += cq[i];
-        bm25_hit h = { d, (float)exact };
-        if (n_heap == k && !worse(&out[0], &h))
-            continue;
-        if (filter && !filter(arg, d))
-            continue;
-        if (n_heap < k) {
-            out[n_heap] = h;
-            sift_up(out, n_heap++);
-        } else {
-            out[0] = h;
-            sift_down(out, n_heap, 0);
+            exact += s->cq[i];
+        offer(s, d, (float)exact);
+    }
+}
+
+/* any_above8 -- 1 if one of a[0..8) is above thr. */
+static inline int any_above8(const double *a, double thr)
+{
+#ifdef __SSE2__
+    __m128d t = _mm_set1_pd(thr);
+    __m128d x = _mm_or_pd(_mm_cmpgt_pd(_mm_loadu_pd(a), t),
+                          _mm_cmpgt_pd(_mm_loadu_pd(a + 2), t));
+    __m128d y = _mm_or_pd(_mm_cmpgt_pd(_mm_loadu_pd(a + 4), t),
+                          _mm_cmpgt_pd(_mm_loadu_pd(a + 6), t));
+    return _mm_movemask_pd(_mm_or_pd(x, y)) != 0;
+#else
+    return (a[0] > thr) | (a[1] > thr) | (a[2] > thr) | (a[3] > thr) |
+           (a[4] > thr) | (a[5] > thr) | (a[6] > thr) | (a[7] > thr);
+#endif
+}
+
+/* zero8 -- a[0..8) = 0.0. */
+static inline void zero8(double *a)
+{
+#ifdef __SSE2__
+    __m128d z = _mm_setzero_pd();
+    _mm_storeu_pd(a, z);
+    _mm_storeu_pd(a + 2, z);
+    _mm_storeu_pd(a + 4, z);
+    _mm_storeu_pd(a + 6, z);
+#else
+    memset(a, 0, 8 * sizeof *a);
+#endif
+}
+
+/* scan_threshold -- a double below which no sum can enter the heap: its
+ * float rounding would be below the worst hit.  0 while the heap fills
+ * (every scored document has a positive sum). */
+static inline double scan_threshold(const search *s)
+{
+    if (s->n_heap < s->k)
+        return 0.0;
+    /* Any x that rounds to a float >= r is >= r * (1 - 2^-24); the
+     * margin is four times that, and offer() makes the exact test. */
+    return (double)s->out[0].score * (1.0 - 0x1p-22);
+}
+
+/* c1_fill -- complete cursor c's tf-1 table for every length its
+ * documents can have (from the term's min_dl to the index's max_dl), so
+ * that the term-at-a-time loop needs no "not yet" test. */
+static void c1_fill(search *s, cursor *c)
+{
+    for (uint32_t dl = c->min_dl; dl < s->c1_lim; dl++)
+        if (c->c1[dl] < 0.0)
+            c->c1[dl] = contrib(c->q.w, 1, norm_at(s, dl));
+    c->is_c1_full = 1;
+}
+
+/* taat_contrib -- term_contrib once c1_fill ran. */
+static inline double taat_contrib(search *s, cursor *c, uint32_t tf,
+                                  uint32_t dl)
+{
+    if (tf == 1 && dl < s->c1_lim) {
+        assert(c->c1[dl] >= 0.0);
+        return c->c1[dl];
+    }
+    return contrib(c->q.w, tf, norm_at(s, dl));
+}
+
+/* taat_block -- add the contributions of cursor c's current block, which
+ * lies inside the window starting at w, straight from its encoding, and
+ * move to the next block. */
+static void taat_block(search *s, cursor *c, uint32_t w)
+{
+    double *acc = s->acc;
+    const uint32_t *dls = s->ix->dl;
+    if (c->decoded || !c->pl) {
+        cursor_decode(c);
+        uint32_t n = c->blks[c->bi].n;
+        for (uint32_t pos = c->pos; pos < n; pos++) {
+            uint32_t d = c->docs[pos];
+            acc[d - w] += taat_contrib(s, c, c->tfs[pos], dls[d]);
         }
-        if (n_heap == k) {
-            theta = (double)out[0].score * (1.0 - 1e-9);
-            while (p < m && cur[p].cum < theta)
-                p++;
-            if (p == m)
-                break;
+    } else {
+        const blk *b = &c->blks[c->bi];
+        const uint8_t *p = pl_cdata(c->pl) + b->off;
+        uint32_t d = b->first_doc, n = b->n;
+        for (uint32_t i = 0; i < n; i++) {
+            uint64_t code = *p++, tf = 1;
+            if (code & 0x80) {
+                p--;
+                p = get_varint_trusted(p, &code);
+            }
+            d += (uint32_t)(code >> 1);
+            if (code & 1) {
+                p = get_varint_trusted(p, &tf);
+                tf += 2;
+            }
+            acc[d - w] += taat_contrib(s, c, (uint32_t)tf, dls[d]);
         }
     }
-    qsort(out, n_heap, sizeof *out, cmp_hit);
-    *n_out = n_heap;
+    cursor_next_block(c);
+}
+
+/* taat_window -- score every document in [w, end) term at a time. */
+static void taat_window(search *s, uint32_t w, uint32_t end)
+{
+    double *acc = s->acc;
+    const uint32_t *dls = s->ix->dl;
+    for (uint32_t qi = 0; qi < s->m; qi++) {
+        cursor *c = &s->cur[s->byq[qi]];
+        if (c->doc < w)
+            cursor_geq(c, w); /* a non-essential term left behind */
+        if (c->doc >= end)
+            continue;
+        if (!c->is_c1_full)
+            c1_fill(s, c);
+        while (c->doc < end) {
+            if (c->blks[c->bi].last_doc < end) {
+                taat_block(s, c, w);
+                continue;
+            }
+            /* The block straddles the window's end. */
+            cursor_decode(c);
+            const uint32_t *docs = c->docs, *tfs = c->tfs;
+            uint32_t pos = c->pos;
+            for (; docs[pos] < end; pos++) {
+                uint32_t d = docs[pos];
+                acc[d - w] += taat_contrib(s, c, tfs[pos], dls[d]);
+            }
+            c->pos = pos;
+            c->doc = docs[pos];
+        }
+    }
+    /* The scan: nearly every sum fails the threshold, so eight are
+     * tested at once (with SSE2 where the target has it). */
+    uint32_t lim = end - w, i = 0;
+    double thr = scan_threshold(s);
+    for (; i + 8 <= lim; i += 8) {
+        if (any_above8(acc + i, thr)) {
+            for (uint32_t j = i; j < i + 8; j++) {
+                if (acc[j] > thr) {
+                    offer(s, w + j, (float)acc[j]);
+                    thr = scan_threshold(s);
+                }
+            }
+        }
+        zero8(acc + i);
+    }
+    for (; i < lim; i++) {
+        if (acc[i] > thr) {
+            offer(s, w + i, (float)acc[i]);
+            thr = scan_threshold(s);
+        }
+        acc[i] = 0.0;
+    }
+}
+
+/*
+ * The cost model behind the choice, in eighths of a nanosecond as fitted
+ * to single-query timings on three corpora of short documents (generated
+ * sentences, Zipfian made-up words, changelog lines): term at a time pays
+ * about 1.1 ns per posting and 0.25 ns per document number scanned;
+ * MaxScore pays per essential posting about 3 ns, plus 2.7 ns for each
+ * essential term it merges and 0.75 ns for each non-essential one it may
+ * probe.
+ */
+static inline uint64_t taat_cost(uint64_t n_post, uint64_t n_docs)
+{
+    return 9 * n_post + 2 * n_docs;
+}
+
+static inline uint64_t daat_cost(uint64_t n_ess, uint32_t m, uint32_t p)
+{
+    return n_ess * (24 + 22 * (uint64_t)(m - p) + 6 * (uint64_t)p);
+}
+
+/* window_mode -- 1 to score [w, end) term at a time, 0 for MaxScore. */
+static int window_mode(search *s, uint32_t w, uint32_t end)
+{
+    if (s->ix->strategy != BM25_STRATEGY_AUTO)
+        return s->ix->strategy == BM25_STRATEGY_WINDOW;
+    uint64_t all = 0, ess = 0;
+    for (uint32_t i = 0; i < s->m; i++) {
+        cursor *c = &s->cur[i];
+        if (c->doc < w)
+            cursor_seek_block(c, w);
+        uint32_t n = cursor_count_below(c, end);
+        all += n;
+        if (i >= s->p)
+            ess += n;
+    }
+    return taat_cost(all, end - w) < daat_cost(ess, s->m, s->p);
+}
+
+int bm25_search(const bm25 *ix, const char *query, size_t len, uint32_t k,
+                ix_filter_fn filter, void *arg, bm25_hit *out, uint32_t *n_out)
+{
+    tok_list l;
+    uint32_t *ids = NULL, m = 0;
+    search *s = NULL;
+    *n_out = 0;
+    tok_list_init(&l);
+    int rc = query_terms(ix, query, len, &l, &ids, &m);
+    if (rc || m == 0 || k == 0 || ix->n_docs == 0)
+        goto done;
+    /* One allocation for the state, the cursors, cq, the query terms and
+     * byq.  The accumulator comes later, with the first window that needs
+     * it. */
+    size_t off_cur = sizeof *s;
+    size_t off_cq = off_cur + (size_t)m * sizeof(cursor);
+    size_t off_qs = off_cq + (size_t)m * sizeof(double);
+    size_t off_byq = off_qs + (size_t)m * sizeof(qterm);
+    uint8_t *mem = dm_malloc(off_byq + (size_t)m * sizeof(uint32_t));
+    if (!mem) {
+        rc = DM_ENOMEM;
+        goto done;
+    }
+    s = (search *)mem;
+    memset(s, 0, offsetof(search, nt));
+    s->cur = (cursor *)(mem + off_cur);
+    s->cq = (double *)(mem + off_cq);
+    s->byq = (uint32_t *)(mem + off_byq);
+    qterm *qs = (qterm *)(mem + off_qs);
+    s->ix = ix;
+    s->m = m;
+    s->k = k;
+    s->out = out;
+    s->filter = filter;
+    s->arg = arg;
+    s->theta = -1.0;
+    /* Every document number is below dl_cap. */
+    s->win = ix->dl_cap < WIN_DOCS ? (ix->dl_cap + 7) & ~7u : WIN_DOCS;
+    scorer_init(ix, &s->sc);
+    s->nt_lim = ix->max_dl < NORM_TAB ? ix->max_dl + 1 : NORM_TAB;
+    s->c1_lim = ix->max_dl < C1_TAB ? ix->max_dl + 1 : C1_TAB;
+    for (uint32_t i = 0; i < s->nt_lim; i++)
+        s->nt[i] = -1.0;
+    /* Cursors in ascending bound order; cum[i] = ub[0] + ... + ub[i]. */
+    for (uint32_t i = 0; i < m; i++)
+        qterm_init(ix, &s->sc, &qs[i], ids[i], i);
+    qsort(qs, m, sizeof *qs, cmp_qterm_ub);
+    cursor *cur = s->cur;
+    double acc = 0.0;
+    for (uint32_t i = 0; i < m; i++) {
+        cursor_open(&cur[i], &ix->terms[qs[i].id], s->c1_lim);
+        cur[i].q = qs[i];
+        acc += cur[i].q.ub;
+        cur[i].cum = acc * (1.0 + BOUND_SLACK);
+        s->byq[cur[i].q.qidx] = i;
+        s->cq[i] = 0.0;
+    }
+
+    /* Postings too sparse for any window scan to pay over the whole index
+     * (assuming they spread evenly): MaxScore in one pass, without the
+     * per-window bookkeeping. */
+    uint64_t n_post = 0;
+    uint32_t lo = CUR_END, hi = 0;
+    for (uint32_t i = 0; i < m; i++) {
+        n_post += ix->terms[cur[i].q.id].df;
+        lo = cur[i].blks[0].first_doc < lo ? cur[i].blks[0].first_doc : lo;
+        hi = cur[i].blks[cur[i].n_blk - 1].last_doc > hi
+                 ? cur[i].blks[cur[i].n_blk - 1].last_doc : hi;
+    }
+    if (ix->strategy == BM25_STRATEGY_AUTO &&
+        taat_cost(n_post, (uint64_t)hi - lo + 1) >= daat_cost(n_post, m, 0))
+        daat_window(s, CUR_END);
+    while (s->p < m) {
+        uint32_t w = CUR_END;
+        for (uint32_t i = s->p; i < m; i++)
+            if (cur[i].doc < w)
+                w = cur[i].doc;
+        if (w == CUR_END)
+            break;
+        uint32_t end = w > CUR_END - s->win ? CUR_END : w + s->win;
+        /* Out of memory for the accumulator, MaxScore does the window:
+         * once the filter may have been called, nothing fails. */
+        if (window_mode(s, w, end) &&
+            (s->acc || (s->acc = dm_calloc(s->win, sizeof *s->acc))))
+            taat_window(s, w, end);
+        else
+            daat_window(s, end);
+    }
+    qsort(out, s->n_heap, sizeof *out, cmp_hit);
+    *n_out = s->n_heap;
 done:
-    dm_free(cq);
-    dm_free(cur);
+    if (s)
+        dm_free(s->acc);
+    dm_free(s);
     dm_free(ids);
     tok_list_fini(&l);
     if (rc)
@@ -1488,6 +1924,8 @@ int bm25_deserialize(const bm25_params *p, buf_slice in, bm25 **out)
         if ((rc = dl_reserve(ix, doc)))
             goto fail;
         ix->dl[doc] = (uint32_t)v;
+        if (v > ix->max_dl)
+            ix->max_dl = (uint32_t)v;
         total += v;
         prev = doc;
     }
@@ -1688,6 +2126,10 @@ int bm25_check(const bm25 *ix)
         if (ix->dl[d] != DL_ABSENT) {
             n_docs++;
             total += ix->dl[d];
+            if (ix->dl[d] > ix->max_dl) {
+                rc = bad("document longer than max_dl", d, ix->dl[d]);
+                goto done;
+            }
         }
     }
     if (n_docs != ix->n_docs || total != ix->total_len) {

@@ -6,11 +6,16 @@
  * configurable k1 and b and idf = ln(1 + (N - df + 0.5) / (df + 0.5)).
  * Top-k retrieval uses MaxScore (or WAND) early termination: terms whose
  * upper bound cannot lift a document into the top k are only probed, never
- * scanned.  Query terms are OR-ed.  Deleting a document needs its text (the
- * engine has it) so that postings are removed exactly.
+ * scanned; where nearly every posting must be visited anyway (common terms
+ * of similar weight), windows of documents are scored term at a time
+ * instead (bm25_strategy).  Query terms are OR-ed.  Deleting a document
+ * needs its text (the engine has it) so that postings are removed exactly.
  *
- * Thread safety: concurrent bm25_search / bm25_explain calls are safe;
- * bm25_add / bm25_delete / bm25_serialize need exclusive access.
+ * Thread safety: concurrent bm25_search / bm25_explain calls are safe
+ * (each search allocates its scratch, at most ~64 KiB plus ~2 KiB per
+ * query term, and frees it before returning; no thread-local state);
+ * bm25_add / bm25_delete / bm25_serialize / bm25_set_strategy need
+ * exclusive access.
  * File format: "BM25 index checkpoint" in docs/format.md.
  */
 #ifndef DM_INDEX_BM25_H
@@ -67,6 +72,24 @@ int bm25_delete(bm25 *ix, uint32_t doc, const char *text, size_t len);
  */
 int bm25_search(const bm25 *ix, const char *query, size_t len, uint32_t k,
                 ix_filter_fn filter, void *arg, bm25_hit *out, uint32_t *n_out);
+
+/*
+ * bm25_strategy -- how bm25_search finds the top k.  AUTO (the default)
+ * decides per window of document numbers between MaxScore (document at a
+ * time, skipping what the bounds rule out) and term-at-a-time
+ * accumulation (every posting visited, cheaply); the others force one of
+ * them, for tests and benchmarks.  Every strategy returns the same hits
+ * with bit-identical scores.
+ */
+typedef enum bm25_strategy {
+    BM25_STRATEGY_AUTO = 0,
+    BM25_STRATEGY_MAXSCORE,
+    BM25_STRATEGY_WINDOW,
+} bm25_strategy;
+
+/* bm25_set_strategy -- set ix's strategy.  Needs exclusive access (like
+ * bm25_add). */
+void bm25_set_strategy(bm25 *ix, bm25_strategy s);
 
 /* bm25_score -- the BM25 score of one document for a query (0 if no term
  * matches or doc is not indexed). */

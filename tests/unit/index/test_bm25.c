@@ -3,7 +3,10 @@
  * stemming, hand-computed scores, MaxScore top-k equal to brute force on
  * random corpora, deletes and re-adds, filters, checkpoint round trips,
  * corrupted checkpoints (every truncation, every bit flip, re-checksummed
- * mutations), allocation failure and concurrent searches.
+ * mutations), allocation failure and concurrent searches; the search
+ * strategies (MaxScore, term-at-a-time windows, the automatic mix) agree
+ * bit for bit with each other and with brute force on a small-vocabulary
+ * corpus and a Zipfian one.
  */
 // ctest-labels: concurrency
 #include "testutil.h"
@@ -803,6 +806,281 @@ static void test_concurrent_search(void **state)
     corpus_free(&c);
 }
 
+/* ----------------------------------------------- strategies (windows) */
+
+/* A small-vocabulary corpus: generated sentences whose words all recur
+ * (every query visits most of its postings, the term-at-a-time case). */
+static const char *const g_names[] = { "Ann", "Bob", "Carla", "Dev", "Emma",
+                                       "Farid", "Grace", "Hiro", "Ines" };
+static const char *const g_verbs[] = { "visited", "cooked", "painted",
+                                       "read about", "talked about",
+                                       "planned", "fixed", "wrote about" };
+static const char *const g_objects[] = {
+    "a birthday cake", "the old bicycle", "a trip to Lisbon",
+    "the garden shed", "a new laptop", "a jazz concert", "the tax forms",
+    "a sushi dinner", "the wedding photos", "a python script",
+    "the piano lessons", "a surprise party", "the vegetable soup",
+    "a birthday party at the garden" };
+static const char *const g_places[] = { "at home", "in the city",
+                                        "with her sister", "near the beach",
+                                        "at the library", "online" };
+static const char *const g_whens[] = { "on Monday", "last weekend",
+                                       "yesterday", "on her birthday",
+                                       "last night", "in the spring" };
+#define PICK(r, a) ((a)[tu_randn((r), sizeof(a) / sizeof *(a))])
+
+static void make_sentence(tu_rng *r, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s %s %s %s %s.", PICK(r, g_names), PICK(r, g_verbs),
+             PICK(r, g_objects), PICK(r, g_places), PICK(r, g_whens));
+}
+
+/* A part of a sentence: one to three of its five phrases. */
+static void make_fragment(tu_rng *r, char *out, size_t cap)
+{
+    const char *ph[5] = { PICK(r, g_names), PICK(r, g_verbs),
+                          PICK(r, g_objects), PICK(r, g_places),
+                          PICK(r, g_whens) };
+    uint32_t n = 1 + (uint32_t)tu_randn(r, 3);
+    size_t len = 0;
+    out[0] = '\0';
+    for (uint32_t i = 0; i < n; i++)
+        len += (size_t)snprintf(out + len, cap - len, "%s%s", i ? " " : "",
+                                ph[tu_randn(r, 5)]);
+}
+
+/* brute_all -- every scored document passing f, best first (the exact
+ * order bm25_search must follow), through bm25_score_many. */
+static uint32_t brute_all(const bm25 *ix, const uint32_t *docs, uint32_t n,
+                          const char *q, ix_filter_fn f, void *arg,
+                          bm25_hit *out)
+{
+    float *sc = malloc((n + 1) * sizeof *sc);
+    assert_non_null(sc);
+    assert_int_equal(bm25_score_many(ix, q, strlen(q), docs, n, sc), DM_OK);
+    uint32_t m = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (sc[i] > 0 && (!f || f(arg, docs[i])))
+            out[m++] = (bm25_hit){ docs[i], sc[i] };
+    qsort(out, m, sizeof *out, cmp_hit_desc);
+    free(sc);
+    return m;
+}
+
+static bool keep_not_div5(void *arg, uint32_t doc)
+{
+    (*(int *)arg)++;
+    return doc % 5 != 0;
+}
+
+/*
+ * strategies_run -- index texts[i] as document docs[i] (in a shuffled
+ * order), delete every ninth, then for each query: the three strategies
+ * give identical hits for several k, with and without a filter, and every
+ * fourth query is also checked against brute force.
+ */
+static void strategies_run(char **texts, const uint32_t *docs, uint32_t n,
+                           char **queries, uint32_t n_queries, uint64_t seed)
+{
+    tu_rng r;
+    tu_rng_seed(&r, seed);
+    bm25 *ix;
+    assert_int_equal(bm25_new(NULL, &ix), DM_OK);
+    uint32_t *perm = malloc(n * sizeof *perm);
+    uint32_t *live = malloc(n * sizeof *live);
+    for (uint32_t i = 0; i < n; i++)
+        perm[i] = i;
+    for (uint32_t i = n; i > 1; i--) {
+        uint32_t j = (uint32_t)tu_randn(&r, i), t = perm[i - 1];
+        perm[i - 1] = perm[j];
+        perm[j] = t;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        add(ix, docs[perm[i]], texts[perm[i]]);
+    uint32_t n_live = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (i % 9 == 4)
+            assert_int_equal(bm25_delete(ix, docs[i], texts[i],
+                                         strlen(texts[i])), DM_OK);
+        else
+            live[n_live++] = docs[i];
+    }
+    assert_int_equal(bm25_check(ix), DM_OK);
+
+    static const uint32_t ks[] = { 1, 7, 20, 100 };
+    bm25_hit *all = malloc((n_live + 1) * sizeof *all);
+    bm25_hit got[3][100];
+    for (uint32_t qi = 0; qi < n_queries; qi++) {
+        const char *q = queries[qi];
+        for (int use_filter = 0; use_filter < 2; use_filter++) {
+            ix_filter_fn f = use_filter ? keep_not_div5 : NULL;
+            int calls = 0;
+            uint32_t n_all = qi % 4 ? 0 : brute_all(ix, live, n_live, q, f,
+                                                    &calls, all);
+            for (uint32_t ki = 0; ki < 4; ki++) {
+                uint32_t k = ks[ki], ng[3];
+                for (int st = 0; st < 3; st++) {
+                    bm25_set_strategy(ix, (bm25_strategy)st);
+                    assert_int_equal(bm25_search(ix, q, strlen(q), k, f,
+                                                 &calls, got[st], &ng[st]),
+                                     DM_OK);
+                    for (uint32_t j = 0; use_filter && j < ng[st]; j++)
+                        assert_true(got[st][j].doc % 5 != 0);
+                }
+                expect_same(got[BM25_STRATEGY_AUTO], ng[0],
+                            got[BM25_STRATEGY_MAXSCORE], ng[1], q);
+                expect_same(got[BM25_STRATEGY_WINDOW], ng[2],
+                            got[BM25_STRATEGY_MAXSCORE], ng[1], q);
+                if (qi % 4 == 0)
+                    expect_same(got[BM25_STRATEGY_WINDOW], ng[2], all,
+                                n_all < k ? n_all : k, q);
+            }
+        }
+    }
+    bm25_set_strategy(ix, BM25_STRATEGY_AUTO);
+    free(all);
+    free(live);
+    free(perm);
+    bm25_free(ix);
+}
+
+static void test_strategies_small_vocabulary(void **state)
+{
+    /* 2,500 sentences numbered over 0..~37,500, so that the term-at-a-time
+     * windows (8,192 numbers) number five and blocks straddle them. */
+    enum { N = 2500, NQ = 40 };
+    tu_rng r;
+    tu_rng_seed(&r, 91);
+    char **texts = malloc(N * sizeof *texts);
+    uint32_t *docs = malloc(N * sizeof *docs);
+    char line[256];
+    for (uint32_t i = 0; i < N; i++) {
+        make_sentence(&r, line, sizeof line);
+        texts[i] = strdup(line);
+        docs[i] = i * 15 + (uint32_t)tu_randn(&r, 15);
+    }
+    char *queries[NQ];
+    for (uint32_t i = 0; i < NQ; i++) {
+        if (i % 3 == 2)
+            make_fragment(&r, line, sizeof line);
+        else
+            make_sentence(&r, line, sizeof line);
+        queries[i] = strdup(line);
+    }
+    strategies_run(texts, docs, N, queries, NQ, 92);
+    for (uint32_t i = 0; i < N; i++)
+        free(texts[i]);
+    for (uint32_t i = 0; i < NQ; i++)
+        free(queries[i]);
+    free(texts);
+    free(docs);
+}
+
+static void test_strategies_zipf(void **state)
+{
+    /* The Zipf-like corpus, numbered densely (one window) and sparsely. */
+    enum { N = 2500, NQ = 40 };
+    corpus c;
+    corpus_make(&c, 93, N, 1500);
+    tu_rng r;
+    tu_rng_seed(&r, 94);
+    uint32_t *docs = malloc(N * sizeof *docs);
+    char *queries[NQ];
+    char q[256];
+    for (uint32_t i = 0; i < NQ; i++) {
+        make_query(&r, &c, q, sizeof q);
+        queries[i] = strdup(q);
+    }
+    for (uint32_t i = 0; i < N; i++)
+        docs[i] = i;
+    strategies_run(c.text, docs, N, queries, NQ, 95);
+    for (uint32_t i = 0; i < N; i++)
+        docs[i] = i * 9 + 5;
+    strategies_run(c.text, docs, N, queries, NQ, 96);
+    for (uint32_t i = 0; i < NQ; i++)
+        free(queries[i]);
+    free(docs);
+    corpus_free(&c);
+}
+
+/* Out of memory, a search either fails before calling the filter or
+ * succeeds with the full answer (the window accumulator is optional). */
+static void test_strategies_alloc_failure(void **state)
+{
+    enum { N = 1500 };
+    tu_rng r;
+    tu_rng_seed(&r, 97);
+    bm25 *ix;
+    assert_int_equal(bm25_new(NULL, &ix), DM_OK);
+    char line[256];
+    for (uint32_t i = 0; i < N; i++) {
+        make_sentence(&r, line, sizeof line);
+        add(ix, i * 11, line);
+    }
+    make_sentence(&r, line, sizeof line);
+    bm25_hit want[20], got[20];
+    uint32_t nw, ng;
+    int calls = 0;
+    assert_int_equal(bm25_search(ix, line, strlen(line), 20, keep_not_div5,
+                                 &calls, want, &nw), DM_OK);
+    assert_int_equal(nw, 20);
+    int n_ok_after_fail = 0;
+    for (int st = 0; st < 3; st++) {
+        bm25_set_strategy(ix, (bm25_strategy)st);
+        for (int64_t k = 1; k < 12; k++) {
+            calls = 0;
+            alloc_fail_after(k, 1);
+            int64_t before = alloc_failures();
+            int rc = bm25_search(ix, line, strlen(line), 20, keep_not_div5,
+                                 &calls, got, &ng);
+            int failed = alloc_failures() != before;
+            alloc_fail_after(0, 0);
+            if (rc == DM_ENOMEM) {
+                assert_int_equal(ng, 0);
+                assert_int_equal(calls, 0);
+                continue;
+            }
+            assert_int_equal(rc, DM_OK);
+            expect_same(got, ng, want, nw, line);
+            n_ok_after_fail += failed;
+        }
+    }
+    /* Some run lost only the accumulator and fell back to MaxScore. */
+    assert_true(n_ok_after_fail > 0);
+    bm25_free(ix);
+}
+
+/* Term-at-a-time searches share nothing between threads either. */
+static void test_concurrent_window_search(void **state)
+{
+    enum { N = 3000, NQ = 30, NT = 4 };
+    tu_rng r;
+    tu_rng_seed(&r, 98);
+    bm25 *ix;
+    assert_int_equal(bm25_new(NULL, &ix), DM_OK);
+    char line[256];
+    for (uint32_t i = 0; i < N; i++) {
+        make_sentence(&r, line, sizeof line);
+        add(ix, i * 7, line);
+    }
+    static char queries[NQ][256];
+    static bm25_hit want[NQ][10];
+    static uint32_t n_want[NQ];
+    for (int i = 0; i < NQ; i++) {
+        make_sentence(&r, queries[i], sizeof queries[i]);
+        assert_int_equal(bm25_search(ix, queries[i], strlen(queries[i]), 10,
+                                     NULL, NULL, want[i], &n_want[i]), DM_OK);
+    }
+    conc x = { ix, NULL, queries, want, n_want, NQ, 0 };
+    pthread_t th[NT];
+    for (int i = 0; i < NT; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, conc_thread, &x), 0);
+    for (int i = 0; i < NT; i++)
+        pthread_join(th[i], NULL);
+    assert_int_equal(x.errors, 0);
+    bm25_free(ix);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -818,6 +1096,10 @@ int main(void)
         cmocka_unit_test(test_corrupt_checkpoints),
         cmocka_unit_test(test_alloc_failure),
         cmocka_unit_test(test_concurrent_search),
+        cmocka_unit_test(test_strategies_small_vocabulary),
+        cmocka_unit_test(test_strategies_zipf),
+        cmocka_unit_test(test_strategies_alloc_failure),
+        cmocka_unit_test(test_concurrent_window_search),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
