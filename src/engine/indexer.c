@@ -168,20 +168,23 @@ static bool work_slice(dm_db *db, eng_user *u)
 {
     if (!u->loaded || !u->exists)
         return false;
-    uint32_t pending = u->n_pend;
-    if (pending) {
+    /* A due checkpoint first: a user written without pause never runs
+     * out of pending vectors, and its writers would otherwise take the
+     * checkpoint themselves at twice the limit.  It links the (short)
+     * tail before the snapshot. */
+    if (checkpoint_due(db, u)) {
+        int rc = eng_user_checkpoint_unlocked(db, u);
+        if (rc)
+            log_msg(LOG_WARN, "index checkpoint: %s", err_last_msg());
+        return u->loaded && u->n_pend > 0;
+    }
+    if (u->n_pend) {
         int rc = eng_vec_link(db, u, ENG_LINK_SLICE);
         if (rc) {
             log_msg(LOG_WARN, "linking vectors: %s", err_last_msg());
             return false; /* the next write of the user queues it again */
         }
-        return true;
-    }
-    /* Checkpoint after linking, so that a reopen finds the graph whole. */
-    if (checkpoint_due(db, u)) {
-        int rc = eng_user_checkpoint_unlocked(db, u);
-        if (rc)
-            log_msg(LOG_WARN, "index checkpoint: %s", err_last_msg());
+        return u->n_pend > 0;
     }
     return false;
 }
