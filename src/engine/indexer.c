@@ -123,7 +123,7 @@ static int checkpoint_due(const dm_db *db, const eng_user *u)
     if (!u->has_ckpt)
         return u->n_live >= every ? 1 : 0;
     uint64_t tail = u->next_useq - 1 - u->ckpt_covered;
-    uint64_t limit = u->n_live / 4 > every ? u->n_live / 4 : every;
+    uint64_t limit = u->n_live / 2 > every ? u->n_live / 2 : every;
     return tail >= 2 * limit ? 2 : tail >= limit ? 1 : 0;
 }
 
