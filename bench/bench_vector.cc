@@ -38,6 +38,24 @@
  * of hnsw_search (ef 64, k 10) with the exact scan (hnsw_search_exact) on
  * 100-d clustered vectors.
  *
+ * --f16 adds our index with half-precision storage (HNSW_ELEM_F16, engine
+ * "ours-f16") to every case of a data set: build, checkpoint, search,
+ * filtered.  Its similarities are those of the rounded vectors, so for
+ * recall each returned label is rescored with the exact float32 inner
+ * product (outside the timed call): the question is whether the right
+ * neighbours come back.
+ *
+ * --sweep runs the ef_construction sweep instead of the comparison: for
+ * every ef_construction of --efc-list and element type of --elems it
+ * builds our index by incremental adds (no hnsw_reserve, as the engine
+ * adds) and reports build time and hnsw_memsize per vector, then recall@10,
+ * p50 and QPS for every ef_search of --ef-list (best of three rounds), and
+ * for the exact scan of the same index (ef 0 in JSON, "exact" in the
+ * table): the recall ceiling that the element type leaves (below 1 for
+ * half precision, whose rounding reorders near ties).  "vs own"
+ * (recall_own) is recall@10 judged by the index's own similarities
+ * against its own exact scan: the graph's loss alone.
+ *
  * Benchmarks are tools, not engine code: plain malloc, abort on error.
  */
 #include <malloc.h>
@@ -83,6 +101,11 @@ struct config {
     bool is_json = false;
     bool with_hnswlib = true;
     bool is_threshold = false;
+    bool with_f16 = false;
+    bool is_sweep = false;
+    std::vector<uint32_t> efc_list = { 200, 128, 100, 64 };
+    std::vector<uint32_t> ef_list = { 32, 64, 100 };
+    std::vector<hnsw_elem> elems = { HNSW_ELEM_F32, HNSW_ELEM_F16 };
     std::string sets = "synthetic,real";
     std::string vectors_path;
     std::string model_path = "models/glove-6b-100d.dmm";
@@ -357,6 +380,7 @@ size_t heap_in_use()
 
 struct search_result {
     double recall, p50_us, p99_us, qps;
+    double recall_own; /* against the index's own exact scan (run_queries' own_kth) */
 };
 
 void print_build(const dataset &d, const char *engine, double build_s,
@@ -390,24 +414,39 @@ void print_search(const dataset &d, const char *engine, uint32_t ef,
     fflush(stdout);
 }
 
-/* Runs all queries through `fn` (which fills sims, returns count). */
-template <typename F> search_result run_queries(const dataset &d, F fn)
+/* Runs all queries through `fn` (which fills sims and labels, returns
+ * count).  With rescore, recall is judged on the exact float32 similarity
+ * of each returned label instead of the engine's own (computed after the
+ * timed call).  With own_kth (per query, the 10th similarity of the
+ * index's own exact scan), recall_own judges the engine's similarities
+ * against it. */
+template <typename F>
+search_result run_queries(const dataset &d, F fn, bool rescore = false,
+                          const std::vector<float> *own_kth = nullptr)
 {
     bench_lat lat;
     bench_lat_init(&lat, d.n_queries);
     float sims[K];
-    double rec = 0;
+    uint32_t labels[K];
+    double rec = 0, rec_own = 0;
     uint64_t total = 0;
     for (uint32_t q = 0; q < d.n_queries; q++) {
         uint64_t t0 = bench_now_ns();
-        uint32_t n = fn(d.query(q), sims);
+        uint32_t n = fn(d.query(q), sims, labels);
         uint64_t dt = bench_now_ns() - t0;
         total += dt;
         bench_lat_add(&lat, dt);
+        if (own_kth)
+            for (uint32_t i = 0; i < n && i < K; i++)
+                rec_own += sims[i] >= (*own_kth)[q] - RECALL_EPS;
+        if (rescore)
+            for (uint32_t i = 0; i < n; i++)
+                sims[i] = dist_dot(d.query(q), d.base(labels[i]), d.dim);
         rec += recall_of(d, q, sims, n);
     }
     search_result r;
     r.recall = rec / d.n_queries;
+    r.recall_own = own_kth ? rec_own / ((double)d.n_queries * K) : r.recall;
     r.p50_us = bench_lat_pct_us(&lat, 0.50);
     r.p99_us = bench_lat_pct_us(&lat, 0.99);
     r.qps = total ? (double)d.n_queries * 1e9 / (double)total : 0;
@@ -421,8 +460,10 @@ bool keep_multiple(void *arg, uint32_t doc)
 }
 
 /* Filtered search (ours only: hnswlib 0.6 has no filter): labels that are
- * multiples of `every` pass; ground truth is the filtered exact scan. */
-void run_filtered(const dataset &d, const hnsw *h, uint32_t every)
+ * multiples of `every` pass; ground truth is the filtered exact scan (of
+ * the same index, so also for ours-f16 both sides use its similarities). */
+void run_filtered(const dataset &d, const hnsw *h, uint32_t every,
+                  const char *engine)
 {
     bench_lat lat;
     bench_lat_init(&lat, d.n_queries);
@@ -446,24 +487,25 @@ void run_filtered(const dataset &d, const hnsw *h, uint32_t every)
            p99 = bench_lat_pct_us(&lat, 0.99),
            qps = total ? (double)d.n_queries * 1e9 / (double)total : 0;
     if (cfg.is_json)
-        printf("{\"suite\":\"vector\",\"set\":\"%s\",\"engine\":\"ours\","
+        printf("{\"suite\":\"vector\",\"set\":\"%s\",\"engine\":\"%s\","
                "\"case\":\"filtered\",\"pass_pct\":%.0f,\"ef\":64,\"k\":%u,"
                "\"recall\":%.4f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"qps\":%.0f}\n",
-               d.name.c_str(), 100.0 / every, K, r, p50, p99, qps);
+               d.name.c_str(), engine, 100.0 / every, K, r, p50, p99, qps);
     else
         printf("%-10s %-9s filter %4.0f%% pass, ef 64  recall@10 %.4f  p50 %7.1f us"
                "  p99 %7.1f us  %8.0f QPS\n",
-               d.name.c_str(), "ours", 100.0 / every, r, p50, p99, qps);
+               d.name.c_str(), engine, 100.0 / every, r, p50, p99, qps);
     fflush(stdout);
     bench_lat_fini(&lat);
 }
 
 /* build_ours -- build, report, check a checkpoint round trip. */
-hnsw *build_ours(const dataset &d)
+hnsw *build_ours(const dataset &d, hnsw_elem elem, const char *engine)
 {
     hnsw_params p = hnsw_params_default(d.dim);
     p.M = cfg.M;
     p.ef_construction = cfg.efc;
+    p.elem = elem;
     hnsw *h = nullptr;
     size_t heap0 = heap_in_use();
     int rc = hnsw_new(&p, &h);
@@ -482,7 +524,7 @@ hnsw *build_ours(const dataset &d)
     hnsw_hit hits[K];
     uint32_t nh;
     hnsw_search(h, d.query(0), K, 256, nullptr, nullptr, hits, &nh);
-    print_build(d, "ours", build_s, hnsw_memsize(h), heap_in_use() - heap0);
+    print_build(d, engine, build_s, hnsw_memsize(h), heap_in_use() - heap0);
 
     /* Checkpoint round trip: size, save and load times, same answers. */
     buf b;
@@ -517,15 +559,15 @@ hnsw *build_ours(const dataset &d)
             bench_die("reloaded index answers differently (query %u)", q);
     }
     if (cfg.is_json)
-        printf("{\"suite\":\"vector\",\"set\":\"%s\",\"engine\":\"ours\","
+        printf("{\"suite\":\"vector\",\"set\":\"%s\",\"engine\":\"%s\","
                "\"case\":\"checkpoint\",\"bytes\":%zu,\"save_ms\":%.1f,"
                "\"load_first_ms\":%.1f,\"load_ms\":%.1f,\"mem_bytes\":%zu}\n",
-               d.name.c_str(), b.len, save_ms, load_first_ms, load_ms,
+               d.name.c_str(), engine, b.len, save_ms, load_first_ms, load_ms,
                hnsw_memsize(h2));
     else
         printf("%-10s %-9s checkpoint %.1f MB  save %.1f ms  load %.1f ms (first "
                "%.1f ms)  memory after load %.1f MB; same answers\n",
-               d.name.c_str(), "ours", (double)b.len / 1e6, save_ms, load_ms,
+               d.name.c_str(), engine, (double)b.len / 1e6, save_ms, load_ms,
                load_first_ms, (double)hnsw_memsize(h2) / 1e6);
     hnsw_free(h2);
     buf_fini(&b);
@@ -570,40 +612,53 @@ hnswlib::HierarchicalNSW<float> *build_hnswlib(const dataset &d,
  */
 const int ROUNDS = 3;
 
-void search_both(const dataset &d, const hnsw *h,
+/* A query function for run_queries over our index. */
+auto ours_fn(const hnsw *h, uint32_t ef)
+{
+    return [=](const float *q, float *sims, uint32_t *labels) {
+        hnsw_hit w[K];
+        uint32_t n = 0;
+        hnsw_search(h, q, K, ef, nullptr, nullptr, w, &n);
+        for (uint32_t i = 0; i < n; i++) {
+            sims[i] = w[i].sim;
+            labels[i] = w[i].label;
+        }
+        return n;
+    };
+}
+
+void search_both(const dataset &d, const hnsw *h, const hnsw *h16,
                  hnswlib::HierarchicalNSW<float> *a)
 {
-    auto ours = [&](uint32_t ef) {
-        return [=](const float *q, float *sims) {
-            hnsw_hit w[K];
-            uint32_t n = 0;
-            hnsw_search(h, q, K, ef, nullptr, nullptr, w, &n);
-            for (uint32_t i = 0; i < n; i++)
-                sims[i] = w[i].sim;
-            return n;
-        };
-    };
-    auto theirs = [&](const float *q, float *sims) {
+    auto theirs = [&](const float *q, float *sims, uint32_t *labels) {
         auto pq = a->searchKnn(q, K);
         uint32_t n = (uint32_t)pq.size();
         for (uint32_t i = n; i-- > 0;) {
             sims[i] = 1.0f - pq.top().first;
+            labels[i] = (uint32_t)pq.top().second;
             pq.pop();
         }
         return n;
     };
     /* Warm-up: scratch pools, caches, page tables. */
-    run_queries(d, ours(16));
+    run_queries(d, ours_fn(h, 16));
+    if (h16)
+        run_queries(d, ours_fn(h16, 16), true);
     if (a) {
         a->setEf(16);
         run_queries(d, theirs);
     }
     for (uint32_t ef : EFS) {
-        search_result best_o{}, best_t{};
+        search_result best_o{}, best_t{}, best_h{};
         for (int r = 0; r < ROUNDS; r++) {
-            search_result o = run_queries(d, ours(ef));
+            search_result o = run_queries(d, ours_fn(h, ef));
             if (r == 0 || o.qps > best_o.qps)
                 best_o = o;
+            if (h16) {
+                search_result x = run_queries(d, ours_fn(h16, ef), true);
+                if (r == 0 || x.qps > best_h.qps)
+                    best_h = x;
+            }
             if (a) {
                 a->setEf(ef);
                 search_result t = run_queries(d, theirs);
@@ -612,6 +667,8 @@ void search_both(const dataset &d, const hnsw *h,
             }
         }
         print_search(d, "ours", ef, best_o);
+        if (h16)
+            print_search(d, "ours-f16", ef, best_h);
         if (a)
             print_search(d, "hnswlib", ef, best_t);
     }
@@ -624,16 +681,112 @@ void run_set(dataset &d)
          d.name.c_str(), d.n, d.n_queries, d.dim, cfg.M, cfg.efc, K,
          dist_kernel_name());
     ground_truth(d);
-    hnsw *h = build_ours(d);
+    hnsw *h = build_ours(d, HNSW_ELEM_F32, "ours");
+    hnsw *h16 = cfg.with_f16 ? build_ours(d, HNSW_ELEM_F16, "ours-f16") : nullptr;
     hnswlib::InnerProductSpace space(d.dim);
     hnswlib::HierarchicalNSW<float> *a = nullptr;
     if (cfg.with_hnswlib)
         a = build_hnswlib(d, space);
-    search_both(d, h, a);
-    run_filtered(d, h, 10);
-    run_filtered(d, h, 100);
+    search_both(d, h, h16, a);
+    run_filtered(d, h, 10, "ours");
+    run_filtered(d, h, 100, "ours");
+    if (h16) {
+        run_filtered(d, h16, 10, "ours-f16");
+        run_filtered(d, h16, 100, "ours-f16");
+    }
     delete a;
+    hnsw_free(h16);
     hnsw_free(h);
+}
+
+/* ---------------------------------------------------------------- sweep */
+
+/*
+ * sweep_set -- for every ef_construction and element type: build by
+ * incremental adds (the engine's way: no hnsw_reserve, so the memory
+ * figure includes growth slack), then every ef_search of the list, best
+ * of ROUNDS rounds.  Recall is rescored with exact float32 similarities
+ * for both element types, so the rows compare the labels returned.
+ */
+void sweep_set(dataset &d)
+{
+    note("%s: ef_construction sweep, %u vectors + %u queries, %u-d, M %u, k %u, "
+         "one thread, kernel %s",
+         d.name.c_str(), d.n, d.n_queries, d.dim, cfg.M, K, dist_kernel_name());
+    ground_truth(d);
+    if (!cfg.is_json)
+        printf("%-10s %-5s %5s %9s %9s %5s %9s %9s %9s %9s\n", "set", "elem",
+               "efc", "build s", "B/vector", "ef", "recall@10", "vs own", "p50 us",
+               "QPS");
+    for (uint32_t efc : cfg.efc_list) {
+        for (hnsw_elem elem : cfg.elems) {
+            const char *ename = elem == HNSW_ELEM_F16 ? "f16" : "f32";
+            hnsw_params p = hnsw_params_default(d.dim);
+            p.M = cfg.M;
+            p.ef_construction = efc;
+            p.elem = elem;
+            hnsw *h = nullptr;
+            if (hnsw_new(&p, &h) != DM_OK)
+                bench_die("hnsw_new: %s", err_last_msg());
+            uint64_t t0 = bench_now_ns();
+            for (uint32_t i = 0; i < d.n; i++)
+                if (hnsw_add(h, i, d.base(i)) != DM_OK)
+                    bench_die("hnsw_add: %s", err_last_msg());
+            double build_s = (double)(bench_now_ns() - t0) / 1e9;
+            run_queries(d, ours_fn(h, 16), true); /* warm-up */
+            double per_vec = (double)hnsw_memsize(h) / d.n;
+            auto exact = [=](const float *q, float *sims, uint32_t *labels) {
+                hnsw_hit w[K];
+                uint32_t n = 0;
+                hnsw_search_exact(h, q, K, nullptr, nullptr, w, &n);
+                for (uint32_t i = 0; i < n; i++) {
+                    sims[i] = w[i].sim;
+                    labels[i] = w[i].label;
+                }
+                return n;
+            };
+            /* The index's own exact answers: the 10th similarity. */
+            std::vector<float> own_kth(d.n_queries, -INFINITY);
+            for (uint32_t q = 0; q < d.n_queries; q++) {
+                hnsw_hit w[K];
+                uint32_t n = 0;
+                hnsw_search_exact(h, d.query(q), K, nullptr, nullptr, w, &n);
+                if (n)
+                    own_kth[q] = w[n - 1].sim;
+            }
+            std::vector<uint32_t> efs = cfg.ef_list;
+            efs.push_back(0);
+            for (uint32_t ef : efs) {
+                search_result best{};
+                for (int r = 0; r < (ef ? ROUNDS : 1); r++) {
+                    search_result x =
+                        ef ? run_queries(d, ours_fn(h, ef), true, &own_kth)
+                           : run_queries(d, exact, true, &own_kth);
+                    if (r == 0 || x.qps > best.qps)
+                        best = x;
+                }
+                if (cfg.is_json)
+                    printf("{\"suite\":\"vector\",\"set\":\"%s\",\"engine\":"
+                           "\"%s\",\"case\":\"sweep\",\"n\":%u,\"dim\":%u,"
+                           "\"M\":%u,\"efc\":%u,\"ef\":%u,\"k\":%u,"
+                           "\"build_s\":%.3f,\"mem_per_vector\":%.1f,"
+                           "\"recall\":%.4f,\"recall_own\":%.4f,\"p50_us\":%.1f,"
+                           "\"p99_us\":%.1f,\"qps\":%.0f}\n",
+                           d.name.c_str(),
+                           elem == HNSW_ELEM_F16 ? "ours-f16" : "ours", d.n, d.dim,
+                           cfg.M, efc, ef, K, build_s, per_vec, best.recall,
+                           best.recall_own, best.p50_us, best.p99_us, best.qps);
+                else
+                    printf("%-10s %-5s %5u %9.2f %9.0f %5s %9.4f %9.4f %9.1f "
+                           "%9.0f\n",
+                           d.name.c_str(), ename, efc, build_s, per_vec,
+                           ef ? std::to_string(ef).c_str() : "exact", best.recall,
+                           best.recall_own, best.p50_us, best.qps);
+                fflush(stdout);
+            }
+            hnsw_free(h);
+        }
+    }
 }
 
 /* ------------------------------------------------------------ threshold */
@@ -708,8 +861,51 @@ void usage()
             "usage: bench_vector [-n N] [--dim D] [--queries Q] [--json]\n"
             "                    [--sets synthetic,real,file] [--vectors FILE]\n"
             "                    [--model PATH] [--M M] [--efc EF] [--no-hnswlib]\n"
-            "                    [--threshold]\n");
+            "                    [--f16] [--threshold]\n"
+            "                    [--sweep [--efc-list A,B,..] [--ef-list A,B,..]\n"
+            "                             [--elems f32,f16]]\n");
     exit(2);
+}
+
+/* A comma list of positive integers. */
+std::vector<uint32_t> parse_list(const char *s)
+{
+    std::vector<uint32_t> v;
+    std::string a = std::string(s) + ",";
+    for (size_t pos = 0; pos < a.size();) {
+        size_t end = a.find(',', pos);
+        std::string x = a.substr(pos, end - pos);
+        pos = end + 1;
+        if (x.empty())
+            continue;
+        uint32_t u = (uint32_t)strtoul(x.c_str(), nullptr, 10);
+        if (!u)
+            usage();
+        v.push_back(u);
+    }
+    if (v.empty())
+        usage();
+    return v;
+}
+
+std::vector<hnsw_elem> parse_elems(const char *s)
+{
+    std::vector<hnsw_elem> v;
+    std::string a = std::string(s) + ",";
+    for (size_t pos = 0; pos < a.size();) {
+        size_t end = a.find(',', pos);
+        std::string x = a.substr(pos, end - pos);
+        pos = end + 1;
+        if (x == "f32")
+            v.push_back(HNSW_ELEM_F32);
+        else if (x == "f16")
+            v.push_back(HNSW_ELEM_F16);
+        else if (!x.empty())
+            usage();
+    }
+    if (v.empty())
+        usage();
+    return v;
 }
 
 } // namespace
@@ -725,6 +921,16 @@ int main(int argc, char **argv)
             cfg.with_hnswlib = false;
         else if (a == "--threshold")
             cfg.is_threshold = true;
+        else if (a == "--f16")
+            cfg.with_f16 = true;
+        else if (a == "--sweep")
+            cfg.is_sweep = true;
+        else if (a == "--efc-list" && has_val)
+            cfg.efc_list = parse_list(argv[++i]);
+        else if (a == "--ef-list" && has_val)
+            cfg.ef_list = parse_list(argv[++i]);
+        else if (a == "--elems" && has_val)
+            cfg.elems = parse_elems(argv[++i]);
         else if (a == "-n" && has_val)
             cfg.n = (uint32_t)strtoul(argv[++i], nullptr, 10);
         else if (a == "--dim" && has_val)
@@ -774,7 +980,10 @@ int main(int argc, char **argv)
             fprintf(stderr, "unknown set '%s'\n", s.c_str());
             usage();
         }
-        run_set(d);
+        if (cfg.is_sweep)
+            sweep_set(d);
+        else
+            run_set(d);
     }
     return 0;
 }

@@ -6,20 +6,19 @@
  *
  * DESIGN
  *
- * Nodes.  Every stored vector is a node with a dense internal id (u32,
- * 0 .. n_nodes-1) in insertion order.  Per node the index keeps the vector
- * (vecs, a row of `stride` floats: dim rounded up to a multiple of 8 and
- * zero-padded, so that every row starts on a 32-byte boundary and the
- * kernels never need a tail), its label (node_label) and a meta byte (top
- * layer in bits 0-4, "deleted" in bit 7).  The label map goes the other
+ * Nodes.  Every stored vector is a node with a dense internal id (u32, 0 ..
+ * n_nodes-1) in insertion order.  Per node the index keeps the vector (a row of
+ * `stride` elements: dim rounded up to a multiple of 8 and zero-padded, so
+ * that the kernels never need a tail), its label (node_label) and a meta byte
+ * (top layer in bits 0-4, "deleted" in bit 7).  The label map goes the other
  * way, for live nodes only: an open-addressing hash table (linear probing,
  * deletion by backward shift, so no tombstones; UINT32_MAX, the reserved
- * label, marks an empty slot).  Labels are normally dense small integers
- * and an array indexed by label would do, but its size would follow the
- * largest label rather than the number of vectors: one damaged label in a
- * checkpoint, or one huge document number, would cost gigabytes.  The
- * table costs about 11 bytes per live vector and is not on the search
- * path (results carry labels from node_label).
+ * label, marks an empty slot).  Labels are normally dense small integers and an
+ * array indexed by label would do, but its size would follow the largest label
+ * rather than the number of vectors: one damaged label in a checkpoint, or one
+ * huge document number, would cost gigabytes.  The table costs about 11 bytes
+ * per live vector and is not on the search path (results carry labels from
+ * node_label).
  *
  * Flat mode.  Below params.flat_threshold live vectors there is no graph:
  * search is an exact scan, a replaced label is overwritten in place and a
@@ -27,15 +26,26 @@
  * mode never holds deleted nodes.  The add that brings the live count to
  * the threshold builds the graph over every stored vector and the new one.
  *
- * Graph mode.  Layer 0 links live in one array, links0, with a fixed slot
- * of 2M u32 per node (64-byte aligned; the counts are in cnt0), because
- * layer 0 is where searches spend their time.  Upper layers are rare (a
- * node reaches layer l with probability M^-l) and live in one u32 pool,
- * `upper`: a node of top layer L > 0 owns L consecutive lists of 1 + M
- * words (count, then M slots) starting at upper_off[id]; nodes are only
- * ever appended, so the pool is in node order and is written to a
- * checkpoint verbatim.  Unused link slots are always zero (the checkpoint
- * relies on it and hnsw_check verifies it).
+ * Element type.  Rows hold float32 (params.elem HNSW_ELEM_F32, the
+ * default; rows start on 32-byte boundaries) or IEEE binary16
+ * (HNSW_ELEM_F16: half the memory and half the bytes a distance has to
+ * fetch; rows start on 16-byte boundaries).  hnsw_add converts with
+ * round-to-nearest-even; queries stay float32, and a distance is the
+ * float32 . binary16 kernel of distance.c (F16C widening, float32
+ * arithmetic).  Where the algorithm needs the distance between two stored
+ * vectors (insertion, the neighbour heuristic), one of them is widened to
+ * float32 into writer scratch first, so every distance has a float32 side
+ * and a stored side.  The similarity a search reports is that of the
+ * stored (rounded) vector.
+ *
+ * Graph mode.  Layer 0 links live in rows of 2M u32 per node (64-byte aligned;
+ * the counts are in cnt0), because layer 0 is where searches spend their
+ * time.  Upper layers are rare (a node reaches layer l with probability M^-l)
+ * and live in one u32 pool, `upper`: a node of top layer L > 0 owns L
+ * consecutive lists of 1 + M words (count, then M slots) starting at
+ * upper_off[id]; nodes are only ever appended, so the pool is in node order
+ * and is written to a checkpoint verbatim.  Unused link slots are always zero
+ * (the checkpoint relies on it and hnsw_check verifies it).
  *
  * The algorithm follows the paper: a node's top layer is
  * floor(-ln(U) * mL), mL = 1 / ln(M), from a seeded generator whose state
@@ -73,23 +83,38 @@
  * runs directly; it needs no memory and keeps its top k in the caller's
  * output array.
  *
- * Memory.  Arrays grow by a quarter through dm_realloc, which lets glibc
- * move large blocks with mremap instead of copying them; blocks of 2 MiB
- * and more are advised to use transparent huge pages (a search's random
- * reads over tens of megabytes otherwise miss the TLB), and those filled
- * at once by a load are prefaulted in one call (advise_big).
+ * Memory.  The two big arrays, vector rows and layer-0 link rows, are
+ * segmented (segs): a table of segments of 2^shift rows each (about 8 MiB:
+ * the largest power of two of rows that fits), all full but the last.
+ * Growth reallocates only the last segment while it is short and appends
+ * segments after that, so no growth ever copies more than one segment;
+ * a contiguous array would be copied whole each time it grows (realloc
+ * falls back to malloc + copy + free whenever mremap fails, as it always
+ * does on the development VM), and the copy touches fresh pages, which
+ * costs more than the copy itself.  Locating a row costs one load
+ * from the small segment table, which stays in L1.  Capacity grows by a
+ * quarter, as for the small per-node arrays (labels, meta, counts, upper
+ * offsets: 11 bytes a node), which stay contiguous and are reallocated.
+ * Blocks of 2 MiB and more are advised to use transparent huge pages
+ * before anything writes them (a search's random reads over tens of
+ * megabytes otherwise miss the TLB; 8 MiB segments keep most of each
+ * segment on huge pages), and those filled at once by a load are
+ * prefaulted in one call (advise_big).
  *
  * Scratch.  A search needs a visited set (one u16 epoch per node: a new
  * search bumps the epoch instead of clearing the array), the two heaps and
- * a zero-padded copy of the query.  Searches take a scratch from a small
- * pool and give it back, so after warm-up the search loop allocates
- * nothing.  Writers use their own scratch (h->build) whose capacity is
- * ensured before an add changes anything.
+ * a zero-padded float32 copy of the query (the writer's scratch has room
+ * for two more rows: a widened base vector and a widened candidate).
+ * Searches take a scratch from a small pool and give it back, so after
+ * warm-up the search loop allocates nothing.  Writers use their own
+ * scratch (h->build) whose capacity is ensured before an add changes
+ * anything.
  *
  * INVARIANTS
  *   - n_nodes <= cap (node arrays) and, in graph mode, <= gcap (graph
  *     arrays); entries past n_nodes are uninitialised.  A node's row
- *     padding and the link slots past its counts are zero.
+ *     padding and the link slots past its counts are zero.  Every segment
+ *     of a segs but the last holds 2^shift rows.
  *   - flat mode: no node is deleted; every meta byte is 0.
  *   - the label map holds (l, id) iff node id is live with label l.
  *   - graph mode with n_nodes > 0: entry < n_nodes and its level is
@@ -101,14 +126,16 @@
  *     heap that cannot grow in the middle of an insertion drops the
  *     candidate instead of failing, which only costs recall.)
  *
- * LOCKING.  hnsw_search, hnsw_search_exact, hnsw_vector, hnsw_count and
- * the other getters only read the index, except for the scratch pool,
- * whose free list is guarded by pool->mu.  hnsw_add, hnsw_delete and
- * hnsw_serialize need exclusive access (the engine's per-user write lock).
+ * LOCKING.  hnsw_search, hnsw_search_exact, hnsw_vector, hnsw_get_vector,
+ * hnsw_similarity, hnsw_count and the other getters only read the index,
+ * except for the scratch pool, whose free list is guarded by pool->mu.
+ * hnsw_add, hnsw_delete and hnsw_serialize need exclusive access (the
+ * engine's per-user write lock).
  *
  * FORMAT OWNED: "HNSW index checkpoint" in docs/format.md, constants in
- * hnsw_format.h; written by hnsw_serialize, validated field by field by
- * hnsw_deserialize.
+ * hnsw_format.h; written by hnsw_serialize (always the current version,
+ * 2, which records the element type), validated field by field by
+ * hnsw_deserialize (versions 1 and 2; version 1 is float32 only).
  */
 #include "index/hnsw.h"
 
@@ -142,6 +169,10 @@
 #define VEC_ALIGN 32u
 #define LINK_ALIGN 64u
 
+/* Bytes a full segment may take: 8 MiB, so that even at an arbitrary page
+ * offset three of its four 2 MiB stretches can be huge pages. */
+#define SEG_MAX_LEN ((size_t)8 << 20)
+
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 #define HOST_IS_LE 1
 #else
@@ -168,11 +199,32 @@ typedef struct scratch {
     uint32_t top_cap;
     cand *sorted; /* construction: the results in ascending order */
     uint32_t sorted_cap;
-    float *q; /* the query, zero-padded to stride floats */
+    float *q; /* the query, zero-padded to stride floats; in the writer's
+               * scratch followed by two more rows (base, cand) */
     void *q_raw;
-    uint32_t q_cap;
+    uint32_t q_cap; /* floats */
     struct scratch *next;
 } scratch;
+
+/*
+ * A segmented array of fixed-length rows: row i is at
+ * seg[i >> shift].p + (i & (2^shift - 1)) * row_len.  Every segment but
+ * the last holds 2^shift rows; the last holds last_rows.
+ */
+typedef struct seg {
+    unsigned char *p; /* aligned start */
+    void *raw;        /* what dm_malloc returned */
+} seg;
+
+typedef struct segs {
+    seg *seg;
+    uint32_t n_seg;
+    uint32_t tab_cap;   /* slots in seg */
+    uint32_t shift;     /* log2 of the rows of a full segment */
+    uint32_t last_rows; /* rows of the last segment */
+    size_t row_len;     /* bytes per row */
+    size_t align;       /* alignment of each segment's start */
+} segs;
 
 typedef struct scratch_pool {
     pthread_mutex_t mu; /* guards free_list and n_free */
@@ -183,25 +235,26 @@ typedef struct scratch_pool {
 struct hnsw {
     hnsw_params p;
     uint32_t dim;
-    uint32_t stride;    /* floats per row: dim rounded up to 8 */
+    uint32_t stride;    /* elements per row: dim rounded up to 8 */
     uint32_t M0;        /* layer-0 capacity: 2M */
     uint32_t up_stride; /* words per upper-layer list: 1 + M */
     uint32_t efc;       /* max(ef_construction, M) */
     double mult;        /* mL = 1 / ln(M) */
-    dist_fn dot;
+    bool is_f16;        /* rows hold binary16, not float32 */
+    dist_fn dot;        /* float32 rows */
+    dist_f16_fn dot16;  /* binary16 rows */
+    const dist_f16_kernels *f16;
 
     uint32_t n_nodes;
     uint32_t cap;
     uint32_t n_deleted;
-    float *vecs; /* cap * stride, VEC_ALIGN-aligned */
-    void *vecs_raw;
+    segs vecs;            /* cap rows of stride elements */
     uint32_t *node_label; /* cap */
     uint8_t *meta;        /* cap */
 
     bool has_graph;
-    uint32_t gcap;    /* capacity of the three graph arrays */
-    uint32_t *links0; /* gcap * M0, LINK_ALIGN-aligned; NULL in flat mode */
-    void *links0_raw;
+    uint32_t gcap;        /* capacity of the graph arrays */
+    segs links0;          /* gcap rows of M0 u32; no segment in flat mode */
     uint16_t *cnt0;       /* gcap */
     uint32_t *upper_off;  /* gcap */
     uint32_t *upper;      /* upper_cap words, n_upper used */
@@ -226,9 +279,49 @@ typedef struct sfilter {
 
 /* ------------------------------------------------------------- helpers */
 
-static inline const float *vec_of(const hnsw *h, uint32_t id)
+static inline unsigned char *seg_row(const segs *a, uint32_t i)
 {
-    return h->vecs + (size_t)id * h->stride;
+    return a->seg[i >> a->shift].p +
+           (size_t)(i & ((UINT32_C(1) << a->shift) - 1)) * a->row_len;
+}
+
+static inline size_t segs_rows(const segs *a)
+{
+    return a->n_seg ? ((size_t)(a->n_seg - 1) << a->shift) + a->last_rows : 0;
+}
+
+/* The stored row of node id (float32 or binary16 by h->is_f16). */
+static inline const void *row_of(const hnsw *h, uint32_t id)
+{
+    return seg_row(&h->vecs, id);
+}
+
+static inline const float *row_f32(const hnsw *h, uint32_t id)
+{
+    return (const float *)(const void *)seg_row(&h->vecs, id);
+}
+
+static inline const uint16_t *row_f16(const hnsw *h, uint32_t id)
+{
+    return (const uint16_t *)(const void *)seg_row(&h->vecs, id);
+}
+
+static inline uint32_t *links_of(const hnsw *h, uint32_t id)
+{
+    return (uint32_t *)(void *)seg_row(&h->links0, id);
+}
+
+/*
+ * widen -- node id's vector as float32 over the whole stride: the row
+ * itself for float32, else converted into tmp (stride floats).  Borrowed
+ * until the next write to tmp or to the index.
+ */
+static inline const float *widen(const hnsw *h, uint32_t id, float *tmp)
+{
+    if (!h->is_f16)
+        return row_f32(h, id);
+    h->f16->decode(tmp, row_f16(h, id), h->stride);
+    return tmp;
 }
 
 static inline uint32_t level_of(const hnsw *h, uint32_t id)
@@ -265,7 +358,8 @@ static inline uint32_t lmap_find(const hnsw *h, uint32_t label)
 
 static inline uint32_t lookup(const hnsw *h, uint32_t label)
 {
-    if (!h->lmap)
+    /* UINT32_MAX marks empty slots: it would "find" one. */
+    if (!h->lmap || label == UINT32_MAX)
         return HNSW_NO_NODE;
     const lslot *s = &h->lmap[lmap_find(h, label)];
     return s->label == label ? s->id : HNSW_NO_NODE;
@@ -334,9 +428,32 @@ static int lmap_reserve(hnsw *h, uint32_t need)
     return DM_OK;
 }
 
-static inline float neg_dot(const hnsw *h, const float *a, const float *b)
+/* prefetch_rest -- start loading node id's row past its first cache
+ * line (which the caller asked for earlier), up to its last byte. */
+static inline void prefetch_rest(const hnsw *h, uint32_t id)
 {
-    return -h->dot(a, b, h->stride);
+    const unsigned char *r = row_of(h, id);
+    const unsigned char *e = r + h->vecs.row_len - 1;
+    for (const unsigned char *x = r + 64; x < e; x += 64)
+        __builtin_prefetch(x);
+    __builtin_prefetch(e);
+}
+
+/* qdist -- the distance (-dot) from q, a float32 vector zero-padded to
+ * stride, to node id. */
+static inline float qdist(const hnsw *h, const float *q, uint32_t id)
+{
+    if (h->is_f16)
+        return -h->dot16(q, row_f16(h, id), h->stride);
+    return -h->dot(q, row_f32(h, id), h->stride);
+}
+
+/* sim_dim -- the similarity of q (dim floats, unpadded) and node id. */
+static inline float sim_dim(const hnsw *h, const float *q, uint32_t id)
+{
+    if (h->is_f16)
+        return h->dot16(q, row_f16(h, id), h->dim);
+    return h->dot(q, row_f32(h, id), h->dim);
 }
 
 /* splitmix64: the level generator.  Its whole state is one u64, which the
@@ -551,15 +668,16 @@ static int scratch_ensure(scratch *s, const hnsw *h, uint32_t ef, bool is_build)
         return DM_ENOMEM;
     if (is_build && !grow_cands(&s->sorted, &s->sorted_cap, ef + 1))
         return DM_ENOMEM;
-    if (s->q_cap < h->stride) {
+    uint32_t q_need = (is_build ? 3 : 1) * h->stride;
+    if (s->q_cap < q_need) {
         void *raw;
-        float *q = alloc_aligned((size_t)h->stride * sizeof *q, VEC_ALIGN, &raw);
+        float *q = alloc_aligned((size_t)q_need * sizeof *q, VEC_ALIGN, &raw);
         if (!q)
             return DM_ENOMEM;
         dm_free(s->q_raw);
         s->q_raw = raw;
         s->q = q;
-        s->q_cap = h->stride;
+        s->q_cap = q_need;
     }
     return DM_OK;
 }
@@ -646,7 +764,7 @@ static void greedy(const hnsw *h, const float *q, uint32_t *ep, float *ep_d,
         uint32_t n = l[0];
         for (uint32_t j = 0; j < n; j++) {
             uint32_t id = l[1 + j];
-            float d = neg_dot(h, q, vec_of(h, id));
+            float d = qdist(h, q, id);
             if (d < *ep_d) {
                 *ep_d = d;
                 *ep = id;
@@ -695,13 +813,13 @@ static int64_t search_layer(const hnsw *h, scratch *s, const float *q,
             /* The next node to expand is most likely the new best
              * candidate: start fetching its links now. */
             if (level == 0)
-                __builtin_prefetch(h->links0 + (size_t)s->cq[0].id * h->M0);
+                __builtin_prefetch(links_of(h, s->cq[0].id));
         }
 
         const uint32_t *nb;
         uint32_t cnt;
         if (level == 0) {
-            nb = h->links0 + (size_t)c.id * h->M0;
+            nb = links_of(h, c.id);
             cnt = h->cnt0[c.id];
         } else {
             const uint32_t *l = upper_list(h, c.id, level);
@@ -709,23 +827,27 @@ static int64_t search_layer(const hnsw *h, scratch *s, const float *q,
             nb = l + 1;
         }
 
-        /* First pass: pick the unvisited neighbours and start loading
-         * their vectors, so that the memory fetches overlap with the
-         * distance computations of the second pass. */
+        /* First pass: pick the unvisited neighbours (without branches:
+         * whether a neighbour was visited is a coin toss the branch
+         * predictor loses), then start loading the first line of each
+         * one's vector, so that the memory fetches overlap with the
+         * distance computations of the second pass, which fetches the
+         * rest of the next vector while it computes the current one. */
         uint32_t n_todo = 0;
         for (uint32_t j = 0; j < cnt; j++) {
             uint32_t id = nb[j];
-            if (vis[id] != tag) {
-                vis[id] = tag;
-                todo[n_todo++] = id;
-                __builtin_prefetch(vec_of(h, id));
-            }
+            uint32_t is_new = vis[id] != tag;
+            vis[id] = tag;
+            todo[n_todo] = id;
+            n_todo += is_new;
         }
+        for (uint32_t t = 0; t < n_todo; t++)
+            __builtin_prefetch(row_of(h, todo[t]));
         for (uint32_t t = 0; t < n_todo; t++) {
             uint32_t id = todo[t];
             if (t + 1 < n_todo)
-                __builtin_prefetch(vec_of(h, todo[t + 1]) + 16);
-            float d = neg_dot(h, q, vec_of(h, id));
+                prefetch_rest(h, todo[t + 1]);
+            float d = qdist(h, q, id);
             if (n_top < ef || d < lower) {
                 cq_push(s, &n_cq, d, id);
                 if (!f || accept(h, f, id)) {
@@ -760,7 +882,7 @@ static void exact_scan(const hnsw *h, const float *q, uint32_t k,
         uint32_t label = h->node_label[id];
         if (filter && !filter(arg, label))
             continue;
-        hits_offer(out, &n, k, label, h->dot(q, vec_of(h, id), h->dim));
+        hits_offer(out, &n, k, label, sim_dim(h, q, id));
     }
     hits_sort(out, n);
     *n_out = n;
@@ -837,7 +959,7 @@ int hnsw_search(const hnsw *h, const float *q, uint32_t k, uint32_t ef,
     memset(s->q + h->dim, 0, (size_t)(h->stride - h->dim) * sizeof *q);
 
     uint32_t ep = h->entry;
-    float ep_d = neg_dot(h, s->q, vec_of(h, ep));
+    float ep_d = qdist(h, s->q, ep);
     for (uint32_t l = h->max_level; l > 0; l--)
         greedy(h, s->q, &ep, &ep_d, l);
 
@@ -872,10 +994,11 @@ int hnsw_search(const hnsw *h, const float *q, uint32_t k, uint32_t ef,
  * distance to the base point, closest first; keeps at most m of them in
  * out: a candidate is kept only if it is closer to the base point than to
  * every candidate kept before it.  With fewer than m candidates all are
- * kept.
+ * kept.  tmp: stride floats of writer scratch (binary16 rows are widened
+ * there).
  */
 static uint32_t select_neighbors(const hnsw *h, const cand *in, uint32_t n,
-                                 uint32_t m, cand *out)
+                                 uint32_t m, cand *out, float *tmp)
 {
     if (n < m) {
         memcpy(out, in, (size_t)n * sizeof *in);
@@ -883,10 +1006,10 @@ static uint32_t select_neighbors(const hnsw *h, const cand *in, uint32_t n,
     }
     uint32_t ns = 0;
     for (uint32_t i = 0; i < n && ns < m; i++) {
-        const float *v = vec_of(h, in[i].id);
+        const float *v = widen(h, in[i].id, tmp);
         bool good = true;
         for (uint32_t j = 0; j < ns; j++) {
-            if (neg_dot(h, v, vec_of(h, out[j].id)) < in[i].d) {
+            if (qdist(h, v, out[j].id) < in[i].d) {
                 good = false;
                 break;
             }
@@ -911,7 +1034,8 @@ static void sort_cands(cand *a, uint32_t n)
 }
 
 /* link_back -- add c (distance d) to node n's list on `level`; a full list
- * is re-chosen with the heuristic from its members and c. */
+ * is re-chosen with the heuristic from its members and c.  Uses the two
+ * spare rows of the writer's scratch. */
 static void link_back(hnsw *h, uint32_t n, uint32_t c, float d, uint32_t level)
 {
     uint32_t cap, cnt, *ids;
@@ -919,7 +1043,7 @@ static void link_back(hnsw *h, uint32_t n, uint32_t c, float d, uint32_t level)
     if (level == 0) {
         cap = h->M0;
         cnt = h->cnt0[n];
-        ids = h->links0 + (size_t)n * h->M0;
+        ids = links_of(h, n);
     } else {
         cap = h->p.M;
         ul = upper_list(h, n, level);
@@ -930,15 +1054,16 @@ static void link_back(hnsw *h, uint32_t n, uint32_t c, float d, uint32_t level)
         ids[cnt++] = c;
     } else {
         cand in[2 * HNSW_MAX_M + 1], out[2 * HNSW_MAX_M];
-        const float *vn = vec_of(h, n);
+        float *base = h->build->q + h->stride, *tmp = base + h->stride;
+        const float *vn = widen(h, n, base);
         in[0].d = d;
         in[0].id = c;
         for (uint32_t j = 0; j < cnt; j++) {
-            in[j + 1].d = neg_dot(h, vn, vec_of(h, ids[j]));
+            in[j + 1].d = qdist(h, vn, ids[j]);
             in[j + 1].id = ids[j];
         }
         sort_cands(in, cnt + 1);
-        uint32_t ns = select_neighbors(h, in, cnt + 1, cap, out);
+        uint32_t ns = select_neighbors(h, in, cnt + 1, cap, out, tmp);
         for (uint32_t j = 0; j < ns; j++)
             ids[j] = out[j].id;
         for (uint32_t j = ns; j < cnt; j++)
@@ -959,14 +1084,15 @@ static void insert_node(hnsw *h, uint32_t c)
 {
     scratch *s = h->build;
     uint32_t L = level_of(h, c);
-    const float *v = vec_of(h, c);
     if (h->entry == HNSW_NO_NODE) {
         h->entry = c;
         h->max_level = L;
         return;
     }
+    /* s->q is this insertion's query; link_back uses the rows after it. */
+    const float *v = widen(h, c, s->q);
     uint32_t ep = h->entry;
-    float ep_d = neg_dot(h, v, vec_of(h, ep));
+    float ep_d = qdist(h, v, ep);
     for (uint32_t l = h->max_level; l > L; l--)
         greedy(h, v, &ep, &ep_d, l);
 
@@ -983,10 +1109,11 @@ static void insert_node(hnsw *h, uint32_t c)
         }
         ep = s->sorted[0].id;
         ep_d = s->sorted[0].d;
-        uint32_t ns = select_neighbors(h, s->sorted, n, h->p.M, sel);
+        uint32_t ns = select_neighbors(h, s->sorted, n, h->p.M, sel,
+                                       s->q + 2 * (size_t)h->stride);
         uint32_t *own;
         if (l == 0) {
-            own = h->links0 + (size_t)c * h->M0;
+            own = links_of(h, c);
             h->cnt0[c] = (uint16_t)ns;
         } else {
             uint32_t *ul = upper_list(h, c, l);
@@ -1041,13 +1168,29 @@ static void advise_big(void *p, size_t len, bool populate)
 
 /*
  * grow_aligned -- resize an aligned block to n bytes, keeping its first
- * `used` bytes.  Through dm_realloc, so that glibc can move a large block
- * with mremap instead of copying it; if the new block's alignment offset
- * differs, the contents are moved to the new aligned start.  On failure
- * the block is unchanged.
+ * `used` bytes.  On failure the block is unchanged.  A block of 2 MiB or
+ * more is a new allocation, advised before the copy writes it: realloc's
+ * copy would fault the new block in as small pages before advise_big could
+ * ask for huge ones (and an mremap keeps the small pages), which leaves a
+ * grown array off huge pages for good.  Smaller blocks go through
+ * dm_realloc; if the new block's alignment offset differs, the contents
+ * are moved to the new aligned start.
  */
 static int grow_aligned(void **raw, void **p, size_t used, size_t n, size_t align)
 {
+    if (n >= ((size_t)2 << 20)) {
+        void *nraw;
+        unsigned char *np = alloc_aligned(n, align, &nraw);
+        if (!np)
+            return DM_ENOMEM;
+        advise_big(np, n, false);
+        if (used)
+            memcpy(np, *p, used);
+        dm_free(*raw);
+        *raw = nraw;
+        *p = np;
+        return DM_OK;
+    }
     size_t old_off = *raw ? (size_t)((uintptr_t)*p - (uintptr_t)*raw) : 0;
     if (n > SIZE_MAX - align)
         return DM_ENOMEM;
@@ -1073,6 +1216,123 @@ static int grow_array(void **a, size_t n)
     return DM_OK;
 }
 
+/* ------------------------------------------------------ segmented rows */
+
+/* segs_init -- an empty array of row_len-byte rows; a full segment holds
+ * the largest power of two of rows that fits in SEG_MAX_LEN (at least 1). */
+static void segs_init(segs *a, size_t row_len, size_t align)
+{
+    memset(a, 0, sizeof *a);
+    a->row_len = row_len;
+    a->align = align;
+    while (a->shift < 24 && ((size_t)2 << a->shift) * row_len <= SEG_MAX_LEN)
+        a->shift++;
+}
+
+static void segs_free(segs *a)
+{
+    for (uint32_t i = 0; i < a->n_seg; i++)
+        dm_free(a->seg[i].raw);
+    dm_free(a->seg);
+    a->seg = NULL;
+    a->n_seg = a->tab_cap = a->last_rows = 0;
+}
+
+/* Bytes allocated: the segments (with their alignment slack) and the
+ * table. */
+static size_t segs_memsize(const segs *a)
+{
+    return segs_rows(a) * a->row_len + (size_t)a->n_seg * a->align +
+           (size_t)a->tab_cap * sizeof(seg);
+}
+
+/*
+ * seg_rows_for -- how many rows to give a segment that must hold at least
+ * `rows` (<= full).  Exactly that for an exact reservation; otherwise a
+ * segment that would pass 2 MiB goes straight to full length, so that a
+ * large index copies nothing more than its first 2 MiB of each array on
+ * its way up, and its segments are long enough for huge pages.  The
+ * untouched rest of a segment costs address space, not resident memory.
+ */
+static size_t seg_rows_for(const segs *a, size_t rows, bool is_exact)
+{
+    size_t full = (size_t)1 << a->shift;
+    if (!is_exact && rows * a->row_len > ((size_t)2 << 20))
+        return full;
+    return rows;
+}
+
+/*
+ * segs_reserve -- room for `want` rows, of which the first `used` hold
+ * data.  A short last segment is grown first (the only copy, at most one
+ * segment), then full segments are appended, the last of them only as
+ * long as seg_rows_for says.  On failure the rows and their contents are
+ * unchanged, though the table or some appended segments may remain:
+ * capacity the caller does not record.
+ */
+static int segs_reserve(segs *a, size_t want, size_t used, bool is_exact)
+{
+    size_t have = segs_rows(a);
+    if (want <= have)
+        return DM_OK;
+    size_t full = (size_t)1 << a->shift;
+    size_t n_need = (want + full - 1) >> a->shift;
+    if (n_need > a->tab_cap) {
+        size_t ncap = (size_t)a->tab_cap * 2;
+        if (ncap < n_need)
+            ncap = n_need;
+        seg *t = dm_realloc(a->seg, ncap * sizeof *t);
+        if (!t)
+            return DM_ENOMEM;
+        a->seg = t;
+        a->tab_cap = (uint32_t)ncap;
+    }
+    if (a->n_seg && a->last_rows < full) {
+        size_t base = have - a->last_rows;
+        size_t rows = seg_rows_for(a, want - base < full ? want - base : full,
+                                   is_exact);
+        size_t in_use = used > base ? used - base : 0;
+        seg *l = &a->seg[a->n_seg - 1];
+        void *raw = l->raw, *p = l->p;
+        if (grow_aligned(&raw, &p, in_use * a->row_len, rows * a->row_len,
+                         a->align) != DM_OK)
+            return DM_ENOMEM;
+        l->raw = raw;
+        l->p = p;
+        a->last_rows = (uint32_t)rows;
+        have = base + rows;
+    }
+    while (have < want) {
+        size_t rows = seg_rows_for(a, want - have < full ? want - have : full,
+                                   is_exact);
+        void *raw;
+        unsigned char *p = alloc_aligned(rows * a->row_len, a->align, &raw);
+        if (!p)
+            return DM_ENOMEM;
+        advise_big(p, rows * a->row_len, false);
+        a->seg[a->n_seg].p = p;
+        a->seg[a->n_seg].raw = raw;
+        a->n_seg++;
+        a->last_rows = (uint32_t)rows;
+        have += rows;
+    }
+    return DM_OK;
+}
+
+/* segs_prefault -- the advice of a load: huge pages and prefaulting for
+ * the first `rows` rows, which are about to be written at once. */
+static void segs_prefault(const segs *a, size_t rows)
+{
+    size_t full = (size_t)1 << a->shift;
+    for (uint32_t i = 0; i < a->n_seg && rows; i++) {
+        size_t r = i + 1 < a->n_seg ? full : a->last_rows;
+        if (r > rows)
+            r = rows;
+        advise_big(a->seg[i].p, r * a->row_len, true);
+        rows -= r;
+    }
+}
+
 /*
  * reserve_nodes -- capacity for `need` nodes, and the graph arrays when
  * with_graph.  The node arrays (vectors, labels, meta) share h->cap and
@@ -1080,12 +1340,13 @@ static int grow_array(void **a, size_t n)
  * only when every array of its group grew, so a failure leaves some
  * arrays larger than their recorded capacity and nothing else changed.
  * Capacity grows by a quarter: at 100k vectors the slack matters more than
- * the extra reallocations, which mremap makes cheap.  Newly gained space
- * is not zeroed; an add initialises its node's row and links.
+ * the extra reallocations, which the segmented rows make cheap (and whose
+ * untouched tail costs address space, not resident memory).  Newly gained
+ * space is not zeroed; an add initialises its node's row and links.
  */
 static int reserve_nodes(hnsw *h, uint32_t need, bool with_graph, bool is_exact)
 {
-    bool want_graph = with_graph || h->links0;
+    bool want_graph = with_graph || h->links0.n_seg;
     if (need <= h->cap && (!want_graph || need <= h->gcap))
         return DM_OK;
     size_t ncap = h->cap;
@@ -1100,9 +1361,7 @@ static int reserve_nodes(hnsw *h, uint32_t need, bool with_graph, bool is_exact)
     }
     size_t n = h->n_nodes;
     if (ncap > h->cap) {
-        size_t row = (size_t)h->stride * sizeof(float);
-        if (grow_aligned(&h->vecs_raw, (void **)&h->vecs, n * row, ncap * row,
-                         VEC_ALIGN) != DM_OK ||
+        if (segs_reserve(&h->vecs, ncap, n, is_exact) != DM_OK ||
             grow_array((void **)&h->node_label, ncap * sizeof *h->node_label) !=
                 DM_OK ||
             grow_array((void **)&h->meta, ncap) != DM_OK)
@@ -1110,10 +1369,8 @@ static int reserve_nodes(hnsw *h, uint32_t need, bool with_graph, bool is_exact)
         h->cap = (uint32_t)ncap;
     }
     if (want_graph && h->gcap < ncap) {
-        size_t row = (size_t)h->M0 * sizeof(uint32_t);
-        size_t used = h->links0 ? n : 0;
-        if (grow_aligned(&h->links0_raw, (void **)&h->links0, used * row,
-                         ncap * row, LINK_ALIGN) != DM_OK ||
+        if (segs_reserve(&h->links0, ncap, h->has_graph ? n : 0, is_exact) !=
+                DM_OK ||
             grow_array((void **)&h->cnt0, ncap * sizeof *h->cnt0) != DM_OK ||
             grow_array((void **)&h->upper_off, ncap * sizeof *h->upper_off) !=
                 DM_OK)
@@ -1156,11 +1413,20 @@ static int ensure_build_scratch(hnsw *h)
     return DM_OK;
 }
 
+/* store_vec -- node id's row from vec (dim floats): copied, or rounded to
+ * binary16; the padding zeroed. */
 static void store_vec(hnsw *h, uint32_t id, const float *vec)
 {
-    float *row = h->vecs + (size_t)id * h->stride;
-    memcpy(row, vec, (size_t)h->dim * sizeof *row);
-    memset(row + h->dim, 0, (size_t)(h->stride - h->dim) * sizeof *row);
+    void *row = seg_row(&h->vecs, id);
+    if (h->is_f16) {
+        uint16_t *r = row;
+        h->f16->encode(r, vec, h->dim);
+        memset(r + h->dim, 0, (size_t)(h->stride - h->dim) * sizeof *r);
+    } else {
+        float *r = row;
+        memcpy(r, vec, (size_t)h->dim * sizeof *r);
+        memset(r + h->dim, 0, (size_t)(h->stride - h->dim) * sizeof *r);
+    }
 }
 
 /* ------------------------------------------------------------ lifecycle */
@@ -1179,12 +1445,16 @@ static int check_params(const hnsw_params *p)
     if (p->ef_search < 1 || p->ef_search > HNSW_MAX_EF)
         return err_set_msg(DM_EINVAL, "hnsw: ef_search %" PRIu32 " not in 1..%u",
                            p->ef_search, HNSW_MAX_EF);
+    if (p->elem != HNSW_ELEM_F32 && p->elem != HNSW_ELEM_F16)
+        return err_set_msg(DM_EINVAL, "hnsw: elem %d is not an element type",
+                           (int)p->elem);
     return DM_OK;
 }
 
 hnsw_params hnsw_params_default(uint32_t dim)
 {
-    hnsw_params p = { dim, 16, 200, 64, HNSW_DEFAULT_FLAT_THRESHOLD, 42 };
+    hnsw_params p = { dim, 16, 200, 64, HNSW_DEFAULT_FLAT_THRESHOLD, 42,
+                      HNSW_ELEM_F32 };
     return p;
 }
 
@@ -1210,7 +1480,13 @@ static int alloc_index(const hnsw_params *p, hnsw **out)
     h->up_stride = 1 + p->M;
     h->efc = p->ef_construction > p->M ? p->ef_construction : p->M;
     h->mult = 1.0 / log((double)p->M);
+    h->is_f16 = p->elem == HNSW_ELEM_F16;
     h->dot = dist_kernels_active()->dot;
+    h->f16 = dist_f16_kernels_active();
+    h->dot16 = h->f16->dot;
+    segs_init(&h->vecs, (size_t)h->stride * (h->is_f16 ? 2 : 4),
+              h->is_f16 ? VEC_ALIGN / 2 : VEC_ALIGN);
+    segs_init(&h->links0, (size_t)h->M0 * sizeof(uint32_t), LINK_ALIGN);
     h->entry = HNSW_NO_NODE;
     h->rng = p->seed;
     *out = h;
@@ -1245,10 +1521,10 @@ void hnsw_free(hnsw *h)
         dm_free(h->pool);
     }
     scratch_free(h->build);
-    dm_free(h->vecs_raw);
+    segs_free(&h->vecs);
     dm_free(h->node_label);
     dm_free(h->meta);
-    dm_free(h->links0_raw);
+    segs_free(&h->links0);
     dm_free(h->cnt0);
     dm_free(h->upper_off);
     dm_free(h->upper);
@@ -1298,7 +1574,8 @@ static int build_graph(hnsw *h, uint32_t label, const float *vec)
         h->upper_off[i] = level_of(h, i) ? (uint32_t)off : 0;
         off += (size_t)level_of(h, i) * h->up_stride;
     }
-    memset(h->links0, 0, (size_t)total * h->M0 * sizeof *h->links0);
+    for (uint32_t i = 0; i < total; i++)
+        memset(links_of(h, i), 0, h->links0.row_len);
     if (words)
         memset(h->upper, 0, words * sizeof *h->upper);
     h->n_upper = words;
@@ -1336,7 +1613,7 @@ static int graph_add(hnsw *h, uint32_t label, const float *vec, uint32_t old)
     h->node_label[c] = label;
     h->meta[c] = (uint8_t)L;
     h->cnt0[c] = 0;
-    memset(h->links0 + (size_t)c * h->M0, 0, (size_t)h->M0 * sizeof *h->links0);
+    memset(links_of(h, c), 0, h->links0.row_len);
     h->upper_off[c] = L ? (uint32_t)h->n_upper : 0;
     if (words)
         memset(h->upper + h->n_upper, 0, words * sizeof *h->upper);
@@ -1400,13 +1677,11 @@ int hnsw_delete(hnsw *h, uint32_t label)
     /* Flat mode: move the last node into the hole. */
     uint32_t last = --h->n_nodes;
     if (id != last) {
-        memcpy(h->vecs + (size_t)id * h->stride, vec_of(h, last),
-               (size_t)h->stride * sizeof *h->vecs);
+        memcpy(seg_row(&h->vecs, id), row_of(h, last), h->vecs.row_len);
         h->node_label[id] = h->node_label[last];
         lmap_put(h, h->node_label[id], id);
     }
-    memset(h->vecs + (size_t)last * h->stride, 0,
-           (size_t)h->stride * sizeof *h->vecs);
+    memset(seg_row(&h->vecs, last), 0, h->vecs.row_len);
     return DM_OK;
 }
 
@@ -1414,8 +1689,35 @@ int hnsw_delete(hnsw *h, uint32_t label)
 
 const float *hnsw_vector(const hnsw *h, uint32_t label)
 {
+    if (h->is_f16)
+        return NULL;
     uint32_t id = lookup(h, label);
-    return id == HNSW_NO_NODE ? NULL : vec_of(h, id);
+    return id == HNSW_NO_NODE ? NULL : row_f32(h, id);
+}
+
+int hnsw_get_vector(const hnsw *h, uint32_t label, float *out)
+{
+    uint32_t id = lookup(h, label);
+    if (id == HNSW_NO_NODE) {
+        memset(out, 0, (size_t)h->dim * sizeof *out);
+        return DM_ENOTFOUND;
+    }
+    if (h->is_f16)
+        h->f16->decode(out, row_f16(h, id), h->dim);
+    else
+        memcpy(out, row_f32(h, id), (size_t)h->dim * sizeof *out);
+    return DM_OK;
+}
+
+int hnsw_similarity(const hnsw *h, const float *q, uint32_t label, float *sim)
+{
+    uint32_t id = lookup(h, label);
+    if (id == HNSW_NO_NODE) {
+        *sim = 0.0f;
+        return DM_ENOTFOUND;
+    }
+    *sim = sim_dim(h, q, id);
+    return DM_OK;
 }
 
 uint32_t hnsw_count(const hnsw *h)
@@ -1442,14 +1744,11 @@ size_t hnsw_memsize(const hnsw *h)
 {
     size_t c = h->cap;
     size_t n = sizeof *h + sizeof *h->pool;
-    if (h->vecs_raw)
-        n += c * h->stride * sizeof(float) + VEC_ALIGN;
+    n += segs_memsize(&h->vecs) + segs_memsize(&h->links0);
     if (h->node_label)
         n += c * (sizeof(uint32_t) + 1);
-    if (h->links0_raw)
-        n += (size_t)h->gcap *
-                 (h->M0 * sizeof(uint32_t) + sizeof(uint16_t) + sizeof(uint32_t)) +
-             LINK_ALIGN;
+    if (h->cnt0)
+        n += (size_t)h->gcap * (sizeof(uint16_t) + sizeof(uint32_t));
     n += h->upper_cap * sizeof(uint32_t);
     if (h->lmap)
         n += ((size_t)h->lmap_mask + 1) * sizeof(lslot);
@@ -1506,7 +1805,7 @@ static int check_lists(const hnsw *h, const where *w, uint32_t *mark)
             const uint32_t *ids;
             uint32_t cnt, cap;
             if (l == 0) {
-                ids = h->links0 + (size_t)i * h->M0;
+                ids = links_of(h, i);
                 cnt = h->cnt0[i];
                 cap = h->M0;
             } else {
@@ -1556,7 +1855,7 @@ int hnsw_check(const hnsw *h)
         if (level_of(h, i) > top)
             top = level_of(h, i);
         for (uint32_t j = h->dim; j < h->stride; j++)
-            if (vec_of(h, i)[j] != 0.0f)
+            if (h->is_f16 ? row_f16(h, i)[j] != 0 : row_f32(h, i)[j] != 0.0f)
                 return err_set_msg(DM_ECORRUPT, "hnsw: node %" PRIu32
                                    ": vector padding not zero", i);
         if (m & HNSW_META_DELETED) {
@@ -1674,20 +1973,48 @@ static void get_f32s(float *v, const uint8_t *p, size_t n)
 #endif
 }
 
+/* binary16 components travel as little-endian u16 bit patterns. */
+static void put_u16s(uint8_t *p, const uint16_t *v, size_t n)
+{
+    if (!n)
+        return;
+#if HOST_IS_LE
+    memcpy(p, v, n * 2);
+#else
+    for (size_t i = 0; i < n; i++)
+        enc_u16(p + 2 * i, v[i]);
+#endif
+}
+
+static void get_u16s(uint16_t *v, const uint8_t *p, size_t n)
+{
+    if (!n)
+        return;
+#if HOST_IS_LE
+    memcpy(v, p, n * 2);
+#else
+    for (size_t i = 0; i < n; i++)
+        v[i] = dec_u16(p + 2 * i);
+#endif
+}
+
 /* Section layout computed from the header counts (in u64, so that no
- * header value can overflow it). */
+ * header value can overflow it).  vec_pad is where the vectors' padding
+ * to a multiple of 4 starts (version 2, binary16 with n * dim odd). */
 typedef struct layout {
-    uint64_t labels, meta, vectors, links0, upper, end; /* offsets */
+    uint64_t labels, meta, vectors, vec_pad, links0, upper, end; /* offsets */
 } layout;
 
-static layout layout_of(uint64_t n, uint64_t dim, uint64_t M, uint64_t n_upper,
+static layout layout_of(uint64_t labels_off, uint64_t n, uint64_t dim,
+                        uint64_t elem_len, uint64_t M, uint64_t n_upper,
                         bool has_graph)
 {
     layout y;
-    y.labels = HNSW_HEADER_LEN;
+    y.labels = labels_off;
     y.meta = y.labels + 4 * n;
     y.vectors = y.meta + ((n + 3) & ~(uint64_t)3);
-    y.links0 = y.vectors + 4 * n * dim;
+    y.vec_pad = y.vectors + elem_len * n * dim;
+    y.links0 = (y.vec_pad + 3) & ~(uint64_t)3;
     y.upper = y.links0 + (has_graph ? 4 * n * (1 + 2 * M) : 0);
     y.end = y.upper + (has_graph ? 4 * n_upper : 0);
     return y;
@@ -1696,7 +2023,9 @@ static layout layout_of(uint64_t n, uint64_t dim, uint64_t M, uint64_t n_upper,
 int hnsw_serialize(const hnsw *h, buf *out)
 {
     size_t n = h->n_nodes;
-    layout y = layout_of(n, h->dim, h->p.M, h->n_upper, h->has_graph);
+    size_t elem_len = h->is_f16 ? 2 : 4;
+    layout y = layout_of(HNSW_HEADER_LEN + HNSW_VDESC_LEN, n, h->dim, elem_len,
+                         h->p.M, h->n_upper, h->has_graph);
     size_t total = (size_t)y.end + HNSW_TRAILER_LEN;
     if (buf_reserve(out, total) != DM_OK)
         return err_set_msg(DM_ENOMEM, "hnsw: no memory for a %zu-byte checkpoint",
@@ -1716,19 +2045,29 @@ int hnsw_serialize(const hnsw *h, buf *out)
     enc_u32(p + HNSW_OFF_MAX_LEVEL, h->has_graph ? h->max_level : 0);
     enc_u32(p + HNSW_OFF_N_UPPER, h->has_graph ? (uint32_t)h->n_upper : 0);
     enc_u64(p + HNSW_OFF_RNG_STATE, h->rng);
+    enc_u32(p + HNSW_OFF_ELEM_TYPE,
+            h->is_f16 ? HNSW_ELEM_TYPE_F16 : HNSW_ELEM_TYPE_F32);
+    enc_u32(p + HNSW_OFF_VDESC_RESERVED, 0);
 
     put_u32s(p + y.labels, h->node_label, n);
     if (n)
         memcpy(p + y.meta, h->meta, n);
     memset(p + y.meta + n, 0, (size_t)(y.vectors - y.meta - n));
-    for (size_t i = 0; i < n; i++)
-        put_f32s(p + y.vectors + 4 * i * h->dim, vec_of(h, (uint32_t)i), h->dim);
+    size_t vrec = elem_len * h->dim;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *r = p + y.vectors + i * vrec;
+        if (h->is_f16)
+            put_u16s(r, row_f16(h, (uint32_t)i), h->dim);
+        else
+            put_f32s(r, row_f32(h, (uint32_t)i), h->dim);
+    }
+    memset(p + y.vec_pad, 0, (size_t)(y.links0 - y.vec_pad));
     if (h->has_graph) {
         size_t rec = 4 * ((size_t)1 + h->M0);
         for (size_t i = 0; i < n; i++) {
             uint8_t *r = p + y.links0 + i * rec;
             enc_u32(r, h->cnt0[i]);
-            put_u32s(r + 4, h->links0 + i * h->M0, h->M0);
+            put_u32s(r + 4, links_of(h, (uint32_t)i), h->M0);
         }
         put_u32s(p + y.upper, h->upper, h->n_upper);
     }
@@ -1767,7 +2106,8 @@ int hnsw_deserialize(const hnsw_params *p, buf_slice in, hnsw **out)
     size_t len = in.len;
     const size_t min_len = HNSW_HEADER_LEN + HNSW_TRAILER_LEN;
 
-    /* The envelope: identical in every version. */
+    /* The envelope: identical in every version (body_len counts every byte
+     * between the 64-byte header and the trailer). */
     if (len < min_len)
         CORRUPT(len, "truncated: %zu bytes, a checkpoint has at least %zu", len,
                 min_len);
@@ -1783,9 +2123,10 @@ int hnsw_deserialize(const hnsw_params *p, buf_slice in, hnsw **out)
     if (crc != crc_mask(crc32c(b, len - HNSW_TRAILER_LEN)))
         CORRUPT(len - HNSW_TRAILER_OFF_CRC, "checksum mismatch");
     uint32_t version = dec_u32(b + HNSW_OFF_VERSION);
-    if (version != HNSW_VERSION) {
+    if (version != HNSW_VERSION && version != HNSW_VERSION_1) {
         rc = err_set_msg(DM_EVERSION, "hnsw checkpoint: version %" PRIu32
-                         " (this build reads %u)", version, HNSW_VERSION);
+                         " (this build reads %u and %u)", version, HNSW_VERSION_1,
+                         HNSW_VERSION);
         goto fail;
     }
     if (dec_u32(b + len - HNSW_TRAILER_OFF_RESERVED) != 0)
@@ -1822,7 +2163,25 @@ int hnsw_deserialize(const hnsw_params *p, buf_slice in, hnsw **out)
         CORRUPT(HNSW_OFF_MAX_LEVEL, "bad max_level %" PRIu32, max_level);
     if (!has_graph && n_upper)
         CORRUPT(HNSW_OFF_N_UPPER, "upper layers without a graph");
-    layout y = layout_of(n, dim, M, n_upper, has_graph);
+
+    /* Version 2's vector descriptor; version 1 is float32. */
+    uint32_t elem_type = HNSW_ELEM_TYPE_F32;
+    uint64_t labels_off = HNSW_HEADER_LEN;
+    if (version == HNSW_VERSION) {
+        if (body_len < HNSW_VDESC_LEN)
+            CORRUPT(HNSW_OFF_BODY_LEN, "body_len %" PRIu64 " cannot hold the "
+                    "vector descriptor", body_len);
+        elem_type = dec_u32(b + HNSW_OFF_ELEM_TYPE);
+        if (elem_type != HNSW_ELEM_TYPE_F32 && elem_type != HNSW_ELEM_TYPE_F16)
+            CORRUPT(HNSW_OFF_ELEM_TYPE, "unknown elem_type %" PRIu32, elem_type);
+        if (dec_u32(b + HNSW_OFF_VDESC_RESERVED) != 0)
+            CORRUPT(HNSW_OFF_VDESC_RESERVED, "vector descriptor reserved word "
+                    "not zero");
+        labels_off += HNSW_VDESC_LEN;
+    }
+    bool is_f16 = elem_type == HNSW_ELEM_TYPE_F16;
+    size_t elem_len = is_f16 ? 2 : 4;
+    layout y = layout_of(labels_off, n, dim, elem_len, M, n_upper, has_graph);
     if (y.end - HNSW_HEADER_LEN != body_len)
         CORRUPT(HNSW_OFF_BODY_LEN, "body_len %" PRIu64 " but the header's counts "
                 "need %" PRIu64, body_len, y.end - HNSW_HEADER_LEN);
@@ -1832,6 +2191,7 @@ int hnsw_deserialize(const hnsw_params *p, buf_slice in, hnsw **out)
     hp.dim = dim;
     hp.M = M;
     hp.ef_construction = efc;
+    hp.elem = is_f16 ? HNSW_ELEM_F16 : HNSW_ELEM_F32;
     if (hp.ef_search < 1 || hp.ef_search > HNSW_MAX_EF)
         hp.ef_search = hnsw_params_default(dim).ef_search;
     rc = alloc_index(&hp, &h);
@@ -1874,6 +2234,9 @@ int hnsw_deserialize(const hnsw_params *p, buf_slice in, hnsw **out)
     for (uint64_t o = y.meta + n; o < y.vectors; o++)
         if (b[o])
             CORRUPT(o, "padding not zero");
+    for (uint64_t o = y.vec_pad; o < y.links0; o++)
+        if (b[o])
+            CORRUPT(o, "padding not zero");
     if (seen_del != n_del)
         CORRUPT(HNSW_OFF_N_DELETED, "n_deleted %" PRIu32 " but %" PRIu32
                 " nodes are marked", n_del, seen_del);
@@ -1899,16 +2262,25 @@ int hnsw_deserialize(const hnsw_params *p, buf_slice in, hnsw **out)
         lmap_put(h, l, i);
     }
 
-    advise_big(h->vecs, (size_t)n * h->stride * sizeof *h->vecs, true);
+    segs_prefault(&h->vecs, n);
+    size_t vrec = elem_len * dim;
     for (uint32_t i = 0; i < n; i++) {
-        float *row = h->vecs + (size_t)i * h->stride;
-        get_f32s(row, b + y.vectors + 4 * (size_t)i * dim, dim);
-        memset(row + dim, 0, (size_t)(h->stride - dim) * sizeof *row);
+        void *row = seg_row(&h->vecs, i);
+        const uint8_t *src = b + y.vectors + (size_t)i * vrec;
+        if (is_f16) {
+            uint16_t *r = row;
+            get_u16s(r, src, dim);
+            memset(r + dim, 0, (size_t)(h->stride - dim) * sizeof *r);
+        } else {
+            float *r = row;
+            get_f32s(r, src, dim);
+            memset(r + dim, 0, (size_t)(h->stride - dim) * sizeof *r);
+        }
     }
 
     if (has_graph) {
         size_t rec = 4 * ((size_t)1 + h->M0);
-        advise_big(h->links0, (size_t)n * h->M0 * sizeof *h->links0, true);
+        segs_prefault(&h->links0, n);
         for (uint32_t i = 0; i < n; i++) {
             const uint8_t *r = b + y.links0 + (size_t)i * rec;
             uint32_t cnt = dec_u32(r);
@@ -1916,7 +2288,7 @@ int hnsw_deserialize(const hnsw_params *p, buf_slice in, hnsw **out)
                 CORRUPT(y.links0 + (uint64_t)i * rec, "node %" PRIu32 " layer 0: "
                         "link count %" PRIu32 " exceeds %" PRIu32, i, cnt, h->M0);
             h->cnt0[i] = (uint16_t)cnt;
-            get_u32s(h->links0 + (size_t)i * h->M0, r + 4, h->M0);
+            get_u32s(links_of(h, i), r + 4, h->M0);
         }
         if (n_upper && (rc = reserve_upper(h, n_upper)) != DM_OK)
             goto fail;

@@ -2,17 +2,23 @@
  * hnsw_format.h -- constants of the HNSW index checkpoint.
  * Normative text: docs/format.md, section "HNSW index checkpoint".
  *
+ * Version 2 (written):
  *   checkpoint := header body trailer
  *   header     := magic(u64) version(u32) flags(u32) body_len(u64)
  *                 dim(u32) M(u32) ef_construction(u32) n_nodes(u32)
  *                 n_deleted(u32) entry(u32) max_level(u32) n_upper(u32)
  *                 rng_state(u64)                                   64 bytes
- *   body       := labels   n_nodes * u32
+ *   body       := vdesc    elem_type(u32) reserved(u32)           8 bytes
+ *                 labels   n_nodes * u32
  *                 meta     n_nodes * u8, zero bytes to a multiple of 4
- *                 vectors  n_nodes * dim * f32
+ *                 vectors  n_nodes * dim * (f32 | f16 by elem_type),
+ *                          zero bytes to a multiple of 4
  *                 links0   n_nodes * (1 + 2M) * u32        (graph only)
  *                 upper    n_upper * u32                    (graph only)
  *   trailer    := crc(u32) reserved(u32) magic(u64)                16 bytes
+ *
+ * Version 1 (read only): no vdesc; vectors are always f32 (so never
+ * padded); everything else as in version 2.
  *
  * crc is crc_mask(CRC32C) of every byte before it (header and body).  The
  * header fields up to body_len and the trailer (the "envelope") have the
@@ -26,9 +32,11 @@
 #include <stdint.h>
 
 #define HNSW_MAGIC UINT64_C(0x31534e4844444d44) /* "DMDDHNS1" little-endian */
-#define HNSW_VERSION 1u
+#define HNSW_VERSION 2u   /* the version hnsw_serialize writes */
+#define HNSW_VERSION_1 1u /* float32 only; still read */
 #define HNSW_HEADER_LEN 64
 #define HNSW_TRAILER_LEN 16
+#define HNSW_VDESC_LEN 8 /* version 2: the body's first section */
 
 /* Header field offsets. */
 #define HNSW_OFF_MAGIC 0
@@ -44,6 +52,14 @@
 #define HNSW_OFF_MAX_LEVEL 48
 #define HNSW_OFF_N_UPPER 52
 #define HNSW_OFF_RNG_STATE 56
+
+/* vdesc field offsets (version 2), from the start of the checkpoint. */
+#define HNSW_OFF_ELEM_TYPE 64
+#define HNSW_OFF_VDESC_RESERVED 68 /* zero */
+
+/* elem_type: how the vectors section stores a component. */
+#define HNSW_ELEM_TYPE_F32 0u /* IEEE-754 binary32, 4 bytes */
+#define HNSW_ELEM_TYPE_F16 1u /* IEEE-754 binary16, 2 bytes */
 
 /* Trailer field offsets, counted back from the end of the checkpoint. */
 #define HNSW_TRAILER_OFF_CRC 16

@@ -4,8 +4,12 @@
  * seeds, the flat path, add / replace / delete, filters, checkpoints
  * (round trip, every truncation, bit flips, hand-made structural damage
  * with a valid checksum), hnsw_check, concurrent searches, and allocation
- * failure during add, search and load.  Runs under TSan too (the
- * concurrent-search test), so the data sets are small.
+ * failure during add, search and load.  Half-precision storage: recall
+ * against the exact scan and against float32 ground truth, stored values,
+ * hnsw_get_vector / hnsw_similarity, its checkpoints; version-1
+ * checkpoints (the documented example, and ones converted from version 2)
+ * still load; rows spread over several segments.  Runs under TSan too
+ * (the concurrent-search test), so the data sets are small.
  */
 #include "testutil.h"
 
@@ -55,15 +59,39 @@ static float *clustered(uint32_t n, uint32_t dim, uint32_t n_centres,
     return v;
 }
 
-static hnsw *new_index(uint32_t dim, uint32_t M, uint32_t efc, uint32_t threshold)
+static hnsw *new_index_elem(uint32_t dim, uint32_t M, uint32_t efc,
+                            uint32_t threshold, hnsw_elem elem)
 {
     hnsw_params p = hnsw_params_default(dim);
     p.M = M;
     p.ef_construction = efc;
     p.flat_threshold = threshold;
+    p.elem = elem;
     hnsw *h = NULL;
     assert_int_equal(hnsw_new(&p, &h), DM_OK);
     return h;
+}
+
+static hnsw *new_index(uint32_t dim, uint32_t M, uint32_t efc, uint32_t threshold)
+{
+    return new_index_elem(dim, M, efc, threshold, HNSW_ELEM_F32);
+}
+
+/* What a half-precision index stores for x. */
+static float f16_round(float x)
+{
+    return dist_f16_to_f32(dist_f32_to_f16(x));
+}
+
+static void assert_params_equal(const hnsw_params *a, const hnsw_params *b)
+{
+    assert_int_equal(a->dim, b->dim);
+    assert_int_equal(a->M, b->M);
+    assert_int_equal(a->ef_construction, b->ef_construction);
+    assert_int_equal(a->ef_search, b->ef_search);
+    assert_int_equal(a->flat_threshold, b->flat_threshold);
+    assert_true(a->seed == b->seed);
+    assert_int_equal(a->elem, b->elem);
 }
 
 static void add_all(hnsw *h, const float *v, uint32_t n, uint32_t dim,
@@ -148,6 +176,7 @@ static void test_params(void **state)
     assert_int_equal(p.ef_construction, 200);
     assert_int_equal(p.ef_search, 64);
     assert_int_equal(p.seed, 42);
+    assert_int_equal(p.elem, HNSW_ELEM_F32);
     assert_true(p.flat_threshold > 0);
     hnsw *h = (hnsw *)(uintptr_t)1; /* must come back NULL */
     hnsw_params bad = p;
@@ -168,6 +197,11 @@ static void test_params(void **state)
     bad = p;
     bad.ef_search = 0;
     assert_int_equal(hnsw_new(&bad, &h), DM_EINVAL);
+    bad = p;
+    bad.elem = (hnsw_elem)2;
+    assert_int_equal(hnsw_new(&bad, &h), DM_EINVAL);
+    assert_non_null(strstr(err_last_msg(), "elem"));
+    assert_null(h);
     hnsw_free(NULL);
 
     assert_int_equal(hnsw_new(&p, &h), DM_OK);
@@ -530,7 +564,7 @@ static void round_trip(hnsw *h, const float *q, uint32_t nq, uint32_t dim)
     assert_int_equal(hnsw_count(g), hnsw_count(h));
     assert_int_equal(hnsw_deleted(g), hnsw_deleted(h));
     assert_int_equal(hnsw_has_graph(g), hnsw_has_graph(h));
-    assert_memory_equal(hnsw_get_params(g), &p, sizeof p);
+    assert_params_equal(hnsw_get_params(g), &p);
     for (uint32_t i = 0; i < nq; i++) {
         hnsw_hit x[10], y[10];
         uint32_t nx, ny;
@@ -562,32 +596,37 @@ static void round_trip(hnsw *h, const float *q, uint32_t nq, uint32_t dim)
 
 static void test_round_trip(void **state)
 {
-    const uint32_t dim = 20, n = 2000;
+    /* dim 21: rows padded, and with an odd n the binary16 vectors need
+     * their padding section. */
+    const uint32_t dim = 21, n = 2001;
     float *v = clustered(n + 50, dim, 25, 0.6, 7);
     const float *q = v + (size_t)n * dim;
-    /* Empty, flat, graph, graph with deletions and replacements. */
-    hnsw *h = new_index(dim, 10, 80, 500);
-    round_trip(h, q, 5, dim);
-    hnsw_free(h);
-    h = new_index(dim, 10, 80, 500);
-    add_all(h, v, 300, dim, 0);
-    round_trip(h, q, 50, dim);
-    hnsw_free(h);
-    h = new_index(dim, 10, 80, 500);
-    add_all(h, v, n, dim, 10);
-    round_trip(h, q, 50, dim);
-    for (uint32_t l = 10; l < 400; l += 2)
-        assert_int_equal(hnsw_delete(h, l), DM_OK);
-    for (uint32_t l = 11; l < 300; l += 2)
-        assert_int_equal(hnsw_add(h, l, v + (size_t)(l + 1000) * dim), DM_OK);
-    round_trip(h, q, 50, dim);
-    hnsw_free(h);
-    /* Graph mode with no nodes at all (threshold 0). */
-    h = new_index(dim, 10, 80, 0);
-    assert_int_equal(hnsw_add(h, 3, v), DM_OK);
-    assert_int_equal(hnsw_delete(h, 3), DM_OK);
-    round_trip(h, q, 5, dim);
-    hnsw_free(h);
+    for (int e = 0; e < 2; e++) {
+        hnsw_elem elem = e ? HNSW_ELEM_F16 : HNSW_ELEM_F32;
+        /* Empty, flat, graph, graph with deletions and replacements. */
+        hnsw *h = new_index_elem(dim, 10, 80, 500, elem);
+        round_trip(h, q, 5, dim);
+        hnsw_free(h);
+        h = new_index_elem(dim, 10, 80, 500, elem);
+        add_all(h, v, 301, dim, 0);
+        round_trip(h, q, 50, dim);
+        hnsw_free(h);
+        h = new_index_elem(dim, 10, 80, 500, elem);
+        add_all(h, v, n, dim, 10);
+        round_trip(h, q, 50, dim);
+        for (uint32_t l = 10; l < 400; l += 2)
+            assert_int_equal(hnsw_delete(h, l), DM_OK);
+        for (uint32_t l = 11; l < 300; l += 2)
+            assert_int_equal(hnsw_add(h, l, v + (size_t)(l + 1000) * dim), DM_OK);
+        round_trip(h, q, 50, dim);
+        hnsw_free(h);
+        /* Graph mode with no nodes at all (threshold 0). */
+        h = new_index_elem(dim, 10, 80, 0, elem);
+        assert_int_equal(hnsw_add(h, 3, v), DM_OK);
+        assert_int_equal(hnsw_delete(h, 3), DM_OK);
+        round_trip(h, q, 5, dim);
+        hnsw_free(h);
+    }
     free(v);
 }
 
@@ -621,6 +660,23 @@ static int load(const uint8_t *p, size_t len)
         hnsw_hit a[5];
         uint32_t na;
         assert_int_equal(hnsw_search(g, q, 5, 0, NULL, NULL, a, &na), DM_OK);
+        hnsw_free(g);
+    } else {
+        assert_null(g);
+    }
+    return rc;
+}
+
+/* load_any -- deserialize with default params of any dim; a loaded index
+ * must pass hnsw_check. */
+static int load_any(const uint8_t *p, size_t len)
+{
+    hnsw *g = NULL;
+    hnsw_params pr = hnsw_params_default(1);
+    int rc = hnsw_deserialize(&pr, buf_slice_of(p, len), &g);
+    if (rc == DM_OK) {
+        assert_non_null(g);
+        check_ok(g);
         hnsw_free(g);
     } else {
         assert_null(g);
@@ -672,7 +728,7 @@ typedef struct offs {
 static offs offsets_of(uint32_t n)
 {
     offs o;
-    o.labels = HNSW_HEADER_LEN;
+    o.labels = HNSW_HEADER_LEN + HNSW_VDESC_LEN;
     o.meta = o.labels + 4 * (size_t)n;
     o.vectors = o.meta + ((n + 3) & ~3u);
     o.links0 = o.vectors + 4 * (size_t)n * CDIM;
@@ -720,7 +776,19 @@ static void test_structural_damage(void **state)
     damage_u32(&b, HNSW_OFF_RNG_STATE, 12345, DM_OK, none);
 
     /* Header fields. */
-    damage_u32(&b, HNSW_OFF_VERSION, 2, DM_EVERSION, none);
+    damage_u32(&b, HNSW_OFF_VERSION, 3, DM_EVERSION, none);
+    damage_u32(&b, HNSW_OFF_VERSION, 0, DM_EVERSION, none);
+    /* Version 1 has no vector descriptor: the sizes no longer add up. */
+    damage_u32(&b, HNSW_OFF_VERSION, 1, DM_ECORRUPT, HNSW_OFF_BODY_LEN);
+    /* The vector descriptor: unknown type, half precision where the
+     * vectors are sized for float32, reserved word. */
+    damage_u32(&b, HNSW_OFF_ELEM_TYPE, 2, DM_ECORRUPT, HNSW_OFF_ELEM_TYPE);
+    damage_u32(&b, HNSW_OFF_ELEM_TYPE, UINT32_MAX, DM_ECORRUPT,
+               HNSW_OFF_ELEM_TYPE);
+    damage_u32(&b, HNSW_OFF_ELEM_TYPE, HNSW_ELEM_TYPE_F16, DM_ECORRUPT,
+               HNSW_OFF_BODY_LEN);
+    damage_u32(&b, HNSW_OFF_VDESC_RESERVED, 1, DM_ECORRUPT,
+               HNSW_OFF_VDESC_RESERVED);
     damage_u32(&b, HNSW_OFF_FLAGS, 3, DM_ECORRUPT, HNSW_OFF_FLAGS);
     damage_u32(&b, HNSW_OFF_FLAGS, 0, DM_ECORRUPT, none);
     damage_u32(&b, HNSW_OFF_DIM, 0, DM_ECORRUPT, HNSW_OFF_DIM);
@@ -1059,6 +1127,510 @@ static void test_alloc_failure(void **state)
     free(v);
 }
 
+/* ------------------------------------------------------ half precision */
+
+/* Mean recall@k of h's graph search against the exact scan of ref (an
+ * index of the same labels, e.g. the float32 one), by label. */
+static double recall_vs(const hnsw *h, const hnsw *ref, const float *q,
+                        uint32_t nq, uint32_t dim, uint32_t k, uint32_t ef)
+{
+    hnsw_hit a[10], b[10];
+    assert_true(k <= 10);
+    double total = 0;
+    for (uint32_t i = 0; i < nq; i++) {
+        uint32_t na, nb;
+        const float *qi = q + (size_t)i * dim;
+        assert_int_equal(hnsw_search(h, qi, k, ef, NULL, NULL, a, &na), DM_OK);
+        assert_int_equal(hnsw_search_exact(ref, qi, k, NULL, NULL, b, &nb), DM_OK);
+        uint32_t hit = 0;
+        for (uint32_t x = 0; x < na; x++)
+            for (uint32_t y = 0; y < nb; y++)
+                hit += a[x].label == b[y].label;
+        total += nb ? (double)hit / nb : 1.0;
+    }
+    return total / nq;
+}
+
+/* label's stored vector must be the rounding of src (dim floats). */
+static void assert_stored_f16(const hnsw *h, uint32_t label, const float *src,
+                              uint32_t dim)
+{
+    float out[64];
+    assert_true(dim <= 64);
+    assert_null(hnsw_vector(h, label));
+    assert_int_equal(hnsw_get_vector(h, label, out), DM_OK);
+    for (uint32_t j = 0; j < dim; j++)
+        if (out[j] != f16_round(src[j]))
+            fail_msg("label %u [%u]: %a, want %a", label, j, (double)out[j],
+                     (double)f16_round(src[j]));
+}
+
+static void test_f16_index(void **state)
+{
+    const uint32_t dim = 23, n = 3001, nq = 100;
+    float *v = clustered(n + nq, dim, 40, 0.6, 15);
+    const float *q = v + (size_t)n * dim;
+    hnsw *h = new_index_elem(dim, 12, 100, 200, HNSW_ELEM_F16);
+    hnsw *g = new_index(dim, 12, 100, 200);
+    add_all(h, v, n, dim, 0);
+    add_all(g, v, n, dim, 0);
+    assert_int_equal(hnsw_has_graph(h), 1);
+    assert_int_equal(hnsw_get_params(h)->elem, HNSW_ELEM_F16);
+    check_ok(h);
+
+    /* The stored values are the rounded inputs; there is no float32 view. */
+    for (uint32_t l = 0; l < n; l += 7)
+        assert_stored_f16(h, l, v + (size_t)l * dim, dim);
+
+    /* hnsw_similarity: the exact scan's value, and the inner product with
+     * the stored values. */
+    for (uint32_t i = 0; i < 20; i++) {
+        const float *qi = q + (size_t)i * dim;
+        hnsw_hit b[5];
+        uint32_t nb;
+        assert_int_equal(hnsw_search_exact(h, qi, 5, NULL, NULL, b, &nb), DM_OK);
+        assert_int_equal(nb, 5);
+        for (uint32_t x = 0; x < nb; x++) {
+            float sim = -9;
+            assert_int_equal(hnsw_similarity(h, qi, b[x].label, &sim), DM_OK);
+            assert_true(sim == b[x].sim);
+            double ref = 0;
+            for (uint32_t j = 0; j < dim; j++)
+                ref += (double)qi[j] * f16_round(v[(size_t)b[x].label * dim + j]);
+            assert_true(fabs(sim - ref) < 1e-5);
+        }
+    }
+
+    /* Recall: against the exact scan of the same index, and against the
+     * float32 ground truth (rounding costs no neighbours). */
+    double r_same = recall(h, q, nq, dim, 10, 64, NULL, NULL);
+    double r_f32 = recall_vs(h, g, q, nq, dim, 10, 64);
+    double r_f32_exact = 0;
+    for (uint32_t i = 0; i < nq; i++) {
+        hnsw_hit a[10], b[10];
+        uint32_t na, nb;
+        hnsw_search_exact(h, q + (size_t)i * dim, 10, NULL, NULL, a, &na);
+        hnsw_search_exact(g, q + (size_t)i * dim, 10, NULL, NULL, b, &nb);
+        for (uint32_t x = 0; x < na; x++)
+            for (uint32_t y = 0; y < nb; y++)
+                r_f32_exact += a[x].label == b[y].label;
+    }
+    r_f32_exact /= nq * 10.0;
+    print_message("f16 recall@10 ef 64: vs own exact %.4f, vs float32 exact %.4f; "
+                  "f16 exact vs float32 exact %.4f\n", r_same, r_f32, r_f32_exact);
+    assert_true(r_same >= 0.95);
+    assert_true(r_f32 >= 0.95);
+    assert_true(r_f32_exact >= 0.98);
+    double rf = recall(h, q, nq, dim, 10, 24, even_only, NULL);
+    assert_true(rf >= 0.95);
+
+    /* Memory: the same index but for half the vector bytes (stride 24). */
+    size_t m16 = hnsw_memsize(h), m32 = hnsw_memsize(g);
+    print_message("memsize: f32 %zu, f16 %zu bytes\n", m32, m16);
+    assert_true(m32 > m16 && m32 - m16 >= (size_t)n * 24 * 2);
+
+    /* Replace and delete in graph mode. */
+    for (uint32_t l = 0; l < 50; l++) {
+        const float *nv = v + (size_t)(n - 1 - l) * dim;
+        assert_int_equal(hnsw_add(h, l, nv), DM_OK);
+        assert_stored_f16(h, l, nv, dim);
+    }
+    for (uint32_t l = 100; l < 150; l++)
+        assert_int_equal(hnsw_delete(h, l), DM_OK);
+    float out[23], sim = 5;
+    for (uint32_t j = 0; j < dim; j++)
+        out[j] = 7;
+    assert_int_equal(hnsw_get_vector(h, 120, out), DM_ENOTFOUND);
+    for (uint32_t j = 0; j < dim; j++)
+        assert_true(out[j] == 0.0f);
+    assert_int_equal(hnsw_similarity(h, q, 120, &sim), DM_ENOTFOUND);
+    assert_true(sim == 0.0f);
+    assert_int_equal(hnsw_similarity(h, q, 999999, &sim), DM_ENOTFOUND);
+    assert_int_equal(hnsw_count(h), n - 50);
+    check_ok(h);
+    assert_true(recall(h, q, nq, dim, 10, 64, NULL, NULL) >= 0.95);
+    hnsw_free(h);
+    hnsw_free(g);
+
+    /* Flat mode: exact search on the stored values; deletion moves the
+     * last row into the hole. */
+    h = new_index_elem(dim, 8, 50, 10000, HNSW_ELEM_F16);
+    add_all(h, v, 300, dim, 0);
+    for (uint32_t l = 0; l < 300; l += 4)
+        assert_int_equal(hnsw_delete(h, l), DM_OK);
+    assert_int_equal(hnsw_add(h, 1, v + 400 * (size_t)dim), DM_OK);
+    check_ok(h);
+    for (uint32_t l = 0; l < 300; l++) {
+        if (l % 4 == 0)
+            assert_int_equal(hnsw_get_vector(h, l, out), DM_ENOTFOUND);
+        else
+            assert_stored_f16(h, l, v + (size_t)(l == 1 ? 400 : l) * dim, dim);
+    }
+    for (uint32_t i = 0; i < 20; i++) {
+        const float *qi = q + (size_t)i * dim;
+        hnsw_hit a[3];
+        uint32_t na;
+        assert_int_equal(hnsw_search(h, qi, 3, 0, NULL, NULL, a, &na), DM_OK);
+        float best = -2;
+        uint32_t best_l = 0;
+        for (uint32_t l = 0; l < 300; l++) {
+            if (hnsw_similarity(h, qi, l, &sim) == DM_OK &&
+                (sim > best || (sim == best && l < best_l))) {
+                best = sim;
+                best_l = l;
+            }
+        }
+        assert_int_equal(a[0].label, best_l);
+        assert_true(a[0].sim == best);
+    }
+    hnsw_free(h);
+
+    /* Allocation failure: the add that builds the graph and graph adds
+     * leave a half-precision index exactly as it was. */
+    h = new_index_elem(dim, 6, 30, 60, HNSW_ELEM_F16);
+    add_all(h, v, 59, dim, 0);
+    for (uint32_t i = 59; i < 70; i++) {
+        add_arg a = { i, v + (size_t)i * dim };
+        fail_each(h, op_add, &a);
+    }
+    assert_int_equal(hnsw_has_graph(h), 1);
+    assert_int_equal(hnsw_count(h), 70);
+    hnsw_free(h);
+    free(v);
+}
+
+static void test_get_vector_similarity(void **state)
+{
+    /* Float32: hnsw_get_vector copies exactly what hnsw_vector shows, and
+     * hnsw_similarity is the exact scan's similarity; flat and graph. */
+    const uint32_t dim = 13, n = 500;
+    float *v = clustered(n + 20, dim, 10, 0.5, 16);
+    for (int mode = 0; mode < 2; mode++) {
+        hnsw *h = new_index(dim, 8, 40, mode ? 100 : 1000);
+        add_all(h, v, n, dim, 1000);
+        assert_int_equal(hnsw_has_graph(h), mode);
+        float out[13];
+        for (uint32_t i = 0; i < n; i++) {
+            assert_int_equal(hnsw_get_vector(h, 1000 + i, out), DM_OK);
+            assert_memory_equal(out, v + (size_t)i * dim, sizeof out);
+            assert_memory_equal(hnsw_vector(h, 1000 + i), out, sizeof out);
+        }
+        for (uint32_t i = 0; i < 20; i++) {
+            const float *qi = v + (size_t)(n + i) * dim;
+            hnsw_hit b[10];
+            uint32_t nb;
+            assert_int_equal(hnsw_search_exact(h, qi, 10, NULL, NULL, b, &nb),
+                             DM_OK);
+            for (uint32_t x = 0; x < nb; x++) {
+                float sim;
+                assert_int_equal(hnsw_similarity(h, qi, b[x].label, &sim), DM_OK);
+                assert_true(sim == b[x].sim);
+                assert_true(sim == dist_dot(qi, hnsw_vector(h, b[x].label), dim));
+            }
+        }
+        assert_int_equal(hnsw_delete(h, 1003), DM_OK);
+        float sim = 3;
+        for (uint32_t j = 0; j < dim; j++)
+            out[j] = 7;
+        assert_int_equal(hnsw_get_vector(h, 1003, out), DM_ENOTFOUND);
+        for (uint32_t j = 0; j < dim; j++)
+            assert_true(out[j] == 0.0f);
+        assert_int_equal(hnsw_similarity(h, v, 1003, &sim), DM_ENOTFOUND);
+        assert_true(sim == 0.0f);
+        assert_int_equal(hnsw_get_vector(h, 5, out), DM_ENOTFOUND);
+        assert_int_equal(hnsw_similarity(h, v, UINT32_MAX, &sim), DM_ENOTFOUND);
+        hnsw_free(h);
+    }
+    free(v);
+}
+
+/* ------------------------------------------------------------ version 1 */
+
+/* The worked example of docs/format.md ("HNSW index checkpoint"): a
+ * version-1 checkpoint as the float32 code wrote it.  dim 2, M 2, labels
+ * 7 (1, 0), 8 (0, 1) deleted, 9 (0.6, 0.8). */
+static const char v1_example[] =
+    "444d4444484e5331010000000100000088000000000000000200000002000000"
+    "0800000003000000010000000100000002000000090000006974df7d2c6da6da"
+    "070000000800000009000000008201000000803f00000000000000000000803f"
+    "9a99193fcdcc4c3f020000000100000002000000000000000000000002000000"
+    "0000000002000000000000000000000002000000010000000000000000000000"
+    "0000000001000000020000000000000000000000000000000000000001000000"
+    "01000000000000006eaa2cb100000000444d4444484e5331";
+
+static size_t unhex(const char *s, uint8_t *out)
+{
+    size_t n = 0;
+    for (; s[0] && s[1]; s += 2) {
+        unsigned x;
+        assert_int_equal(sscanf(s, "%2x", &x), 1);
+        out[n++] = (uint8_t)x;
+    }
+    return n;
+}
+
+/* A version-2 float32 checkpoint rewritten as version 1: the vector
+ * descriptor removed, version and body_len adjusted, resealed. */
+static void to_v1(const buf *v2, buf *v1)
+{
+    buf_init(v1);
+    assert_int_equal(buf_append(v1, v2->ptr, HNSW_HEADER_LEN), DM_OK);
+    assert_int_equal(buf_append(v1, v2->ptr + HNSW_HEADER_LEN + HNSW_VDESC_LEN,
+                                v2->len - HNSW_HEADER_LEN - HNSW_VDESC_LEN),
+                     DM_OK);
+    enc_u32(v1->ptr + HNSW_OFF_VERSION, HNSW_VERSION_1);
+    enc_u64(v1->ptr + HNSW_OFF_BODY_LEN,
+            dec_u64(v1->ptr + HNSW_OFF_BODY_LEN) - HNSW_VDESC_LEN);
+    reseal(v1->ptr, v1->len);
+}
+
+static void test_checkpoint_v1(void **state)
+{
+    /* The documented example loads, answers as documented, and writing it
+     * again gives version 2 with the same content. */
+    uint8_t ex[256];
+    size_t ex_len = unhex(v1_example, ex);
+    assert_int_equal(ex_len, 216);
+    hnsw_params p = hnsw_params_default(2);
+    p.elem = HNSW_ELEM_F16; /* ignored: the checkpoint says float32 */
+    hnsw *h = NULL;
+    int rc = hnsw_deserialize(&p, buf_slice_of(ex, ex_len), &h);
+    if (rc != DM_OK)
+        fail_msg("example: %s", err_last_msg());
+    check_ok(h);
+    assert_int_equal(hnsw_get_params(h)->elem, HNSW_ELEM_F32);
+    assert_int_equal(hnsw_get_params(h)->M, 2);
+    assert_int_equal(hnsw_get_params(h)->ef_construction, 8);
+    assert_int_equal(hnsw_count(h), 2);
+    assert_int_equal(hnsw_deleted(h), 1);
+    assert_int_equal(hnsw_has_graph(h), 1);
+    const float q[2] = { 0.6f, 0.8f };
+    hnsw_hit a[3];
+    uint32_t na;
+    hnsw_params sp = *hnsw_get_params(h);
+    assert_true(sp.flat_threshold > 2); /* the exact scan answers: fine */
+    assert_int_equal(hnsw_search(h, q, 3, 0, NULL, NULL, a, &na), DM_OK);
+    assert_int_equal(na, 2);
+    assert_int_equal(a[0].label, 9);
+    assert_true(fabsf(a[0].sim - 1.0f) < 1e-6f);
+    assert_int_equal(a[1].label, 7);
+    assert_true(fabsf(a[1].sim - 0.6f) < 1e-6f);
+    float out[2];
+    assert_int_equal(hnsw_get_vector(h, 9, out), DM_OK);
+    assert_true(out[0] == 0.6f && out[1] == 0.8f);
+    assert_null(hnsw_vector(h, 8));
+    buf b2, b1;
+    serialize(h, &b2);
+    assert_int_equal(b2.len, ex_len + HNSW_VDESC_LEN);
+    assert_int_equal(dec_u32(b2.ptr + HNSW_OFF_VERSION), HNSW_VERSION);
+    assert_int_equal(dec_u32(b2.ptr + HNSW_OFF_ELEM_TYPE), HNSW_ELEM_TYPE_F32);
+    assert_int_equal(dec_u32(b2.ptr + HNSW_OFF_VDESC_RESERVED), 0);
+    to_v1(&b2, &b1);
+    assert_int_equal(b1.len, ex_len);
+    assert_memory_equal(b1.ptr, ex, ex_len);
+    buf_fini(&b1);
+    buf_fini(&b2);
+    hnsw_free(h);
+    /* The example relabelled version 2 lacks the descriptor. */
+    enc_u32(ex + HNSW_OFF_VERSION, HNSW_VERSION);
+    reseal(ex, ex_len);
+    assert_int_equal(load(ex, ex_len), DM_ECORRUPT);
+
+    /* A larger graph with deletions and replacements, padded rows. */
+    const uint32_t dim = 5, n = 1500;
+    float *v = clustered(n + 200, dim, 15, 0.5, 17);
+    h = new_index(dim, 6, 40, 100);
+    add_all(h, v, n, dim, 0);
+    for (uint32_t l = 0; l < n; l += 9)
+        assert_int_equal(hnsw_delete(h, l), DM_OK);
+    for (uint32_t l = 1; l < 100; l += 9)
+        assert_int_equal(hnsw_add(h, l, v + (size_t)(n + l) * dim), DM_OK);
+    serialize(h, &b2);
+    to_v1(&b2, &b1);
+    hnsw *g = NULL;
+    p = *hnsw_get_params(h);
+    rc = hnsw_deserialize(&p, buf_slice_of(b1.ptr, b1.len), &g);
+    if (rc != DM_OK)
+        fail_msg("converted: %s", err_last_msg());
+    check_ok(g);
+    assert_params_equal(hnsw_get_params(g), &p);
+    for (uint32_t i = 0; i < 100; i++) {
+        const float *qi = v + (size_t)(n + 100 + i) * dim;
+        hnsw_hit x[10], y[10];
+        uint32_t nx, ny;
+        assert_int_equal(hnsw_search(h, qi, 10, 0, NULL, NULL, x, &nx), DM_OK);
+        assert_int_equal(hnsw_search(g, qi, 10, 0, NULL, NULL, y, &ny), DM_OK);
+        assert_int_equal(nx, ny);
+        assert_memory_equal(x, y, nx * sizeof *x);
+    }
+    buf b3;
+    serialize(g, &b3);
+    assert_int_equal(b3.len, b2.len);
+    assert_memory_equal(b3.ptr, b2.ptr, b2.len);
+    /* Version 1 is validated like version 2: truncations and flips. */
+    for (size_t cut = 0; cut < b1.len; cut += 97)
+        assert_int_equal(load_any(b1.ptr, cut), DM_ECORRUPT);
+    uint8_t *c = malloc(b1.len);
+    assert_non_null(c);
+    for (size_t bit = 0; bit < HNSW_HEADER_LEN * 8; bit++) {
+        memcpy(c, b1.ptr, b1.len);
+        c[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        assert_int_equal(load_any(c, b1.len), DM_ECORRUPT);
+    }
+    /* A link out of range, resealed. */
+    memcpy(c, b1.ptr, b1.len);
+    uint32_t nn = dec_u32(b1.ptr + HNSW_OFF_N_NODES);
+    assert_true(nn > n); /* the replacements added nodes */
+    size_t links0 = HNSW_HEADER_LEN + 4 * (size_t)nn + ((nn + 3) & ~3u) +
+                    4 * (size_t)nn * dim;
+    enc_u32(c + links0 + 4, nn + 5);
+    reseal(c, b1.len);
+    assert_int_equal(load_any(c, b1.len), DM_ECORRUPT);
+    char want[64];
+    snprintf(want, sizeof want, "offset %zu:", links0 + 4);
+    assert_non_null(strstr(err_last_msg(), want));
+    free(c);
+    buf_fini(&b1);
+    buf_fini(&b2);
+    buf_fini(&b3);
+    hnsw_free(g);
+    hnsw_free(h);
+
+    /* A half-precision checkpoint cannot pass for version 1. */
+    h = new_index_elem(dim, 6, 40, 100, HNSW_ELEM_F16);
+    add_all(h, v, 300, dim, 0);
+    serialize(h, &b2);
+    to_v1(&b2, &b1);
+    assert_int_equal(load_any(b1.ptr, b1.len), DM_ECORRUPT);
+    snprintf(want, sizeof want, "offset %d:", HNSW_OFF_BODY_LEN);
+    assert_non_null(strstr(err_last_msg(), want));
+    buf_fini(&b1);
+    buf_fini(&b2);
+    hnsw_free(h);
+    free(v);
+}
+
+static void test_checkpoint_f16_layout(void **state)
+{
+    /* 7 nodes of 3 components, flat: the binary16 vectors take 42 bytes,
+     * padded by 2 to a multiple of 4. */
+    const uint32_t dim = 3, n = 7;
+    float v[7 * 3];
+    tu_rng r;
+    tu_rng_seed(&r, 18);
+    for (uint32_t i = 0; i < n * dim; i++)
+        v[i] = (float)gauss(&r);
+    v[0] = 1e-7f;    /* a binary16 subnormal */
+    v[1] = 70000.0f; /* beyond the range: infinity */
+    hnsw *h = new_index_elem(dim, 4, 10, 100, HNSW_ELEM_F16);
+    add_all(h, v, n, dim, 20);
+    buf b;
+    serialize(h, &b);
+    size_t labels = HNSW_HEADER_LEN + HNSW_VDESC_LEN, meta = labels + 4 * n,
+           vectors = meta + 8, pad = vectors + 2 * n * dim, end = pad + 2;
+    assert_int_equal(b.len, end + HNSW_TRAILER_LEN);
+    assert_int_equal(dec_u32(b.ptr + HNSW_OFF_VERSION), HNSW_VERSION);
+    assert_int_equal(dec_u64(b.ptr + HNSW_OFF_BODY_LEN), end - HNSW_HEADER_LEN);
+    assert_int_equal(dec_u32(b.ptr + HNSW_OFF_ELEM_TYPE), HNSW_ELEM_TYPE_F16);
+    assert_int_equal(dec_u32(b.ptr + HNSW_OFF_VDESC_RESERVED), 0);
+    assert_int_equal(dec_u32(b.ptr + labels + 4), 21);
+    for (uint32_t i = 0; i < n * dim; i++)
+        assert_int_equal(dec_u16(b.ptr + vectors + 2 * i), dist_f32_to_f16(v[i]));
+    assert_int_equal(dec_u16(b.ptr + vectors), 0x0002); /* 1e-7 = 1.68 units */
+    assert_int_equal(dec_u16(b.ptr + vectors + 2), 0x7c00);
+    assert_int_equal(dec_u16(b.ptr + pad), 0);
+    /* Loads as half precision whatever the caller's params say. */
+    hnsw *g = NULL;
+    hnsw_params p = hnsw_params_default(dim);
+    assert_int_equal(hnsw_deserialize(&p, buf_slice_of(b.ptr, b.len), &g), DM_OK);
+    assert_int_equal(hnsw_get_params(g)->elem, HNSW_ELEM_F16);
+    for (uint32_t i = 0; i < n; i++)
+        assert_stored_f16(g, 20 + i, v + (size_t)i * dim, dim);
+    hnsw_free(g);
+    /* Damage to the padding. */
+    uint8_t *c = malloc(b.len);
+    assert_non_null(c);
+    memcpy(c, b.ptr, b.len);
+    c[pad + 1] = 1;
+    reseal(c, b.len);
+    assert_int_equal(load_any(c, b.len), DM_ECORRUPT);
+    char want[64];
+    snprintf(want, sizeof want, "offset %zu:", pad + 1);
+    assert_non_null(strstr(err_last_msg(), want));
+    /* Any vector bits load (NaN included). */
+    memcpy(c, b.ptr, b.len);
+    c[vectors + 5] = 0x7e;
+    reseal(c, b.len);
+    assert_int_equal(load_any(c, b.len), DM_OK);
+    free(c);
+    buf_fini(&b);
+    hnsw_free(h);
+}
+
+/* ------------------------------------------------------------- segments */
+
+static void test_segments(void **state)
+{
+    /* Rows of 16 KiB (4096 float32): a full segment holds 512 rows, so
+     * this index spans two segments, grows its short last segment after
+     * an exact load, and runs out of memory in the middle of appending a
+     * segment.  (The segment code does not depend on the element type.) */
+    const uint32_t dim = 4096, n = 700, nq = 20;
+    float *v = clustered(n + 300 + nq, dim, 20, 0.3, 19);
+    const float *q = v + (size_t)(n + 300) * dim;
+    hnsw *h = new_index(dim, 4, 16, 1);
+    add_all(h, v, n, dim, 0);
+    check_ok(h);
+    assert_int_equal(hnsw_count(h), n);
+    double r = recall(h, q, nq, dim, 5, 32, NULL, NULL);
+    print_message("%u rows of %u floats: recall@5 %.3f\n", n, dim, r);
+    assert_true(r >= 0.9);
+    float *out = malloc(dim * sizeof *out);
+    assert_non_null(out);
+    for (uint32_t l = 0; l < n; l += 37) {
+        assert_int_equal(hnsw_get_vector(h, l, out), DM_OK);
+        assert_memory_equal(out, v + (size_t)l * dim, dim * sizeof *out);
+    }
+    free(out);
+    /* Loaded exactly (512 + 188 rows), then grown: the same index as the
+     * original. */
+    round_trip(h, q, nq, dim);
+    buf b;
+    serialize(h, &b);
+    hnsw *g = NULL;
+    hnsw_params p = *hnsw_get_params(h);
+    assert_int_equal(hnsw_deserialize(&p, buf_slice_of(b.ptr, b.len), &g), DM_OK);
+    for (uint32_t i = n; i < n + 300; i++) {
+        assert_int_equal(hnsw_add(h, i, v + (size_t)i * dim), DM_OK);
+        assert_int_equal(hnsw_add(g, i, v + (size_t)i * dim), DM_OK);
+    }
+    check_ok(g);
+    buf b1, b2;
+    serialize(h, &b1);
+    serialize(g, &b2);
+    assert_int_equal(b1.len, b2.len);
+    assert_memory_equal(b1.ptr, b2.ptr, b1.len);
+    buf_fini(&b);
+    buf_fini(&b1);
+    buf_fini(&b2);
+    hnsw_free(g);
+    hnsw_free(h);
+
+    /* Allocation failure while the capacity grows from 472 to 590 rows,
+     * across the 512-row segment boundary. */
+    h = new_index(dim, 4, 16, 1);
+    add_all(h, v, 472, dim, 0);
+    add_arg a = { 472, v + (size_t)472 * dim };
+    fail_each(h, op_add, &a);
+    add_all(h, v + 473 * (size_t)dim, 60, dim, 473);
+    check_ok(h);
+    r = recall(h, q, nq, dim, 5, 32, NULL, NULL);
+    print_message("after the failures, 533 rows: recall@5 %.3f\n", r);
+    assert_true(r >= 0.9);
+    hnsw_free(h);
+    free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1076,6 +1648,11 @@ int main(void)
         cmocka_unit_test(test_structural_damage),
         cmocka_unit_test(test_concurrent_search),
         cmocka_unit_test(test_alloc_failure),
+        cmocka_unit_test(test_f16_index),
+        cmocka_unit_test(test_get_vector_similarity),
+        cmocka_unit_test(test_checkpoint_v1),
+        cmocka_unit_test(test_checkpoint_f16_layout),
+        cmocka_unit_test(test_segments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
