@@ -168,10 +168,17 @@ typedef struct dm_options {
                                    instead of refusing */
 
     uint32_t hnsw_m;            /* 0 = 16 */
-    uint32_t hnsw_ef_construction; /* 0 = 200 */
+    uint32_t hnsw_ef_construction; /* 0 = 128 */
     uint32_t hnsw_ef_search;    /* 0 = 64 */
     uint32_t flat_threshold;    /* exact vector scan below this many memories
                                    per user; 0 = the measured default */
+    int vectors_f32;            /* nonzero: keep embeddings as float32 on disk
+                                   and in the vector index; 0 (default): IEEE
+                                   half precision, half the bytes (relative
+                                   error <= 2^-11 a component, cosine
+                                   rankings unchanged in practice).  Each
+                                   record says how it is stored, so the
+                                   setting may change between opens. */
     float bm25_k1;              /* default 1.2 */
     float bm25_b;               /* default 0.75 */
     uint32_t checkpoint_ops;    /* index changes per user between index

@@ -108,6 +108,7 @@ struct dm_db {
     kv_db *kv;
     embedder *emb;
     uint32_t dim;
+    bool vec_f16;               /* embeddings stored as binary16 (!vectors_f32) */
     dm_options opt;
     char *path;
     hnsw_params hp;

@@ -169,7 +169,7 @@ static int add_prepare(dm_db *db, eng_user *u, add_item *items, size_t n, kv_bat
             .role = p->role ? buf_slice_of(p->role, strlen(p->role)) : buf_slice_of("user", 4),
             .text = buf_slice_of(p->text, it->text_len),
             .metadata = buf_slice_of(it->metadata, strlen(it->metadata)),
-            .dim = db->dim,
+            .dim = db->dim, .emb_f16 = db->vec_f16,
         };
         if (p->agent_id)
             r.agent_id = buf_slice_of(p->agent_id, strlen(p->agent_id));
@@ -545,6 +545,7 @@ int dm_update(dm_db *db, const dm_scope *scope, const dm_id *id, const char *tex
     if (text) {
         r.text = buf_slice_of(text, text_len);
         r.dim = db->dim;
+        r.emb_f16 = db->vec_f16;
     } else {
         keep = dm_malloc(sizeof(float) * (r.dim ? r.dim : 1));
         if (!keep) {

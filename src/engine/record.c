@@ -3,7 +3,7 @@
  *
  * All integers are little-endian; strings are varint-length-prefixed
  * (buf_put_lenbytes); floats are IEEE-754 binary32 stored as their bit
- * patterns.  Every value starts with a version byte so that a later format
+ * patterns, except an embedding, which may be binary16 (flag bit 2).  Every value starts with a version byte so that a later format
  * can be told apart; an unknown version is DM_EVERSION.  Decoding checks
  * each length against the remaining bytes and fails with DM_ECORRUPT and
  * the offset; it never reads past the value.  The layouts are specified in
@@ -15,6 +15,7 @@
 
 #include "base/err.h"
 #include "engine/record_format.h"
+#include "index/distance.h"
 
 static uint32_t f2u(float f)
 {
@@ -39,7 +40,8 @@ static int corrupt(const char *kind, buf_slice start, buf_slice at)
 int rec_memory_encode(const rec_memory *m, const float *embedding, buf *out)
 {
     uint8_t flags = (m->agent_id.ptr ? REC_MEMORY_HAS_AGENT : 0) |
-                    (m->session_id.ptr ? REC_MEMORY_HAS_SESSION : 0);
+                    (m->session_id.ptr ? REC_MEMORY_HAS_SESSION : 0) |
+                    (m->emb_f16 ? REC_MEMORY_EMB_F16 : 0);
     int rc = 0;
     rc |= buf_put_u8(out, REC_MEMORY_VERSION);
     rc |= buf_put_u8(out, m->kind);
@@ -58,8 +60,21 @@ int rec_memory_encode(const rec_memory *m, const float *embedding, buf *out)
     rc |= buf_put_lenbytes(out, m->text.ptr, m->text.len);
     rc |= buf_put_lenbytes(out, m->metadata.ptr, m->metadata.len);
     rc |= buf_put_varint(out, m->dim);
-    for (uint32_t i = 0; i < m->dim && rc == 0; i++)
-        rc |= buf_put_u32(out, f2u(embedding[i]));
+    if (m->emb_f16) {
+        /* Converted a block at a time through a small stack buffer. */
+        uint16_t h[256];
+        for (uint32_t at = 0; at < m->dim && rc == 0; at += 256) {
+            uint32_t n = m->dim - at < 256 ? m->dim - at : 256;
+            uint8_t le[512];
+            dist_f16_kernels_active()->encode(h, embedding + at, n);
+            for (uint32_t i = 0; i < n; i++)
+                enc_u16(le + 2 * i, h[i]);
+            rc |= buf_append(out, le, 2 * (size_t)n);
+        }
+    } else {
+        for (uint32_t i = 0; i < m->dim && rc == 0; i++)
+            rc |= buf_put_u32(out, f2u(embedding[i]));
+    }
     return rc ? err_set_msg(DM_ENOMEM, "out of memory encoding a memory") : DM_OK;
 }
 
@@ -76,8 +91,9 @@ int rec_memory_decode(buf_slice v, rec_memory *m)
         return err_set_msg(DM_EVERSION, "memory record version %u is not supported", ver);
     if (!get_u8(&s, &m->kind) || !get_u8(&s, &m->state) || !get_u8(&s, &flags))
         return corrupt("memory", v, s);
-    if (m->kind > 2 || m->state > 1 || (flags & ~3u))
+    if (m->kind > 2 || m->state > 1 || (flags & ~7u))
         return corrupt("memory", v, s);
+    m->emb_f16 = (flags & REC_MEMORY_EMB_F16) != 0;
     if (!get_u64(&s, &u64))
         return corrupt("memory", v, s);
     m->record_time_us = (int64_t)u64;
@@ -98,7 +114,7 @@ int rec_memory_decode(buf_slice v, rec_memory *m)
         return corrupt("memory", v, s);
     if (!get_lenbytes(&s, &m->text) || !get_lenbytes(&s, &m->metadata))
         return corrupt("memory", v, s);
-    if (!get_varint(&s, &u64) || u64 > 65536 || s.len != u64 * 4)
+    if (!get_varint(&s, &u64) || u64 > 65536 || s.len != u64 * (m->emb_f16 ? 2 : 4))
         return corrupt("memory", v, s);
     m->dim = (uint32_t)u64;
     m->embedding = (const uint8_t *)s.ptr;
@@ -112,6 +128,11 @@ int rec_memory_decode(buf_slice v, rec_memory *m)
 
 void rec_memory_embedding(const rec_memory *m, float *out)
 {
+    if (m->emb_f16) {
+        for (uint32_t i = 0; i < m->dim; i++)
+            out[i] = dist_f16_to_f32(dec_u16(m->embedding + 2 * (size_t)i));
+        return;
+    }
     for (uint32_t i = 0; i < m->dim; i++)
         out[i] = u2f(dec_u32(m->embedding + 4 * (size_t)i));
 }

@@ -23,7 +23,8 @@ typedef struct rec_memory {
     buf_slice role, agent_id, session_id; /* agent/session: p NULL = absent */
     buf_slice text, metadata;
     uint32_t dim;
-    const uint8_t *embedding; /* dim little-endian float32, unaligned */
+    uint8_t emb_f16;          /* encode: store half precision; decode: stored so */
+    const uint8_t *embedding; /* dim little-endian float32 or binary16, unaligned */
 } rec_memory;
 
 int rec_memory_encode(const rec_memory *m, const float *embedding, buf *out);

@@ -12,6 +12,7 @@
 
 #define REC_MEMORY_HAS_AGENT 0x01
 #define REC_MEMORY_HAS_SESSION 0x02
+#define REC_MEMORY_EMB_F16 0x04 /* the embedding is IEEE binary16 */
 
 /* The per-user index checkpoint blob (docs/format.md, "Index checkpoint"). */
 #define CKPT_MAGIC 0x4b434d44u /* "DMCK" little-endian */

@@ -138,11 +138,7 @@ bool eng_vec_sim(const dm_db *db, const eng_user *u, const float *q, uint32_t do
         *sim = dist_dot(q, u->pend_vecs + (size_t)(d->pend - 1) * db->dim, db->dim);
         return true;
     }
-    const float *v = hnsw_vector(u->vec, doc);
-    if (!v)
-        return false;
-    *sim = dist_dot(q, v, db->dim);
-    return true;
+    return hnsw_similarity(u->vec, q, doc, sim) == DM_OK;
 }
 
 size_t eng_vec_memsize(const dm_db *db, const eng_user *u)
