@@ -149,7 +149,7 @@ int eng_erase_locked(dm_db *db, eng_user *u, bool compact, uint64_t *n_erased);
 int eng_doc_add(eng_user *u, const uint8_t id[16], int64_t ts, uint32_t flags,
                 uint32_t *out_doc);
 uint32_t eng_doc_find(const eng_user *u, const uint8_t id[16]); /* UINT32_MAX = none */
-void eng_doc_remove(eng_user *u, uint32_t doc);
+void eng_doc_remove(eng_user *u, uint32_t doc); /* and its vector */
 /* index a decoded memory under doc (REQUIRES: write lock) */
 int eng_index_memory(dm_db *db, eng_user *u, uint32_t doc, const char *text,
                      size_t text_len, const float *vec);

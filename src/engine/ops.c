@@ -654,7 +654,6 @@ int dm_delete(dm_db *db, const dm_scope *scope, const dm_id *id)
     uint32_t doc = eng_doc_find(u, id->bytes);
     if (doc != UINT32_MAX) {
         bm25_delete(u->text, doc, (const char *)r.text.ptr, r.text.len);
-        eng_vec_remove(u, doc);
         eng_doc_remove(u, doc);
         eng_after_write(db, u);
     }

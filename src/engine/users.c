@@ -234,8 +234,7 @@ int eng_doc_add(eng_user *u, const uint8_t id[16], int64_t ts, uint32_t flags,
 
 void eng_doc_remove(eng_user *u, uint32_t doc)
 {
-    if (u->docs[doc].pend)
-        eng_vec_remove(u, doc);
+    eng_vec_remove(u, doc); /* from the graph or the pending tail */
     uint32_t mask = u->map_cap - 1;
     for (uint32_t i = hash_id(u->docs[doc].id) & mask;; i = (i + 1) & mask) {
         if (u->map[i] == doc + 1) {
@@ -555,7 +554,6 @@ static int replay_log(dm_db *db, eng_user *u)
         if (doc != UINT32_MAX) {
             if (t[i].had_old)
                 bm25_delete(u->text, doc, t[i].old_text, t[i].old_len);
-            eng_vec_remove(u, doc);
             eng_doc_remove(u, doc);
         }
         size_t kl = key_memory(k, &u->tu, t[i].ts, t[i].id);

@@ -72,4 +72,14 @@ size_t tm_sentence(tu_rng *r, unsigned topic, unsigned n_words, char *out,
  */
 void tm_options(dm_options *o);
 
+/* assert_rc -- fail the test unless expr (a dm_* call) returns want,
+ * naming both codes and the engine's message. */
+#define assert_rc(expr, want)                                                  \
+    do {                                                                       \
+        int rc_ = (expr);                                                      \
+        if (rc_ != (want))                                                     \
+            fail_msg("%s: got %s, want %s (errmsg: %s)", #expr,                \
+                     dm_errname(rc_), dm_errname(want), dm_errmsg());          \
+    } while (0)
+
 #endif

@@ -31,14 +31,6 @@
 /* Helpers                                                             */
 /* ------------------------------------------------------------------ */
 
-#define assert_rc(expr, want)                                                  \
-    do {                                                                       \
-        int rc_ = (expr);                                                      \
-        if (rc_ != (want))                                                     \
-            fail_msg("%s: got %s, want %s (errmsg: %s)", #expr,                \
-                     dm_errname(rc_), dm_errname(want), dm_errmsg());          \
-    } while (0)
-
 /* The last error message must contain every one of the given words
  * (case-insensitive). */
 static void msg_has(const char *what, const char *word)

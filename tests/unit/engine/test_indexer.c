@@ -27,14 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define assert_rc(expr, want)                                                  \
-    do {                                                                       \
-        int rc_ = (expr);                                                      \
-        if (rc_ != (want))                                                     \
-            fail_msg("%s: got %s, want %s (errmsg: %s)", #expr,                \
-                     dm_errname(rc_), dm_errname(want), dm_errmsg());          \
-    } while (0)
-
 #define TEXT_CAP 160
 
 typedef struct corpus {

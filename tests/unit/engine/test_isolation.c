@@ -21,14 +21,6 @@
 #include <string.h>
 #include <time.h>
 
-#define assert_rc(expr, want)                                                  \
-    do {                                                                       \
-        int rc_ = (expr);                                                      \
-        if (rc_ != (want))                                                     \
-            fail_msg("%s: got %s, want %s (errmsg: %s)", #expr,                \
-                     dm_errname(rc_), dm_errname(want), dm_errmsg());          \
-    } while (0)
-
 #define M 12          /* memories per owner */
 #define MAX_IDS 64
 

@@ -37,14 +37,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define assert_rc(expr, want)                                                  \
-    do {                                                                       \
-        int rc_ = (expr);                                                      \
-        if (rc_ != (want))                                                     \
-            fail_msg("%s: got %s, want %s (errmsg: %s)", #expr,                \
-                     dm_errname(rc_), dm_errname(want), dm_errmsg());          \
-    } while (0)
-
 static double elapsed(const struct timespec *a)
 {
     struct timespec b;
