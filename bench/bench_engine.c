@@ -10,7 +10,10 @@
  *               thread, sync mode batch (every call returns after its fsync)
  *   index_catchup  after the last add: time until the indexer thread has
  *               linked every vector into its graph (dm_sync_indexes);
- *               ingest_linked is the rate counting that time too
+ *               ingest_linked is the rate counting that time too;
+ *               ingest_runq / ingest_blocked: of the ingest's wall time,
+ *               how long the writing thread waited for a CPU, and was
+ *               blocked (fsync, locks)
  *   add_1       single dm_add calls with sync none (latency of one add)
  *   rss         resident memory per memory after ingest (all users loaded)
  *   reopen      dm_close + dm_open of the whole database
@@ -82,6 +85,20 @@ static long rss_kb(void)
     if (f)
         fclose(f);
     return kb;
+}
+
+/* The calling thread's scheduler times in seconds (Linux schedstat): on a
+ * CPU and runnable but waiting for one.  Zeros where unavailable. */
+static void sched_times(double *on_cpu, double *runnable)
+{
+    unsigned long long run = 0, wait = 0;
+    FILE *f = fopen("/proc/thread-self/schedstat", "r");
+    if (f && fscanf(f, "%llu %llu", &run, &wait) != 2)
+        run = wait = 0;
+    if (f)
+        fclose(f);
+    *on_cpu = (double)run / 1e9;
+    *runnable = (double)wait / 1e9;
 }
 
 static void check(int rc, const char *what)
@@ -168,6 +185,8 @@ int main(int argc, char **argv)
     uint64_t t0 = bench_now_ns();
     struct timespec cpu0, cpu1;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu0);
+    double on0, rq0, on1, rq1;
+    sched_times(&on0, &rq0);
     int64_t base_us = INT64_C(1600000000000000);
     if (cfg.is_reuse) {
         done = total;
@@ -203,11 +222,18 @@ int main(int argc, char **argv)
     if (!cfg.is_json && isatty(2))
         fprintf(stderr, "\r");
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu1);
+    sched_times(&on1, &rq1);
     report("ingest", (double)total / secs, 0, 0, secs, "seconds");
     /* The calling thread's CPU time: steadier than wall time on a shared
      * machine, and what one writer costs. */
     double cpu_s = (double)(cpu1.tv_sec - cpu0.tv_sec) + (double)(cpu1.tv_nsec - cpu0.tv_nsec) / 1e9;
     report("ingest_cpu", (double)total / cpu_s, 0, 0, cpu_s, "cpu_seconds");
+    /* Where the rest of the wall time went: waiting for a CPU (the other
+     * threads and the machine's other tenants), and blocked (fsync, locks). */
+    if (on1 > on0) {
+        report("ingest_runq", 0, 0, 0, rq1 - rq0, "seconds");
+        report("ingest_blocked", 0, 0, 0, secs - (on1 - on0) - (rq1 - rq0), "seconds");
+    }
     /* The graph links of the last adds may still be in progress on the
      * indexer thread (the memories are searchable, exactly, meanwhile):
      * the time until everything is linked, and the rate counting it. */

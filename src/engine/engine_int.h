@@ -52,6 +52,8 @@ typedef struct eng_user {
     struct eng_user *next;      /* stripe chain; guarded by the stripe mutex */
     uint32_t hash;
     key_tu tu;                  /* immutable */
+    atomic_uint lock_waiters;   /* threads in eng_user_lock_*: the indexer
+                                   ends its slice early when non-zero */
     pthread_rwlock_t rw;        /* guards everything below */
     bool loaded;
     bool exists;                /* has a user record */

@@ -19,11 +19,14 @@
  * Locking: ix.mu is a leaf lock guarding the queue and eng_user.queued; it
  * is never held while a user lock is taken.  The thread works on a user
  * under the user's write lock, one slice (ENG_LINK_SLICE vectors or one
- * checkpoint) per acquisition, so that the user's searches and writes wait
- * at most one slice.  User structs live until dm_close, which stops the
- * thread before it frees them, so queued pointers stay valid.
+ * checkpoint) per acquisition, and the slice ends after the current link
+ * as soon as a search or a write of the user is waiting for its lock
+ * (eng_user.lock_waiters), so that they wait for one link, not a slice.
+ * User structs live until dm_close, which stops the thread before it frees
+ * them, so queued pointers stay valid.
  */
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
 
 #include "base/alloc.h"
@@ -31,8 +34,8 @@
 #include "base/log.h"
 #include "engine/engine_int.h"
 
-/* Vectors linked per write-lock acquisition: ~1 ms for a 100k-vector graph,
- * the longest a search or a write of the user waits for the thread. */
+/* Vectors linked per write-lock acquisition when nobody waits for the lock:
+ * ~1 ms for a 100k-vector graph. */
 #define ENG_LINK_SLICE 8
 
 static void *indexer_main(void *arg);
@@ -178,15 +181,18 @@ static bool work_slice(dm_db *db, eng_user *u)
             log_msg(LOG_WARN, "index checkpoint: %s", err_last_msg());
         return u->loaded && u->n_pend > 0;
     }
-    if (u->n_pend) {
-        int rc = eng_vec_link(db, u, ENG_LINK_SLICE);
+    /* Up to a slice, but one link at a time once a search or a write of
+     * the user waits: it then waits for one link, not for the slice. */
+    for (uint32_t i = 0; i < ENG_LINK_SLICE && u->n_pend; i++) {
+        if (i && atomic_load_explicit(&u->lock_waiters, memory_order_relaxed))
+            break;
+        int rc = eng_vec_link(db, u, 1);
         if (rc) {
             log_msg(LOG_WARN, "linking vectors: %s", err_last_msg());
             return false; /* the next write of the user queues it again */
         }
-        return u->n_pend > 0;
     }
-    return false;
+    return u->n_pend > 0;
 }
 
 static void *indexer_main(void *arg)
@@ -209,6 +215,11 @@ static void *indexer_main(void *arg)
         pthread_rwlock_wrlock(&u->rw);
         bool more = work_slice(db, u);
         pthread_rwlock_unlock(&u->rw);
+        /* Let the threads that made the slice end take the lock before
+         * this one asks for it again (a woken waiter would otherwise often
+         * lose the race to us and wait for another link). */
+        for (int i = 0; i < 100 && atomic_load_explicit(&u->lock_waiters, memory_order_relaxed); i++)
+            sched_yield();
 
         if (more)
             enqueue(ix, u);

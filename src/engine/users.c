@@ -114,6 +114,7 @@ int eng_user_get_tu(dm_db *db, const key_tu *tup, eng_user **out)
     }
     u->hash = h;
     u->tu = tu;
+    atomic_init(&u->lock_waiters, 0);
     pthread_rwlock_init(&u->rw, NULL);
     uint32_t j = (h / ENG_STRIPES) & (st->cap - 1);
     while (st->slots[j])
@@ -829,7 +830,9 @@ out:
 
 int eng_user_lock_write(dm_db *db, eng_user *u)
 {
+    atomic_fetch_add_explicit(&u->lock_waiters, 1, memory_order_relaxed);
     pthread_rwlock_wrlock(&u->rw);
+    atomic_fetch_sub_explicit(&u->lock_waiters, 1, memory_order_relaxed);
     if (u->loaded)
         return DM_OK;
     int rc = load_user(db, u);
@@ -841,7 +844,9 @@ int eng_user_lock_write(dm_db *db, eng_user *u)
 int eng_user_lock_read(dm_db *db, eng_user *u)
 {
     for (;;) {
+        atomic_fetch_add_explicit(&u->lock_waiters, 1, memory_order_relaxed);
         pthread_rwlock_rdlock(&u->rw);
+        atomic_fetch_sub_explicit(&u->lock_waiters, 1, memory_order_relaxed);
         if (u->loaded)
             return DM_OK;
         pthread_rwlock_unlock(&u->rw);
