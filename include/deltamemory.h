@@ -179,10 +179,19 @@ typedef struct dm_options {
                                    rankings unchanged in practice).  Each
                                    record says how it is stored, so the
                                    setting may change between opens. */
-    float bm25_k1;              /* default 1.2 */
-    float bm25_b;               /* default 0.75 */
+    float bm25_k1;              /* default 0.8 */
+    float bm25_b;               /* default 0.5 (memories are short: less length
+                                   normalization; docs/retrieval.md) */
     uint32_t checkpoint_ops;    /* index changes per user between index
                                    checkpoints; default 1024 */
+    float refresh_boost;        /* a search result's salience is lifted by this
+                                   share of the way to 1; default 0.2;
+                                   negative = never refresh */
+    float prune_threshold;      /* memories whose current salience falls
+                                   below this are archived by the background
+                                   decay pass and dm_decay; default 0.05 */
+    uint32_t decay_interval_s;  /* the background decay pass over loaded users
+                                   runs this often; default 3600; 0 = never */
 } dm_options;
 
 /* dm_options_init -- fill o with the defaults above. */
@@ -362,6 +371,30 @@ DM_API int dm_delete(dm_db *db, const dm_scope *scope, const dm_id *id);
 DM_API int dm_erase_user(dm_db *db, const char *tenant, const char *user_id,
                          uint64_t *n_erased);
 
+/*
+ * dm_set_state -- archive a memory (it leaves default search and listing
+ * but is kept, and DM_WITH_ARCHIVED finds it) or restore an archived one
+ * (DM_STATE_ACTIVE).  Restoring also refreshes its salience to its stored
+ * value as of now.  Errors: DM_ENOTFOUND, DM_EINVAL, DM_EIO, DM_ENOSPC,
+ * DM_ENOMEM.
+ */
+DM_API int dm_set_state(dm_db *db, const dm_scope *scope, const dm_id *id,
+                        dm_memory_state state);
+
+/*
+ * dm_decay -- archive the live memories of a user whose current salience
+ * at now_us (0 = now) -- stored * e^(-decay_rate * days since the last
+ * refresh) -- is below threshold (0 = dm_options.prune_threshold).  Only
+ * memories of kind episodic fade; facts and summaries stay.  Nothing is
+ * deleted.  user_id NULL: every user of the tenant.  *n_archived (may be
+ * NULL) receives the number archived.  The background pass does the same
+ * for loaded users every dm_options.decay_interval_s.
+ * Errors: DM_ENOTFOUND (unknown user), DM_EINVAL, DM_EIO, DM_ENOSPC,
+ * DM_ENOMEM.
+ */
+DM_API int dm_decay(dm_db *db, const char *tenant, const char *user_id, int64_t now_us,
+                    float threshold, uint64_t *n_archived);
+
 /* ------------------------------------------------------------------ */
 /* Listing and search                                                  */
 /* ------------------------------------------------------------------ */
@@ -390,39 +423,129 @@ typedef struct dm_list_result {
 DM_API int dm_list(dm_db *db, const dm_list_params *p, dm_list_result **out);
 DM_API void dm_list_result_free(dm_list_result *r);
 
+/*
+ * Retrieval runs in stages (docs/retrieval.md):
+ *   1. query understanding: embed the query, analyze it for BM25, find a
+ *      time expression ("last week", "in May 2023", "recently") relative
+ *      to the reference time;
+ *   2. candidates from each leg, each ranked on its own, `depth` deep:
+ *      vector (HNSW or exact), BM25, temporal (memories inside the time
+ *      window, best match first; or the newest, for "recently"), graph;
+ *   3. Reciprocal Rank Fusion: fused = sum over legs of
+ *      leg_weight / (rrf_k + rank);
+ *   4. cognitive score: w_similarity * relevance + w_recency * recency +
+ *      w_salience * salience, where relevance is the fused score over the
+ *      best fused score, recency = 2^(-age / half-life) with age from the
+ *      event time to the reference time, and salience the current
+ *      salience (stored * e^(-decay_rate * days since last refresh));
+ *   5. context neighbours: the memories just before and after each of the
+ *      best k in its session join the candidates with 0.8 / 0.9 of its
+ *      score (in a conversation the reply often holds the answer);
+ *   6. Maximal Marginal Relevance over the embeddings (lambda).
+ * Scopes, the time range, the state and the metadata filter apply inside
+ * every leg.  Every numeric parameter left zero takes its default.
+ */
+
+/* Candidate legs (dm_search_params.legs; 0 = all). */
+#define DM_LEG_VECTOR 0x1
+#define DM_LEG_BM25 0x2
+#define DM_LEG_TEMPORAL 0x4
+#define DM_LEG_GRAPH 0x8 /* no candidates yet: the knowledge graph comes with
+                            the cognitive layer */
+#define DM_N_LEGS 4      /* index of a leg = bit position */
+
+/* More flags for dm_search (with DM_WITH_*). */
+#define DM_EXPLAIN 0x10        /* fill dm_search_hit.explain */
+#define DM_NO_MMR 0x20         /* skip stage 6 */
+#define DM_NO_NEIGHBOURS 0x40  /* skip stage 5 */
+#define DM_NO_TIME_PARSE 0x80  /* no time expressions from the query text */
+#define DM_NO_REFRESH 0x100    /* do not refresh the salience of the results
+                                  (evaluations, previews) */
+
+/* Weights of the cognitive score; all three zero = the defaults
+ * (0.8, 0.1, 0.1).  Negative values are DM_EINVAL. */
+typedef struct dm_weights {
+    float similarity;
+    float recency;
+    float salience;
+} dm_weights;
+
 typedef struct dm_search_params {
     const char *tenant;     /* NULL = DM_DEFAULT_TENANT */
     const char *user_id;    /* required */
     const char *query;      /* required, non-empty UTF-8 */
     uint32_t k;             /* 0 = 10; at most 1,000 */
-    int64_t from_us;        /* event time window, 0 = unbounded */
+    int64_t from_us;        /* event time window, 0 = unbounded; an explicit
+                               window overrides one found in the query */
     int64_t to_us;
-    const char *filter;     /* JSON object: each key must equal the memory's
-                               metadata value at that key; NULL = none */
-    unsigned flags;         /* DM_WITH_* */
+    const char *filter;     /* metadata filter (docs/retrieval.md: eq ne in
+                               nin gt gte lt lte contains icontains, AND / OR
+                               / NOT); NULL = none */
+    unsigned flags;         /* DM_WITH_*, DM_EXPLAIN, DM_NO_* */
+    /* scopes: only memories of this agent / session; NULL = any */
+    const char *agent_id;
+    const char *session_id;
+    int64_t now_us;         /* reference time for time expressions, recency
+                               and salience; 0 = the current time */
+    unsigned legs;          /* DM_LEG_* bits; 0 = all */
+    uint32_t depth;         /* candidates per leg; 0 = 50; at most 1,000 */
+    float rrf_k;            /* 0 = 10 (docs/retrieval.md) */
+    float leg_weight[DM_N_LEGS]; /* all zero = the defaults: vector 1 (0.3
+                                    with the built-in model), BM25 1,
+                                    temporal 0.3, graph 1 */
+    dm_weights weights;
+    float half_life_days;   /* recency half-life; 0 = 30 */
+    float mmr_lambda;       /* 0 = 0.7; 1 = relevance only */
 } dm_search_params;
+
+/* Why a hit is where it is (dm_search_hit.explain, with DM_EXPLAIN). */
+typedef struct dm_explain {
+    uint32_t leg_rank[DM_N_LEGS];  /* 1-based rank in each leg, 0 = absent */
+    float leg_score[DM_N_LEGS];    /* the leg's own score: cosine similarity,
+                                      BM25, temporal (similarity inside the
+                                      window, or 1 for the newest), graph */
+    float fused;                   /* RRF sum */
+    float relevance;               /* fused / best fused, in [0, 1] */
+    float recency;                 /* in [0, 1] */
+    float salience;                /* current salience, in [0, 1] */
+    float score;                   /* the cognitive score */
+    float mmr_score;               /* lambda * score - (1 - lambda) * max_sim */
+    float max_sim;                 /* highest similarity to a result ranked
+                                      above it (0 for the first) */
+    uint32_t neighbour_of;         /* 1-based place, before MMR, of the
+                                      candidate whose session neighbour
+                                      lifted this one; 0 = none */
+    char reason[96];               /* one line: why it survived MMR */
+} dm_explain;
 
 typedef struct dm_search_hit {
     dm_memory memory;
-    float score;            /* combined score, higher is better */
-    float vector_sim;       /* cosine similarity (0 if not a vector candidate) */
+    float score;            /* the cognitive score, higher is better */
+    float vector_sim;       /* cosine similarity to the query */
     float bm25;             /* BM25 score (0 if no term matched) */
     uint32_t vector_rank;   /* 1-based rank in the vector leg, 0 = absent */
     uint32_t bm25_rank;     /* 1-based rank in the BM25 leg, 0 = absent */
+    dm_explain *explain;    /* with DM_EXPLAIN, else NULL */
 } dm_search_hit;
 
 typedef struct dm_search_result {
     dm_search_hit *hits;    /* best first */
     size_t n;
+    /* the time window used (found in the query or given), 0 / 0 if none */
+    int64_t window_from_us;
+    int64_t window_to_us;
+    char time_label[64];    /* what the query's time expression was read as
+                               ("" if none), e.g. "2023-05-01..2023-06-01" or
+                               "recent" */
 } dm_search_result;
 
 /*
- * dm_search -- the k memories of a user that best match the query, by a
- * combination of vector similarity and BM25 keyword relevance, within the
- * optional time window and metadata filter.
+ * dm_search -- the k memories of a user that best match the query, through
+ * the stages above.  Unless DM_NO_REFRESH, returning a memory refreshes its
+ * salience (written back in batches off the request path).
  * Errors: DM_ENOTFOUND (unknown user), DM_EINVAL (empty query, invalid
- * UTF-8, bad filter JSON, from > to), DM_EIO, DM_ENOMEM.
- * Free *out with dm_search_result_free.
+ * UTF-8, bad filter with the place of the error, from > to, a parameter out
+ * of range), DM_EIO, DM_ENOMEM.  Free *out with dm_search_result_free.
  */
 DM_API int dm_search(dm_db *db, const dm_search_params *p,
                      dm_search_result **out);

@@ -41,9 +41,12 @@ void dm_options_init(dm_options *o)
     o->max_metadata_bytes = 64u << 10;
     o->embedder = DM_EMBED_BUILTIN;
     o->http_retries = 2;
-    o->bm25_k1 = 1.2f;
-    o->bm25_b = 0.75f;
+    o->bm25_k1 = 0.8f;
+    o->bm25_b = 0.5f;
     o->checkpoint_ops = 1024;
+    o->refresh_boost = 0.2f;
+    o->prune_threshold = 0.05f;
+    o->decay_interval_s = 3600;
 }
 
 int eng_write(dm_db *db, kv_batch *b)
@@ -123,6 +126,10 @@ static int validate_options(const dm_options *o)
         return err_set_msg(DM_EINVAL, "options: hnsw_m must be 2..256");
     if (o->checkpoint_ops == 0)
         return err_set_msg(DM_EINVAL, "options: checkpoint_ops must be at least 1");
+    if (!(o->refresh_boost <= 1))
+        return err_set_msg(DM_EINVAL, "options: refresh_boost must be at most 1");
+    if (!(o->prune_threshold >= 0 && o->prune_threshold < 1))
+        return err_set_msg(DM_EINVAL, "options: prune_threshold must be in [0, 1)");
     return DM_OK;
 }
 

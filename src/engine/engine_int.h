@@ -88,6 +88,14 @@ typedef struct eng_stripe {
     uint32_t cap, n;
 } eng_stripe;
 
+/* A memory a search returned, to refresh (retrieve/salience.c). */
+typedef struct eng_refresh {
+    struct eng_user *u;
+    int64_t ts;
+    int64_t at_us;              /* the search's reference time */
+    uint8_t id[16];
+} eng_refresh;
+
 /* The background indexer (indexer.c).  mu is a leaf lock. */
 typedef struct eng_indexer {
     pthread_t thread;
@@ -100,6 +108,11 @@ typedef struct eng_indexer {
     bool stop;
     bool running;               /* the thread exists */
     bool inited;                /* mu and the conditions are initialized */
+    eng_refresh *rf;            /* salience refreshes to write */
+    uint32_t rf_n, rf_cap;
+    uint64_t rf_dropped;        /* refreshes dropped by a full queue */
+    bool rf_busy;               /* the thread is writing refreshes */
+    uint64_t next_decay_us;     /* monotonic time of the next decay pass */
 } eng_indexer;
 
 /* Pending (unlinked) vectors a user may have before its writers link the
@@ -165,6 +178,8 @@ int eng_vec_search(const dm_db *db, const eng_user *u, const float *q, uint32_t 
                    ix_filter_fn filter, void *arg, hnsw_hit *out, uint32_t *n_out);
 bool eng_vec_sim(const dm_db *db, const eng_user *u, const float *q, uint32_t doc,
                  float *sim);
+/* doc's vector (dim floats) into out; false when it has none */
+bool eng_vec_get(const dm_db *db, const eng_user *u, uint32_t doc, float *out);
 size_t eng_vec_memsize(const dm_db *db, const eng_user *u);
 void eng_vec_fini(eng_user *u);
 
@@ -178,11 +193,29 @@ void eng_after_write(dm_db *db, eng_user *u);
 void eng_after_load(dm_db *db, eng_user *u);
 int eng_user_maybe_checkpoint(dm_db *db, eng_user *u); /* inline, if due */
 
+/* ops.c: validate tenant and user and find the user struct; the error of
+ * a user without records */
+int eng_scope_user(dm_db *db, const char *tenant, const char *user, eng_user **u);
+int eng_unknown_user(const char *tenant, const char *user);
+/* Append the index log entry of a change to b (users with a checkpoint
+ * only).  REQUIRES: u's write lock. */
+int eng_put_log(eng_user *u, kv_batch *b, buf *v, int op, const uint8_t id[16],
+                int64_t ts, buf_slice old_text);
+
+/* retrieve/salience.c */
+void eng_refresh_push(dm_db *db, eng_user *u, const int64_t *ts, const uint8_t (*ids)[16],
+                      uint32_t n, int64_t now_us);
+void eng_refresh_drain(dm_db *db);                /* the indexer thread; no locks held */
+/* Set the state of the memory whose record is value.  REQUIRES: write lock. */
+int eng_set_state_locked(dm_db *db, eng_user *u, int64_t ts, const uint8_t id[16],
+                         buf_slice value, dm_memory_state state, int64_t now_us);
+int eng_decay_user_locked(dm_db *db, eng_user *u, int64_t now_us, float threshold,
+                          uint64_t *n_archived);
+
 /* util.c */
 int eng_validate_name(const char *what, const char *s, bool required, size_t *len);
 int eng_validate_text(const dm_db *db, const char *what, const char *s, size_t len);
 int eng_validate_metadata(const dm_db *db, const char *s, char **canonical);
-int eng_metadata_matches(const char *metadata, size_t len, const void *filter);
 void eng_new_id(dm_db *db, uint8_t out[16]);
 void eng_id_seen(dm_db *db, const uint8_t id[16]);
 bool eng_vec_is_zero(const float *v, uint32_t dim);

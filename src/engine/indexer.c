@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/clock.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "engine/engine_int.h"
@@ -71,6 +72,7 @@ void eng_indexer_stop(dm_db *db)
         pthread_join(ix->thread, NULL);
         ix->running = false;
     }
+    eng_refresh_drain(db); /* what is left (or everything, without a thread) */
     pthread_mutex_lock(&ix->mu);
     for (uint32_t i = 0; i < ix->n; i++)
         ix->q[(ix->head + i) % ix->cap]->queued = false;
@@ -195,16 +197,89 @@ static bool work_slice(dm_db *db, eng_user *u)
     return u->n_pend > 0;
 }
 
+/* The background decay pass: archive the faded memories of loaded users
+ * (retrieve/salience.c).  Users that are not loaded wait for dm_decay. */
+static void decay_pass(dm_db *db)
+{
+    int64_t now = (int64_t)clock_wall_us();
+    for (int s = 0; s < ENG_STRIPES; s++) {
+        eng_stripe *st = &db->stripes[s];
+        pthread_mutex_lock(&st->mu);
+        uint32_t cap = st->cap;
+        eng_user **us = cap ? dm_malloc(sizeof *us * cap) : NULL;
+        uint32_t n = 0;
+        for (uint32_t i = 0; us && i < cap; i++)
+            if (st->slots[i])
+                us[n++] = st->slots[i];
+        pthread_mutex_unlock(&st->mu);
+        for (uint32_t i = 0; i < n; i++) {
+            eng_user *u = us[i];
+            pthread_rwlock_wrlock(&u->rw);
+            if (u->loaded && u->exists) {
+                uint64_t n_arch = 0;
+                if (eng_decay_user_locked(db, u, now, db->opt.prune_threshold, &n_arch))
+                    log_msg(LOG_WARN, "decay: %s", err_last_msg());
+            }
+            pthread_rwlock_unlock(&u->rw);
+        }
+        dm_free(us);
+    }
+}
+
+static bool decay_due(const dm_db *db)
+{
+    return db->opt.decay_interval_s && clock_mono_us() >= db->ix.next_decay_us;
+}
+
+/* REQUIRES: ix->mu.  Wait for work, or until the next decay pass. */
+static void wait_for_work(dm_db *db)
+{
+    eng_indexer *ix = &db->ix;
+    while (!ix->stop && ix->n == 0 && ix->rf_n == 0 && !decay_due(db)) {
+        if (!db->opt.decay_interval_s) {
+            pthread_cond_wait(&ix->work, &ix->mu);
+            continue;
+        }
+        uint64_t wait_us = ix->next_decay_us - clock_mono_us();
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += (time_t)(wait_us / 1000000u);
+        ts.tv_nsec += (long)(wait_us % 1000000u) * 1000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&ix->work, &ix->mu, &ts);
+    }
+}
+
 static void *indexer_main(void *arg)
 {
     dm_db *db = arg;
     eng_indexer *ix = &db->ix;
     pthread_mutex_lock(&ix->mu);
+    ix->next_decay_us = clock_mono_us() + (uint64_t)db->opt.decay_interval_s * 1000000u;
     for (;;) {
-        while (!ix->stop && ix->n == 0)
-            pthread_cond_wait(&ix->work, &ix->mu);
+        wait_for_work(db);
         if (ix->stop)
             break;
+        if (ix->rf_n || decay_due(db)) {
+            /* Refreshes first: they are small and keep recall honest. */
+            bool decay = !ix->rf_n;
+            if (decay)
+                ix->next_decay_us = clock_mono_us() + (uint64_t)db->opt.decay_interval_s * 1000000u;
+            ix->busy = true;
+            pthread_mutex_unlock(&ix->mu);
+            if (decay)
+                decay_pass(db);
+            else
+                eng_refresh_drain(db);
+            pthread_mutex_lock(&ix->mu);
+            ix->busy = false;
+            if (ix->n == 0 && ix->rf_n == 0)
+                pthread_cond_broadcast(&ix->idle);
+            continue;
+        }
         eng_user *u = ix->q[ix->head];
         ix->head = (ix->head + 1) % ix->cap;
         ix->n--;
@@ -225,7 +300,7 @@ static void *indexer_main(void *arg)
             enqueue(ix, u);
         pthread_mutex_lock(&ix->mu);
         ix->busy = false;
-        if (ix->n == 0)
+        if (ix->n == 0 && ix->rf_n == 0)
             pthread_cond_broadcast(&ix->idle);
     }
     ix->busy = false;
@@ -240,7 +315,7 @@ int dm_sync_indexes(dm_db *db)
         return err_set_msg(DM_EINVAL, "sync_indexes: no database");
     eng_indexer *ix = &db->ix;
     pthread_mutex_lock(&ix->mu);
-    while (ix->running && !ix->stop && (ix->n || ix->busy))
+    while (ix->running && !ix->stop && (ix->n || ix->busy || ix->rf_n))
         pthread_cond_wait(&ix->idle, &ix->mu);
     pthread_mutex_unlock(&ix->mu);
     return DM_OK;

@@ -128,8 +128,8 @@ static int put_user_record(eng_user *u, kv_batch *b, buf *v)
     return rc ? rc : kv_batch_put(b, buf_slice_of(k, kl), buf_slice_of(v->ptr, v->len));
 }
 
-static int put_log(eng_user *u, kv_batch *b, buf *v, int op, const uint8_t id[16],
-                   int64_t ts, buf_slice old_text)
+int eng_put_log(eng_user *u, kv_batch *b, buf *v, int op, const uint8_t id[16],
+                int64_t ts, buf_slice old_text)
 {
     if (!u->has_ckpt)
         return DM_OK;
@@ -187,7 +187,7 @@ static int add_prepare(dm_db *db, eng_user *u, add_item *items, size_t n, kv_bat
         if (!rc)
             rc = kv_batch_put(b, buf_slice_of(ik, 17), buf_slice_of(iv, u->tu.len + 8));
         if (!rc)
-            rc = put_log(u, b, v, LOG_ADD, it->id, it->ts, buf_slice_of("", 0));
+            rc = eng_put_log(u, b, v, LOG_ADD, it->id, it->ts, buf_slice_of("", 0));
     }
     u->n_memories += n;
     if (!rc)
@@ -564,7 +564,7 @@ int dm_update(dm_db *db, const dm_scope *scope, const dm_id *id, const char *tex
         rc = kv_batch_put(b, buf_slice_of(k, kl), buf_slice_of(v.ptr, v.len));
     uint64_t saved_useq = u->next_useq, saved_first = u->log_first;
     if (!rc && text)
-        rc = put_log(u, b, &lv, LOG_UPDATE, id->bytes, ts, old_text);
+        rc = eng_put_log(u, b, &lv, LOG_UPDATE, id->bytes, ts, old_text);
     if (!rc)
         rc = eng_write(db, b);
     if (rc) {
@@ -595,6 +595,29 @@ out:
     buf_fini(&old);
     buf_fini(&v);
     buf_fini(&lv);
+    return rc;
+}
+
+int dm_set_state(dm_db *db, const dm_scope *scope, const dm_id *id, dm_memory_state state)
+{
+    key_tu tu;
+    int64_t ts;
+    eng_user *u = NULL;
+    buf old;
+    buf_init(&old);
+    if (!db)
+        return err_set_msg(DM_EINVAL, "no database");
+    if (state != DM_STATE_ACTIVE && state != DM_STATE_ARCHIVED)
+        return err_set_msg(DM_EINVAL, "set_state: unknown state %d", (int)state);
+    int rc = locate(db, scope, id, &tu, &ts);
+    if (!rc)
+        rc = lock_owner(db, &tu, ts, id, &u, &old);
+    if (!rc) {
+        rc = eng_set_state_locked(db, u, ts, id->bytes, buf_slice_of(old.ptr, old.len), state,
+                                  (int64_t)clock_wall_us());
+        eng_user_unlock(u);
+    }
+    buf_fini(&old);
     return rc;
 }
 
@@ -633,7 +656,7 @@ int dm_delete(dm_db *db, const dm_scope *scope, const dm_id *id)
     if (!rc)
         rc = kv_batch_delete(b, buf_slice_of(ik, 17));
     if (!rc)
-        rc = put_log(u, b, &lv, LOG_DELETE, id->bytes, ts, r.text);
+        rc = eng_put_log(u, b, &lv, LOG_DELETE, id->bytes, ts, r.text);
     if (!rc) {
         u->n_memories--;
         rc = put_user_record(u, b, &v);
@@ -667,8 +690,7 @@ out:
     return rc;
 }
 
-/* Validate tenant/user and find the user struct. */
-static int scope_user(dm_db *db, const char *tenant, const char *user, eng_user **u)
+int eng_scope_user(dm_db *db, const char *tenant, const char *user, eng_user **u)
 {
     size_t tl, ul;
     int rc;
@@ -681,7 +703,7 @@ static int scope_user(dm_db *db, const char *tenant, const char *user, eng_user 
     return eng_user_get(db, tenant_or_default(tenant), user, u);
 }
 
-static int unknown_user(const char *tenant, const char *user)
+int eng_unknown_user(const char *tenant, const char *user)
 {
     return err_set_msg(DM_ENOTFOUND, "unknown user '%s' in tenant '%s'", user,
                        tenant_or_default(tenant));
@@ -692,13 +714,13 @@ int dm_erase_user(dm_db *db, const char *tenant, const char *user_id, uint64_t *
     eng_user *u;
     if (n_erased)
         *n_erased = 0;
-    int rc = scope_user(db, tenant, user_id, &u);
+    int rc = eng_scope_user(db, tenant, user_id, &u);
     if (!rc)
         rc = eng_user_lock_write(db, u);
     if (rc)
         return rc;
     if (!u->exists)
-        rc = unknown_user(tenant, user_id);
+        rc = eng_unknown_user(tenant, user_id);
     else
         rc = eng_erase_locked(db, u, true, n_erased);
     eng_user_unlock(u);
@@ -801,7 +823,7 @@ int dm_list(dm_db *db, const dm_list_params *p, dm_list_result **out)
     }
     rc = user_exists(db, &tu);
     if (rc == DM_ENOTFOUND)
-        return unknown_user(p->tenant, p->user_id);
+        return eng_unknown_user(p->tenant, p->user_id);
     if (rc)
         return rc;
     dm_list_result *r = dm_calloc(1, sizeof *r);
@@ -862,224 +884,3 @@ out:
     return DM_OK;
 }
 
-/* ------------------------------------------------------------------ */
-/* Search                                                              */
-/* ------------------------------------------------------------------ */
-
-typedef struct search_ctx {
-    const eng_user *u;
-    int64_t from, to;
-    bool archived;
-} search_ctx;
-
-static bool doc_ok(void *arg, uint32_t doc)
-{
-    const search_ctx *c = arg;
-    if (doc >= c->u->n_docs)
-        return false;
-    const eng_doc *d = &c->u->docs[doc];
-    if (!(d->flags & DOC_LIVE))
-        return false;
-    if ((d->flags & DOC_ARCHIVED) && !c->archived)
-        return false;
-    if (c->from && d->ts < c->from)
-        return false;
-    if (c->to && d->ts >= c->to)
-        return false;
-    return true;
-}
-
-typedef struct cand {
-    uint32_t doc;
-    uint32_t vrank, brank;
-    float sim, bm, score;
-    uint8_t id[16];
-    int64_t ts;
-} cand;
-
-static int cmp_cand(const void *a, const void *b)
-{
-    const cand *x = a, *y = b;
-    if (x->score != y->score)
-        return x->score > y->score ? -1 : 1;
-    return x->doc < y->doc ? -1 : x->doc > y->doc;
-}
-
-void dm_search_result_free(dm_search_result *r)
-{
-    if (!r)
-        return;
-    for (size_t i = 0; i < r->n; i++)
-        eng_memory_fini(&r->hits[i].memory);
-    dm_free(r->hits);
-    dm_free(r);
-}
-
-int dm_search(dm_db *db, const dm_search_params *p, dm_search_result **out)
-{
-    *out = NULL;
-    eng_user *u = NULL;
-    json_t *filter = NULL;
-    float *q = NULL;
-    hnsw_hit *vh = NULL;
-    bm25_hit *bh = NULL;
-    cand *c = NULL;
-    dm_search_result *r = NULL;
-    bool locked = false;
-    buf v;
-    buf_init(&v);
-    int rc;
-    if (!db || !p)
-        return err_set_msg(DM_EINVAL, "search: no database or parameters");
-    if ((rc = scope_user(db, p->tenant, p->user_id, &u)))
-        return rc;
-    size_t qlen = p->query ? strlen(p->query) : 0;
-    if ((rc = eng_validate_text(db, "query", p->query, qlen)))
-        return rc;
-    if (p->k > 1000)
-        return err_set_msg(DM_EINVAL, "search: k %u is over 1000", p->k);
-    if (p->from_us && p->to_us && p->from_us > p->to_us)
-        return err_set_msg(DM_EINVAL, "search: from is after to");
-    if (p->filter) {
-        json_error_t je;
-        filter = json_loads(p->filter, JSON_REJECT_DUPLICATES, &je);
-        if (!filter)
-            return err_set_msg(DM_EINVAL, "filter is not valid JSON: %s at line %d column %d",
-                               je.text, je.line, je.column);
-        if (!json_is_object(filter)) {
-            json_decref(filter);
-            return err_set_msg(DM_EINVAL, "filter must be a JSON object");
-        }
-        if (json_object_size(filter) == 0) {
-            json_decref(filter);
-            filter = NULL;
-        }
-    }
-    uint32_t k = p->k ? p->k : 10;
-    uint32_t pool = filter ? (k * 20 > 200 ? k * 20 : 200) : (k * 2 > 20 ? k * 2 : 20);
-    q = dm_malloc(sizeof(float) * (db->dim ? db->dim : 1));
-    vh = dm_malloc(sizeof *vh * pool);
-    bh = dm_malloc(sizeof *bh * pool);
-    c = dm_malloc(sizeof *c * pool * 2);
-    if (!q || !vh || !bh || !c) {
-        rc = err_set_msg(DM_ENOMEM, "out of memory");
-        goto out;
-    }
-    rc = embedder_embed(db->emb, &p->query, &qlen, 1, q);
-    if (rc)
-        goto out;
-    bool has_q = db->dim && !eng_vec_is_zero(q, db->dim);
-    rc = eng_user_lock_read(db, u);
-    if (rc)
-        goto out;
-    locked = true;
-    if (!u->exists) {
-        rc = unknown_user(p->tenant, p->user_id);
-        goto out;
-    }
-    search_ctx sc = { .u = u, .from = p->from_us, .to = p->to_us,
-                      .archived = (p->flags & DM_WITH_ARCHIVED) != 0 };
-    uint32_t nv = 0, nb = 0, nc = 0;
-    if (has_q && u->vec)
-        rc = eng_vec_search(db, u, q, pool, doc_ok, &sc, vh, &nv);
-    if (!rc && u->text)
-        rc = bm25_search(u->text, p->query, qlen, pool, doc_ok, &sc, bh, &nb);
-    if (rc)
-        goto out;
-    for (uint32_t i = 0; i < nv; i++)
-        c[nc++] = (cand){ .doc = vh[i].label, .vrank = i + 1, .sim = vh[i].sim };
-    uint32_t n_vec = nc;
-    for (uint32_t i = 0; i < nb; i++) {
-        uint32_t j = 0;
-        while (j < n_vec && c[j].doc != bh[i].doc)
-            j++;
-        if (j < n_vec) {
-            c[j].brank = i + 1;
-            c[j].bm = bh[i].score;
-        } else {
-            c[nc++] = (cand){ .doc = bh[i].doc, .brank = i + 1, .bm = bh[i].score };
-        }
-    }
-    float best_bm = nb ? bh[0].score : 0;
-    if (nb && n_vec) {
-        /* Vector candidates outside the BM25 pool still get their score. */
-        uint32_t *docs = dm_malloc(sizeof *docs * n_vec);
-        float *bms = dm_malloc(sizeof *bms * n_vec);
-        uint32_t m = 0;
-        for (uint32_t i = 0; docs && i < n_vec; i++)
-            if (!c[i].brank)
-                docs[m++] = c[i].doc;
-        rc = docs && bms ? bm25_score_many(u->text, p->query, qlen, docs, m, bms)
-                        : err_set_msg(DM_ENOMEM, "out of memory");
-        if (rc) {
-            dm_free(docs);
-            dm_free(bms);
-            goto out;
-        }
-        for (uint32_t i = 0, j = 0; i < n_vec; i++)
-            if (!c[i].brank)
-                c[i].bm = bms[j++];
-        dm_free(docs);
-        dm_free(bms);
-    }
-    for (uint32_t i = 0; i < nc; i++) {
-        if (!c[i].vrank && has_q)
-            eng_vec_sim(db, u, q, c[i].doc, &c[i].sim);
-        float bn = best_bm > 0 ? c[i].bm / best_bm : 0;
-        float sim = c[i].sim > 0 ? c[i].sim : 0;
-        c[i].score = has_q ? 0.5f * sim + 0.5f * bn : bn;
-        memcpy(c[i].id, u->docs[c[i].doc].id, 16);
-        c[i].ts = u->docs[c[i].doc].ts;
-    }
-    key_tu tu = u->tu;
-    eng_user_unlock(u);
-    locked = false;
-    qsort(c, nc, sizeof *c, cmp_cand);
-    r = dm_calloc(1, sizeof *r);
-    if (!r || !(r->hits = dm_calloc(k, sizeof *r->hits))) {
-        rc = err_set_msg(DM_ENOMEM, "out of memory");
-        goto out;
-    }
-    for (uint32_t i = 0; i < nc && r->n < k; i++) {
-        uint8_t key[KEY_MAX];
-        size_t kl = key_memory(key, &tu, c[i].ts, c[i].id);
-        rc = kv_get(db->kv, NULL, buf_slice_of(key, kl), &v);
-        if (rc == DM_ENOTFOUND) { /* deleted after the index was read */
-            rc = DM_OK;
-            continue;
-        }
-        if (rc)
-            goto out;
-        dm_search_hit *h = &r->hits[r->n];
-        rc = eng_memory_fill(&h->memory, &tu, c[i].ts, c[i].id, buf_slice_of(v.ptr, v.len),
-                             p->flags);
-        if (rc)
-            goto out;
-        if (filter && !eng_metadata_matches(h->memory.metadata, strlen(h->memory.metadata),
-                                            filter)) {
-            eng_memory_fini(&h->memory);
-            continue;
-        }
-        h->score = c[i].score;
-        h->vector_sim = c[i].sim;
-        h->bm25 = c[i].bm;
-        h->vector_rank = c[i].vrank;
-        h->bm25_rank = c[i].brank;
-        r->n++;
-    }
-out:
-    if (locked)
-        eng_user_unlock(u);
-    if (rc) {
-        dm_search_result_free(r);
-        r = NULL;
-    }
-    *out = r;
-    json_decref(filter);
-    dm_free(q);
-    dm_free(vh);
-    dm_free(bh);
-    dm_free(c);
-    buf_fini(&v);
-    return rc;
-}

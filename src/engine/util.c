@@ -98,27 +98,6 @@ int eng_validate_metadata(const dm_db *db, const char *s, char **canonical)
     return *canonical ? DM_OK : err_set_msg(DM_ENOMEM, "out of memory");
 }
 
-/* filter is a json_t object; every key must equal the metadata's value. */
-int eng_metadata_matches(const char *metadata, size_t len, const void *filter)
-{
-    const json_t *f = filter;
-    json_t *m = json_loadb(metadata, len, 0, NULL);
-    if (!m)
-        return 0;
-    const char *key;
-    json_t *want;
-    int ok = 1;
-    json_object_foreach((json_t *)f, key, want) {
-        json_t *have = json_object_get(m, key);
-        if (!have || !json_equal(have, want)) {
-            ok = 0;
-            break;
-        }
-    }
-    json_decref(m);
-    return ok;
-}
-
 static uint64_t splitmix(uint64_t *s)
 {
     uint64_t z = (*s += UINT64_C(0x9e3779b97f4a7c15));

@@ -141,6 +141,18 @@ bool eng_vec_sim(const dm_db *db, const eng_user *u, const float *q, uint32_t do
     return hnsw_similarity(u->vec, q, doc, sim) == DM_OK;
 }
 
+bool eng_vec_get(const dm_db *db, const eng_user *u, uint32_t doc, float *out)
+{
+    const eng_doc *d = &u->docs[doc];
+    if (!(d->flags & DOC_HAS_VEC))
+        return false;
+    if (d->pend) {
+        memcpy(out, u->pend_vecs + (size_t)(d->pend - 1) * db->dim, sizeof *out * db->dim);
+        return true;
+    }
+    return hnsw_get_vector(u->vec, doc, out) == DM_OK;
+}
+
 size_t eng_vec_memsize(const dm_db *db, const eng_user *u)
 {
     return (u->vec ? hnsw_memsize(u->vec) : 0) +

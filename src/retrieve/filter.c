@@ -238,7 +238,7 @@ static bool digits(const char *s, size_t len, size_t *i, int n, int *out)
 static bool parse_instant(const char *s, size_t len, int64_t *out_us)
 {
     size_t i = 0;
-    int y, mo, d, h = 0, mi = 0, sec = 0, frac_us = 0, off_s = 0;
+    int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0, frac_us = 0, off_s = 0;
     /* The cheapest rejection first: most strings are not dates. */
     if (len < 10 || len > 64 || s[4] != '-' || s[7] != '-')
         return false;

@@ -214,5 +214,6 @@ int cli_cmd_export(const cli_globals *g, int argc, char **argv);
 int cli_cmd_check(const cli_globals *g, int argc, char **argv);
 int cli_cmd_stats(const cli_globals *g, int argc, char **argv);
 int cli_cmd_serve(const cli_globals *g, int argc, char **argv);
+int cli_cmd_eval(const cli_globals *g, int argc, char **argv);
 
 #endif

@@ -134,8 +134,39 @@ int cli_cmd_add(const cli_globals *g, int argc, char **argv)
 static const cli_opt search_opts[] = {
     { "user", 'u', true },  { "query", 'q', true }, { "k", 'k', true },
     { "tenant", 0, true },  { "from", 0, true },    { "to", 0, true },
-    { "filter", 0, true },  { "archived", 0, false },
+    { "filter", 0, true },  { "archived", 0, false }, { "time", 0, true },
+    { "explain", 0, false }, { "agent", 0, true },   { "session", 0, true },
 };
+
+static const char *const leg_names[DM_N_LEGS] = { "vector", "bm25", "temporal", "graph" };
+
+static json_t *explain_json(const dm_explain *e)
+{
+    json_t *o = json_object(), *legs = json_object();
+    int bad = !o || !legs || json_object_set_new(o, "legs", legs);
+    for (int i = 0; !bad && i < DM_N_LEGS; i++) {
+        if (!e->leg_rank[i])
+            continue;
+        json_t *l = json_object();
+        bad |= !l || json_object_set_new(legs, leg_names[i], l);
+        bad |= !l || json_object_set_new(l, "rank", json_integer(e->leg_rank[i]));
+        bad |= !l || json_object_set_new(l, "score", cli_float_json(e->leg_score[i]));
+    }
+    bad = bad || json_object_set_new(o, "fused", cli_float_json(e->fused)) ||
+          json_object_set_new(o, "relevance", cli_float_json(e->relevance)) ||
+          json_object_set_new(o, "recency", cli_float_json(e->recency)) ||
+          json_object_set_new(o, "salience", cli_float_json(e->salience)) ||
+          json_object_set_new(o, "score", cli_float_json(e->score)) ||
+          json_object_set_new(o, "mmr_score", cli_float_json(e->mmr_score)) ||
+          json_object_set_new(o, "max_sim_above", cli_float_json(e->max_sim)) ||
+          json_object_set_new(o, "neighbour_of", json_integer(e->neighbour_of)) ||
+          json_object_set_new(o, "reason", json_string(e->reason));
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
 
 static json_t *hit_json(const dm_search_hit *h, char *err, size_t err_cap)
 {
@@ -149,6 +180,8 @@ static json_t *hit_json(const dm_search_hit *h, char *err, size_t err_cap)
     bad |= json_object_set_new(o, "bm25", cli_float_json(h->bm25));
     bad |= json_object_set_new(o, "vector_rank", json_integer(h->vector_rank));
     bad |= json_object_set_new(o, "bm25_rank", json_integer(h->bm25_rank));
+    if (h->explain)
+        bad |= json_object_set_new(o, "explain", explain_json(h->explain));
     if (bad) {
         snprintf(err, err_cap, "a score is not a finite number");
         json_decref(o);
@@ -160,6 +193,8 @@ static json_t *hit_json(const dm_search_hit *h, char *err, size_t err_cap)
 static int print_search(const char *cmd, const dm_search_result *r,
                         bool is_json)
 {
+    if (!is_json && r->time_label[0])
+        printf("time: %s\n", r->time_label);
     char err[256];
     char t[40], id[DM_ID_STRLEN + 1];
     if (!is_json) {
@@ -190,6 +225,19 @@ static int print_search(const char *cmd, const dm_search_result *r,
         }
     }
     json_decref(arr);
+    if (r->time_label[0] || r->window_from_us || r->window_to_us) {
+        json_t *w = json_object();
+        char f[40], to[40];
+        dm_time_format(r->window_from_us, f);
+        dm_time_format(r->window_to_us, to);
+        if (!w || json_object_set_new(doc, "time", w) ||
+            json_object_set_new(w, "label", json_string(r->time_label)) ||
+            (r->window_from_us && json_object_set_new(w, "from", json_string(f))) ||
+            (r->window_to_us && json_object_set_new(w, "to", json_string(to)))) {
+            json_decref(doc);
+            return cli_error(cmd, "out of memory");
+        }
+    }
     return cli_print_json(cmd, doc);
 }
 
@@ -225,12 +273,20 @@ int cli_cmd_search(const cli_globals *g, int argc, char **argv)
     }
     if (cli_get(&a, "archived"))
         p.flags |= DM_WITH_ARCHIVED;
+    if (cli_get(&a, "explain"))
+        p.flags |= DM_EXPLAIN;
+    if ((s = cli_get(&a, "time")) &&
+        (st = cli_parse_time(cmd, "--time", s, &p.now_us)) != CLI_OK)
+        return st;
+    p.agent_id = cli_get(&a, "agent");
+    p.session_id = cli_get(&a, "session");
 
     dm_db *db = NULL;
     if ((st = cli_open(g, cmd, false, false, &db)) != CLI_OK)
         return st;
     dm_search_result *r = NULL;
-    dm_search_result empty = { NULL, 0 };
+    dm_search_result empty;
+    memset(&empty, 0, sizeof empty);
     int rc = dm_search(db, &p, &r);
     if (rc == DM_OK || rc == DM_ENOTFOUND)
         st = print_search(cmd, r ? r : &empty, a.is_json);

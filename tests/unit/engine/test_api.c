@@ -191,6 +191,10 @@ static dm_search_result *search_ok(dm_db *db, const char *user,
     sp.user_id = user;
     sp.query = query;
     sp.k = k;
+    /* The legs and the fused relevance; recency, salience, MMR and context
+     * neighbours are tested in tests/unit/retrieve. */
+    sp.flags = DM_NO_MMR | DM_NO_NEIGHBOURS;
+    sp.weights.similarity = 1; /* relevance alone: no recency, no salience */
     dm_search_result *r = NULL;
     assert_rc(dm_search(db, &sp, &r), DM_OK);
     assert_non_null(r);
@@ -285,9 +289,12 @@ static void test_options_defaults(void **state)
     assert_null(o.model_path);
     assert_int_equal(o.reembed, 0);
     assert_int_equal(o.http_retries, 2);
-    assert_float_equal(o.bm25_k1, 1.2f, 1e-6);
-    assert_float_equal(o.bm25_b, 0.75f, 1e-6);
+    assert_float_equal(o.bm25_k1, 0.8f, 1e-6);
+    assert_float_equal(o.bm25_b, 0.5f, 1e-6);
     assert_int_equal(o.checkpoint_ops, 1024);
+    assert_float_equal(o.refresh_boost, 0.2f, 1e-6);
+    assert_float_equal(o.prune_threshold, 0.05f, 1e-6);
+    assert_int_equal(o.decay_interval_s, 3600);
 
     dm_add_params p;
     memset(&p, 0x5a, sizeof p);

@@ -129,6 +129,11 @@ static void dump_search(dm_db *db, const char *tenant, const char *user,
     sp.user_id = user;
     sp.query = q;
     sp.k = 15;
+    /* A dump must not change what it dumps (no refresh).  The legs and
+     * their fusion only: MMR's greedy picks amplify the differences an
+     * approximate graph rebuilt from a log may have in its last places. */
+    sp.flags = DM_NO_REFRESH | DM_NO_MMR | DM_NO_NEIGHBOURS;
+    sp.weights.similarity = 1;
     dm_search_result *r = NULL;
     int rc = dm_search(db, &sp, &r);
     sb_printf(b, "search %s/%s \"%s\": %s\n", tenant ? tenant : "-", user, q,

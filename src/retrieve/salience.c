@@ -1,0 +1,375 @@
+/*
+ * salience.c -- salience: refresh on recall, archive on fading.
+ *
+ * A memory's current salience is stored * e^(-decay_rate * days since its
+ * last refresh) (fuse.c: rt_salience); the record keeps the stored value,
+ * the rate and the time of the last refresh (last_access_us, or the record
+ * time before any).  Two things change it:
+ *
+ *   refresh  dm_search queues the memories it returned (eng_refresh_push);
+ *            the indexer thread drains the queue in batches, off the
+ *            request path: per user, under its write lock, each record is
+ *            rewritten with salience lifted from its current value by
+ *            dm_options.refresh_boost of the way to 1, last_access_us set
+ *            and access_count counted.  A memory deleted meanwhile is
+ *            skipped.  The queue is bounded (RF_MAX); a full queue drops
+ *            the oldest requests and counts them -- a missed refresh only
+ *            lets a memory fade a little sooner.
+ *   archive  dm_decay and the indexer's periodic pass archive the live
+ *            episodic memories whose current salience is below the prune
+ *            threshold: the record's state becomes archived (an index log
+ *            entry makes reloads see it), the doc table's DOC_ARCHIVED flag
+ *            takes it out of every leg unless DM_WITH_ARCHIVED.  Nothing is
+ *            deleted; dm_set_state restores.
+ *
+ * Salience is not part of any index, so a refresh writes the record only.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "engine/engine_int.h"
+#include "engine/record.h"
+#include "retrieve/fuse.h"
+
+#define RF_MAX 65536 /* queued refreshes at most */
+
+void eng_refresh_push(dm_db *db, eng_user *u, const int64_t *ts, const uint8_t (*ids)[16],
+                      uint32_t n, int64_t now_us)
+{
+    eng_indexer *ix = &db->ix;
+    if (!n || db->opt.refresh_boost < 0)
+        return;
+    pthread_mutex_lock(&ix->mu);
+    if (ix->rf_n + n > ix->rf_cap && ix->rf_cap < RF_MAX) {
+        uint32_t nc = ix->rf_cap ? ix->rf_cap * 2 : 256;
+        while (nc < ix->rf_n + n && nc < RF_MAX)
+            nc *= 2;
+        if (nc > RF_MAX)
+            nc = RF_MAX;
+        eng_refresh *t = dm_realloc(ix->rf, sizeof *t * nc);
+        if (t) {
+            ix->rf = t;
+            ix->rf_cap = nc;
+        }
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if (ix->rf_n == ix->rf_cap) {
+            if (!ix->rf_cap)
+                break;
+            /* Full: drop the oldest. */
+            memmove(ix->rf, ix->rf + 1, sizeof *ix->rf * (ix->rf_n - 1));
+            ix->rf_n--;
+            ix->rf_dropped++;
+        }
+        eng_refresh *e = &ix->rf[ix->rf_n++];
+        e->u = u;
+        e->ts = ts[i];
+        e->at_us = now_us;
+        memcpy(e->id, ids[i], 16);
+    }
+    if (ix->running)
+        pthread_cond_signal(&ix->work);
+    pthread_mutex_unlock(&ix->mu);
+}
+
+static int cmp_refresh(const void *a, const void *b)
+{
+    const eng_refresh *x = a, *y = b;
+    if (x->u != y->u)
+        return x->u < y->u ? -1 : 1;
+    if (x->ts != y->ts)
+        return x->ts < y->ts ? -1 : 1;
+    return memcmp(x->id, y->id, 16);
+}
+
+/* Refresh one user's memories in e[0..n).  Takes the user's write lock. */
+static int refresh_user(dm_db *db, eng_user *u, const eng_refresh *e, size_t n)
+{
+    int rc = eng_user_lock_write(db, u);
+    if (rc)
+        return rc;
+    kv_batch *b = kv_batch_new();
+    buf v, out;
+    buf_init(&v);
+    buf_init(&out);
+    float *vec = dm_malloc(sizeof(float) * (db->dim ? db->dim : 1));
+    if (!b || !vec) {
+        rc = err_set_msg(DM_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (i && e[i].ts == e[i - 1].ts && !memcmp(e[i].id, e[i - 1].id, 16))
+            continue; /* returned twice in the batch: one refresh */
+        uint8_t k[KEY_MAX];
+        size_t kl = key_memory(k, &u->tu, e[i].ts, e[i].id);
+        rc = kv_get(db->kv, NULL, buf_slice_of(k, kl), &v);
+        if (rc == DM_ENOTFOUND) {
+            rc = DM_OK;
+            continue;
+        }
+        rec_memory m;
+        if (rc || (rc = rec_memory_decode(buf_slice_of(v.ptr, v.len), &m)))
+            break;
+        int64_t last = m.last_access_us > m.record_time_us ? m.last_access_us : m.record_time_us;
+        if (e[i].at_us <= last)
+            continue;
+        double cur = rt_salience(m.salience, m.decay_rate, last, e[i].at_us);
+        m.salience = (float)rt_refreshed(cur, db->opt.refresh_boost);
+        m.last_access_us = e[i].at_us;
+        if (m.access_count < UINT32_MAX)
+            m.access_count++;
+        if (m.dim > db->dim) {
+            rc = err_set_msg(DM_ECORRUPT, "memory record with %u dimensions", m.dim);
+            break;
+        }
+        rec_memory_embedding(&m, vec);
+        buf_clear(&out);
+        if (!(rc = rec_memory_encode(&m, vec, &out)))
+            rc = kv_batch_put(b, buf_slice_of(k, kl), buf_slice_of(out.ptr, out.len));
+    }
+    if (!rc && kv_batch_count(b))
+        rc = eng_write(db, b);
+done:
+    eng_user_unlock(u);
+    kv_batch_free(b);
+    dm_free(vec);
+    buf_fini(&v);
+    buf_fini(&out);
+    return rc;
+}
+
+void eng_refresh_drain(dm_db *db)
+{
+    eng_indexer *ix = &db->ix;
+    pthread_mutex_lock(&ix->mu);
+    eng_refresh *e = ix->rf;
+    size_t n = ix->rf_n;
+    ix->rf = NULL;
+    ix->rf_n = ix->rf_cap = 0;
+    pthread_mutex_unlock(&ix->mu);
+    if (!n) {
+        dm_free(e);
+        return;
+    }
+    qsort(e, n, sizeof *e, cmp_refresh);
+    for (size_t i = 0; i < n;) {
+        size_t j = i + 1;
+        while (j < n && e[j].u == e[i].u)
+            j++;
+        int rc = refresh_user(db, e[i].u, e + i, j - i);
+        if (rc)
+            log_msg(LOG_WARN, "salience refresh: %s", err_last_msg());
+        i = j;
+    }
+    dm_free(e);
+}
+
+/* ------------------------------------------------------------ archive */
+
+int eng_set_state_locked(dm_db *db, eng_user *u, int64_t ts, const uint8_t id[16],
+                         buf_slice value, dm_memory_state state, int64_t now_us)
+{
+    rec_memory m;
+    int rc = rec_memory_decode(value, &m);
+    if (rc)
+        return rc;
+    if (m.state == (uint8_t)state)
+        return DM_OK;
+    m.state = (uint8_t)state;
+    if (state == DM_STATE_ACTIVE) {
+        /* Restored: it starts fading again from now. */
+        m.last_access_us = now_us;
+    }
+    float *vec = dm_malloc(sizeof(float) * (m.dim ? m.dim : 1));
+    kv_batch *b = kv_batch_new();
+    buf out, lv;
+    buf_init(&out);
+    buf_init(&lv);
+    uint64_t saved_useq = u->next_useq, saved_first = u->log_first;
+    if (!vec || !b) {
+        rc = err_set_msg(DM_ENOMEM, "out of memory");
+        goto out;
+    }
+    rec_memory_embedding(&m, vec);
+    uint8_t k[KEY_MAX];
+    size_t kl = key_memory(k, &u->tu, ts, id);
+    if (!(rc = rec_memory_encode(&m, vec, &out)))
+        rc = kv_batch_put(b, buf_slice_of(k, kl), buf_slice_of(out.ptr, out.len));
+    /* Logged as an update, so that a reload from the checkpoint re-reads
+     * the record and sees the new state. */
+    if (!rc)
+        rc = eng_put_log(u, b, &lv, LOG_UPDATE, id, ts, m.text);
+    if (!rc)
+        rc = eng_write(db, b);
+    if (rc) {
+        u->next_useq = saved_useq;
+        u->log_first = saved_first;
+        goto out;
+    }
+    uint32_t doc = eng_doc_find(u, id);
+    if (doc != UINT32_MAX) {
+        if (state == DM_STATE_ARCHIVED)
+            u->docs[doc].flags |= DOC_ARCHIVED;
+        else
+            u->docs[doc].flags &= ~(uint32_t)DOC_ARCHIVED;
+    }
+    u->dirty = true;
+    eng_after_write(db, u);
+out:
+    kv_batch_free(b);
+    dm_free(vec);
+    buf_fini(&out);
+    buf_fini(&lv);
+    return rc;
+}
+
+/* Archive u's faded memories.  REQUIRES: u's write lock. */
+int eng_decay_user_locked(dm_db *db, eng_user *u, int64_t now_us, float threshold,
+                          uint64_t *n_archived)
+{
+    /* First collect (the iterator must not outlive writes we make). */
+    typedef struct faded {
+        int64_t ts;
+        uint8_t id[16];
+    } faded;
+    faded *f = NULL;
+    size_t n = 0, cap = 0;
+    uint8_t lo[KEY_MAX], k[KEY_MAX];
+    size_t plen = key_user_kind(lo, KEY_MEMORY, &u->tu);
+    iter *it = NULL;
+    int rc = kv_iter_new(db->kv, NULL, &it);
+    for (eng_seek(it, buf_slice_of(lo, plen)); !rc && eng_valid(it); iter_next(it)) {
+        buf_slice key = iter_key(it);
+        if (key.len != plen + 24 || memcmp(key.ptr, lo, plen))
+            break;
+        rec_memory m;
+        if ((rc = rec_memory_decode(iter_value(it), &m)))
+            break;
+        if (m.state != DM_STATE_ACTIVE || m.kind != DM_KIND_EPISODIC)
+            continue;
+        int64_t last = m.last_access_us > m.record_time_us ? m.last_access_us : m.record_time_us;
+        if (rt_salience(m.salience, m.decay_rate, last, now_us) >= threshold)
+            continue;
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 64;
+            faded *t = dm_realloc(f, sizeof *t * nc);
+            if (!t) {
+                rc = err_set_msg(DM_ENOMEM, "out of memory");
+                break;
+            }
+            f = t;
+            cap = nc;
+        }
+        f[n].ts = key_ts_decode(dec_be64(key.ptr + plen));
+        memcpy(f[n].id, key.ptr + plen + 8, 16);
+        n++;
+    }
+    if (!rc && it)
+        rc = iter_status(it);
+    iter_free(it);
+    buf v;
+    buf_init(&v);
+    uint64_t done = 0;
+    for (size_t i = 0; !rc && i < n; i++) {
+        size_t kl = key_memory(k, &u->tu, f[i].ts, f[i].id);
+        rc = kv_get(db->kv, NULL, buf_slice_of(k, kl), &v);
+        if (rc == DM_ENOTFOUND) {
+            rc = DM_OK;
+            continue;
+        }
+        if (!rc)
+            rc = eng_set_state_locked(db, u, f[i].ts, f[i].id, buf_slice_of(v.ptr, v.len),
+                                      DM_STATE_ARCHIVED, now_us);
+        if (!rc)
+            done++;
+    }
+    buf_fini(&v);
+    dm_free(f);
+    if (n_archived)
+        *n_archived += done;
+    return rc;
+}
+
+int dm_decay(dm_db *db, const char *tenant, const char *user_id, int64_t now_us,
+             float threshold, uint64_t *n_archived)
+{
+    if (n_archived)
+        *n_archived = 0;
+    if (!db)
+        return err_set_msg(DM_EINVAL, "decay: no database");
+    if (!(threshold >= 0 && threshold < 1))
+        return err_set_msg(DM_EINVAL, "decay: threshold must be in [0, 1)");
+    float thr = threshold > 0 ? threshold : db->opt.prune_threshold;
+    int64_t now = now_us ? now_us : (int64_t)clock_wall_us();
+    if (user_id) {
+        eng_user *u;
+        int rc = eng_scope_user(db, tenant, user_id, &u);
+        if (!rc)
+            rc = eng_user_lock_write(db, u);
+        if (rc)
+            return rc;
+        rc = u->exists ? eng_decay_user_locked(db, u, now, thr, n_archived)
+                       : eng_unknown_user(tenant, user_id);
+        eng_user_unlock(u);
+        return rc;
+    }
+    /* Every user of the tenant: walk the user records. */
+    size_t tl;
+    int rc = eng_validate_name("tenant", tenant, false, &tl);
+    if (rc)
+        return rc;
+    const char *t = tenant ? tenant : DM_DEFAULT_TENANT;
+    tl = strlen(t);
+    /* User records are 'U' tu; a tenant's are the range of 'U' tlen tenant. */
+    uint8_t lo[KEY_MAX];
+    lo[0] = KEY_USER;
+    lo[1] = (uint8_t)tl;
+    memcpy(lo + 2, t, tl);
+    size_t plen = 2 + tl;
+    iter *it = NULL;
+    if ((rc = kv_iter_new(db->kv, NULL, &it)))
+        return rc;
+    /* Collect the users first: decaying writes. */
+    key_tu *users = NULL;
+    size_t n = 0, cap = 0;
+    for (iter_seek(it, buf_slice_of(lo, plen)); iter_valid(it); iter_next(it)) {
+        buf_slice key = iter_key(it);
+        if (key.len < plen || memcmp(key.ptr, lo, plen))
+            break;
+        if (key.len - 1 > KEY_TU_MAX)
+            continue; /* not a user record key */
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 64;
+            key_tu *x = dm_realloc(users, sizeof *x * nc);
+            if (!x) {
+                rc = err_set_msg(DM_ENOMEM, "out of memory");
+                break;
+            }
+            users = x;
+            cap = nc;
+        }
+        users[n].len = key.len - 1;
+        memcpy(users[n].b, key.ptr + 1, key.len - 1);
+        n++;
+    }
+    if (!rc)
+        rc = iter_status(it);
+    iter_free(it);
+    for (size_t i = 0; !rc && i < n; i++) {
+        eng_user *u;
+        rc = eng_user_get_tu(db, &users[i], &u);
+        if (!rc)
+            rc = eng_user_lock_write(db, u);
+        if (rc)
+            break;
+        if (u->exists)
+            rc = eng_decay_user_locked(db, u, now, thr, n_archived);
+        eng_user_unlock(u);
+    }
+    dm_free(users);
+    return rc;
+}
