@@ -438,9 +438,11 @@ DM_API void dm_list_result_free(dm_list_result *r);
  *      best fused score, recency = 2^(-age / half-life) with age from the
  *      event time to the reference time, and salience the current
  *      salience (stored * e^(-decay_rate * days since last refresh));
- *   5. context neighbours: the memories just before and after each of the
- *      best k in its session join the candidates with 0.8 / 0.9 of its
- *      score (in a conversation the reply often holds the answer);
+ *   5. context neighbours: the memories up to two places before and after
+ *      each of the best k in its session join the candidates with a share
+ *      of its score (0.9 for the next, 0.8 for the previous, 0.9 of that
+ *      again one place further): in a conversation the reply often holds
+ *      the answer;
  *   6. Maximal Marginal Relevance over the embeddings (lambda).
  * Scopes, the time range, the state and the metadata filter apply inside
  * every leg.  Every numeric parameter left zero takes its default.

@@ -12,8 +12,9 @@
  *   3. Reciprocal Rank Fusion over the legs (fuse.c);
  *   4. the cognitive score: relevance (fused over best fused), recency
  *      relative to the reference time, current salience;
- *   5. context neighbours: the memories before and after the best k in
- *      their sessions join the candidates with a share of their score;
+ *   5. context neighbours: the memories up to NB_SPAN places before and
+ *      after the best k in their sessions join the candidates with a
+ *      share of their score;
  *   6. MMR over the embeddings of the best candidates.
  *
  * Filters inside the legs: every leg asks admit() for each document it
@@ -592,28 +593,79 @@ static int load_cand(req *r, cand *c)
 /*
  * Context neighbours: in a conversation the turn that answers is often not
  * the turn that matches ("How long have you been married?" matches; the
- * reply "5 years already!" is the evidence).  For each of the best
- * candidates with a session, the turns just before and after it in time
- * order, of the same session and passing the filters, become candidates
- * with a share of its score (NB_NEXT for the reply, NB_PREV for the turn
- * before), or keep their own score when it is higher.  They then compete
- * in MMR like every other candidate.
+ * reply "5 years already!" is the evidence), and sometimes the answer is
+ * two turns away.  For each of the best k candidates with a session, the
+ * memories up to NB_SPAN places before and after it in time order, of the
+ * same session and passing the filters, become candidates with a share of
+ * its score: NB_NEXT after it, NB_PREV before it, times NB_STEP for each
+ * further place; a memory that already scores higher keeps its score.
+ * They then compete in MMR like every other candidate.  (LoCoMo, frac@5 /
+ * @10: 57.7 / 66.5 without; one place each way 65.4 / 74.0; two 66.4 /
+ * 75.1.)
  */
+#define NB_SPAN 2
 #define NB_NEXT 0.9f
 #define NB_PREV 0.8f
+#define NB_STEP 0.9f
 
-static float nb_factor(int dir)
-{
-    return dir > 0 ? NB_NEXT : NB_PREV;
-}
-
-/* The candidate for doc in by[0..n) or among the extras; NULL if none. */
-static cand *pool_find(cand **by, uint32_t n, uint32_t doc)
+/* The candidate for doc among out[0..n); NULL if none. */
+static cand *pool_find(cand **out, uint32_t n, uint32_t doc)
 {
     for (uint32_t i = 0; i < n; i++)
-        if (by[i]->doc == doc)
-            return by[i];
+        if (out[i]->doc == doc)
+            return out[i];
     return NULL;
+}
+
+/* Offer the memory with key nk and record nv as a neighbour, with score s,
+ * of the candidate at place i whose record is hm.  *stop is set when the
+ * memory is not of that session: the walk ends there.  Errors: DM_ENOMEM. */
+static int offer_neighbour(req *r, cand **out, uint32_t *no, const rec_memory *hm, uint32_t i,
+                           float s, buf_slice nk, buf_slice nv, size_t plen, bool *stop)
+{
+    rec_memory nm;
+    *stop = false;
+    if (rec_memory_decode(nv, &nm) || !nm.session_id.ptr ||
+        nm.session_id.len != hm->session_id.len ||
+        memcmp(nm.session_id.ptr, hm->session_id.ptr, nm.session_id.len)) {
+        *stop = true;
+        return DM_OK;
+    }
+    uint8_t nid[16];
+    memcpy(nid, nk.ptr + plen + 8, 16);
+    uint32_t doc = eng_doc_find(r->u, nid);
+    if (doc == UINT32_MAX || !admit(r, doc))
+        return DM_OK;
+    cand *c = pool_find(out, *no, doc);
+    if (c) {
+        if (s > c->score) {
+            c->score = s;
+            c->neighbour_of = i + 1;
+        }
+        return DM_OK;
+    }
+    c = &r->extra[r->n_extra++];
+    memset(c, 0, sizeof *c);
+    c->doc = doc;
+    c->ts = key_ts_decode(dec_be64(nk.ptr + plen));
+    memcpy(c->id, nid, 16);
+    c->rec = dm_malloc(nv.len ? nv.len : 1);
+    if (!c->rec)
+        return err_set_msg(DM_ENOMEM, "out of memory");
+    memcpy(c->rec, nv.ptr, nv.len);
+    c->rec_len = nv.len;
+    float sim = 0;
+    c->sim = r->has_q && eng_vec_sim(r->db, r->u, r->q, doc, &sim) ? sim : 0;
+    if (r->u->text &&
+        bm25_score_many(r->u->text, r->p->query, strlen(r->p->query), &doc, 1, &c->bm))
+        c->bm = 0;
+    c->recency = (float)rt_recency(c->ts, r->now, r->half_life);
+    int64_t refreshed = nm.last_access_us > nm.record_time_us ? nm.last_access_us : nm.record_time_us;
+    c->salience = (float)rt_salience(nm.salience, nm.decay_rate, refreshed, r->now);
+    c->score = s;
+    c->neighbour_of = i + 1;
+    out[(*no)++] = c;
+    return DM_OK;
 }
 
 static int expand_neighbours(req *r, cand ***byp, uint32_t *np, uint32_t n_src)
@@ -628,8 +680,9 @@ static int expand_neighbours(req *r, cand ***byp, uint32_t *np, uint32_t n_src)
         return rc;
     uint8_t lo[KEY_MAX];
     size_t plen = key_user_kind(lo, KEY_MEMORY, &r->tu);
-    r->extra = dm_calloc(n_src * 2 + 1, sizeof *r->extra);
-    cand **out = dm_malloc(sizeof *out * (n + n_src * 2 + 1));
+    uint32_t most = n_src * 2 * NB_SPAN;
+    r->extra = dm_calloc(most + 1, sizeof *r->extra);
+    cand **out = dm_malloc(sizeof *out * (n + most + 1));
     if (!r->extra || !out) {
         dm_free(out);
         iter_free(it);
@@ -643,65 +696,26 @@ static int expand_neighbours(req *r, cand ***byp, uint32_t *np, uint32_t n_src)
         if (rec_memory_decode(buf_slice_of((const uint8_t *)h->rec, h->rec_len), &hm) ||
             !hm.session_id.ptr)
             continue;
-        for (int dir = -1; dir <= 1; dir += 2) {
+        for (int dir = -1; dir <= 1 && !rc; dir += 2) {
             uint8_t key[KEY_MAX];
             size_t kl = key_memory(key, &r->tu, h->ts, h->id);
             iter_seek(it, buf_slice_of(key, kl));
-            if (!iter_valid(it))
-                continue;
-            if (dir < 0)
-                iter_prev(it);
-            else
-                iter_next(it);
-            if (!iter_valid(it))
-                continue;
-            buf_slice nk = iter_key(it);
-            if (nk.len != plen + 24 || memcmp(nk.ptr, lo, plen))
-                continue;
-            rec_memory nm;
-            buf_slice nv = iter_value(it);
-            if (rec_memory_decode(nv, &nm) || !nm.session_id.ptr ||
-                nm.session_id.len != hm.session_id.len ||
-                memcmp(nm.session_id.ptr, hm.session_id.ptr, nm.session_id.len))
-                continue;
-            uint8_t nid[16];
-            memcpy(nid, nk.ptr + plen + 8, 16);
-            uint32_t doc = eng_doc_find(r->u, nid);
-            if (doc == UINT32_MAX || !admit(r, doc))
-                continue;
-            float s = h->score * nb_factor(dir);
-            cand *c = pool_find(out, no, doc);
-            if (c) {
-                if (s > c->score) {
-                    c->score = s;
-                    c->neighbour_of = i + 1;
-                }
-                continue;
+            float s = h->score * (dir > 0 ? NB_NEXT : NB_PREV);
+            for (int step = 0; step < NB_SPAN && !rc && iter_valid(it); step++, s *= NB_STEP) {
+                if (dir < 0)
+                    iter_prev(it);
+                else
+                    iter_next(it);
+                if (!iter_valid(it))
+                    break;
+                buf_slice nk = iter_key(it);
+                if (nk.len != plen + 24 || memcmp(nk.ptr, lo, plen))
+                    break; /* past the user's memories */
+                bool stop;
+                rc = offer_neighbour(r, out, &no, &hm, i, s, nk, iter_value(it), plen, &stop);
+                if (stop)
+                    break; /* past the session */
             }
-            c = &r->extra[r->n_extra++];
-            memset(c, 0, sizeof *c);
-            c->doc = doc;
-            c->ts = key_ts_decode(dec_be64(nk.ptr + plen));
-            memcpy(c->id, nid, 16);
-            c->rec = dm_malloc(nv.len ? nv.len : 1);
-            if (!c->rec) {
-                rc = err_set_msg(DM_ENOMEM, "out of memory");
-                break;
-            }
-            memcpy(c->rec, nv.ptr, nv.len);
-            c->rec_len = nv.len;
-            float sim = 0;
-            c->sim = r->has_q && eng_vec_sim(r->db, r->u, r->q, doc, &sim) ? sim : 0;
-            if (r->u->text &&
-                bm25_score_many(r->u->text, r->p->query, strlen(r->p->query), &doc, 1, &c->bm))
-                c->bm = 0;
-            c->recency = (float)rt_recency(c->ts, r->now, r->half_life);
-            int64_t refreshed =
-                nm.last_access_us > nm.record_time_us ? nm.last_access_us : nm.record_time_us;
-            c->salience = (float)rt_salience(nm.salience, nm.decay_rate, refreshed, r->now);
-            c->score = s;
-            c->neighbour_of = i + 1;
-            out[no++] = c;
         }
     }
     iter_free(it);
