@@ -46,7 +46,14 @@ int eng_indexer_start(dm_db *db)
     eng_indexer *ix = &db->ix;
     memset(ix, 0, sizeof *ix);
     pthread_mutex_init(&ix->mu, NULL);
-    pthread_cond_init(&ix->work, NULL);
+    /* The thread's timed waits (the decay pass) count on the monotonic
+     * clock: a deadline on it passed to a CLOCK_REALTIME condition would
+     * always lie in the past, and the wait would spin. */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&ix->work, &ca);
+    pthread_condattr_destroy(&ca);
     pthread_cond_init(&ix->idle, NULL);
     ix->inited = true;
     int e = pthread_create(&ix->thread, NULL, indexer_main, db);

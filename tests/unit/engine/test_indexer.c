@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define TEXT_CAP 160
 
@@ -274,9 +275,32 @@ static void test_erase_during_checkpoints(void **state)
     tu_rmrf(dir);
 }
 
+/* An open database with nothing to do uses no CPU: the thread's timed wait
+ * for the next decay pass must sleep, not spin. */
+static void test_idle(void **state)
+{
+    (void)state;
+    const char *dir = tu_tmpdir("ix-idle");
+    dm_options o;
+    options(&o);
+    o.decay_interval_s = 3600;
+    dm_db *db = NULL;
+    assert_rc(dm_open(dir, &o, &db), DM_OK);
+    struct timespec c0, c1, w = { 0, 400 * 1000 * 1000 };
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
+    nanosleep(&w, NULL);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+    double cpu_ms = (double)(c1.tv_sec - c0.tv_sec) * 1e3 + (double)(c1.tv_nsec - c0.tv_nsec) / 1e6;
+    if (cpu_ms > 100)
+        fail_msg("idle database used %.0f ms of CPU in 400 ms", cpu_ms);
+    assert_rc(dm_close(db), DM_OK);
+    tu_rmrf(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_idle),
         cmocka_unit_test(test_searchable_before_linked),
         cmocka_unit_test(test_big_batch_and_close_pending),
         cmocka_unit_test(test_concurrent),
