@@ -867,13 +867,83 @@ static void test_errors_are_one_line(void **state)
     run_free(&r);
 }
 
+/* archive, restore, decay; search --explain and --time. */
+static void test_archive_restore_decay(void **state)
+{
+    (void)state;
+    REQUIRE_MODEL();
+    char db[2048];
+    db_path(db, sizeof db, "archive");
+    char hike[DM_ID_STRLEN + 1];
+    snprintf(hike, sizeof hike, "%s",
+             add_json(db, "alice", "I love hiking in the mountains",
+                      "2023-05-08T13:56:00Z", "{\"topic\":\"outdoors\"}"));
+    add_json(db, "alice", "My favourite food is sushi", "2023-06-01T09:00:00Z", "{}");
+
+    run_result r = RUN("--data", db, "archive", "--user", "alice", "--id", hike);
+    expect_ok(&r);
+    assert_non_null(strstr(r.out, "archived "));
+    run_free(&r);
+    r = RUN("--data", db, "search", "--user", "alice", "--query", "hiking mountains", "--json");
+    expect_ok(&r);
+    assert_null(strstr(r.out, hike));
+    run_free(&r);
+    r = RUN("--data", db, "search", "--user", "alice", "--query", "hiking mountains",
+            "--archived", "--json");
+    expect_ok(&r);
+    assert_non_null(strstr(r.out, hike));
+    run_free(&r);
+    r = RUN("--data", db, "restore", "--user", "alice", "--id", hike, "--json");
+    expect_ok(&r);
+    json_t *doc = parse_json(&r);
+    assert_true(json_is_true(json_object_get(doc, "restored")));
+    json_decref(doc);
+    run_free(&r);
+
+    /* --explain and --time: the window of "in May" relative to 2023-07-01,
+     * and the explanation of the top hit. */
+    r = RUN("--data", db, "search", "--user", "alice", "--query", "what did I do in May",
+            "--time", "2023-07-01T00:00:00Z", "--explain", "--json");
+    expect_ok(&r);
+    doc = parse_json(&r);
+    json_t *t = json_object_get(doc, "time");
+    assert_string_equal(jstr(t, "from"), "2023-05-01T00:00:00Z");
+    assert_string_equal(jstr(t, "to"), "2023-06-01T00:00:00Z");
+    json_t *top = json_array_get(json_object_get(doc, "results"), 0);
+    assert_string_equal(jstr(top, "id"), hike);
+    json_t *ex = json_object_get(top, "explain");
+    assert_true(json_is_object(ex));
+    assert_true(json_is_object(json_object_get(json_object_get(ex, "legs"), "temporal")));
+    assert_true(json_is_string(json_object_get(ex, "reason")));
+    json_decref(doc);
+    run_free(&r);
+
+    /* Decay far in the future archives both; nothing is deleted. */
+    r = RUN("--data", db, "decay", "--user", "alice", "--time", "2100-01-01", "--json");
+    expect_ok(&r);
+    doc = parse_json(&r);
+    assert_int_equal(json_integer_value(json_object_get(doc, "archived")), 2);
+    json_decref(doc);
+    run_free(&r);
+    r = RUN("--data", db, "list", "--user", "alice", "--archived", "--json");
+    expect_ok(&r);
+    assert_non_null(strstr(r.out, hike));
+    run_free(&r);
+    r = RUN("--data", db, "decay", "--threshold", "1.5");
+    expect_error(&r, 2, "--threshold");
+    run_free(&r);
+    r = RUN("--data", db, "restore", "--user", "bob", "--id", hike);
+    expect_error(&r, 1, "restore");
+    run_free(&r);
+}
+
 static void test_help_everywhere(void **state)
 {
     (void)state;
     static const char *const cmds[] = {
         "add", "search", "get", "list", "update", "delete", "erase-user",
         "import", "export", "reembed", "check", "stats", "serve", "version",
-        "help",
+        "help", "archive", "restore", "decay", "eval",
     };
     run_result all = RUN("help");
     expect_ok(&all);
@@ -923,6 +993,7 @@ int main(void)
         cmocka_unit_test(test_import_bad_lines),
         cmocka_unit_test(test_export_import_roundtrip),
         cmocka_unit_test(test_errors_are_one_line),
+        cmocka_unit_test(test_archive_restore_decay),
         cmocka_unit_test(test_help_everywhere),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -542,9 +542,12 @@ static const cli_opt delete_opts[] = {
     { "tenant", 0, true },
 };
 
-int cli_cmd_delete(const cli_globals *g, int argc, char **argv)
+/* delete, archive and restore: one memory of a user, by id. */
+typedef enum one_op { ONE_DELETE, ONE_ARCHIVE, ONE_RESTORE } one_op;
+
+static int one_memory(const cli_globals *g, int argc, char **argv, const char *cmd, one_op op)
 {
-    const char *cmd = "delete";
+    static const char *const done[] = { "deleted", "archived", "restored" };
     cli_args a;
     int st = begin(cmd, g, delete_opts, N_OPTS(delete_opts), argc, argv, &a);
     if (st != CLI_PROCEED)
@@ -560,12 +563,73 @@ int cli_cmd_delete(const cli_globals *g, int argc, char **argv)
     dm_db *db = NULL;
     if ((st = cli_open(g, cmd, false, false, &db)) != CLI_OK)
         return st;
-    int rc = dm_delete(db, &scope, &id);
+    int rc = op == ONE_DELETE ? dm_delete(db, &scope, &id)
+             : dm_set_state(db, &scope, &id,
+                            op == ONE_ARCHIVE ? DM_STATE_ARCHIVED : DM_STATE_ACTIVE);
     if (rc != DM_OK)
-        st = cli_fail(cmd, rc, "cannot delete memory %s of user %s", ids,
-                      scope.user_id);
+        st = cli_fail(cmd, rc, "cannot %s memory %s of user %s", cmd, ids, scope.user_id);
     else
-        st = print_done(cmd, ids, "deleted", a.is_json);
+        st = print_done(cmd, ids, done[op], a.is_json);
+    st = cli_close(cmd, db, st);
+    return cli_finish_output(cmd, st);
+}
+
+int cli_cmd_delete(const cli_globals *g, int argc, char **argv)
+{
+    return one_memory(g, argc, argv, "delete", ONE_DELETE);
+}
+
+int cli_cmd_archive(const cli_globals *g, int argc, char **argv)
+{
+    return one_memory(g, argc, argv, "archive", ONE_ARCHIVE);
+}
+
+int cli_cmd_restore(const cli_globals *g, int argc, char **argv)
+{
+    return one_memory(g, argc, argv, "restore", ONE_RESTORE);
+}
+
+/* --------------------------------------------------------------- decay */
+
+static const cli_opt decay_opts[] = {
+    { "user", 'u', true },
+    { "tenant", 0, true },
+    { "time", 0, true },
+    { "threshold", 0, true },
+};
+
+int cli_cmd_decay(const cli_globals *g, int argc, char **argv)
+{
+    const char *cmd = "decay";
+    cli_args a;
+    int st = begin(cmd, g, decay_opts, N_OPTS(decay_opts), argc, argv, &a);
+    if (st != CLI_PROCEED)
+        return st;
+    const char *s;
+    int64_t now = 0;
+    float thr = 0;
+    if ((s = cli_get(&a, "time")) && (st = cli_parse_time(cmd, "--time", s, &now)) != CLI_OK)
+        return st;
+    if ((s = cli_get(&a, "threshold")) &&
+        (st = cli_parse_float(cmd, "--threshold", s, &thr)) != CLI_OK)
+        return st;
+    if (thr < 0 || thr >= 1)
+        return cli_usage(cmd, "--threshold must be in [0, 1)");
+    dm_db *db = NULL;
+    if ((st = cli_open(g, cmd, false, false, &db)) != CLI_OK)
+        return st;
+    uint64_t n = 0;
+    const char *user = cli_get(&a, "user");
+    int rc = dm_decay(db, cli_get(&a, "tenant"), user, now, thr, &n);
+    if (rc != DM_OK) {
+        st = user ? cli_fail(cmd, rc, "cannot decay the memories of user %s", user)
+                  : cli_fail(cmd, rc, "cannot decay the memories of the tenant");
+    } else if (!a.is_json) {
+        printf("archived %" PRIu64 "\n", n);
+    } else {
+        json_t *o = json_pack("{s:I}", "archived", (json_int_t)n);
+        st = cli_print_json(cmd, o);
+    }
     st = cli_close(cmd, db, st);
     return cli_finish_output(cmd, st);
 }

@@ -141,6 +141,45 @@ static const char help_delete[] =
     "      --tenant T       the tenant (default \"default\")\n"
     "      --json           print JSON\n";
 
+static const char help_archive[] =
+    "usage: deltamemory [global options] archive --user U --id ID\n"
+    "\n"
+    "Archives one memory of user U: it leaves default search and listing\n"
+    "but is kept (search and list --archived find it; restore brings it\n"
+    "back).  Prints \"archived ID\" (with --json: {\"id\": ID, \"archived\":\n"
+    "true}).\n"
+    "\n"
+    "  -u, --user U         the user (required)\n"
+    "      --id ID          the memory id (required)\n"
+    "      --tenant T       the tenant (default \"default\")\n"
+    "      --json           print JSON\n";
+
+static const char help_restore[] =
+    "usage: deltamemory [global options] restore --user U --id ID\n"
+    "\n"
+    "Makes an archived memory of user U active again; it starts fading from\n"
+    "now.  Prints \"restored ID\" (with --json: {\"id\": ID, \"restored\":\n"
+    "true}).\n"
+    "\n"
+    "  -u, --user U         the user (required)\n"
+    "      --id ID          the memory id (required)\n"
+    "      --tenant T       the tenant (default \"default\")\n"
+    "      --json           print JSON\n";
+
+static const char help_decay[] =
+    "usage: deltamemory [global options] decay [--user U] [options]\n"
+    "\n"
+    "Archives the active episodic memories whose current salience (stored\n"
+    "salience x e^(-decay_rate x days since the last recall)) is below the\n"
+    "threshold, of user U or of every user of the tenant.  Nothing is\n"
+    "deleted.  Prints \"archived N\" (with --json: {\"archived\": N}).\n"
+    "\n"
+    "  -u, --user U         the user (default: every user of the tenant)\n"
+    "      --time ISO8601   the time to decay to (default: now)\n"
+    "      --threshold X    in [0, 1) (default 0.05)\n"
+    "      --tenant T       the tenant (default \"default\")\n"
+    "      --json           print JSON\n";
+
 static const char help_erase[] =
     "usage: deltamemory [global options] erase-user --user U [--tenant T]\n"
     "\n"
@@ -317,6 +356,12 @@ const cli_cmd cli_commands[] = {
     { "update", cli_cmd_update, "update",
       "replace the text or metadata of a memory", help_update },
     { "delete", cli_cmd_delete, "delete", "delete one memory", help_delete },
+    { "archive", cli_cmd_archive, "archive", "archive one memory (kept, out of recall)",
+      help_archive },
+    { "restore", cli_cmd_restore, "restore", "make an archived memory active again",
+      help_restore },
+    { "decay", cli_cmd_decay, "decay",
+      "archive the memories whose salience has faded", help_decay },
     { "erase-user", cli_cmd_erase_user, "erase-user",
       "delete everything stored for a user", help_erase },
     { "import", cli_cmd_import, "import FILE",
