@@ -13,7 +13,25 @@
 
 #define HDR 16
 
-static _Atomic int64_t bytes_in_use;
+/* Bytes in use, striped: one counter per thread slot, each on its own cache
+ * line, summed by alloc_bytes_in_use.  A single shared counter made every
+ * allocation of every thread bounce one cache line between cores (two
+ * threads searching gave 1.5x the throughput of one).  A block freed on
+ * another thread than its allocator's moves bytes between slots; the sum
+ * stays exact. */
+#define N_SLOTS 64
+static struct {
+    _Alignas(64) _Atomic int64_t v;
+} slots[N_SLOTS];
+static _Atomic unsigned next_slot;
+static _Thread_local int my_slot = -1;
+
+static inline _Atomic int64_t *bytes_slot(void)
+{
+    if (my_slot < 0)
+        my_slot = (int)(atomic_fetch_add_explicit(&next_slot, 1, memory_order_relaxed) % N_SLOTS);
+    return &slots[my_slot].v;
+}
 static _Atomic int64_t fail_countdown; /* 0 = off */
 static _Atomic int fail_persistent;
 static _Atomic int64_t n_failed;
@@ -49,7 +67,7 @@ void *dm_malloc(size_t n)
     if (!p)
         return NULL;
     memcpy(p, &n, sizeof n);
-    atomic_fetch_add_explicit(&bytes_in_use, (int64_t)n, memory_order_relaxed);
+    atomic_fetch_add_explicit(bytes_slot(), (int64_t)n, memory_order_relaxed);
     return p + HDR;
 }
 
@@ -76,7 +94,7 @@ void *dm_realloc(void *p, size_t n)
     if (!q)
         return NULL;
     memcpy(q, &n, sizeof n);
-    atomic_fetch_add_explicit(&bytes_in_use, (int64_t)n - (int64_t)old,
+    atomic_fetch_add_explicit(bytes_slot(), (int64_t)n - (int64_t)old,
                               memory_order_relaxed);
     return q + HDR;
 }
@@ -88,7 +106,7 @@ void dm_free(void *p)
     unsigned char *base = (unsigned char *)p - HDR;
     size_t n;
     memcpy(&n, base, sizeof n);
-    atomic_fetch_sub_explicit(&bytes_in_use, (int64_t)n, memory_order_relaxed);
+    atomic_fetch_sub_explicit(bytes_slot(), (int64_t)n, memory_order_relaxed);
     free(base);
 }
 
@@ -107,7 +125,10 @@ void *dm_memdup(const void *p, size_t n)
 
 int64_t alloc_bytes_in_use(void)
 {
-    return atomic_load(&bytes_in_use);
+    int64_t sum = 0;
+    for (int i = 0; i < N_SLOTS; i++)
+        sum += atomic_load(&slots[i].v);
+    return sum;
 }
 
 void alloc_fail_after(int64_t k, int is_persistent)

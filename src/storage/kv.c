@@ -950,6 +950,22 @@ int kv_version_get(kv_db *db, kv_version *v, buf_slice key, uint64_t seq,
     return rc;
 }
 
+/* The value of key in sv as of seq (value cleared first). */
+static int get_in(kv_db *db, kv_super *sv, uint64_t seq, buf_slice key, buf *value)
+{
+    buf_clear(value);
+    buf_slice v;
+    enum mt_get_result r = mt_get(sv->mem, key, seq, &v);
+    for (size_t i = 0; r == MT_NONE && i < sv->n_imm; i++)
+        r = mt_get(sv->imm[i], key, seq, &v);
+    if (r == MT_FOUND)
+        return buf_append(value, v.ptr, v.len);
+    if (r == MT_DELETED)
+        return DM_ENOTFOUND;
+    bool is_found;
+    return kv_version_get(db, sv->version, key, seq, value, &is_found);
+}
+
 int kv_get(kv_db *db, const kv_snapshot *snap, buf_slice key, buf *value)
 {
     if (!db || !value)
@@ -957,25 +973,49 @@ int kv_get(kv_db *db, const kv_snapshot *snap, buf_slice key, buf *value)
     int rc = check_key(key);
     if (rc)
         return rc;
-    buf_clear(value);
     uint64_t seq;
     kv_super *sv = super_acquire(db, &seq);
     if (snap)
         seq = snap->seq;
-    buf_slice v;
-    enum mt_get_result r = mt_get(sv->mem, key, seq, &v);
-    for (size_t i = 0; r == MT_NONE && i < sv->n_imm; i++)
-        r = mt_get(sv->imm[i], key, seq, &v);
-    if (r == MT_FOUND)
-        rc = buf_append(value, v.ptr, v.len);
-    else if (r == MT_DELETED)
-        rc = DM_ENOTFOUND;
-    else {
-        bool is_found;
-        rc = kv_version_get(db, sv->version, key, seq, value, &is_found);
-    }
+    rc = get_in(db, sv, seq, key, value);
     kv_super_unref(sv);
     return rc;
+}
+
+struct kv_view {
+    kv_db *db;
+    kv_super *sv;
+    uint64_t seq;
+};
+
+int kv_view_open(kv_db *db, kv_view **out)
+{
+    *out = NULL;
+    if (!db)
+        return DM_EINVAL;
+    kv_view *v = dm_malloc(sizeof *v);
+    if (!v)
+        return DM_ENOMEM;
+    v->db = db;
+    v->sv = super_acquire(db, &v->seq);
+    *out = v;
+    return DM_OK;
+}
+
+int kv_view_get(kv_view *v, buf_slice key, buf *value)
+{
+    if (!v || !value)
+        return DM_EINVAL;
+    int rc = check_key(key);
+    return rc ? rc : get_in(v->db, v->sv, v->seq, key, value);
+}
+
+void kv_view_close(kv_view *v)
+{
+    if (!v)
+        return;
+    kv_super_unref(v->sv);
+    dm_free(v);
 }
 
 int kv_iter_new(kv_db *db, const kv_snapshot *snap, iter **out)

@@ -125,6 +125,21 @@ int kv_write(kv_db *db, const kv_write_options *wo, const kv_batch *b);
 int kv_get(kv_db *db, const kv_snapshot *snap, buf_slice key, buf *value);
 
 /*
+ * A read view: the engine's state as of kv_view_open, pinned (memtables and
+ * files stay alive) until kv_view_close.  kv_view_get is kv_get in it,
+ * without the lock kv_get takes on every call to pin the current state:
+ * for a burst of reads by one thread (a search reads its candidates'
+ * records) that would otherwise contend with every other reader.  Keep a
+ * view short-lived: it holds memory and files that compactions replaced.
+ * A view is used by one thread at a time; it must be closed before
+ * kv_close.  Errors: as kv_get; kv_view_open DM_ENOMEM.
+ */
+typedef struct kv_view kv_view;
+int kv_view_open(kv_db *db, kv_view **out);
+int kv_view_get(kv_view *v, buf_slice key, buf *value);
+void kv_view_close(kv_view *v);
+
+/*
  * kv_iter_new -- an iterator over user keys as of snap (NULL = a snapshot
  * taken now), forward and reverse, with seek.  Keys and values are
  * borrowed (iter.h).  Holds the data it reads alive until freed with

@@ -139,6 +139,61 @@ static void test_batch_and_snapshot(void **state)
     tu_rmrf(dir);
 }
 
+static void expect_view(kv_view *v, const char *k, const char *want)
+{
+    buf b;
+    buf_init(&b);
+    int rc = kv_view_get(v, S(k), &b);
+    if (!want) {
+        assert_int_equal(rc, DM_ENOTFOUND);
+    } else {
+        assert_int_equal(rc, DM_OK);
+        assert_int_equal(b.len, strlen(want));
+        assert_memory_equal(b.ptr, want, b.len);
+    }
+    buf_fini(&b);
+}
+
+/* A read view sees the state of its opening, through writes, a flush and
+ * a full compaction after it. */
+static void test_view(void **state)
+{
+    (void)state;
+    const char *dir = tu_tmpdir("kv_view");
+    kv_options o = small_opts();
+    kv_db *db;
+    assert_int_equal(kv_open(dir, &o, &db), DM_OK);
+    assert_int_equal(kv_put(db, NULL, S("a"), S("1")), DM_OK);
+    assert_int_equal(kv_put(db, NULL, S("b"), S("1")), DM_OK);
+    kv_view *v = NULL;
+    assert_int_equal(kv_view_open(db, &v), DM_OK);
+    assert_int_equal(kv_put(db, NULL, S("a"), S("2")), DM_OK);
+    assert_int_equal(kv_delete(db, NULL, S("b")), DM_OK);
+    assert_int_equal(kv_put(db, NULL, S("c"), S("3")), DM_OK);
+    expect_view(v, "a", "1");
+    expect_view(v, "b", "1");
+    expect_view(v, "c", NULL);
+    expect_get(db, NULL, "a", "2");
+    expect_get(db, NULL, "b", NULL);
+    assert_int_equal(kv_compact_range(db, NULL, NULL), DM_OK);
+    expect_view(v, "a", "1");
+    expect_view(v, "b", "1");
+    kv_view_close(v);
+    /* A new view sees the new state. */
+    assert_int_equal(kv_view_open(db, &v), DM_OK);
+    expect_view(v, "a", "2");
+    expect_view(v, "b", NULL);
+    expect_view(v, "c", "3");
+    buf b;
+    buf_init(&b);
+    assert_int_equal(kv_view_get(v, buf_slice_of("", 0), &b), DM_EINVAL);
+    buf_fini(&b);
+    kv_view_close(v);
+    kv_view_close(NULL);
+    assert_int_equal(kv_close(db), DM_OK);
+    tu_rmrf(dir);
+}
+
 static void key_of(char *out, int i)
 {
     snprintf(out, 32, "key%06d", i);
@@ -307,6 +362,7 @@ int main(void)
         cmocka_unit_test(test_basic),
         cmocka_unit_test(test_args),
         cmocka_unit_test(test_batch_and_snapshot),
+        cmocka_unit_test(test_view),
         cmocka_unit_test(test_iterators),
         cmocka_unit_test(test_delete_reclaims),
         cmocka_unit_test(test_many_flushes_background),
