@@ -84,6 +84,7 @@ bench: deps
 	@./$(BUILD)/bench/bench_bm25 $(BENCH_FLAGS)
 	@./$(BUILD)/bench/bench_vector $(BENCH_FLAGS)
 	@./$(BUILD)/bench/bench_engine $(BENCH_FLAGS)
+	@./$(BUILD)/bench/bench_retrieval $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(BUILD) $(ASAN) $(TSAN)
