@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "bench_util.h"
+#include "bench_words.h"
 #include "deltamemory.h"
 
 static struct {
@@ -46,34 +47,6 @@ static struct {
     bool is_reuse;  /* skip ingest: search the database a --keep run left */
 } cfg = { false, 1.0, "/tmp/dm-bench-engine", NULL, 1000, false, false };
 
-static const char *const names[] = { "Ann", "Bob", "Carla", "Dev", "Emma", "Farid", "Grace",
-                                     "Hiro", "Ines", "Jon", "Kemal", "Lena", "Mia", "Noah" };
-static const char *const verbs[] = { "visited", "cooked", "painted", "bought", "read about",
-                                     "talked about", "planned", "cleaned", "fixed", "watched",
-                                     "booked", "forgot", "learned", "wrote about", "ordered" };
-static const char *const objects[] = {
-    "a birthday cake", "the old bicycle", "a trip to Lisbon", "the garden shed",
-    "a new laptop", "the kitchen sink", "a sunrise over the lake", "a jazz concert",
-    "the tax forms", "a yoga class", "a sushi dinner", "the dentist appointment",
-    "a hiking route", "the wedding photos", "a python script", "the car insurance",
-    "a chess tournament", "the piano lessons", "a pottery workshop", "the camping gear",
-    "a surprise party", "the school project", "a marathon plan", "the vegetable soup" };
-static const char *const places[] = { "at home", "in the city", "with her sister",
-                                      "at work", "near the beach", "with friends",
-                                      "at the library", "in the mountains", "online",
-                                      "after the meeting" };
-static const char *const whens[] = { "on Monday", "last weekend", "yesterday", "this morning",
-                                     "in May", "before dinner", "on her birthday",
-                                     "during the holidays", "last night", "in the spring" };
-
-#define PICK(r, a) a[bench_rng_below(r, sizeof a / sizeof a[0])]
-
-static void sentence(bench_rng *r, char *out, size_t cap)
-{
-    snprintf(out, cap, "%s %s %s %s %s.", PICK(r, names), PICK(r, verbs), PICK(r, objects),
-             PICK(r, places), PICK(r, whens));
-}
-
 static long rss_kb(void)
 {
     FILE *f = fopen("/proc/self/status", "r");
@@ -85,20 +58,6 @@ static long rss_kb(void)
     if (f)
         fclose(f);
     return kb;
-}
-
-/* The calling thread's scheduler times in seconds (Linux schedstat): on a
- * CPU and runnable but waiting for one.  Zeros where unavailable. */
-static void sched_times(double *on_cpu, double *runnable)
-{
-    unsigned long long run = 0, wait = 0;
-    FILE *f = fopen("/proc/thread-self/schedstat", "r");
-    if (f && fscanf(f, "%llu %llu", &run, &wait) != 2)
-        run = wait = 0;
-    if (f)
-        fclose(f);
-    *on_cpu = (double)run / 1e9;
-    *runnable = (double)wait / 1e9;
 }
 
 static void check(int rc, const char *what)
@@ -186,7 +145,7 @@ int main(int argc, char **argv)
     struct timespec cpu0, cpu1;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu0);
     double on0, rq0, on1, rq1;
-    sched_times(&on0, &rq0);
+    bench_sched_times(&on0, &rq0);
     int64_t base_us = INT64_C(1600000000000000);
     if (cfg.is_reuse) {
         done = total;
@@ -206,7 +165,7 @@ int main(int argc, char **argv)
                 snprintf(users[nb], sizeof users[nb], "user%05u",
                          (uint32_t)((seq - big_done) % n_users));
             }
-            sentence(&r, texts[nb], sizeof texts[nb]);
+            bench_sentence(&r, texts[nb], sizeof texts[nb]);
             text_bytes += strlen(texts[nb]);
             ps[nb].user_id = users[nb];
             ps[nb].text = texts[nb];
@@ -222,7 +181,7 @@ int main(int argc, char **argv)
     if (!cfg.is_json && isatty(2))
         fprintf(stderr, "\r");
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu1);
-    sched_times(&on1, &rq1);
+    bench_sched_times(&on1, &rq1);
     report("ingest", (double)total / secs, 0, 0, secs, "seconds");
     /* The calling thread's CPU time: steadier than wall time on a shared
      * machine, and what one writer costs. */
@@ -280,7 +239,7 @@ int main(int argc, char **argv)
     bench_lat_init(&lat, 1000);
     char q[160];
     for (int i = 0; i < 1000; i++) {
-        sentence(&r, q, sizeof q);
+        bench_sentence(&r, q, sizeof q);
         dm_search_params sp = { .user_id = "big", .query = q, .k = 10 };
         dm_search_result *res;
         uint64_t s = bench_now_ns();
@@ -295,7 +254,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < 1000; i++) {
         char u[32];
         snprintf(u, sizeof u, "user%05u", (uint32_t)bench_rng_below(&r, n_users));
-        sentence(&r, q, sizeof q);
+        bench_sentence(&r, q, sizeof q);
         dm_search_params sp = { .user_id = u, .query = q, .k = 10 };
         dm_search_result *res;
         uint64_t s = bench_now_ns();
@@ -316,7 +275,7 @@ int main(int argc, char **argv)
     double open_s = (double)(bench_now_ns() - t0) / 1e9;
     report("reopen", 0, 0, 0, open_s, "seconds");
     {
-        sentence(&r, q, sizeof q);
+        bench_sentence(&r, q, sizeof q);
         dm_search_params sp = { .user_id = "big", .query = q, .k = 10 };
         dm_search_result *res;
         t0 = bench_now_ns();
@@ -346,7 +305,7 @@ int main(int argc, char **argv)
             char u[32];
             /* pass 0: each user once, first touch; pass 1: random, warm */
             snprintf(u, sizeof u, "user%05u", pass ? (uint32_t)bench_rng_below(&r2, n_warm) : i);
-            sentence(&r, q, sizeof q);
+            bench_sentence(&r, q, sizeof q);
             p.user_id = u;
             p.text = q;
             uint64_t s = bench_now_ns();

@@ -81,6 +81,7 @@
 #include <unistd.h>
 
 #include "bench_util.h"
+#include "bench_words.h"
 #include "deltamemory.h"
 #include "embed/embed.h"
 #include "index/analyze.h"
@@ -122,39 +123,10 @@ static struct {
 #define YEAR_US (INT64_C(365) * 86400 * 1000000)
 #define REF_US (BASE_US + YEAR_US)
 
-/* The word lists and sentence generator of bench_engine.c, so that the two
- * benchmarks store the same kind of text. */
-static const char *const names[] = { "Ann", "Bob", "Carla", "Dev", "Emma", "Farid", "Grace",
-                                     "Hiro", "Ines", "Jon", "Kemal", "Lena", "Mia", "Noah" };
-static const char *const verbs[] = { "visited", "cooked", "painted", "bought", "read about",
-                                     "talked about", "planned", "cleaned", "fixed", "watched",
-                                     "booked", "forgot", "learned", "wrote about", "ordered" };
-static const char *const objects[] = {
-    "a birthday cake", "the old bicycle", "a trip to Lisbon", "the garden shed",
-    "a new laptop", "the kitchen sink", "a sunrise over the lake", "a jazz concert",
-    "the tax forms", "a yoga class", "a sushi dinner", "the dentist appointment",
-    "a hiking route", "the wedding photos", "a python script", "the car insurance",
-    "a chess tournament", "the piano lessons", "a pottery workshop", "the camping gear",
-    "a surprise party", "the school project", "a marathon plan", "the vegetable soup" };
-static const char *const places[] = { "at home", "in the city", "with her sister",
-                                      "at work", "near the beach", "with friends",
-                                      "at the library", "in the mountains", "online",
-                                      "after the meeting" };
-static const char *const whens[] = { "on Monday", "last weekend", "yesterday", "this morning",
-                                     "in May", "before dinner", "on her birthday",
-                                     "during the holidays", "last night", "in the spring" };
 /* The time expressions of the queries, relative to REF_US. */
 static const char *const query_times[] = { "last week", "in May", "recently", "last month",
                                            "in March", "two weeks ago" };
 
-#define N_OF(a) (sizeof a / sizeof a[0])
-#define PICK(r, a) a[bench_rng_below(r, N_OF(a))]
-
-static void sentence(bench_rng *r, char *out, size_t cap)
-{
-    snprintf(out, cap, "%s %s %s %s %s.", PICK(r, names), PICK(r, verbs), PICK(r, objects),
-             PICK(r, places), PICK(r, whens));
-}
 
 /* A short question from the same words; `when` (NULL = none) is put
  * before the question mark. */
@@ -249,20 +221,6 @@ static double load1(void)
     return l;
 }
 
-/* The calling thread's scheduler times in seconds (Linux schedstat): on a
- * CPU, and runnable but waiting for one.  Zeros where unavailable. */
-static void sched_times(double *on_cpu_s, double *runq_s)
-{
-    unsigned long long run = 0, wait = 0;
-    FILE *f = fopen("/proc/thread-self/schedstat", "r");
-    if (f && fscanf(f, "%llu %llu", &run, &wait) != 2)
-        run = wait = 0;
-    if (f)
-        fclose(f);
-    *on_cpu_s = (double)run / 1e9;
-    *runq_s = (double)wait / 1e9;
-}
-
 static double secs_since(uint64_t t0_ns)
 {
     return (double)(bench_now_ns() - t0_ns) / 1e9;
@@ -302,7 +260,7 @@ static void ingest(dm_db *db, uint32_t n_users, uint32_t n_big, uint64_t total)
                 nth = (seq - big_done) / n_users;
             }
             snprintf(sessions[nb], sizeof sessions[nb], "s%05u", (uint32_t)(nth / SESSION_LEN));
-            sentence(&r, texts[nb], sizeof texts[nb]);
+            bench_sentence(&r, texts[nb], sizeof texts[nb]);
             ps[nb].user_id = users[nb];
             ps[nb].session_id = sessions[nb];
             ps[nb].text = texts[nb];
@@ -410,7 +368,7 @@ static void run_round(dm_db *db, const query *qs, size_t n, unsigned legs, unsig
 {
     double on0, rq0, on1, rq1;
     uint64_t t0 = bench_now_ns();
-    sched_times(&on0, &rq0);
+    bench_sched_times(&on0, &rq0);
     for (size_t i = 0; i < n; i++) {
         if (only_timed && !qs[i].is_timed)
             continue;
@@ -439,7 +397,7 @@ static void run_round(dm_db *db, const query *qs, size_t n, unsigned legs, unsig
         c->n_hits += res->n;
         dm_search_result_free(res);
     }
-    sched_times(&on1, &rq1);
+    bench_sched_times(&on1, &rq1);
     double wall_s = secs_since(t0);
     c->runq_share = wall_s > 0 ? (rq1 - rq0) / wall_s : 0;
 }
@@ -560,7 +518,7 @@ static void *mt_main(void *p)
     mt_arg *a = p;
     double on0, rq0, on1, rq1;
     pthread_barrier_wait(a->start);
-    sched_times(&on0, &rq0);
+    bench_sched_times(&on0, &rq0);
     for (size_t i = a->first; i < a->n; i += a->step) {
         dm_search_params sp = { .user_id = a->qs[i].user, .query = a->qs[i].text, .k = K,
                                 .flags = DM_NO_REFRESH, .now_us = REF_US };
@@ -570,7 +528,7 @@ static void *mt_main(void *p)
         bench_lat_add(&a->lat, bench_now_ns() - s);
         dm_search_result_free(res);
     }
-    sched_times(&on1, &rq1);
+    bench_sched_times(&on1, &rq1);
     a->runq_s = rq1 - rq0;
     return NULL;
 }
