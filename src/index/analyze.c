@@ -41,6 +41,7 @@
 #include "index/analyze.h"
 
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <libstemmer.h>
 
@@ -148,9 +149,23 @@ static void stem_destroy(void *p)
     sb_stemmer_delete(p);
 }
 
+/* Thread-specific destructors do not run for the thread that calls exit()
+ * (the main thread, usually): free its stemmer at exit, so that leak
+ * checkers see every stemmer freed. */
+static void stem_free_at_exit(void)
+{
+    if (tls_stemmer && stem_key_ok) {
+        pthread_setspecific(stem_key, NULL);
+        sb_stemmer_delete(tls_stemmer);
+        tls_stemmer = NULL;
+    }
+}
+
 static void stem_key_make(void)
 {
     stem_key_ok = pthread_key_create(&stem_key, stem_destroy) == 0;
+    if (stem_key_ok)
+        atexit(stem_free_at_exit);
 }
 
 /* thread_stemmer -- the calling thread's stemmer, created on first use;
