@@ -192,6 +192,10 @@ typedef struct dm_options {
                                    decay pass and dm_decay; default 0.05 */
     uint32_t decay_interval_s;  /* the background decay pass over loaded users
                                    runs this often; default 3600; 0 = never */
+    float decay_rates[3];       /* default decay rate per day of new memories,
+                                   by kind (episodic, fact, summary), where no
+                                   user or tenant rate is set; default 0.01,
+                                   0, 0.005 */
 } dm_options;
 
 /* dm_options_init -- fill o with the defaults above. */
@@ -283,7 +287,9 @@ typedef struct dm_add_params {
     int64_t event_time_us;   /* 0 = now */
     const char *metadata;    /* a JSON object; NULL = {} */
     float salience;          /* initial salience in [0, 1]; default 1 */
-    float decay_rate;        /* per day, >= 0; default 0.01 */
+    float decay_rate;        /* per day, >= 0; negative (the init value) =
+                                the default for its kind, user and tenant
+                                (dm_set_decay_rate, dm_options.decay_rates) */
     dm_memory_kind kind;     /* default DM_KIND_EPISODIC */
     /* import only */
     const dm_id *id;         /* keep this id (must be unused); NULL = new */
@@ -394,6 +400,19 @@ DM_API int dm_set_state(dm_db *db, const dm_scope *scope, const dm_id *id,
  */
 DM_API int dm_decay(dm_db *db, const char *tenant, const char *user_id, int64_t now_us,
                     float threshold, uint64_t *n_archived);
+
+/*
+ * dm_set_decay_rate -- the default decay rate (per day, >= 0) of the new
+ * memories of a kind, for one user (user_id set) or for every user of a
+ * tenant (user_id NULL); rate < 0 removes that setting.  A memory added
+ * with dm_add_params.decay_rate left negative takes the user's rate, else
+ * the tenant's, else dm_options.decay_rates[kind].  Stored durably (one
+ * small record; docs/format.md); memories already stored keep theirs.
+ * Errors: DM_EINVAL (bad name or kind, rate not finite), DM_EIO, DM_ENOSPC,
+ * DM_ENOMEM.
+ */
+DM_API int dm_set_decay_rate(dm_db *db, const char *tenant, const char *user_id,
+                             dm_memory_kind kind, float rate);
 
 /* ------------------------------------------------------------------ */
 /* Listing and search                                                  */

@@ -47,6 +47,9 @@ void dm_options_init(dm_options *o)
     o->refresh_boost = 0.2f;
     o->prune_threshold = 0.05f;
     o->decay_interval_s = 3600;
+    o->decay_rates[DM_KIND_EPISODIC] = 0.01f;
+    o->decay_rates[DM_KIND_FACT] = 0.0f;
+    o->decay_rates[DM_KIND_SUMMARY] = 0.005f;
 }
 
 int eng_write(dm_db *db, kv_batch *b)
@@ -130,6 +133,9 @@ static int validate_options(const dm_options *o)
         return err_set_msg(DM_EINVAL, "options: refresh_boost must be at most 1");
     if (!(o->prune_threshold >= 0 && o->prune_threshold < 1))
         return err_set_msg(DM_EINVAL, "options: prune_threshold must be in [0, 1)");
+    for (int i = 0; i < 3; i++)
+        if (!(o->decay_rates[i] >= 0 && o->decay_rates[i] < 1e6f))
+            return err_set_msg(DM_EINVAL, "options: decay_rates[%d] must be finite and >= 0", i);
     return DM_OK;
 }
 
@@ -386,11 +392,15 @@ int dm_open(const char *path, const dm_options *options, dm_db **out)
     rc = kv_open(path, &ko, &db->kv);
     if (rc)
         goto fail;
+    atomic_init(&db->decay_gen, 1);
+    atomic_init(&db->has_decay_rates, false);
     rc = check_format(db);
     if (!rc)
         rc = check_model(db);
     if (!rc)
         rc = seed_ids(db);
+    if (!rc)
+        rc = eng_decay_rates_open(db);
     if (rc)
         goto fail;
     eng_indexer_start(db);

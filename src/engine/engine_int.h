@@ -78,6 +78,9 @@ typedef struct eng_user {
     uint32_t *pend_docs;        /* their documents */
     uint32_t n_pend, pend_cap;
     uint64_t epoch;             /* bumped by every reset (load, erase) */
+    uint64_t decay_gen;         /* db->decay_gen when the rates below were read */
+    float decay_rates[3];       /* the user's, else the tenant's rate per kind;
+                                   negative = none (options decide) */
     bool ckpt_busy;             /* a checkpoint is being written unlocked */
     bool queued;                /* in the indexer's queue; guarded by db->ix.mu */
 } eng_user;
@@ -135,6 +138,8 @@ struct dm_db {
     uint64_t id_rand;
     atomic_uint_fast64_t n_checkpoints, n_replayed;
     eng_indexer ix;
+    atomic_uint_fast64_t decay_gen; /* bumped by dm_set_decay_rate */
+    atomic_bool has_decay_rates;    /* some user or tenant rate is stored */
 };
 
 /* NULL-safe iterator steps, for loops whose iterator may have failed to
@@ -206,6 +211,9 @@ int eng_put_log(eng_user *u, kv_batch *b, buf *v, int op, const uint8_t id[16],
 void eng_refresh_push(dm_db *db, eng_user *u, const int64_t *ts, const uint8_t (*ids)[16],
                       uint32_t n, int64_t now_us);
 void eng_refresh_drain(dm_db *db);                /* the indexer thread; no locks held */
+/* The decay rate of a new memory of kind for u.  REQUIRES: u's write lock. */
+int eng_default_decay(dm_db *db, eng_user *u, int kind, float *out);
+int eng_decay_rates_open(dm_db *db);             /* at open: any rates stored? */
 /* Set the state of the memory whose record is value.  REQUIRES: write lock. */
 int eng_set_state_locked(dm_db *db, eng_user *u, int64_t ts, const uint8_t id[16],
                          buf_slice value, dm_memory_state state, int64_t now_us);

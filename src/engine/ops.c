@@ -37,7 +37,7 @@ void dm_add_params_init(dm_add_params *p)
 {
     memset(p, 0, sizeof *p);
     p->salience = 1.0f;
-    p->decay_rate = 0.01f;
+    p->decay_rate = -1.0f; /* the kind's, user's or tenant's default */
 }
 
 static const char *tenant_or_default(const char *t)
@@ -77,8 +77,9 @@ static int validate_add(dm_db *db, const dm_add_params *p, size_t idx, bool name
         rc = err_set_msg(DM_EINVAL, "salience %g is outside [0, 1]", (double)p->salience);
         goto fail;
     }
-    if (!(p->decay_rate >= 0.0f && p->decay_rate < 1e6f)) {
-        rc = err_set_msg(DM_EINVAL, "decay_rate %g must be >= 0", (double)p->decay_rate);
+    if (!(p->decay_rate < 1e6f)) { /* NaN and +inf too */
+        rc = err_set_msg(DM_EINVAL, "decay_rate %g must be finite (negative: the default)",
+                         (double)p->decay_rate);
         goto fail;
     }
     if ((unsigned)p->kind > DM_KIND_SUMMARY || (unsigned)p->state > DM_STATE_ARCHIVED) {
@@ -161,10 +162,13 @@ static int add_prepare(dm_db *db, eng_user *u, add_item *items, size_t n, kv_bat
     for (size_t i = 0; i < n && !rc; i++) {
         add_item *it = &items[i];
         const dm_add_params *p = it->p;
+        float decay = p->decay_rate;
+        if (decay < 0 && (rc = eng_default_decay(db, u, (int)p->kind, &decay)))
+            break;
         rec_memory r = {
             .kind = (uint8_t)p->kind, .state = (uint8_t)p->state,
             .record_time_us = it->record_us, .salience = p->salience,
-            .decay_rate = p->decay_rate, .access_count = p->access_count,
+            .decay_rate = decay, .access_count = p->access_count,
             .last_access_us = p->last_access_us,
             .role = p->role ? buf_slice_of(p->role, strlen(p->role)) : buf_slice_of("user", 4),
             .text = buf_slice_of(p->text, it->text_len),
@@ -724,6 +728,10 @@ int dm_erase_user(dm_db *db, const char *tenant, const char *user_id, uint64_t *
     else
         rc = eng_erase_locked(db, u, true, n_erased);
     eng_user_unlock(u);
+    /* The user's decay-rate settings name the user too. */
+    for (int k = DM_KIND_EPISODIC; !rc && atomic_load(&db->has_decay_rates) && k <= DM_KIND_SUMMARY;
+         k++)
+        rc = dm_set_decay_rate(db, tenant, user_id, (dm_memory_kind)k, -1);
     return rc;
 }
 

@@ -24,6 +24,7 @@
  *
  * Salience is not part of any index, so a refresh writes the record only.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,6 +37,151 @@
 #include "retrieve/fuse.h"
 
 #define RF_MAX 65536 /* queued refreshes at most */
+
+/* ------------------------------------------------------ decay rates */
+
+/*
+ * Default decay rates per user or tenant and kind: one record each,
+ *   key   'D' "decay-rate" 0x00 tlen:u8 tenant ulen:u8 user kind:u8
+ *         (ulen 0: every user of the tenant)
+ *   value u8 version=1, f32 rate
+ * (docs/format.md).  A user caches its own and its tenant's rates, read
+ * again whenever db->decay_gen moved (dm_set_decay_rate bumps it); while
+ * no rate is stored at all (has_decay_rates) nothing is read.
+ */
+#define DECAY_KEY "decay-rate"
+
+static size_t decay_key(uint8_t *k, const char *tenant, const char *user, int kind)
+{
+    size_t tl = strlen(tenant), ul = user ? strlen(user) : 0, n = 0;
+    k[n++] = KEY_META;
+    memcpy(k + n, DECAY_KEY, sizeof DECAY_KEY); /* with its NUL */
+    n += sizeof DECAY_KEY;
+    k[n++] = (uint8_t)tl;
+    memcpy(k + n, tenant, tl);
+    n += tl;
+    k[n++] = (uint8_t)ul;
+    if (ul)
+        memcpy(k + n, user, ul);
+    n += ul;
+    k[n++] = (uint8_t)kind;
+    return n;
+}
+
+/* The stored rate under key k, or -1 when none.  Errors: DM_EIO,
+ * DM_ECORRUPT. */
+static int read_rate(dm_db *db, const uint8_t *k, size_t kl, buf *v, float *out)
+{
+    *out = -1;
+    int rc = kv_get(db->kv, NULL, buf_slice_of(k, kl), v);
+    if (rc == DM_ENOTFOUND)
+        return DM_OK;
+    if (rc)
+        return rc;
+    if (v->len != 5 || v->ptr[0] != 1)
+        return err_set_msg(DM_ECORRUPT, "decay-rate record of %zu bytes", v->len);
+    uint32_t bits = dec_u32(v->ptr + 1);
+    memcpy(out, &bits, sizeof *out);
+    return DM_OK;
+}
+
+int eng_decay_rates_open(dm_db *db)
+{
+    uint8_t lo[1 + sizeof DECAY_KEY];
+    lo[0] = KEY_META;
+    memcpy(lo + 1, DECAY_KEY, sizeof DECAY_KEY);
+    iter *it = NULL;
+    int rc = kv_iter_new(db->kv, NULL, &it);
+    if (rc)
+        return rc;
+    iter_seek(it, buf_slice_of(lo, sizeof lo));
+    bool any = iter_valid(it) && iter_key(it).len > sizeof lo &&
+               !memcmp(iter_key(it).ptr, lo, sizeof lo);
+    rc = iter_status(it);
+    iter_free(it);
+    atomic_store(&db->has_decay_rates, any);
+    return rc;
+}
+
+int eng_default_decay(dm_db *db, eng_user *u, int kind, float *out)
+{
+    if (kind < 0 || kind > 2)
+        kind = DM_KIND_EPISODIC;
+    *out = db->opt.decay_rates[kind];
+    if (!atomic_load(&db->has_decay_rates))
+        return DM_OK;
+    uint64_t gen = atomic_load(&db->decay_gen);
+    if (u->decay_gen != gen) {
+        buf_slice tn, un;
+        size_t tul;
+        if (!key_tu_split(u->tu.b, u->tu.len, &tn, &un, &tul))
+            return err_set_msg(DM_ECORRUPT, "malformed user prefix");
+        char t[256], us[256];
+        memcpy(t, tn.ptr, tn.len);
+        t[tn.len] = 0;
+        memcpy(us, un.ptr, un.len);
+        us[un.len] = 0;
+        buf v;
+        buf_init(&v);
+        int rc = DM_OK;
+        for (int k = 0; k < 3 && !rc; k++) {
+            uint8_t key[KEY_MAX + 16];
+            float user_rate, tenant_rate = -1;
+            rc = read_rate(db, key, decay_key(key, t, us, k), &v, &user_rate);
+            if (!rc && user_rate < 0)
+                rc = read_rate(db, key, decay_key(key, t, NULL, k), &v, &tenant_rate);
+            u->decay_rates[k] = user_rate >= 0 ? user_rate : tenant_rate;
+        }
+        buf_fini(&v);
+        if (rc)
+            return rc;
+        u->decay_gen = gen;
+    }
+    if (u->decay_rates[kind] >= 0)
+        *out = u->decay_rates[kind];
+    return DM_OK;
+}
+
+int dm_set_decay_rate(dm_db *db, const char *tenant, const char *user_id, dm_memory_kind kind,
+                      float rate)
+{
+    size_t tl, ul;
+    int rc;
+    if (!db)
+        return err_set_msg(DM_EINVAL, "set_decay_rate: no database");
+    if ((rc = eng_validate_name("tenant", tenant, false, &tl)) ||
+        (rc = eng_validate_name("user_id", user_id, false, &ul)))
+        return rc;
+    if ((unsigned)kind > DM_KIND_SUMMARY)
+        return err_set_msg(DM_EINVAL, "set_decay_rate: unknown kind %d", (int)kind);
+    if (isnan(rate) || !(rate < 1e6f))
+        return err_set_msg(DM_EINVAL, "set_decay_rate: rate %g is not a finite number",
+                           (double)rate);
+    uint8_t key[KEY_MAX + 16];
+    size_t kl = decay_key(key, tenant ? tenant : DM_DEFAULT_TENANT, user_id, (int)kind);
+    kv_batch *b = kv_batch_new();
+    if (!b)
+        return err_set_msg(DM_ENOMEM, "out of memory");
+    if (rate < 0) {
+        rc = kv_batch_delete(b, buf_slice_of(key, kl));
+    } else {
+        uint8_t v[5];
+        uint32_t bits;
+        memcpy(&bits, &rate, sizeof bits);
+        v[0] = 1;
+        enc_u32(v + 1, bits);
+        rc = kv_batch_put(b, buf_slice_of(key, kl), buf_slice_of(v, sizeof v));
+    }
+    if (!rc)
+        rc = eng_write(db, b);
+    kv_batch_free(b);
+    if (rc)
+        return rc;
+    if (rate >= 0)
+        atomic_store(&db->has_decay_rates, true);
+    atomic_fetch_add(&db->decay_gen, 1);
+    return DM_OK;
+}
 
 void eng_refresh_push(dm_db *db, eng_user *u, const int64_t *ts, const uint8_t (*ids)[16],
                       uint32_t n, int64_t now_us)

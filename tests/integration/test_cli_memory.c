@@ -751,7 +751,8 @@ static void test_export_import_roundtrip(void **state)
     assert_int_equal(seen_erin, 1);
     /* The float fields print in their shortest exact form. */
     assert_non_null(strstr(first, "\"salience\":0.3,\"decay_rate\":0.05,"));
-    assert_non_null(strstr(first, "\"salience\":0.75,\"decay_rate\":0.01,"));
+    /* A fact added without a rate takes the facts' default: no decay. */
+    assert_non_null(strstr(first, "\"salience\":0.75,\"decay_rate\":0.0,"));
 
     /* Into an empty database, and out again: the same bytes. */
     spit(file, first, first_len);

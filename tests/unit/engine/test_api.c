@@ -293,6 +293,9 @@ static void test_options_defaults(void **state)
     assert_float_equal(o.bm25_b, 0.5f, 1e-6);
     assert_int_equal(o.checkpoint_ops, 1024);
     assert_float_equal(o.refresh_boost, 0.2f, 1e-6);
+    assert_float_equal(o.decay_rates[DM_KIND_EPISODIC], 0.01f, 1e-6);
+    assert_float_equal(o.decay_rates[DM_KIND_FACT], 0.0f, 0);
+    assert_float_equal(o.decay_rates[DM_KIND_SUMMARY], 0.005f, 1e-6);
     assert_float_equal(o.prune_threshold, 0.05f, 1e-6);
     assert_int_equal(o.decay_interval_s, 3600);
 
@@ -307,7 +310,7 @@ static void test_options_defaults(void **state)
     assert_null(p.id);
     assert_null(p.embedding);
     assert_float_equal(p.salience, 1.0f, 1e-6);
-    assert_float_equal(p.decay_rate, 0.01f, 1e-6);
+    assert_true(p.decay_rate < 0); /* the default of its kind, user, tenant */
     assert_int_equal(p.kind, DM_KIND_EPISODIC);
     assert_int_equal(p.state, DM_STATE_ACTIVE);
     assert_int_equal(p.event_time_us, 0);
@@ -647,7 +650,9 @@ static void test_add_validation(void **state)
     p.salience = NAN;
     add_fails(f, &p, DM_EINVAL, "salience");
     p.salience = 1.0f;
-    p.decay_rate = -1.0f;
+    p.decay_rate = NAN;
+    add_fails(f, &p, DM_EINVAL, "decay");
+    p.decay_rate = INFINITY;
     add_fails(f, &p, DM_EINVAL, "decay");
     p.decay_rate = 0.01f;
     p.kind = (dm_memory_kind)42;

@@ -448,6 +448,63 @@ static void test_refresh(void **state)
     dm_memory_free(after);
 }
 
+static float added_rate(fx *f, const char *tenant, const char *user, dm_memory_kind kind,
+                        float explicit_rate)
+{
+    dm_add_params p;
+    dm_add_params_init(&p);
+    p.tenant = tenant;
+    p.user_id = user;
+    p.text = "a pizza with cheese";
+    p.kind = kind;
+    if (explicit_rate >= 0)
+        p.decay_rate = explicit_rate;
+    dm_id id;
+    assert_rc(dm_add(f->db, &p, &id), DM_OK);
+    dm_memory *m;
+    assert_rc(dm_get(f->db, NULL, &id, 0, &m), DM_OK);
+    float r = m->decay_rate;
+    dm_memory_free(m);
+    return r;
+}
+
+/* Default decay rates: per kind (options), per tenant, per user, removed,
+ * kept across a reopen, gone with the user. */
+static void test_decay_rates(void **state)
+{
+    fx *f = *state;
+    assert_float_equal(added_rate(f, NULL, "ana", DM_KIND_EPISODIC, -1), 0.01f, 1e-7);
+    assert_float_equal(added_rate(f, NULL, "ana", DM_KIND_FACT, -1), 0.0f, 0);
+    assert_float_equal(added_rate(f, NULL, "ana", DM_KIND_SUMMARY, -1), 0.005f, 1e-7);
+    assert_rc(dm_set_decay_rate(f->db, NULL, NULL, DM_KIND_EPISODIC, 0.05f), DM_OK);
+    assert_rc(dm_set_decay_rate(f->db, NULL, "ana", DM_KIND_EPISODIC, 0.2f), DM_OK);
+    assert_rc(dm_set_decay_rate(f->db, "acme", NULL, DM_KIND_FACT, 0.001f), DM_OK);
+    assert_float_equal(added_rate(f, NULL, "ana", DM_KIND_EPISODIC, -1), 0.2f, 1e-7);
+    assert_float_equal(added_rate(f, NULL, "bo", DM_KIND_EPISODIC, -1), 0.05f, 1e-7);
+    assert_float_equal(added_rate(f, "acme", "ana", DM_KIND_EPISODIC, -1), 0.01f, 1e-7);
+    assert_float_equal(added_rate(f, "acme", "ana", DM_KIND_FACT, -1), 0.001f, 1e-7);
+    assert_float_equal(added_rate(f, NULL, "ana", DM_KIND_EPISODIC, 0.3f), 0.3f, 1e-7);
+    /* Kept across a reopen. */
+    assert_rc(dm_close(f->db), DM_OK);
+    dm_options o;
+    tm_options(&o);
+    o.decay_interval_s = 0;
+    assert_rc(dm_open(f->dir, &o, &f->db), DM_OK);
+    assert_float_equal(added_rate(f, NULL, "ana", DM_KIND_EPISODIC, -1), 0.2f, 1e-7);
+    /* Removing the user's rate falls back to the tenant's. */
+    assert_rc(dm_set_decay_rate(f->db, NULL, "ana", DM_KIND_EPISODIC, -1), DM_OK);
+    assert_float_equal(added_rate(f, NULL, "ana", DM_KIND_EPISODIC, -1), 0.05f, 1e-7);
+    /* Erasing a user removes its rates. */
+    assert_rc(dm_set_decay_rate(f->db, NULL, "bo", DM_KIND_EPISODIC, 0.4f), DM_OK);
+    assert_float_equal(added_rate(f, NULL, "bo", DM_KIND_EPISODIC, -1), 0.4f, 1e-7);
+    assert_rc(dm_erase_user(f->db, NULL, "bo", NULL), DM_OK);
+    assert_float_equal(added_rate(f, NULL, "bo", DM_KIND_EPISODIC, -1), 0.05f, 1e-7);
+    /* Errors. */
+    assert_rc(dm_set_decay_rate(f->db, NULL, "ana", (dm_memory_kind)9, 0.1f), DM_EINVAL);
+    assert_rc(dm_set_decay_rate(f->db, NULL, "ana", DM_KIND_FACT, NAN), DM_EINVAL);
+    assert_rc(dm_set_decay_rate(f->db, "", NULL, DM_KIND_FACT, 0.1f), DM_EINVAL);
+}
+
 static void test_param_errors(void **state)
 {
     fx *f = *state;
@@ -488,6 +545,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mmr_and_neighbours, setup, teardown),
         cmocka_unit_test_setup_teardown(test_archive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refresh, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_decay_rates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_param_errors, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
