@@ -91,7 +91,7 @@ typedef struct eng_stripe {
     uint32_t cap, n;
 } eng_stripe;
 
-/* A memory a search returned, to refresh (retrieve/salience.c). */
+/* A memory a search returned, to refresh (salience.c). */
 typedef struct eng_refresh {
     struct eng_user *u;
     int64_t ts;
@@ -207,7 +207,12 @@ int eng_unknown_user(const char *tenant, const char *user);
 int eng_put_log(eng_user *u, kv_batch *b, buf *v, int op, const uint8_t id[16],
                 int64_t ts, buf_slice old_text);
 
-/* retrieve/salience.c */
+/* salience.c */
+/* The current salience: stored * e^(-rate * days since the last refresh),
+ * never negative days, clamped to [0, 1]. */
+double eng_salience(double stored, double rate_per_day, int64_t refreshed_us, int64_t now_us);
+/* The salience a recalled memory gets: current + boost * (1 - current). */
+double eng_salience_refreshed(double current, double boost);
 void eng_refresh_push(dm_db *db, eng_user *u, const int64_t *ts, const uint8_t (*ids)[16],
                       uint32_t n, int64_t now_us);
 void eng_refresh_drain(dm_db *db);                /* the indexer thread; no locks held */

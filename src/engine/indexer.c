@@ -205,7 +205,7 @@ static bool work_slice(dm_db *db, eng_user *u)
 }
 
 /* The background decay pass: archive the faded memories of loaded users
- * (retrieve/salience.c).  Users that are not loaded wait for dm_decay. */
+ * (salience.c).  Users that are not loaded wait for dm_decay. */
 static void decay_pass(dm_db *db)
 {
     int64_t now = (int64_t)clock_wall_us();

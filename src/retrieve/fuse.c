@@ -29,19 +29,6 @@ double rt_recency(int64_t t_us, int64_t now_us, double half_life_days)
     return exp2(-age_days / half_life_days);
 }
 
-double rt_salience(double stored, double rate_per_day, int64_t refreshed_us, int64_t now_us)
-{
-    double days = now_us > refreshed_us ? (double)(now_us - refreshed_us) / RT_US_PER_DAY : 0;
-    double s = stored * exp(-(rate_per_day > 0 ? rate_per_day : 0) * days);
-    return s < 0 ? 0 : s > 1 ? 1 : s;
-}
-
-double rt_refreshed(double current, double boost)
-{
-    double s = current + boost * (1.0 - current);
-    return s < 0 ? 0 : s > 1 ? 1 : s;
-}
-
 double rt_score(double w_sim, double w_rec, double w_sal, double relevance, double recency,
                 double salience)
 {

@@ -1,6 +1,7 @@
 /*
  * fuse.h -- the arithmetic of retrieval: Reciprocal Rank Fusion, recency,
- * salience decay, the cognitive score and Maximal Marginal Relevance.
+ * the cognitive score and Maximal Marginal Relevance (salience decay is the
+ * engine's: eng_salience, src/engine/salience.c).
  *
  * Pure functions over plain arrays, so that every stage can be checked
  * against hand-computed values; the pipeline (search.c) gathers the
@@ -26,20 +27,6 @@ double rt_rrf(const uint32_t *rank, const float *w, uint32_t n, double k);
  * <= 0 gives 1 (no preference).
  */
 double rt_recency(int64_t t_us, int64_t now_us, double half_life_days);
-
-/*
- * rt_salience -- the current salience: stored * e^(-rate * days), days since
- * the last refresh (never negative), clamped to [0, 1].
- */
-double rt_salience(double stored, double rate_per_day, int64_t refreshed_us,
-                   int64_t now_us);
-
-/*
- * rt_refreshed -- the salience a memory gets when a search returns it:
- * the current salience lifted by boost toward 1 (current + boost * (1 -
- * current)), stored with a new refresh time.
- */
-double rt_refreshed(double current, double boost);
 
 /* rt_score -- w_sim * relevance + w_rec * recency + w_sal * salience. */
 double rt_score(double w_sim, double w_rec, double w_sal, double relevance,

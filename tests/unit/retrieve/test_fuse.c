@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "engine/engine_int.h" /* eng_salience */
 #include "retrieve/fuse.h"
 
 #define DAY ((int64_t)86400000000)
@@ -62,20 +63,20 @@ static void test_salience(void **state)
     (void)state;
     int64_t t = 1700000000000000;
     /* 0.8 * e^(-0.01 * 10) = 0.723869... */
-    assert_double_equal(rt_salience(0.8, 0.01, t, t + 10 * DAY), 0.8 * exp(-0.1), 1e-12);
-    assert_double_equal(rt_salience(0.8, 0.01, t, t + 10 * DAY), 0.72386993, 1e-7);
+    assert_double_equal(eng_salience(0.8, 0.01, t, t + 10 * DAY), 0.8 * exp(-0.1), 1e-12);
+    assert_double_equal(eng_salience(0.8, 0.01, t, t + 10 * DAY), 0.72386993, 1e-7);
     /* e^(-0.1 * 30) * 1 = 0.049787... below a 0.05 prune threshold. */
-    assert_true(rt_salience(1.0, 0.1, t, t + 30 * DAY) < 0.05);
-    assert_true(rt_salience(1.0, 0.1, t, t + 29 * DAY) > 0.05);
+    assert_true(eng_salience(1.0, 0.1, t, t + 30 * DAY) < 0.05);
+    assert_true(eng_salience(1.0, 0.1, t, t + 29 * DAY) > 0.05);
     /* No time passed, negative age, zero rate: unchanged; clamped. */
-    assert_double_equal(rt_salience(0.6, 0.5, t, t), 0.6, 0);
-    assert_double_equal(rt_salience(0.6, 0.5, t, t - DAY), 0.6, 0);
-    assert_double_equal(rt_salience(0.6, 0, t, t + 1000 * DAY), 0.6, 0);
-    assert_double_equal(rt_salience(1.7, 0, t, t), 1.0, 0);
+    assert_double_equal(eng_salience(0.6, 0.5, t, t), 0.6, 0);
+    assert_double_equal(eng_salience(0.6, 0.5, t, t - DAY), 0.6, 0);
+    assert_double_equal(eng_salience(0.6, 0, t, t + 1000 * DAY), 0.6, 0);
+    assert_double_equal(eng_salience(1.7, 0, t, t), 1.0, 0);
     /* Refresh lifts toward 1. */
-    assert_double_equal(rt_refreshed(0.4, 0.5), 0.7, 1e-12);
-    assert_double_equal(rt_refreshed(1.0, 0.5), 1.0, 0);
-    assert_double_equal(rt_refreshed(0.4, 0), 0.4, 0);
+    assert_double_equal(eng_salience_refreshed(0.4, 0.5), 0.7, 1e-12);
+    assert_double_equal(eng_salience_refreshed(1.0, 0.5), 1.0, 0);
+    assert_double_equal(eng_salience_refreshed(0.4, 0), 0.4, 0);
 }
 
 static void test_score(void **state)

@@ -2,7 +2,7 @@
  * salience.c -- salience: refresh on recall, archive on fading.
  *
  * A memory's current salience is stored * e^(-decay_rate * days since its
- * last refresh) (fuse.c: rt_salience); the record keeps the stored value,
+ * last refresh) (eng_salience); the record keeps the stored value,
  * the rate and the time of the last refresh (last_access_us, or the record
  * time before any).  Two things change it:
  *
@@ -34,9 +34,22 @@
 #include "base/log.h"
 #include "engine/engine_int.h"
 #include "engine/record.h"
-#include "retrieve/fuse.h"
 
 #define RF_MAX 65536 /* queued refreshes at most */
+#define US_PER_DAY 86400000000.0
+
+double eng_salience(double stored, double rate_per_day, int64_t refreshed_us, int64_t now_us)
+{
+    double days = now_us > refreshed_us ? (double)(now_us - refreshed_us) / US_PER_DAY : 0;
+    double s = stored * exp(-(rate_per_day > 0 ? rate_per_day : 0) * days);
+    return s < 0 ? 0 : s > 1 ? 1 : s;
+}
+
+double eng_salience_refreshed(double current, double boost)
+{
+    double s = current + boost * (1.0 - current);
+    return s < 0 ? 0 : s > 1 ? 1 : s;
+}
 
 /* ------------------------------------------------------ decay rates */
 
@@ -263,8 +276,8 @@ static int refresh_user(dm_db *db, eng_user *u, const eng_refresh *e, size_t n)
         int64_t last = m.last_access_us > m.record_time_us ? m.last_access_us : m.record_time_us;
         if (e[i].at_us <= last)
             continue;
-        double cur = rt_salience(m.salience, m.decay_rate, last, e[i].at_us);
-        m.salience = (float)rt_refreshed(cur, db->opt.refresh_boost);
+        double cur = eng_salience(m.salience, m.decay_rate, last, e[i].at_us);
+        m.salience = (float)eng_salience_refreshed(cur, db->opt.refresh_boost);
         m.last_access_us = e[i].at_us;
         if (m.access_count < UINT32_MAX)
             m.access_count++;
@@ -398,7 +411,7 @@ int eng_decay_user_locked(dm_db *db, eng_user *u, int64_t now_us, float threshol
         if (m.state != DM_STATE_ACTIVE || m.kind != DM_KIND_EPISODIC)
             continue;
         int64_t last = m.last_access_us > m.record_time_us ? m.last_access_us : m.record_time_us;
-        if (rt_salience(m.salience, m.decay_rate, last, now_us) >= threshold)
+        if (eng_salience(m.salience, m.decay_rate, last, now_us) >= threshold)
             continue;
         if (n == cap) {
             size_t nc = cap ? cap * 2 : 64;
