@@ -27,6 +27,13 @@ typedef struct rec_memory {
     const uint8_t *embedding; /* dim little-endian float32 or binary16, unaligned */
 } rec_memory;
 
+/* When the memory's salience was last refreshed: its last recall, or its
+ * storing before any. */
+static inline int64_t rec_memory_refreshed_us(const rec_memory *m)
+{
+    return m->last_access_us > m->record_time_us ? m->last_access_us : m->record_time_us;
+}
+
 int rec_memory_encode(const rec_memory *m, const float *embedding, buf *out);
 int rec_memory_decode(buf_slice v, rec_memory *m);
 /* Copy the embedding out (handles alignment and byte order). */

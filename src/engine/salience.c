@@ -273,7 +273,7 @@ static int refresh_user(dm_db *db, eng_user *u, const eng_refresh *e, size_t n)
         rec_memory m;
         if (rc || (rc = rec_memory_decode(buf_slice_of(v.ptr, v.len), &m)))
             break;
-        int64_t last = m.last_access_us > m.record_time_us ? m.last_access_us : m.record_time_us;
+        int64_t last = rec_memory_refreshed_us(&m);
         if (e[i].at_us <= last)
             continue;
         double cur = eng_salience(m.salience, m.decay_rate, last, e[i].at_us);
@@ -410,8 +410,7 @@ int eng_decay_user_locked(dm_db *db, eng_user *u, int64_t now_us, float threshol
             break;
         if (m.state != DM_STATE_ACTIVE || m.kind != DM_KIND_EPISODIC)
             continue;
-        int64_t last = m.last_access_us > m.record_time_us ? m.last_access_us : m.record_time_us;
-        if (eng_salience(m.salience, m.decay_rate, last, now_us) >= threshold)
+        if (eng_salience(m.salience, m.decay_rate, rec_memory_refreshed_us(&m), now_us) >= threshold)
             continue;
         if (n == cap) {
             size_t nc = cap ? cap * 2 : 64;

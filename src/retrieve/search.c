@@ -602,8 +602,7 @@ static int load_cand(req *r, cand *c)
     rec_memory m;
     if ((rc = rec_memory_decode(buf_slice_of((const uint8_t *)c->rec, c->rec_len), &m)))
         return rc;
-    int64_t refreshed = m.last_access_us > m.record_time_us ? m.last_access_us : m.record_time_us;
-    c->salience = (float)eng_salience(m.salience, m.decay_rate, refreshed, r->now);
+    c->salience = (float)eng_salience(m.salience, m.decay_rate, rec_memory_refreshed_us(&m), r->now);
     c->score = (float)((double)c->partial + r->w_sal * c->salience);
     return DM_OK;
 }
@@ -678,8 +677,8 @@ static int offer_neighbour(req *r, cand **out, uint32_t *no, const rec_memory *h
         bm25_score_many(r->u->text, r->p->query, strlen(r->p->query), &doc, 1, &c->bm))
         c->bm = 0;
     c->recency = (float)rt_recency(c->ts, r->now, r->half_life);
-    int64_t refreshed = nm.last_access_us > nm.record_time_us ? nm.last_access_us : nm.record_time_us;
-    c->salience = (float)eng_salience(nm.salience, nm.decay_rate, refreshed, r->now);
+    c->salience =
+        (float)eng_salience(nm.salience, nm.decay_rate, rec_memory_refreshed_us(&nm), r->now);
     c->score = s;
     c->neighbour_of = i + 1;
     out[(*no)++] = c;
