@@ -58,7 +58,10 @@
  *                   user queries (three alternating rounds, best of each);
  *                   value of mt_small_2: its throughput over one thread's;
  *                   mt_small_N_runq: the share of those rounds' thread time
- *                   spent runnable but waiting for a CPU
+ *                   spent runnable but waiting for a CPU;
+ *                   mt_small_2_sleeps: voluntary context switches per
+ *                   query in the 2-thread round (a thread blocked, on a
+ *                   lock mostly)
  *   search_big_refresh  search_big with refresh on; value: p50 added
  * The leg cases include the fixed costs of a search (embedding the query,
  * reading the hits' records, building the result): they time the pipeline
@@ -68,11 +71,15 @@
  *
  * usage: bench_retrieval [--json] [--scale F] [--dir D] [--model PATH]
  *                        [--queries N] [--rounds R] [--no-peers]
- *                        [--keep] [--reuse]
+ *                        [--keep] [--reuse] [--only big,small,mt,refresh]
+ * --only runs the named groups of cases after the reopen and the users'
+ * loading (big: embed_query, the peers and the big_* cases; small: the
+ * small_* cases; mt: mt_small_*; refresh: search_big_refresh).
  */
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,7 +117,26 @@ static struct {
     bool with_peers;
     bool is_keep;  /* leave the database for a later --reuse run */
     bool is_reuse; /* skip ingest: search the database a --keep run left */
-} cfg = { false, 1.0, "/tmp/dm-bench-retrieval", NULL, 1000, 3, true, false, false };
+    const char *only; /* NULL, or the groups to run: big,small,mt,refresh */
+} cfg = { false, 1.0, "/tmp/dm-bench-retrieval", NULL, 1000, 3, true, false, false, NULL };
+
+/* Whether the group of cases named g runs (--only). */
+static bool group_on(const char *g)
+{
+    if (!cfg.only)
+        return true;
+    size_t n = strlen(g);
+    for (const char *p = cfg.only; *p;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == n && !memcmp(p, g, n))
+            return true;
+        if (!e)
+            break;
+        p = e + 1;
+    }
+    return false;
+}
 
 #define BATCH 1000
 #define SESSION_LEN 20
@@ -538,6 +564,8 @@ typedef struct mt_result {
     double qps;        /* queries per second of wall time */
     double runq_share; /* of the threads' time, the share spent waiting for
                           a CPU (the machine's other load, or each other) */
+    double sleeps;     /* voluntary context switches per query: a thread
+                          that blocked (on a lock, mostly) */
 } mt_result;
 
 /* n queries shared by n_threads threads (thread t takes every n_threads-th
@@ -556,11 +584,14 @@ static mt_result mt_round(dm_db *db, const query *qs, size_t n, uint32_t n_threa
         if (pthread_create(&th[t], NULL, mt_main, &args[t]))
             bench_die("pthread_create");
     }
+    struct rusage ru0, ru1;
+    getrusage(RUSAGE_SELF, &ru0);
     pthread_barrier_wait(&start);
     uint64_t t0 = bench_now_ns();
     for (uint32_t t = 0; t < n_threads; t++)
         pthread_join(th[t], NULL);
     double wall_s = secs_since(t0);
+    getrusage(RUSAGE_SELF, &ru1);
     pthread_barrier_destroy(&start);
     all->n = 0;
     all->is_sorted = 0;
@@ -571,7 +602,9 @@ static mt_result mt_round(dm_db *db, const query *qs, size_t n, uint32_t n_threa
         bench_lat_fini(&args[t].lat);
         rq_s += args[t].runq_s;
     }
-    mt_result r = { (double)n / wall_s, 0 };
+    /* Less the main thread's own two (the barrier and the joins). */
+    long sw = ru1.ru_nvcsw - ru0.ru_nvcsw - 1 - (long)n_threads;
+    mt_result r = { (double)n / wall_s, 0, sw > 0 ? (double)sw / (double)n : 0 };
     if (wall_s > 0)
         r.runq_share = rq_s / (wall_s * n_threads);
     return r;
@@ -580,7 +613,7 @@ static mt_result mt_round(dm_db *db, const query *qs, size_t n, uint32_t n_threa
 static void mt_cases(dm_db *db, const query *qs, size_t n)
 {
     bench_lat lat[2], tmp;
-    mt_result best[2] = { { 0, 0 }, { 0, 0 } };
+    mt_result best[2] = { { 0, 0, 0 }, { 0, 0, 0 } };
     bench_lat_init(&lat[0], n);
     bench_lat_init(&lat[1], n);
     bench_lat_init(&tmp, n);
@@ -607,6 +640,8 @@ static void mt_cases(dm_db *db, const query *qs, size_t n)
      * CPU: where the second thread's shortfall is the machine's. */
     report("mt_small_1_runq", 0, 0, 0, best[0].runq_share, "share");
     report("mt_small_2_runq", 0, 0, 0, best[1].runq_share, "share");
+    /* How often a thread went to sleep (waiting for a lock, mostly). */
+    report("mt_small_2_sleeps", 0, 0, 0, best[1].sleeps, "per_query");
     bench_lat_fini(&lat[0]);
     bench_lat_fini(&lat[1]);
     bench_lat_fini(&tmp);
@@ -865,6 +900,35 @@ static void embed_cases(embedder *e, const query *qs, size_t n, float *qvecs)
     free(v);
 }
 
+/* The query embedding alone, the big user's cases and their peers; *p50
+ * receives search_big's p50. */
+static void big_cases(dm_db *db, const query *qbig, size_t n_q, uint32_t n_big, double *p50)
+{
+    char mpath[PATH_MAX];
+    model_path(mpath, sizeof mpath);
+    embedder *emb = NULL;
+    check(embed_builtin_open(mpath, &emb), "embed_builtin_open");
+    peers pr = { .qs = qbig, .n_qs = n_q };
+    pr.qvecs = bench_xmalloc(n_q * embedder_dim(emb) * sizeof *pr.qvecs);
+    embed_cases(emb, qbig, n_q, pr.qvecs);
+    if (cfg.with_peers) {
+        check(dm_export(db, NULL, "big", collect, &pr.big), "dm_export");
+        if (pr.big.n != n_big || pr.big.dim != embedder_dim(emb))
+            bench_die("dm_export gave %zu vectors of %u floats; expected %u of %u", pr.big.n,
+                      pr.big.dim, n_big, embedder_dim(emb));
+    }
+    embedder_close(emb);
+    stage_cases(db, qbig, n_q, "big", "search_big", cfg.with_peers ? peer_hnswlib : NULL,
+                cfg.with_peers ? peer_fts5 : NULL, &pr, p50);
+    if (cfg.with_peers) {
+        for (size_t i = 0; i < pr.big.n; i++)
+            free(pr.big.texts[i]);
+        free(pr.big.texts);
+        free(pr.big.vecs);
+    }
+    free(pr.qvecs);
+}
+
 /* ------------------------------------------------------------ main */
 
 int main(int argc, char **argv)
@@ -889,10 +953,12 @@ int main(int argc, char **argv)
             cfg.is_keep = true;
         else if (!strcmp(a, "--reuse"))
             cfg.is_reuse = true;
+        else if (!strcmp(a, "--only") && i + 1 < argc)
+            cfg.only = argv[++i];
         else {
             fprintf(stderr, "usage: bench_retrieval [--json] [--scale F] [--dir D] "
                             "[--model PATH] [--queries N] [--rounds R] [--no-peers] "
-                            "[--keep] [--reuse]\n");
+                            "[--keep] [--reuse] [--only big,small,mt,refresh]\n");
             return 2;
         }
     }
@@ -946,46 +1012,28 @@ int main(int argc, char **argv)
     warm(db, qbig, n_q < 200 ? n_q : 200);
     warm(db, qsmall, n_q < 200 ? n_q : 200);
 
-    /* The query embedding alone, with the model the database uses. */
-    char mpath[PATH_MAX];
-    model_path(mpath, sizeof mpath);
-    embedder *emb = NULL;
-    check(embed_builtin_open(mpath, &emb), "embed_builtin_open");
-    peers pr = { .qs = qbig, .n_qs = n_q };
-    pr.qvecs = bench_xmalloc(n_q * embedder_dim(emb) * sizeof *pr.qvecs);
-    embed_cases(emb, qbig, n_q, pr.qvecs);
-    if (cfg.with_peers) {
-        check(dm_export(db, NULL, "big", collect, &pr.big), "dm_export");
-        if (pr.big.n != n_big || pr.big.dim != embedder_dim(emb))
-            bench_die("dm_export gave %zu vectors of %u floats; expected %u of %u", pr.big.n,
-                      pr.big.dim, n_big, embedder_dim(emb));
-    }
-    embedder_close(emb);
-
-    double big_p50;
-    stage_cases(db, qbig, n_q, "big", "search_big", cfg.with_peers ? peer_hnswlib : NULL,
-                cfg.with_peers ? peer_fts5 : NULL, &pr, &big_p50);
-    if (cfg.with_peers) {
-        for (size_t i = 0; i < pr.big.n; i++)
-            free(pr.big.texts[i]);
-        free(pr.big.texts);
-        free(pr.big.vecs);
-    }
-    free(pr.qvecs);
-    stage_cases(db, qsmall, n_q, "small", "search_small", NULL, NULL, NULL, NULL);
-    mt_cases(db, qmt, n_mt);
+    double big_p50 = 0;
+    if (group_on("big"))
+        big_cases(db, qbig, n_q, n_big, &big_p50);
+    if (group_on("small"))
+        stage_cases(db, qsmall, n_q, "small", "search_small", NULL, NULL, NULL, NULL);
+    if (group_on("mt"))
+        mt_cases(db, qmt, n_mt);
 
     /* Refresh on, last: from here on the database changes. */
-    case_run c;
-    run_case(db, qbig, n_q, 0, 0, false, &c);
-    report_case("search_big_refresh", &c, p50_of(&c) - big_p50, "p50_added_us");
-    case_fini(&c);
+    if (group_on("refresh")) {
+        case_run c;
+        run_case(db, qbig, n_q, 0, 0, false, &c);
+        report_case("search_big_refresh", &c, big_p50 > 0 ? p50_of(&c) - big_p50 : 0,
+                    "p50_added_us");
+        case_fini(&c);
+    }
     check(dm_sync_indexes(db), "dm_sync_indexes");
     check(dm_close(db), "dm_close");
     free(qbig);
     free(qsmall);
     free(qmt);
-    if (!cfg.is_keep)
+    if (!cfg.is_keep && !cfg.is_reuse) /* a --reuse run's database stays */
         bench_rm_rf(cfg.dir);
     return 0;
 }
