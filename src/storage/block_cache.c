@@ -24,6 +24,18 @@
  * also written under mu but is atomic so sst_cache_usage can read it
  * without locking.  Memory of victims is freed after unlocking.  A
  * standalone handle (no shard) has exactly one owner and needs no lock.
+ *
+ * Spares.  An entry that leaves the cache for good is not freed at once:
+ * each shard keeps up to MAX_SPARES of them, and sst_cache_handle_new_for
+ * hands one out for the next miss in that shard whose block fits.  A busy
+ * cache evicts about one block per miss, so in the steady state a miss
+ * neither allocates nor frees.  That matters beyond the allocator's own
+ * cost: glibc frees a chunk into the arena of the thread that allocated
+ * it, under that arena's lock, and a shared cache whose victims were
+ * allocated by other threads makes the readers queue on each other's
+ * arenas.  Spares are not counted in usage; a shard holds at most
+ * MAX_SPARES of them.  New allocations are rounded up to SPARE_ROUND bytes
+ * so that blocks of nearly the same size can share one.
  */
 #include "storage/sstable_int.h"
 
@@ -36,6 +48,8 @@
 #define N_SHARDS 16
 #define SHARD_SHIFT 28 /* top 4 bits of the 32-bit hash pick the shard */
 #define INITIAL_BUCKETS 64
+#define MAX_SPARES 8
+#define SPARE_ROUND 256
 
 struct cache_shard;
 
@@ -67,6 +81,8 @@ struct cache_shard {
     lru_link lru; /* sentinel: lru.next oldest, lru.prev newest */
     size_t capacity;
     _Atomic size_t usage;
+    sst_cache_handle *spares; /* chained via hnext, at most MAX_SPARES */
+    unsigned n_spares;
     char _pad[64]; /* keep neighbouring shards' locks off one cache line */
 };
 
@@ -109,6 +125,36 @@ void sst_cache_handle_set_len(sst_cache_handle *h, size_t len)
 }
 
 /* ------------------------------------------------------------- shards */
+
+/* REQUIRES: s->mu held; e out of the table with no references.  Keeps e
+ * as a spare, or chains it on *dead for freeing after the unlock. */
+static void retire(struct cache_shard *s, sst_cache_handle *e, sst_cache_handle **dead)
+{
+    if (s->n_spares < MAX_SPARES) {
+        e->hnext = s->spares;
+        s->spares = e;
+        s->n_spares++;
+    } else {
+        e->hnext = *dead;
+        *dead = e;
+    }
+}
+
+/* REQUIRES: s->mu held.  A spare with room for len bytes and not much
+ * more, taken off the list; NULL when none fits. */
+static sst_cache_handle *take_spare(struct cache_shard *s, size_t len)
+{
+    size_t most = len + len / 4 + SPARE_ROUND;
+    for (sst_cache_handle **pp = &s->spares; *pp; pp = &(*pp)->hnext) {
+        sst_cache_handle *e = *pp;
+        if (e->alloc_len >= len && e->alloc_len <= most) {
+            *pp = e->hnext;
+            s->n_spares--;
+            return e;
+        }
+    }
+    return NULL;
+}
 
 static void lru_remove(sst_cache_handle *e)
 {
@@ -174,8 +220,7 @@ static void evict(struct cache_shard *s, sst_cache_handle **dead)
         lru_remove(e);
         table_unlink(s, e);
         e->refs = 0;
-        e->hnext = *dead;
-        *dead = e;
+        retire(s, e, dead);
     }
 }
 
@@ -188,7 +233,52 @@ static void free_chain(sst_cache_handle *e)
     }
 }
 
+sst_cache_handle *sst_cache_handle_new_for(sst_cache *c, uint64_t file_number,
+                                           uint64_t off, size_t len)
+{
+    if (!c)
+        return sst_cache_handle_new(len);
+    struct cache_shard *s = &c->shards[key_hash(file_number, off) >> SHARD_SHIFT];
+    pthread_mutex_lock(&s->mu);
+    sst_cache_handle *h = s->spares ? take_spare(s, len) : NULL;
+    pthread_mutex_unlock(&s->mu);
+    if (!h) {
+        size_t room = len;
+        if (len <= SIZE_MAX - SPARE_ROUND)
+            room = (len + SPARE_ROUND - 1) / SPARE_ROUND * SPARE_ROUND;
+        if (!(h = sst_cache_handle_new(room)))
+            return NULL;
+    }
+    size_t room = h->alloc_len;
+    memset(h, 0, sizeof *h);
+    h->refs = 1;
+    h->len = len;
+    h->alloc_len = room;
+    h->charge = sizeof *h + room;
+    return h;
+}
+
 /* -------------------------------------------------------------- cache */
+
+/* A shard's lock is held for a few hundred nanoseconds at most, so a
+ * thread that finds it taken spins briefly before it sleeps (glibc's
+ * adaptive mutex): sleeping and waking through the kernel would cost far
+ * more than the wait. */
+static int shard_mutex_init(pthread_mutex_t *mu)
+{
+#ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
+    pthread_mutexattr_t a;
+    if (pthread_mutexattr_init(&a))
+        return -1;
+    int rc = pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ADAPTIVE_NP);
+    if (!rc)
+        rc = pthread_mutex_init(mu, &a);
+    pthread_mutexattr_destroy(&a);
+    return rc;
+#else
+    return pthread_mutex_init(mu, NULL);
+#endif
+}
 
 int sst_cache_new(size_t capacity, sst_cache **out)
 {
@@ -202,7 +292,7 @@ int sst_cache_new(size_t capacity, sst_cache **out)
         s->buckets = dm_calloc(INITIAL_BUCKETS, sizeof *s->buckets);
         if (!s->buckets)
             goto nomem;
-        if (pthread_mutex_init(&s->mu, NULL)) {
+        if (shard_mutex_init(&s->mu)) {
             dm_free(s->buckets);
             goto nomem;
         }
@@ -232,6 +322,7 @@ void sst_cache_free(sst_cache *c)
         struct cache_shard *s = &c->shards[i];
         for (size_t b = 0; b < s->n_buckets; b++)
             free_chain(s->buckets[b]);
+        free_chain(s->spares);
         dm_free(s->buckets);
         pthread_mutex_destroy(&s->mu);
     }
@@ -298,10 +389,8 @@ void sst_cache_insert(sst_cache *c, uint64_t file_number, uint64_t off,
         if (old->refs == 1)
             lru_remove(old);
         table_unlink(s, old);
-        if (--old->refs == 0) {
-            old->hnext = dead;
-            dead = old;
-        }
+        if (--old->refs == 0)
+            retire(s, old, &dead);
     }
     sst_cache_handle **bucket = &s->buckets[h & (s->n_buckets - 1)];
     e->hnext = *bucket;
@@ -330,8 +419,7 @@ void sst_cache_release(sst_cache_handle *e)
     sst_cache_handle *dead = NULL;
     pthread_mutex_lock(&s->mu);
     if (--e->refs == 0) {
-        e->hnext = dead;
-        dead = e;
+        retire(s, e, &dead);
     } else if (e->refs == 1 && e->in_cache) {
         lru_append(s, e);
         evict(s, &dead);

@@ -288,6 +288,12 @@ typedef struct sst_cache_handle sst_cache_handle;
 /* sst_cache_handle_new -- a standalone entry with room for len bytes;
  * NULL when out of memory. */
 sst_cache_handle *sst_cache_handle_new(size_t len);
+/* sst_cache_handle_new_for -- the same, for a block about to be inserted
+ * under (file_number, off) in c: reuses memory the cache kept from an
+ * evicted entry when some fits (see block_cache.c, "Spares").  c may be
+ * NULL (then it is sst_cache_handle_new).  Thread-safe. */
+sst_cache_handle *sst_cache_handle_new_for(sst_cache *c, uint64_t file_number,
+                                           uint64_t off, size_t len);
 uint8_t *sst_cache_handle_data(sst_cache_handle *h);
 size_t sst_cache_handle_len(const sst_cache_handle *h);
 /* sst_cache_handle_set_len -- shrink the used length (<= allocated). */

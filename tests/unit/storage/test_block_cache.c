@@ -1,7 +1,7 @@
 /*
  * test_block_cache.c -- sst_cache: lookup/insert, LRU eviction, pinned
- * entries surviving eviction, replacement, capacity limits, memory
- * accounting, and concurrent use with data integrity checks.
+ * entries surviving eviction, replacement, capacity limits, spares,
+ * memory accounting, and concurrent use with data integrity checks.
  */
 // ctest-labels: concurrency
 #include "testutil.h"
@@ -136,7 +136,7 @@ static void test_pinned_survives(void **state)
     sst_cache_release(l);
     sst_cache_release(a); /* freed now: no longer in the cache */
     sst_cache_release(b);
-    /* Replacing an unused entry frees it at once. */
+    /* Replacing an unused entry drops it at once. */
     put(c, 4, 0, 10);
     put(c, 4, 0, 10);
     assert_true(present(c, 4, 0));
@@ -163,6 +163,60 @@ static void test_tiny_capacity(void **state)
     assert_false(present(c, 1, 0));
     put(c, 1, 1, 100);
     assert_true(present(c, 1, 1));
+    sst_cache_free(c);
+    assert_int_equal(alloc_bytes_in_use(), mem0);
+}
+
+/* An entry that leaves the cache is kept as a spare, and the next miss
+ * in its shard whose block fits is made from it: a busy cache neither
+ * allocates nor frees per miss. */
+static void test_spares(void **state)
+{
+    int64_t mem0 = alloc_bytes_in_use();
+    sst_cache *c = NULL;
+    assert_int_equal(sst_cache_new(0, &c), DM_OK); /* every entry leaves on release */
+    sst_cache_handle *h = sst_cache_handle_new_for(c, 9, 4096, 3000);
+    assert_non_null(h);
+    assert_int_equal(sst_cache_handle_len(h), 3000);
+    uint8_t *mem = sst_cache_handle_data(h);
+    fill(h, 9 * 1000003 + 4096);
+    sst_cache_insert(c, 9, 4096, h);
+    sst_cache_release(h); /* evicted: now a spare of its shard */
+    assert_false(present(c, 9, 4096));
+    assert_int_equal(sst_cache_usage(c), 0);
+
+    /* The same key is in the same shard: a block of about the same size
+     * reuses the memory; its length is the new one. */
+    sst_cache_handle *g = sst_cache_handle_new_for(c, 9, 4096, 2900);
+    assert_true(sst_cache_handle_data(g) == mem);
+    assert_int_equal(sst_cache_handle_len(g), 2900);
+    fill(g, 9 * 1000003 + 4096);
+    sst_cache_insert(c, 9, 4096, g);
+    assert_true(present(c, 9, 4096)); /* pinned by g */
+    sst_cache_release(g);
+
+    /* A block much bigger or much smaller than every spare gets its own. */
+    sst_cache_handle *big = sst_cache_handle_new_for(c, 9, 4096, 30000);
+    assert_true(sst_cache_handle_data(big) != mem);
+    sst_cache_release(big); /* standalone: freed */
+    sst_cache_handle *small = sst_cache_handle_new_for(c, 9, 4096, 100);
+    assert_true(sst_cache_handle_data(small) != mem);
+    sst_cache_release(small);
+
+    /* Without a cache it is sst_cache_handle_new. */
+    sst_cache_handle *alone = sst_cache_handle_new_for(NULL, 9, 4096, 10);
+    assert_int_equal(sst_cache_handle_len(alone), 10);
+    sst_cache_release(alone);
+
+    /* Many evictions keep a bounded number of spares; freeing the cache
+     * frees them. */
+    for (uint64_t k = 0; k < 5000; k++) {
+        sst_cache_handle *e = sst_cache_handle_new_for(c, 10, k * 4096, 500 + k % 700);
+        fill(e, 10 * 1000003 + k * 4096);
+        sst_cache_insert(c, 10, k * 4096, e);
+        sst_cache_release(e);
+    }
+    assert_true(alloc_bytes_in_use() - mem0 < 16 * 8 * 2048 + 64 * 1024);
     sst_cache_free(c);
     assert_int_equal(alloc_bytes_in_use(), mem0);
 }
@@ -199,7 +253,10 @@ static void *run(void *arg)
         uint64_t key = file * 1000003 + off;
         sst_cache_handle *h = sst_cache_lookup(w->c, file, off);
         if (!h) {
-            h = sst_cache_handle_new(64 + (size_t)(key % 1500));
+            /* Odd misses are made from the cache's spares, which other
+             * threads' evictions keep refilling. */
+            size_t len = 64 + (size_t)(key % 1500);
+            h = i % 2 ? sst_cache_handle_new_for(w->c, file, off, len) : sst_cache_handle_new(len);
             if (!h) {
                 w->errors++;
                 continue;
@@ -250,6 +307,7 @@ int main(void)
         cmocka_unit_test(test_lru_eviction),
         cmocka_unit_test(test_pinned_survives),
         cmocka_unit_test(test_tiny_capacity),
+        cmocka_unit_test(test_spares),
         cmocka_unit_test(test_oom),
         cmocka_unit_test(test_concurrent),
     };
