@@ -893,7 +893,7 @@ int kv_delete(kv_db *db, const kv_write_options *wo, buf_slice key)
 
 /* ---------------------------------------------------------------- reads */
 
-int kv_version_get(kv_db *db, kv_version *v, buf_slice key, uint64_t seq,
+int kv_version_get(kv_db *db, kv_version *v, sst_pins *pins, buf_slice key, uint64_t seq,
                    buf *value, bool *is_found)
 {
     enum sst_get_result res = SST_NONE;
@@ -904,7 +904,7 @@ int kv_version_get(kv_db *db, kv_version *v, buf_slice key, uint64_t seq,
         if (buf_slice_cmp(key, ikey_user(buf_slice_of(f->smallest.ptr, f->smallest.len))) < 0 ||
             buf_slice_cmp(key, ikey_user(buf_slice_of(f->largest.ptr, f->largest.len))) > 0)
             continue;
-        if ((rc = sst_reader_get(f->reader, key, seq, value, &res)))
+        if ((rc = sst_reader_get_pinned(f->reader, pins, key, seq, value, &res)))
             return rc;
         if (res != SST_NONE) {
             *is_found = res == SST_FOUND;
@@ -934,7 +934,7 @@ int kv_version_get(kv_db *db, kv_version *v, buf_slice key, uint64_t seq,
         kv_file *f = fs[lo];
         if (buf_slice_cmp(key, ikey_user(buf_slice_of(f->smallest.ptr, f->smallest.len))) < 0)
             continue;
-        int grc = sst_reader_get(f->reader, key, seq, value, &res);
+        int grc = sst_reader_get_pinned(f->reader, pins, key, seq, value, &res);
         if (grc) {
             rc = grc;
             break;
@@ -951,7 +951,8 @@ int kv_version_get(kv_db *db, kv_version *v, buf_slice key, uint64_t seq,
 }
 
 /* The value of key in sv as of seq (value cleared first). */
-static int get_in(kv_db *db, kv_super *sv, uint64_t seq, buf_slice key, buf *value)
+static int get_in(kv_db *db, kv_super *sv, sst_pins *pins, uint64_t seq, buf_slice key,
+                  buf *value)
 {
     buf_clear(value);
     buf_slice v;
@@ -963,7 +964,7 @@ static int get_in(kv_db *db, kv_super *sv, uint64_t seq, buf_slice key, buf *val
     if (r == MT_DELETED)
         return DM_ENOTFOUND;
     bool is_found;
-    return kv_version_get(db, sv->version, key, seq, value, &is_found);
+    return kv_version_get(db, sv->version, pins, key, seq, value, &is_found);
 }
 
 int kv_get(kv_db *db, const kv_snapshot *snap, buf_slice key, buf *value)
@@ -977,7 +978,7 @@ int kv_get(kv_db *db, const kv_snapshot *snap, buf_slice key, buf *value)
     kv_super *sv = super_acquire(db, &seq);
     if (snap)
         seq = snap->seq;
-    rc = get_in(db, sv, seq, key, value);
+    rc = get_in(db, sv, NULL, seq, key, value);
     kv_super_unref(sv);
     return rc;
 }
@@ -986,6 +987,7 @@ struct kv_view {
     kv_db *db;
     kv_super *sv;
     uint64_t seq;
+    sst_pins pins; /* the blocks its gets read last */
 };
 
 int kv_view_open(kv_db *db, kv_view **out)
@@ -998,6 +1000,7 @@ int kv_view_open(kv_db *db, kv_view **out)
         return DM_ENOMEM;
     v->db = db;
     v->sv = super_acquire(db, &v->seq);
+    v->pins = (sst_pins)SST_PINS_INIT;
     *out = v;
     return DM_OK;
 }
@@ -1007,13 +1010,14 @@ int kv_view_get(kv_view *v, buf_slice key, buf *value)
     if (!v || !value)
         return DM_EINVAL;
     int rc = check_key(key);
-    return rc ? rc : get_in(v->db, v->sv, v->seq, key, value);
+    return rc ? rc : get_in(v->db, v->sv, &v->pins, v->seq, key, value);
 }
 
 void kv_view_close(kv_view *v)
 {
     if (!v)
         return;
+    sst_pins_release(&v->pins);
     kv_super_unref(v->sv);
     dm_free(v);
 }

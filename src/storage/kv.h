@@ -129,8 +129,11 @@ int kv_get(kv_db *db, const kv_snapshot *snap, buf_slice key, buf *value);
  * files stay alive) until kv_view_close.  kv_view_get is kv_get in it,
  * without the lock kv_get takes on every call to pin the current state:
  * for a burst of reads by one thread (a search reads its candidates'
- * records) that would otherwise contend with every other reader.  Keep a
- * view short-lived: it holds memory and files that compactions replaced.
+ * records) that would otherwise contend with every other reader.  It also
+ * keeps the last 16 cached blocks its gets read referenced, so that gets
+ * near each other (one user's records) reach the shared block cache, and
+ * its locks, once per block.  Keep a view short-lived: it holds memory,
+ * files that compactions replaced and blocks the cache cannot evict.
  * A view is used by one thread at a time; it must be closed before
  * kv_close.  Errors: as kv_get; kv_view_open DM_ENOMEM.
  */

@@ -173,8 +173,9 @@ int kv_super_rebuild(kv_db *db);
 void kv_super_unref(kv_super *sv);
 /* kv_smallest_snapshot -- REQUIRES mu. */
 uint64_t kv_smallest_snapshot(kv_db *db);
-/* kv_version_get -- point lookup through a version's files. */
-int kv_version_get(kv_db *db, kv_version *v, buf_slice key, uint64_t seq,
+/* kv_version_get -- point lookup through a version's files; pins (may be
+ * NULL) as in sst_reader_get_pinned. */
+int kv_version_get(kv_db *db, kv_version *v, sst_pins *pins, buf_slice key, uint64_t seq,
                    buf *value, bool *is_found);
 
 /* ---- compaction.c ---- */

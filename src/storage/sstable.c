@@ -933,7 +933,7 @@ static int decode_compressed(sst_reader *r, size_t bi, const uint8_t *p,
     uint64_t off = r->idx[bi].off;
     if (sst_compressed_len(type, p, len, &ulen, &hdr, &why))
         return corrupt(r, off, why);
-    sst_cache_handle *h = sst_cache_handle_new(ulen);
+    sst_cache_handle *h = sst_cache_handle_new_for(r->cache, r->file_number, off, ulen);
     if (!h)
         return DM_ENOMEM;
     ZSTD_DCtx *z = NULL;
@@ -1048,8 +1048,55 @@ static size_t idx_lower_bound(const sst_reader *r, const sst_target *t)
 
 /* ---------------------------------------------------------- point get */
 
+void sst_pins_release(sst_pins *p)
+{
+    for (unsigned i = 0; i < p->n; i++)
+        sst_cache_release(p->pin[i].h);
+    p->n = p->next = 0;
+}
+
+/* load_block through pins: a pinned block costs no cache lookup; a block
+ * loaded from the cache is pinned (*hout stays NULL: the pins own it). */
+static int load_pinned(sst_reader *r, sst_pins *pins, size_t bi, sst_block *blk,
+                       sst_cache_handle **hout)
+{
+    if (!pins || !r->cache)
+        return load_block(r, bi, blk, hout);
+    uint64_t off = r->idx[bi].off;
+    for (unsigned i = 0; i < pins->n; i++) {
+        const struct sst_pin *p = &pins->pin[i];
+        if (p->off == off && p->file == r->file_number) {
+            const char *why = NULL;
+            sst_block_parse(sst_cache_handle_data(p->h), sst_cache_handle_len(p->h), false,
+                            blk, &why); /* checked when it was loaded */
+            *hout = NULL;
+            return DM_OK;
+        }
+    }
+    int rc = load_block(r, bi, blk, hout);
+    if (rc || !*hout)
+        return rc; /* an error, or the bytes are in the mapping */
+    unsigned slot = pins->n;
+    if (slot == SST_PINS) {
+        slot = pins->next;
+        pins->next = (pins->next + 1) % SST_PINS;
+        sst_cache_release(pins->pin[slot].h);
+    } else {
+        pins->n++;
+    }
+    pins->pin[slot] = (struct sst_pin){ r->file_number, off, *hout };
+    *hout = NULL;
+    return DM_OK;
+}
+
 int sst_reader_get(sst_reader *r, buf_slice user_key, uint64_t snap_seq,
                    buf *value, enum sst_get_result *result)
+{
+    return sst_reader_get_pinned(r, NULL, user_key, snap_seq, value, result);
+}
+
+int sst_reader_get_pinned(sst_reader *r, sst_pins *pins, buf_slice user_key,
+                          uint64_t snap_seq, buf *value, enum sst_get_result *result)
 {
     *result = SST_NONE;
     buf_clear(value);
@@ -1073,7 +1120,7 @@ int sst_reader_get(sst_reader *r, buf_slice user_key, uint64_t snap_seq,
         buf_slice k, v;
         const char *why = NULL;
         uint32_t bad_off = 0;
-        if ((rc = load_block(r, bi, &blk, &h)))
+        if ((rc = load_pinned(r, pins, bi, &blk, &h)))
             break;
         int found = sst_block_seek(&blk, &t, &kb, &k, &v, &why, &bad_off);
         if (found == 1) {

@@ -104,6 +104,34 @@ enum sst_get_result { SST_NONE = 0, SST_FOUND = 1, SST_DELETED = 2 };
 int sst_reader_get(sst_reader *r, buf_slice user_key, uint64_t snap_seq,
                    buf *value, enum sst_get_result *result);
 
+/*
+ * sst_pins -- cached blocks that one thread keeps referenced across point
+ * lookups, so that a burst of gets within a few blocks (a search reading
+ * one user's records) goes to the shared block cache, and takes its
+ * locks, once per block instead of once per get.  Up to SST_PINS blocks,
+ * the oldest let go first.  Start zeroed (SST_PINS_INIT); one owner, no
+ * locking; sst_pins_release drops every block (the pins can be reused
+ * after).  Pins keep blocks out of eviction, so hold them briefly.
+ */
+#define SST_PINS 16
+struct sst_cache_handle;
+typedef struct sst_pins {
+    struct sst_pin {
+        uint64_t file, off;
+        struct sst_cache_handle *h;
+    } pin[SST_PINS];
+    unsigned n, next; /* pins in use; the slot to let go of next when full */
+} sst_pins;
+#define SST_PINS_INIT { .n = 0 }
+void sst_pins_release(sst_pins *p);
+
+/*
+ * sst_reader_get_pinned -- sst_reader_get, looking in *pins first and
+ * keeping the blocks it loads from the cache there.  pins may be NULL.
+ */
+int sst_reader_get_pinned(sst_reader *r, sst_pins *pins, buf_slice user_key,
+                          uint64_t snap_seq, buf *value, enum sst_get_result *result);
+
 /* sst_iter_new -- internal-key iterator over the table; holds a reference
  * on the reader until freed.  NULL when out of memory. */
 iter *sst_iter_new(sst_reader *r);

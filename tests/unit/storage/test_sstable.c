@@ -1158,12 +1158,19 @@ static void *get_worker(void *arg)
     tu_rng_seed(&r, t->seed);
     buf val;
     buf_init(&val);
+    sst_pins pins = SST_PINS_INIT;
     for (int i = 0; i < 20000; i++) {
         size_t j = tu_randn(&r, t->m->n);
         buf_slice u = ikey_user(mkey(t->m, j));
         uint64_t snap = tu_randn(&r, 2) ? UINT64_MAX : ikey_seq(mkey(t->m, j));
         enum sst_get_result res;
-        if (sst_reader_get(t->r, u, snap, &val, &res) != DM_OK) {
+        /* Odd workers keep blocks pinned between gets, letting go of them
+         * every 50 gets. */
+        int rc = t->seed % 2 ? sst_reader_get_pinned(t->r, &pins, u, snap, &val, &res)
+                             : sst_reader_get(t->r, u, snap, &val, &res);
+        if (i % 50 == 49)
+            sst_pins_release(&pins);
+        if (rc != DM_OK) {
             t->errors++;
             continue;
         }
@@ -1185,6 +1192,7 @@ static void *get_worker(void *arg)
             iter_free(it);
         }
     }
+    sst_pins_release(&pins);
     buf_fini(&val);
     return NULL;
 }
@@ -1220,6 +1228,59 @@ static void test_concurrent_gets(void **state)
         assert_true(sst_cache_usage(c) <= (32 << 10) + 16 * 8192);
         sst_cache_free(c);
     }
+    model_free(&m);
+}
+
+/* Gets through pins answer as plain gets do, pin at most SST_PINS
+ * blocks, and let go of them all on release. */
+static void test_pinned_gets(void **state)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/pins.sst", dir);
+    genspec g = { 20, 100, 0, 20, 10 };
+    model m = gen_model(7, 5000, &g);
+    sst_options o = sst_options_default();
+    o.compression = SST_COMP_LZ4;
+    sst_info info;
+    build_table(path, &m, &o, &info);
+    sst_info_fini(&info);
+    sst_cache *c = NULL;
+    assert_int_equal(sst_cache_new(64 << 10, &c), DM_OK);
+    sst_reader *r = NULL;
+    assert_int_equal(sst_reader_open(vfs_posix(), path, next_file_number++, c, &r), DM_OK);
+    sst_pins pins = SST_PINS_INIT;
+    buf a, b;
+    buf_init(&a);
+    buf_init(&b);
+    tu_rng rng;
+    tu_rng_seed(&rng, 11);
+    for (int i = 0; i < 20000; i++) {
+        /* Runs of gets near each other, then a jump. */
+        size_t j = i % 40 < 30 ? (size_t)(i / 40 * 97 + tu_randn(&rng, 60)) % m.n
+                               : tu_randn(&rng, m.n);
+        buf_slice u = ikey_user(mkey(&m, j));
+        enum sst_get_result ra, rb;
+        assert_int_equal(sst_reader_get_pinned(r, &pins, u, UINT64_MAX, &a, &ra), DM_OK);
+        assert_int_equal(sst_reader_get(r, u, UINT64_MAX, &b, &rb), DM_OK);
+        assert_int_equal(ra, rb);
+        assert_slice_eq(buf_slice_of(a.ptr, a.len), buf_slice_of(b.ptr, b.len));
+        assert_true(pins.n <= SST_PINS);
+        if (i == 10000) {
+            /* Pinned blocks cannot be evicted: usage stays above what the
+             * pins hold; once released, the cache can shrink again. */
+            assert_int_equal(pins.n, SST_PINS);
+            assert_true(sst_cache_usage(c) >= SST_PINS * 1024);
+            sst_pins_release(&pins);
+            assert_int_equal(pins.n, 0);
+        }
+    }
+    sst_pins_release(&pins);
+    sst_pins_release(&pins); /* twice is harmless */
+    buf_fini(&a);
+    buf_fini(&b);
+    sst_reader_unref(r);
+    assert_true(sst_cache_usage(c) <= (64 << 10));
+    sst_cache_free(c);
     model_free(&m);
 }
 
@@ -1370,6 +1431,7 @@ int main(void)
         cmocka_unit_test(test_corruption_zstd_pread_cache),
         cmocka_unit_test(test_corruption_none_pread),
         cmocka_unit_test(test_concurrent_gets),
+        cmocka_unit_test(test_pinned_gets),
         cmocka_unit_test(test_out_of_memory),
         cmocka_unit_test(test_io_errors),
     };
