@@ -1429,6 +1429,15 @@ static int recover(kv_db *db)
                              c.damage_off, c.damage_reason);
             goto fail;
         }
+        if (ws.records == 0 && ws.damaged == 0 && ws.tail_bytes == 0 && ws.valid_end > 0) {
+            /* A log that held nothing (its session only read) goes now:
+             * kept, every open would add one more for every later open
+             * to replay.  A log with damage or a torn tail stays. */
+            if ((rc = db->vfs->unlink(db->vfs, path)) && rc != DM_ENOTFOUND)
+                goto fail;
+            rc = DM_OK;
+            continue;
+        }
         if ((rc = live_wal_add(db, wals[i])))
             goto fail;
     }

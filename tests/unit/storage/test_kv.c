@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "os/vfs.h"
 #include "storage/kv.h"
 
 static buf_slice S(const char *s)
@@ -73,6 +74,48 @@ static void test_basic(void **state)
     assert_true(st.recovered_records >= 5);
     assert_int_equal(st.recovery_damaged, 0);
     assert_int_equal(kv_close(db), DM_OK);
+    tu_rmrf(dir);
+}
+
+static size_t count_wals(const char *dir)
+{
+    char **names = NULL;
+    size_t n = 0, wals = 0;
+    vfs *v = vfs_posix();
+    assert_int_equal(v->list(v, dir, &names, &n), DM_OK);
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(names[i]);
+        wals += l > 4 && !strcmp(names[i] + l - 4, ".wal");
+    }
+    vfs_list_free(names, n);
+    return wals;
+}
+
+/* Opening and closing without writing leaves one log, not one more per
+ * open; a log that holds records is kept until they are flushed. */
+static void test_reopen_no_log_pileup(void **state)
+{
+    (void)state;
+    const char *dir = tu_tmpdir("kv_logs");
+    kv_options o = small_opts();
+    kv_db *db;
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(kv_open(dir, &o, &db), DM_OK);
+        assert_int_equal(kv_close(db), DM_OK);
+    }
+    assert_int_equal(count_wals(dir), 1);
+    assert_int_equal(kv_open(dir, &o, &db), DM_OK);
+    assert_int_equal(kv_put(db, NULL, S("k"), S("v")), DM_OK);
+    assert_int_equal(kv_close(db), DM_OK);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(kv_open(dir, &o, &db), DM_OK);
+        expect_get(db, NULL, "k", "v");
+        assert_int_equal(kv_close(db), DM_OK);
+    }
+    assert_int_equal(kv_open(dir, &o, &db), DM_OK);
+    expect_get(db, NULL, "k", "v");
+    assert_int_equal(kv_close(db), DM_OK);
+    assert_true(count_wals(dir) <= 2);
     tu_rmrf(dir);
 }
 
@@ -360,6 +403,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_basic),
+        cmocka_unit_test(test_reopen_no_log_pileup),
         cmocka_unit_test(test_args),
         cmocka_unit_test(test_batch_and_snapshot),
         cmocka_unit_test(test_view),
