@@ -1,0 +1,5414 @@
+/*
+ * extract.c -- the built-in extractor: facts, events, entities and
+ * relations from one conversation turn (see extract.h).
+ *
+ * Approach.  No regular expressions and no model: the turn is cut into
+ * tokens once (words, numbers, punctuation; contractions are split and
+ * expanded, so "I'm" is "I" "am" and "don't" is "do" "not"), every word is
+ * looked up once in a sorted lexicon (lexicon.c) that gives its word classes
+ * and, for verbs, lemma and form.  Sentences end at . ! ? ; and line breaks.
+ * In each sentence:
+ *   1. marks: a question (ends with '?', or opens with an auxiliary or a
+ *      question word followed by a subject) yields no facts and no events;
+ *      tokens after "if"/"unless"/"suppose" are hypothetical; tokens after a
+ *      verb of saying or thinking whose subject is not the speaker ("my mom
+ *      thinks ...", "she said ...") are reported speech; after the speaker's
+ *      own "I think"/"I guess" they are hedged (lower confidence), after "I
+ *      wish"/"I hope I"/"I don't think" they are not facts; a "when/while/
+ *      before/after/until ..." clause up to its comma describes an event's
+ *      circumstances and gives events but no facts ("When I turned ten,
+ *      ..." is no age).  A sentence opening with "Actually", "Correction",
+ *      "Sorry," or "I mean" makes its asserted facts corrections.
+ *   2. noun-phrase patterns anchored on a possessive: "my name is X", "my
+ *      birthday is X", "my sister Ann", "my dog Max", "my favorite food is
+ *      X", "X is my favorite", "my hobby is X", "my goal is to X", "my
+ *      hometown is X", "call me X", the fragments "Name's X", "Born and
+ *      raised in X", "Not Austin, Dallas" (after a location in the turn),
+ *      "As a trans woman, I ..."; and organisation patterns: "Acme is a
+ *      healthcare company", "Acme Corp is in the healthcare space", "Acme's
+ *      office is in Boston", "Initech, a software company".
+ *   3. frames: a subject (I, we, a named person, the speaker's own name, a
+ *      resolved he/she; for assistant turns "you") followed by a verb group
+ *      parsed by hand (adverbs, negation, auxiliaries, modals, "going to",
+ *      "used to", tense and aspect), dispatched on the main verb's lemma to a
+ *      matcher that reads the complement ("live" + "in" + place, "work" +
+ *      "at" + organisation / "as" + title / "in" + industry, ...).  A frame
+ *      is refused when its subject lies in a hypothetical or reported
+ *      stretch or its verb group has a modal (would, could, might, should,
+ *      may, must, 'd).  Coordinated verb groups ("I live in Austin and work
+ *      at Acme") reuse the subject.
+ *   4. events from frames whose verb is an activity, milestone or social
+ *      verb in the past or present perfect, and plans from future frames;
+ *      the time is timex_parse (src/retrieve/timex.h) over the sentence.
+ *   5. entities: those named by facts and relations, then capitalised
+ *      spans typed by the gazetteer, organisation suffixes, well-known
+ *      organisation and first-name lists and the preposition before them.
+ *
+ * Confidence scale (after it, assistant turns multiply by 0.45, so what
+ * an assistant says about the user stays below 0.5; hedged statements lose
+ * 0.2; "we" and a person resolved from "he"/"she" multiply by 0.9):
+ *   0.9  explicit first-person statement, present or present perfect, with
+ *        a value the lexicon or the gazetteer confirms ("I live in Austin",
+ *        "my name is Ali", "I work at Acme Corp", "I'm a nurse").
+ *   0.8  explicit, but an open value (a free noun phrase: "I love sushi"),
+ *        a statement about a named third person ("my sister Ann lives in
+ *        Boston"), a subject "we", or a weaker pattern ("I joined Acme").
+ *   0.7  indirect: "used to" as a negation, a state implied by an event
+ *        ("I got a dog"), an ambiguous place name, a likely-creative title.
+ *   0.6  inferred or unsure: an unknown capitalised place after "live in" /
+ *        "moved to" (location.city), "I'm X" for a name not in the list.
+ *   0.4  (0.9 x 0.45) an assistant restating the user.
+ *
+ * Value conventions.  Values are trimmed text of the turn, without leading
+ * articles, possessives or determiners; proper nouns keep their spelling,
+ * common nouns stay as the user wrote them (normally lowercase).
+ *   name          the capitalised name ("Ali", "Ali Khan").
+ *   age           decimal digits ("34"); only 1..120.
+ *   birthday      "March 3" (month name, day); "March 3, 1990" with a year;
+ *                 "May" when only the month is given.
+ *   gender        "female", "male", "non-binary", "transgender woman",
+ *                 "transgender man", "transgender"; only when stated.
+ *   location.*    the place as written; the slot from the gazetteer (a
+ *                 country, a first-level region, else a city).  "Austin,
+ *                 Texas" gives both the city and the region.
+ *   pet           "Max (dog)" when named (the animal word singular and
+ *                 lowercase, as written: "Max (golden retriever)"), else the
+ *                 species ("dog", "cat"; a puppy is a dog, a kitten a cat).
+ *   diet          "vegan", "vegetarian", "keto", ...; "I don't eat meat
+ *                 (anymore)" is diet "meat" NEGATED, as extract.h shows --
+ *                 no vegetarian is inferred.
+ *   hobby         the activity: the object of "play" ("guitar", "tennis"),
+ *                 of "do" ("yoga"), of "into" ("rock climbing"), of "go"
+ *                 ("hiking"), or the gerund of an activity verb ("I paint"
+ *                 -> "painting"); "I love X" is a like, not a hobby, unless
+ *                 the sentence says "in my free/spare time".
+ *   goal, plan    the verb phrase in base form, without the time ("run a
+ *                 marathon", "visit Japan", "move to Denver").
+ *   education     the field of study ("nursing", "computer science"), or
+ *                 the degree when no field is given ("PhD").
+ *   allergy       the allergen as written ("peanuts", "peanut").
+ *   health        the condition ("asthma", "broken leg", "sprained ankle").
+ *   family.<rel>  the relative's name; only named relatives give a fact.
+ *   relationship  "married", "single", "engaged", "divorced", "widowed",
+ *                 "separated", "in a relationship".
+ *   skill         the ability as written ("swim", "play the piano").
+ * Dislikes: "I don't like X", "I'm not a fan of X" give preference.dislikes
+ * X (asserted); "I no longer like X" gives preference.likes X NEGATED.
+ * Relations use the fact's subject and value: location.* -> lives_in,
+ * origin -> from, work.employer -> works_at, education.school ->
+ * studied_at, family.spouse -> married_to, family.partner -> partner_of,
+ * family.friend -> friend_of, other family -> family.<rel>, pet ->
+ * has_pet (the name, else the species), likes/dislikes; negated facts
+ * give none.  Pets' names are CONCEPT entities.  Entity names are as
+ * written; ex_name_key (an addition to extract.h) gives the key under which
+ * "Acme" and "Acme Corp" are one organisation, and within a turn a short
+ * form is replaced by the longer one already seen.  Events: "what" is the
+ * verb phrase as written ("went to a support group"), plans in base form;
+ * "who" are the named people of the clause; a plan said with a bare
+ * weekday or month that timex reads as past ("on Saturday", "in July") is
+ * moved to the next one.
+ *
+ * Limits.  English only; no parser, so long-distance structure, nested
+ * clauses and coreference beyond one he/she are missed; values are cut at
+ * the first preposition or conjunction; an unknown capitalised word is an
+ * entity only when a pattern types it.  Past states ("I lived in Paris")
+ * give no fact; "used to" gives a negated one.  "I'm learning Japanese" is
+ * not a language fact; unnamed relatives ("my mom lives in Florida") give
+ * no fact, having no name to be the subject; nothing is inferred across
+ * slots (no region from a city, no "married" from "my wife").  Opinions
+ * about a particular thing ("I love the yellow leaves") are likes at 0.6.
+ *
+ * Invariants: output strings are NUL-terminated copies owned by the
+ * result; spans lie inside the input; confidences are in (0, 1); the same
+ * input always gives the same output.  Locking: none; no global mutable
+ * state (the lexicon is constant, the gazetteer initialises itself once).
+ */
+#include "cognitive/extract.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "base/alloc.h"
+#include "base/err.h"
+#include "cognitive/gazetteer.h"
+#include "cognitive/lexicon.h"
+#include "deltamemory.h"
+#include "retrieve/timex.h"
+
+#define DAY_US INT64_C(86400000000)
+#define ASSIST_MUL 0.45f
+#define MAX_VALUE_TOKS 8 /* an open noun phrase longer than this is prose */
+#define MAX_PEOPLE 16
+#define MAX_ORGS 8
+
+/* ---- slots ------------------------------------------------------------ */
+
+static const char *const SLOTS_SINGLE[] = {EX_SLOTS_SINGLE};
+static const char *const SLOTS_MULTI[] = {EX_SLOTS_MULTI};
+static const char *const FAMILY_REL[] = {EX_FAMILY_RELATIONS};
+#define N_FAMILY (sizeof FAMILY_REL / sizeof FAMILY_REL[0])
+
+static int family_index(const char *rel)
+{
+    for (size_t i = 0; i < N_FAMILY; i++)
+        if (strcmp(FAMILY_REL[i], rel) == 0)
+            return (int)i;
+    return -1;
+}
+
+bool ex_slot_known(const char *slot)
+{
+    if (!slot)
+        return false;
+    for (size_t i = 0; i < sizeof SLOTS_SINGLE / sizeof *SLOTS_SINGLE; i++)
+        if (strcmp(slot, SLOTS_SINGLE[i]) == 0)
+            return true;
+    for (size_t i = 0; i < sizeof SLOTS_MULTI / sizeof *SLOTS_MULTI; i++)
+        if (strcmp(slot, SLOTS_MULTI[i]) == 0)
+            return true;
+    return strncmp(slot, "family.", 7) == 0 && family_index(slot + 7) >= 0;
+}
+
+bool ex_slot_single(const char *slot)
+{
+    if (!slot)
+        return false;
+    for (size_t i = 0; i < sizeof SLOTS_SINGLE / sizeof *SLOTS_SINGLE; i++)
+        if (strcmp(slot, SLOTS_SINGLE[i]) == 0)
+            return true;
+    return strcmp(slot, "family.spouse") == 0 ||
+           strcmp(slot, "family.partner") == 0;
+}
+
+/* ---- name keys --------------------------------------------------------- */
+
+static bool is_corp_suffix(const char *w, size_t n)
+{
+    static const char *const SUF[] = {
+        "corp", "corporation", "inc", "incorporated", "llc", "ltd",
+        "limited", "co", "company", "plc", "gmbh", "group", "holdings"};
+    for (size_t i = 0; i < sizeof SUF / sizeof *SUF; i++)
+        if (strlen(SUF[i]) == n && memcmp(SUF[i], w, n) == 0)
+            return true;
+    return false;
+}
+
+size_t ex_name_key(const char *name, size_t len, char *out, size_t cap)
+{
+    if (!out || cap == 0)
+        return 0;
+    out[0] = 0;
+    if (!name)
+        return 0;
+    /* Words of letters and digits, lowercased, one space apart. */
+    size_t k = 0;
+    size_t word_start[32];
+    size_t n_words = 0;
+    for (size_t i = 0; i < len;) {
+        unsigned char c = (unsigned char)name[i];
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                     (c >= '0' && c <= '9') || c >= 0x80;
+        if (!alnum) {
+            i++;
+            continue;
+        }
+        if (k > 0 && k + 1 < cap)
+            out[k++] = ' ';
+        if (n_words < 32)
+            word_start[n_words++] = k;
+        while (i < len) {
+            c = (unsigned char)name[i];
+            alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                    (c >= '0' && c <= '9') || c >= 0x80;
+            if (!alnum && !(c == '\'' && i + 1 < len && name[i + 1] != ' '))
+                break;
+            if (c != '\'' && k + 1 < cap)
+                out[k++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+            i++;
+        }
+    }
+    out[k] = 0;
+    /* Drop a leading "the" and trailing legal-form words, but never the
+     * last word: "The Company" stays "company". */
+    if (n_words > 1 && k >= 4 && memcmp(out, "the ", 4) == 0) {
+        memmove(out, out + 4, k - 4 + 1);
+        k -= 4;
+        for (size_t w = 1; w < n_words; w++)
+            word_start[w - 1] = word_start[w] - 4;
+        n_words--;
+    }
+    while (n_words > 1) {
+        size_t ws = word_start[n_words - 1];
+        if (!is_corp_suffix(out + ws, k - ws))
+            break;
+        k = ws - 1;
+        out[k] = 0;
+        n_words--;
+    }
+    return k;
+}
+
+/* ---- tokens ------------------------------------------------------------ */
+
+enum { T_WORD = 1, T_NUM, T_PUNCT };
+
+#define TF_CAP 0x01   /* Titlecase ("Austin", "I") */
+#define TF_UPPER 0x02 /* two or more letters, all capitals ("NYC") */
+#define TF_FIRST 0x04 /* first word of its sentence */
+#define TF_NL 0x08    /* a line break precedes it */
+#define TF_ORD 0x10   /* a number with an ordinal suffix ("3rd") */
+#define TF_SYN 0x20   /* half of a split contraction */
+
+/* Marks set per sentence. */
+#define TM_HYPO 0x01     /* inside a conditional */
+#define TM_REPORTED 0x02 /* inside someone else's words or thoughts */
+#define TM_HEDGE 0x04    /* after the speaker's "I think" */
+#define TM_WISH 0x10     /* after "I wish" / "I hope": not a fact */
+#define TM_SUBCL 0x20    /* in a "when/while/before ..." clause: an event's
+                            circumstances, not a current fact */
+
+typedef struct tok {
+    uint32_t off, len;   /* bytes of the text */
+    const lx_entry *lx;  /* lexicon entry of w, or NULL */
+    int32_t num;         /* T_NUM: the value (-1 when too large) */
+    uint8_t type, flags, mark;
+    char p;              /* T_PUNCT: the character, ASCII-folded */
+    char w[24];          /* T_WORD: lowercase (ASCII folding only) */
+} tok;
+
+typedef struct tokbuf {
+    tok *t;
+    size_t n, cap;
+    tok local[192];
+    int err;
+} tokbuf;
+
+static tok *tb_push(tokbuf *b)
+{
+    if (b->err)
+        return NULL;
+    if (b->n == b->cap) {
+        size_t ncap = b->cap * 2;
+        tok *nt;
+        if (b->t == b->local) {
+            nt = dm_malloc(ncap * sizeof *nt);
+            if (nt)
+                memcpy(nt, b->t, b->n * sizeof *nt);
+        } else {
+            nt = dm_realloc(b->t, ncap * sizeof *nt);
+        }
+        if (!nt) {
+            b->err = DM_ENOMEM;
+            return NULL;
+        }
+        b->t = nt;
+        b->cap = ncap;
+    }
+    tok *t = &b->t[b->n++];
+    memset(t, 0, sizeof *t);
+    return t;
+}
+
+/* utf8_cp -- the code point at s[i] (the text is valid UTF-8) and its
+ * length in *n. */
+static uint32_t utf8_cp(const unsigned char *s, size_t i, size_t len, int *n)
+{
+    unsigned char c = s[i];
+    if (c < 0x80) {
+        *n = 1;
+        return c;
+    }
+    if ((c & 0xE0) == 0xC0 && i + 1 < len) {
+        *n = 2;
+        return ((uint32_t)(c & 0x1F) << 6) | (s[i + 1] & 0x3F);
+    }
+    if ((c & 0xF0) == 0xE0 && i + 2 < len) {
+        *n = 3;
+        return ((uint32_t)(c & 0x0F) << 12) | ((uint32_t)(s[i + 1] & 0x3F) << 6) |
+               (s[i + 2] & 0x3F);
+    }
+    if (i + 3 < len) {
+        *n = 4;
+        return ((uint32_t)(c & 0x07) << 18) | ((uint32_t)(s[i + 1] & 0x3F) << 12) |
+               ((uint32_t)(s[i + 2] & 0x3F) << 6) | (s[i + 3] & 0x3F);
+    }
+    *n = 1;
+    return 0xFFFD;
+}
+
+/* Letters of other scripts and accented Latin count as word characters;
+ * general punctuation, symbols and emoji separate words. */
+static bool cp_letter(uint32_t cp)
+{
+    if (cp < 0x80)
+        return (cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z');
+    if (cp == 0xD7 || cp == 0xF7)
+        return false;
+    return (cp >= 0xC0 && cp <= 0x24F) || (cp >= 0x370 && cp <= 0x6FF) ||
+           (cp >= 0x900 && cp <= 0xEFF) || (cp >= 0x1E00 && cp <= 0x1FFF) ||
+           (cp >= 0x3040 && cp <= 0x30FF) || (cp >= 0x4E00 && cp <= 0x9FFF) ||
+           (cp >= 0xAC00 && cp <= 0xD7AF);
+}
+
+static bool is_apos(const unsigned char *s, size_t i, size_t len, int *n)
+{
+    if (s[i] == '\'') {
+        *n = 1;
+        return true;
+    }
+    if (i + 2 < len && s[i] == 0xE2 && s[i + 1] == 0x80 && s[i + 2] == 0x99) {
+        *n = 3;
+        return true;
+    }
+    return false;
+}
+
+static bool ascii_alpha(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static void set_word(tok *t, const char *text, uint32_t off, uint32_t len,
+                     const char *norm)
+{
+    t->type = T_WORD;
+    t->off = off;
+    t->len = len;
+    size_t k = 0;
+    if (norm) {
+        k = strlen(norm);
+        memcpy(t->w, norm, k + 1);
+    } else {
+        bool upper = len >= 2, lower_seen = false;
+        for (uint32_t i = 0; i < len && k + 1 < sizeof t->w; i++) {
+            unsigned char c = (unsigned char)text[off + i];
+            if (c >= 'A' && c <= 'Z')
+                c = (unsigned char)(c + 32);
+            else if (c >= 'a' && c <= 'z')
+                lower_seen = true;
+            t->w[k++] = (char)c;
+        }
+        t->w[k] = 0;
+        if (len >= sizeof t->w)
+            t->w[0] = 0; /* too long to be a lexicon word: never matches */
+        unsigned char c0 = (unsigned char)text[off];
+        bool cap0 = (c0 >= 'A' && c0 <= 'Z') ||
+                    (c0 == 0xC3 && len > 1 &&
+                     (unsigned char)text[off + 1] >= 0x80 &&
+                     (unsigned char)text[off + 1] <= 0x9E &&
+                     (unsigned char)text[off + 1] != 0x97);
+        if (cap0)
+            t->flags |= TF_CAP;
+        if (upper && !lower_seen && cap0) {
+            size_t letters = 0;
+            for (uint32_t i = 0; i < len; i++)
+                letters += ascii_alpha((unsigned char)text[off + i]);
+            if (letters >= 2)
+                t->flags |= TF_UPPER;
+        }
+    }
+    t->lx = t->w[0] ? lx_find(t->w, strlen(t->w)) : NULL;
+}
+
+/* Fused informal forms ("dont", "im", "gonna") split like contractions:
+ * the first part keeps the leading bytes. */
+static const struct fused {
+    const char *w;
+    uint8_t cut; /* bytes of the first part */
+    const char *a, *b;
+} FUSED[] = {
+    {"arent", 3, "are", "not"},     {"cannot", 3, "can", "not"},
+    {"cant", 2, "can", "not"},      {"couldnt", 5, "could", "not"},
+    {"didnt", 3, "did", "not"},     {"doesnt", 4, "does", "not"},
+    {"dont", 2, "do", "not"},       {"gonna", 3, "going", "to"},
+    {"hadnt", 3, "had", "not"},     {"hasnt", 3, "has", "not"},
+    {"havent", 4, "have", "not"},   {"im", 1, "i", "am"},
+    {"isnt", 2, "is", "not"},       {"ive", 1, "i", "have"},
+    {"shouldnt", 6, "should", "not"}, {"wanna", 3, "want", "to"},
+    {"wasnt", 3, "was", "not"},     {"werent", 4, "were", "not"},
+    {"wouldnt", 5, "would", "not"}, {"youre", 3, "you", "are"},
+};
+
+static void push_word(tokbuf *b, const char *text, uint32_t off, uint32_t len,
+                      uint8_t pre_flags)
+{
+    tok *t = tb_push(b);
+    if (!t)
+        return;
+    t->flags = pre_flags;
+    set_word(t, text, off, len, NULL);
+    if (len > 8 || t->lx)
+        return; /* the fused forms are short and not lexicon words */
+    for (size_t i = 0; i < sizeof FUSED / sizeof *FUSED; i++) {
+        if (strcmp(t->w, FUSED[i].w) != 0)
+            continue;
+        uint8_t cap = t->flags & TF_CAP;
+        set_word(t, text, off, FUSED[i].cut, FUSED[i].a);
+        t->flags = (uint8_t)(pre_flags | cap | TF_SYN);
+        tok *u = tb_push(b);
+        if (!u)
+            return;
+        set_word(u, text, off + FUSED[i].cut, len - FUSED[i].cut, FUSED[i].b);
+        u->flags = TF_SYN;
+        return;
+    }
+}
+
+/* tokenize -- the whole text into b. */
+static void tokenize(tokbuf *b, const char *text, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    size_t i = 0;
+    uint8_t pre = 0; /* flags for the next token */
+    while (i < len && !b->err) {
+        unsigned char c = s[i];
+        int n = 1;
+        uint32_t cp = utf8_cp(s, i, len, &n);
+        if (c == '\n' || c == '\r') {
+            pre |= TF_NL;
+            i++;
+            continue;
+        }
+        if (c == ' ' || c == '\t' || c < 0x20 || cp == 0xA0) {
+            i += (size_t)n;
+            continue;
+        }
+        if (cp_letter(cp) || (c >= '0' && c <= '9')) {
+            size_t j = i;
+            bool digits = c >= '0' && c <= '9';
+            bool all_digits = digits;
+            while (j < len) {
+                int m = 1;
+                uint32_t q = utf8_cp(s, j, len, &m);
+                if (cp_letter(q) || (q >= '0' && q <= '9')) {
+                    if (!(q >= '0' && q <= '9')) {
+                        /* "3rd": the number stops before its suffix. */
+                        if (all_digits && j + 1 < len && ascii_alpha(s[j + 1]) &&
+                            (j + 2 >= len || !ascii_alpha(s[j + 2]))) {
+                            char a0 = (char)(s[j] | 0x20);
+                            char a1 = (char)(s[j + 1] | 0x20);
+                            if ((a0 == 's' && a1 == 't') || (a0 == 'n' && a1 == 'd') ||
+                                (a0 == 'r' && a1 == 'd') || (a0 == 't' && a1 == 'h'))
+                                break;
+                        }
+                        all_digits = false;
+                    }
+                    j += (size_t)m;
+                    continue;
+                }
+                /* Hyphens and dots inside a word ("gluten-free", "U.S.",
+                 * "3.5"), commas inside a number ("1,000"). */
+                if ((q == '-' || q == '.') && j + 1 < len &&
+                    (ascii_alpha(s[j + 1]) || (s[j + 1] >= '0' && s[j + 1] <= '9') ||
+                     s[j + 1] >= 0xC0)) {
+                    if (q == '.' && !all_digits) {
+                        /* "U.S." and "e.g": a dot after a single letter. */
+                        size_t seg = j;
+                        while (seg > i && s[seg - 1] != '.')
+                            seg--;
+                        if (j - seg != 1)
+                            break;
+                    }
+                    j++;
+                    continue;
+                }
+                if (q == ',' && all_digits && j + 1 < len &&
+                    s[j + 1] >= '0' && s[j + 1] <= '9') {
+                    j++;
+                    continue;
+                }
+                int an = 0;
+                if (is_apos(s, j, len, &an) && j + (size_t)an < len &&
+                    ascii_alpha(s[j + (size_t)an]) && !all_digits) {
+                    /* A contraction suffix splits the word; any other
+                     * apostrophe ("O'Brien") stays inside it. */
+                    size_t k = j + (size_t)an, e = k;
+                    while (e < len && ascii_alpha(s[e]))
+                        e++;
+                    char suf[4] = {0};
+                    size_t sl = e - k;
+                    if (sl <= 2)
+                        for (size_t q2 = 0; q2 < sl; q2++)
+                            suf[q2] = (char)(s[k + q2] | 0x20);
+                    bool nt = sl == 1 && suf[0] == 't' && j > i &&
+                              (s[j - 1] | 0x20) == 'n';
+                    bool other = sl >= 1 && sl <= 2 &&
+                                 (!strcmp(suf, "m") || !strcmp(suf, "re") ||
+                                  !strcmp(suf, "ve") || !strcmp(suf, "ll") ||
+                                  !strcmp(suf, "d") || !strcmp(suf, "s"));
+                    if (nt) {
+                        /* "don't" = "do" + "n't" ("can't", "won't"). */
+                        size_t stem = j - 1 - i;
+                        char w0[8] = {0};
+                        for (size_t q2 = 0; q2 < stem && q2 < 7; q2++)
+                            w0[q2] = (char)(s[i + q2] | 0x20);
+                        const char *fix = !strcmp(w0, "ca")    ? "can"
+                                          : !strcmp(w0, "wo")  ? "will"
+                                          : !strcmp(w0, "ai")  ? "is"
+                                          : !strcmp(w0, "sha") ? "shall"
+                                                               : NULL;
+                        if (stem > 0) {
+                            tok *t = tb_push(b);
+                            if (!t)
+                                return;
+                            t->flags = pre;
+                            set_word(t, text, (uint32_t)i, (uint32_t)stem, NULL);
+                            if (fix) {
+                                uint8_t fl = t->flags;
+                                set_word(t, text, (uint32_t)i, (uint32_t)stem, fix);
+                                t->flags = fl;
+                            }
+                            pre = 0;
+                        }
+                        tok *u = tb_push(b);
+                        if (!u)
+                            return;
+                        set_word(u, text, (uint32_t)(j - 1), (uint32_t)(e - j + 1), "not");
+                        u->flags = TF_SYN;
+                        i = e;
+                        goto next;
+                    }
+                    if (other) {
+                        push_word(b, text, (uint32_t)i, (uint32_t)(j - i), pre);
+                        pre = 0;
+                        tok *u = tb_push(b);
+                        if (!u)
+                            return;
+                        const char *nw = !strcmp(suf, "m")    ? "am"
+                                         : !strcmp(suf, "re") ? "are"
+                                         : !strcmp(suf, "ve") ? "have"
+                                         : !strcmp(suf, "ll") ? "will"
+                                         : !strcmp(suf, "d")  ? "'d"
+                                                              : "'s";
+                        set_word(u, text, (uint32_t)j, (uint32_t)(e - j), nw);
+                        u->flags = TF_SYN;
+                        i = e;
+                        goto next;
+                    }
+                    j = e;
+                    continue;
+                }
+                break;
+            }
+            if (all_digits) {
+                tok *t = tb_push(b);
+                if (!t)
+                    return;
+                t->type = T_NUM;
+                t->flags = pre;
+                t->off = (uint32_t)i;
+                t->len = (uint32_t)(j - i);
+                int64_t v = 0;
+                bool dot = false;
+                for (size_t q = i; q < j; q++) {
+                    if (s[q] == '.')
+                        dot = true;
+                    if (s[q] < '0' || s[q] > '9' || dot)
+                        continue;
+                    if (v < 100000000)
+                        v = v * 10 + (s[q] - '0');
+                    else
+                        v = -1;
+                }
+                t->num = dot ? -1 : (int32_t)v;
+                /* "3rd", "21st": the ordinal suffix joins the number. */
+                if (j + 1 < len && ascii_alpha(s[j]) && ascii_alpha(s[j + 1]) &&
+                    (j + 2 >= len || !ascii_alpha(s[j + 2]))) {
+                    char a0 = (char)(s[j] | 0x20), a1 = (char)(s[j + 1] | 0x20);
+                    if ((a0 == 's' && a1 == 't') || (a0 == 'n' && a1 == 'd') ||
+                        (a0 == 'r' && a1 == 'd') || (a0 == 't' && a1 == 'h')) {
+                        t->flags |= TF_ORD;
+                        t->len += 2;
+                        j += 2;
+                    }
+                }
+                snprintf(t->w, sizeof t->w, "%.*s", (int)(j - i < 23 ? j - i : 23),
+                         text + i);
+            } else {
+                push_word(b, text, (uint32_t)i, (uint32_t)(j - i), pre);
+            }
+            pre = 0;
+            i = j;
+            continue;
+        }
+        /* Punctuation, folded to ASCII; other symbols separate words. */
+        char p = 0;
+        if (c < 0x80 && c > 0x20 && !(c >= '0' && c <= '9'))
+            p = (char)c;
+        else if (cp == 0x2018 || cp == 0x2019)
+            p = '\'';
+        else if (cp == 0x201C || cp == 0x201D)
+            p = '"';
+        else if (cp == 0x2013 || cp == 0x2014)
+            p = '-';
+        else if (cp == 0x2026)
+            p = '.';
+        if (p) {
+            tok *t = tb_push(b);
+            if (!t)
+                return;
+            t->type = T_PUNCT;
+            t->flags = pre;
+            t->p = p;
+            t->off = (uint32_t)i;
+            t->len = (uint32_t)n;
+            t->w[0] = p;
+            pre = 0;
+        }
+        i += (size_t)n;
+    next:;
+    }
+}
+
+static bool utf8_valid(const unsigned char *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t n;
+        uint32_t min;
+        if ((c & 0xE0) == 0xC0) {
+            n = 2;
+            min = 0x80;
+        } else if ((c & 0xF0) == 0xE0) {
+            n = 3;
+            min = 0x800;
+        } else if ((c & 0xF8) == 0xF0) {
+            n = 4;
+            min = 0x10000;
+        } else {
+            return false;
+        }
+        if (i + n > len)
+            return false;
+        uint32_t cp = c & (0x7F >> n);
+        for (size_t k = 1; k < n; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += n;
+    }
+    return true;
+}
+
+/* ---- context ----------------------------------------------------------- */
+
+typedef struct person {
+    uint32_t off, len; /* the name in the text */
+    int rel;           /* family index or -1 */
+    int gender;        /* 1 female, 2 male, 0 unknown */
+} person;
+
+typedef struct sent {
+    tok *t;          /* its tokens */
+    int n;
+    uint32_t off, end; /* bytes of the text */
+    bool question, correction;
+    bool tx_done;
+    timex tx;        /* the sentence's time expression, parsed lazily */
+    int consumed;    /* tokens before this were read as a value */
+} sent;
+
+typedef struct xctx {
+    const ex_input *in;
+    const char *text;
+    size_t len;
+    bool assistant;
+    const char *spk; /* the speaker's first name, or NULL */
+    size_t spk_len;
+    ex_result *out;
+    size_t cap_f, cap_ev, cap_en, cap_rel;
+    int err;
+    person people[MAX_PEOPLE];
+    int n_people;
+    char *orgs[MAX_ORGS]; /* organisation names seen (borrowed from out) */
+    int n_orgs;
+    int64_t day_from;     /* the turn's day */
+} xctx;
+
+enum { SJ_SPEAKER = 1, SJ_WE, SJ_OTHER };
+
+typedef struct subj {
+    int kind;
+    uint32_t off, len; /* SJ_OTHER: the name in the text */
+    int pos;           /* token index of the subject */
+    float mul;         /* confidence factor */
+} subj;
+
+/* ---- small token helpers ------------------------------------------------ */
+
+static inline uint64_t tcls(const tok *t)
+{
+    return t->lx ? t->lx->cls : 0;
+}
+static inline int tverb(const tok *t)
+{
+    return t->lx ? t->lx->verb : LV_NONE;
+}
+static inline int tform(const tok *t)
+{
+    return t->lx ? t->lx->form : 0;
+}
+static inline bool tis(const tok *t, const char *w)
+{
+    /* The first byte decides most comparisons without a call. */
+    return t->w[0] == w[0] && t->type == T_WORD && strcmp(t->w, w) == 0;
+}
+static inline bool tpunct(const tok *t, char p)
+{
+    return t->type == T_PUNCT && t->p == p;
+}
+static bool S_is(const sent *S, int i, const char *w)
+{
+    return i >= 0 && i < S->n && tis(&S->t[i], w);
+}
+static bool S_cls(const sent *S, int i, uint64_t c)
+{
+    return i >= 0 && i < S->n && (tcls(&S->t[i]) & c);
+}
+static bool S_punct(const sent *S, int i, char p)
+{
+    return i >= 0 && i < S->n && tpunct(&S->t[i], p);
+}
+static bool S_word(const sent *S, int i)
+{
+    return i >= 0 && i < S->n && S->t[i].type == T_WORD;
+}
+/* A capitalised word that is not the sentence's first (unless its lexicon
+ * says it can only be a name) and not the pronoun I. */
+static bool S_cap(const sent *S, int i)
+{
+    if (i < 0 || i >= S->n)
+        return false;
+    const tok *t = &S->t[i];
+    if (t->type != T_WORD || !(t->flags & (TF_CAP | TF_UPPER)))
+        return false;
+    if (tis(t, "i"))
+        return false;
+    return true;
+}
+
+static bool clause_end_tok(const sent *S, int i)
+{
+    if (i >= S->n)
+        return true;
+    const tok *t = &S->t[i];
+    return t->type == T_PUNCT && t->p && strchr(".,!?;:()\"-", t->p);
+}
+
+/* skip_adv -- the first index at or after i that is not a skippable
+ * adverb. */
+static int skip_adv(const sent *S, int i)
+{
+    while (i < S->n && S->t[i].type == T_WORD && (tcls(&S->t[i]) & LX_ADV) &&
+           !tverb(&S->t[i]))
+        i++;
+    return i;
+}
+
+/* may_have_time -- S has a word a time window needs: a time unit or word
+ * ("week", "yesterday"), a day or month name, a number, a season or a
+ * holiday.  Without one, timex_parse could only find "recently", which
+ * the extractor does not use, so it is not called. */
+static bool may_have_time(const sent *S)
+{
+    static const char *const W[] = {"summer", "winter", "spring", "fall",
+                                    "autumn", "christmas", "xmas", "halloween",
+                                    "thanksgiving", "valentine", "eve",
+                                    "independence", "easter", "mon", "tue",
+                                    "tues", "wed", "thu", "thur", "thurs",
+                                    "fri", "sat", "sun"};
+    for (int i = 0; i < S->n; i++) {
+        const tok *t = &S->t[i];
+        if (t->type == T_NUM || (tcls(t) & (LX_TIME | LX_DAY | LX_MONTH)))
+            return true;
+        if (t->type == T_WORD)
+            for (size_t k = 0; k < sizeof W / sizeof *W; k++)
+                if (tis(t, W[k]))
+                    return true;
+    }
+    return false;
+}
+
+static const timex *sent_time(xctx *x, sent *S)
+{
+    if (!S->tx_done && !may_have_time(S)) {
+        memset(&S->tx, 0, sizeof S->tx);
+        S->tx.kind = TIMEX_NONE;
+        S->tx_done = true;
+    }
+    if (!S->tx_done) {
+        timex_ctx c;
+        memset(&c, 0, sizeof c);
+        c.ref_us = x->in->time_us;
+        timex_parse(x->text + S->off, S->end - S->off, &c, &S->tx);
+        S->tx_done = true;
+    }
+    return &S->tx;
+}
+
+/* in_time -- token i lies in the sentence's time expression. */
+static bool in_time(xctx *x, sent *S, int i)
+{
+    const timex *tx = sent_time(x, S);
+    if (tx->kind != TIMEX_WINDOW)
+        return false;
+    uint32_t a = S->off + tx->span_off, b = a + tx->span_len;
+    return S->t[i].off >= a && S->t[i].off < b;
+}
+
+/* ---- output ------------------------------------------------------------ */
+
+static void *grow(xctx *x, void *arr, size_t n, size_t *cap, size_t elem)
+{
+    if (x->err)
+        return NULL;
+    if (n < *cap)
+        return arr;
+    size_t ncap = *cap ? *cap * 2 : 4;
+    void *p = dm_realloc(arr, ncap * elem);
+    if (!p) {
+        x->err = DM_ENOMEM;
+        return NULL;
+    }
+    *cap = ncap;
+    return p;
+}
+
+static char *xstrdup(xctx *x, const char *s)
+{
+    if (x->err)
+        return NULL;
+    char *p = dm_strdup(s);
+    if (!p)
+        x->err = DM_ENOMEM;
+    return p;
+}
+
+/* span_str -- text[a, b) with whitespace runs made one space, trimmed,
+ * and trailing punctuation other than a closing ')' or '.' of an
+ * abbreviation removed. */
+static char *span_str(xctx *x, uint32_t a, uint32_t b)
+{
+    if (x->err)
+        return NULL;
+    if (b > x->len)
+        b = (uint32_t)x->len;
+    char *p = dm_malloc((size_t)(b > a ? b - a : 0) + 1);
+    if (!p) {
+        x->err = DM_ENOMEM;
+        return NULL;
+    }
+    size_t k = 0;
+    bool sp = false;
+    for (uint32_t i = a; i < b; i++) {
+        char c = x->text[i];
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+            sp = k > 0;
+            continue;
+        }
+        if (sp)
+            p[k++] = ' ';
+        sp = false;
+        p[k++] = c;
+    }
+    while (k > 0 && (p[k - 1] == ',' || p[k - 1] == ';' || p[k - 1] == ':' ||
+                     p[k - 1] == '-' || p[k - 1] == '"' || p[k - 1] == '\'' ||
+                     p[k - 1] == ' '))
+        k--;
+    p[k] = 0;
+    return p;
+}
+
+/* toks_str -- the text of tokens [a, b) of S. */
+static char *toks_str(xctx *x, const sent *S, int a, int b)
+{
+    if (a >= b)
+        return xstrdup(x, "");
+    return span_str(x, S->t[a].off, S->t[b - 1].off + S->t[b - 1].len);
+}
+
+static ex_span tspan(const sent *S, int a, int b)
+{
+    ex_span sp = {0, 0};
+    if (a < 0)
+        a = 0;
+    if (b > S->n)
+        b = S->n;
+    if (a >= b)
+        return sp;
+    sp.off = S->t[a].off;
+    sp.len = S->t[b - 1].off + S->t[b - 1].len - sp.off;
+    return sp;
+}
+
+static float clampf(float c)
+{
+    if (c > 0.99f)
+        return 0.99f;
+    if (c < 0.05f)
+        return 0.05f;
+    return c;
+}
+
+static char *subj_str(xctx *x, const subj *sj)
+{
+    if (sj->kind != SJ_OTHER)
+        return xstrdup(x, "");
+    return span_str(x, sj->off, sj->off + sj->len);
+}
+
+static void add_entity(xctx *x, const char *name, ex_entity_type type,
+                       float conf, ex_span sp)
+{
+    if (x->err || !name || !name[0])
+        return;
+    ex_result *r = x->out;
+    for (size_t i = 0; i < r->n_entities; i++) {
+        if (strcasecmp(r->entities[i].name, name) == 0) {
+            if (conf > r->entities[i].confidence + 0.15f)
+                r->entities[i].type = type;
+            if (conf > r->entities[i].confidence)
+                r->entities[i].confidence = conf;
+            return;
+        }
+    }
+    ex_entity *e = grow(x, r->entities, r->n_entities, &x->cap_en, sizeof *e);
+    if (!e)
+        return;
+    r->entities = e;
+    char *nm = xstrdup(x, name);
+    if (!nm)
+        return;
+    ex_entity *n = &r->entities[r->n_entities++];
+    n->name = nm;
+    n->type = type;
+    n->confidence = clampf(conf);
+    n->span = sp;
+    if (type == EX_ENT_ORG && x->n_orgs < MAX_ORGS)
+        x->orgs[x->n_orgs++] = nm;
+}
+
+/* org_name -- the fuller name of an organisation already seen in this turn
+ * with the same key ("Acme" after "Acme Corp"), or name itself. */
+static const char *org_name(xctx *x, const char *name)
+{
+    char k1[96], k2[96];
+    ex_name_key(name, strlen(name), k1, sizeof k1);
+    const char *best = name;
+    for (int i = 0; i < x->n_orgs; i++) {
+        ex_name_key(x->orgs[i], strlen(x->orgs[i]), k2, sizeof k2);
+        if (k1[0] && strcmp(k1, k2) == 0 && strlen(x->orgs[i]) > strlen(best))
+            best = x->orgs[i];
+    }
+    return best;
+}
+
+static void add_relation(xctx *x, const char *src, const char *rel,
+                         const char *dst, float conf, ex_span sp)
+{
+    if (x->err || !dst || !dst[0])
+        return;
+    ex_result *r = x->out;
+    for (size_t i = 0; i < r->n_relations; i++) {
+        ex_relation *q = &r->relations[i];
+        if (!strcmp(q->src, src) && !strcmp(q->rel, rel) &&
+            !strcasecmp(q->dst, dst)) {
+            if (conf > q->confidence)
+                q->confidence = clampf(conf);
+            return;
+        }
+    }
+    ex_relation *e =
+        grow(x, r->relations, r->n_relations, &x->cap_rel, sizeof *e);
+    if (!e)
+        return;
+    r->relations = e;
+    char *a = xstrdup(x, src), *b = xstrdup(x, rel), *c = xstrdup(x, dst);
+    if (!a || !b || !c) {
+        dm_free(a);
+        dm_free(b);
+        dm_free(c);
+        return;
+    }
+    ex_relation *n = &r->relations[r->n_relations++];
+    n->src = a;
+    n->rel = b;
+    n->dst = c;
+    n->confidence = clampf(conf);
+    n->span = sp;
+}
+
+/* Effective confidence of a statement in S at token i by subject sj. */
+static float eff_conf(const sent *S, const subj *sj, int i, float base)
+{
+    float c = base * (sj ? sj->mul : 1.0f);
+    if (i >= 0 && i < S->n && (S->t[i].mark & TM_HEDGE))
+        c -= 0.2f;
+    return clampf(c);
+}
+
+/*
+ * add_fact -- records (subject, slot, value) with its side effects: the
+ * relation and the entities it implies.  value and prev are owned (freed
+ * here on any failure or duplicate).  a..b are the supporting tokens.
+ */
+static void add_fact(xctx *x, sent *S, const subj *sj, const char *slot,
+                     char *value, char *prev, ex_polarity pol, float base,
+                     int a, int b, ex_entity_type vtype)
+{
+    char *subject = NULL;
+    if (x->err || !value || !value[0])
+        goto drop;
+    /* "we" speaks for the speaker only about a shared home, pets,
+     * relationship and plans; other people get no name or gender here. */
+    if (sj->kind == SJ_WE &&
+        strncmp(slot, "location.", 9) != 0 && strcmp(slot, "pet") != 0 &&
+        strcmp(slot, "relationship") != 0 && strcmp(slot, "plan") != 0)
+        goto drop;
+    if (sj->kind == SJ_OTHER &&
+        (!strcmp(slot, "name") || !strcmp(slot, "gender") ||
+         !strcmp(slot, "goal") || !strcmp(slot, "plan")))
+        goto drop;
+    if (S->correction && pol == EX_ASSERTED)
+        pol = EX_CORRECTION;
+    if (sj->pos >= 0 && sj->pos < S->n && (S->t[sj->pos].mark & TM_SUBCL))
+        goto drop;
+    float conf = eff_conf(S, sj, sj->pos, base);
+    subject = subj_str(x, sj);
+    if (!subject)
+        goto drop;
+    ex_result *r = x->out;
+    for (size_t i = 0; i < r->n_facts; i++) {
+        ex_fact *f = &r->facts[i];
+        if (!strcmp(f->subject, subject) && !strcmp(f->slot, slot) &&
+            !strcasecmp(f->value, value) &&
+            (f->polarity == pol ||
+             (pol == EX_CORRECTION && f->polarity == EX_ASSERTED))) {
+            /* "I moved to Dallas. Not Austin, Dallas.": the same fact,
+             * now a correction of Austin. */
+            if (pol == EX_CORRECTION && f->polarity == EX_ASSERTED) {
+                f->polarity = EX_CORRECTION;
+                if (!f->prev_value) {
+                    f->prev_value = prev;
+                    prev = NULL;
+                }
+            }
+            if (conf > f->confidence)
+                f->confidence = conf;
+            goto drop;
+        }
+    }
+    ex_fact *e = grow(x, r->facts, r->n_facts, &x->cap_f, sizeof *e);
+    if (!e)
+        goto drop;
+    r->facts = e;
+    char *sl = xstrdup(x, slot);
+    if (!sl)
+        goto drop;
+    ex_fact *f = &r->facts[r->n_facts++];
+    memset(f, 0, sizeof *f);
+    f->subject = subject;
+    f->slot = sl;
+    f->value = value;
+    f->prev_value = prev;
+    f->polarity = pol;
+    f->confidence = conf;
+    f->valid_from_us = x->in->time_us;
+    const timex *tx = sent_time(x, S);
+    if (tx->kind == TIMEX_WINDOW && tx->from_us <= x->in->time_us)
+        f->valid_from_us = tx->from_us;
+    int lo = sj->kind != SJ_WE && sj->pos >= 0 && sj->pos < a ? sj->pos : a;
+    f->span = tspan(S, lo, b);
+
+    /* Side effects: entities and relations. */
+    ex_span vsp = tspan(S, a, b);
+    if ((int)vtype >= 0)
+        add_entity(x, value, vtype, conf, vsp);
+    if (pol == EX_NEGATED)
+        return;
+    const char *rel = NULL;
+    char relbuf[40];
+    const char *dst = value;
+    if (!strncmp(slot, "location.", 9))
+        rel = "lives_in";
+    else if (!strcmp(slot, "origin"))
+        rel = "from";
+    else if (!strcmp(slot, "work.employer"))
+        rel = "works_at";
+    else if (!strcmp(slot, "education.school"))
+        rel = "studied_at";
+    else if (!strcmp(slot, "preference.likes"))
+        rel = "likes";
+    else if (!strcmp(slot, "preference.dislikes"))
+        rel = "dislikes";
+    else if (!strcmp(slot, "family.spouse"))
+        rel = "married_to";
+    else if (!strcmp(slot, "family.partner"))
+        rel = "partner_of";
+    else if (!strcmp(slot, "family.friend"))
+        rel = "friend_of";
+    else if (!strncmp(slot, "family.", 7)) {
+        snprintf(relbuf, sizeof relbuf, "%s", slot);
+        rel = relbuf;
+    } else if (!strcmp(slot, "pet")) {
+        rel = "has_pet";
+    }
+    if (!rel)
+        return;
+    char petname[64];
+    if (!strcmp(slot, "pet")) {
+        /* "Max (dog)" -> Max */
+        const char *par = strstr(value, " (");
+        if (par && (size_t)(par - value) < sizeof petname) {
+            memcpy(petname, value, (size_t)(par - value));
+            petname[par - value] = 0;
+            dst = petname;
+        }
+    }
+    if (!strcmp(rel, "works_at"))
+        dst = org_name(x, value);
+    add_relation(x, subject, rel, dst, conf, f->span);
+    return;
+drop:
+    dm_free(subject);
+    dm_free(value);
+    dm_free(prev);
+}
+
+/* add_event -- an event of S; what is owned; who are the people found in
+ * tokens [wa, wb). */
+static void add_event(xctx *x, sent *S, ex_event_type type, char *what,
+                      float conf, int a, int b, const subj *sj);
+
+/* ---- calendar (for moving a plan's window into the future) -------------- */
+
+static int64_t fdiv(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+
+/* days_civil -- days since 1970-01-01 of y-m-d (proleptic Gregorian):
+ * count from March so that the leap day falls at the end of a year. */
+static int64_t days_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = fdiv(y, 400);
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static void civil_days(int64_t z, int64_t *y, int *m, int *d)
+{
+    z += 719468;
+    int64_t era = fdiv(z, 146097);
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = yoe + era * 400 + (*m <= 2);
+}
+
+static const char *const MONTH_NAMES[12] = {
+    "January", "February", "March",     "April",   "May",      "June",
+    "July",    "August",   "September", "October", "November", "December"};
+
+/* plan_window -- a plan said with a bare weekday or month that timex read
+ * as the past one ("on Saturday", "in June") means the next one. */
+static void plan_window(xctx *x, sent *S, int64_t *from, int64_t *to)
+{
+    if (*to > x->day_from)
+        return;
+    bool weekday = false, month = false;
+    for (int i = 0; i < S->n; i++) {
+        if (!in_time(x, S, i))
+            continue;
+        if (tcls(&S->t[i]) & LX_DAY)
+            weekday = true;
+        if (tcls(&S->t[i]) & LX_MONTH)
+            month = true;
+        if (tis(&S->t[i], "last") || tis(&S->t[i], "ago"))
+            return;
+    }
+    if (weekday && *to - *from <= DAY_US * 2) {
+        while (*to <= x->day_from) {
+            *from += 7 * DAY_US;
+            *to += 7 * DAY_US;
+        }
+    } else if (month) {
+        int64_t y1, y2;
+        int m1, d1, m2, d2;
+        civil_days(fdiv(*from, DAY_US), &y1, &m1, &d1);
+        civil_days(fdiv(*to, DAY_US), &y2, &m2, &d2);
+        int64_t nf = days_civil(y1 + 1, m1, d1 > 28 ? 28 : d1) * DAY_US;
+        int64_t nt = days_civil(y2 + 1, m2, d2 > 28 ? 28 : d2) * DAY_US;
+        if (nt > nf) {
+            *from = nf;
+            *to = nt;
+        }
+    }
+}
+
+/* speaker_tok -- token i is the speaker's own name. */
+static bool speaker_tok(xctx *x, const sent *S, int i)
+{
+    if (!x->spk || x->assistant || !S_word(S, i) || !(S->t[i].flags & TF_CAP))
+        return false;
+    return S->t[i].len == x->spk_len &&
+           strncasecmp(x->text + S->t[i].off, x->spk, x->spk_len) == 0;
+}
+
+static int find_person(xctx *x, uint32_t off, uint32_t len)
+{
+    for (int i = 0; i < x->n_people; i++)
+        if (x->people[i].len == len &&
+            memcmp(x->text + x->people[i].off, x->text + off, len) == 0)
+            return i;
+    return -1;
+}
+
+static int rel_gender(const tok *t)
+{
+    static const char *const F[] = {
+        "wife", "girlfriend", "fiancee", "fiancée", "mother", "mom", "mum",
+        "mommy", "mama", "momma", "sister", "sisters", "daughter", "daughters",
+        "grandmother", "grandma", "granny", "nana", "aunt", "auntie", "aunty",
+        "niece", "granddaughter", "gf"};
+    static const char *const M[] = {
+        "husband", "hubby", "boyfriend", "fiance", "fiancé", "father", "dad",
+        "daddy", "papa", "brother", "brothers", "son", "sons", "grandfather",
+        "grandpa", "granddad", "grandad", "uncle", "nephew", "grandson", "bf"};
+    for (size_t i = 0; i < sizeof F / sizeof *F; i++)
+        if (tis(t, F[i]))
+            return 1;
+    for (size_t i = 0; i < sizeof M / sizeof *M; i++)
+        if (tis(t, M[i]))
+            return 2;
+    return 0;
+}
+
+static void add_person(xctx *x, uint32_t off, uint32_t len, int rel, int gender)
+{
+    int p = find_person(x, off, len);
+    if (p >= 0) {
+        if (gender)
+            x->people[p].gender = gender;
+        return;
+    }
+    if (x->n_people >= MAX_PEOPLE)
+        return;
+    person *q = &x->people[x->n_people++];
+    q->off = off;
+    q->len = len;
+    q->rel = rel;
+    q->gender = gender;
+}
+
+/* name_run -- a person's name at i: one capitalised word, and a second
+ * when it is capitalised and not a lexicon word ("Ali Khan"); returns the
+ * end, or i when there is no name. */
+static int name_run(const sent *S, int i)
+{
+    if (!S_cap(S, i))
+        return i;
+    uint64_t c = tcls(&S->t[i]);
+    if (c & ~(LX_FIRSTNAME | LX_ORGNAME | LX_BRAND | LX_ANIMAL | LX_CLUB |
+              LX_OCC | LX_CREATIVE | LX_SKILLV | LX_HOBBYV | LX_POSSESSION |
+              LX_MONTH | LX_VAGUE | LX_TIME | LX_INDUSTRY | LX_DEGREE))
+        return i;
+    if ((c & LX_MONTH) && !(c & LX_FIRSTNAME))
+        return i;
+    if (S->t[i].flags & TF_UPPER)
+        return i;
+    int e = i + 1;
+    if (S_cap(S, e) && !S->t[e].lx && !(S->t[e].flags & TF_UPPER))
+        e++;
+    return e;
+}
+
+static void add_event(xctx *x, sent *S, ex_event_type type, char *what,
+                      float conf, int a, int b, const subj *sj)
+{
+    char **who = NULL;
+    size_t n_who = 0;
+    int b0 = b;
+    if (x->err || !what || !what[0])
+        goto drop;
+    ex_result *r = x->out;
+    for (size_t i = 0; i < r->n_events; i++)
+        if (!strcasecmp(r->events[i].what, what) && r->events[i].type == type)
+            goto drop;
+    int64_t from = x->day_from, to = x->day_from + DAY_US;
+    bool has = false;
+    const timex *tx = sent_time(x, S);
+    if (tx->kind == TIMEX_WINDOW) {
+        from = tx->from_us;
+        to = tx->to_us;
+        has = true;
+        if (type == EX_EV_PLAN)
+            plan_window(x, S, &from, &to);
+    }
+    /* Who: the subject when it is someone else, and the people named in
+     * the clause. */
+    uint32_t offs[8], lens[8];
+    size_t k = 0;
+    if (sj && sj->kind == SJ_OTHER) {
+        offs[k] = sj->off;
+        lens[k++] = sj->len;
+    }
+    /* the rest of the clause: "went hiking yesterday with Sarah" */
+    while (b < S->n && !(tcls(&S->t[b]) & (LX_SUB | LX_SUBJ)) &&
+           !tpunct(&S->t[b], ';') && !tpunct(&S->t[b], '.'))
+        b++;
+    for (int i = a; i < b && i < S->n && k < 8; i++) {
+        if (!S_cap(S, i) || (S->t[i].flags & TF_FIRST) || speaker_tok(x, S, i))
+            continue;
+        bool known = find_person(x, S->t[i].off, S->t[i].len) >= 0;
+        if (!known && !(tcls(&S->t[i]) & LX_FIRSTNAME))
+            continue;
+        const gz_place *g[1];
+        if (!known && !(i > 0 && (S_is(S, i - 1, "with") || S_is(S, i - 1, "and"))) &&
+            gz_lookup(x->text + S->t[i].off, S->t[i].len, g, 1) > 0)
+            continue;
+        if (!known && (tcls(&S->t[i]) & LX_MONTH))
+            continue;
+        int e = known ? i + 1 : name_run(S, i);
+        if (e <= i)
+            continue;
+        uint32_t off = S->t[i].off, len = S->t[e - 1].off + S->t[e - 1].len - off;
+        bool dup = false;
+        for (size_t q = 0; q < k; q++)
+            dup |= lens[q] == len && !memcmp(x->text + offs[q], x->text + off, len);
+        if (!dup) {
+            offs[k] = off;
+            lens[k++] = len;
+        }
+        i = e - 1;
+    }
+    if (k > 0) {
+        who = dm_calloc(k, sizeof *who);
+        if (!who) {
+            x->err = DM_ENOMEM;
+            goto drop;
+        }
+        for (size_t q = 0; q < k; q++) {
+            who[q] = span_str(x, offs[q], offs[q] + lens[q]);
+            if (!who[q])
+                goto drop_who;
+            n_who++;
+        }
+    }
+    ex_event *e = grow(x, r->events, r->n_events, &x->cap_ev, sizeof *e);
+    if (!e)
+        goto drop_who;
+    r->events = e;
+    ex_event *v = &r->events[r->n_events++];
+    memset(v, 0, sizeof *v);
+    v->type = type;
+    v->what = what;
+    v->who = who;
+    v->n_who = n_who;
+    v->from_us = from;
+    v->to_us = to;
+    v->has_time = has;
+    v->confidence = eff_conf(S, sj, sj ? sj->pos : -1, conf);
+    v->span = tspan(S, sj && sj->pos >= 0 && sj->pos < a ? sj->pos : a, b0);
+    return;
+drop_who:
+    for (size_t q = 0; q < n_who; q++)
+        dm_free(who[q]);
+    dm_free(who);
+drop:
+    dm_free(what);
+}
+
+/* ---- phrases ----------------------------------------------------------- */
+
+#define NP_OF 0x01   /* "of" may continue the phrase */
+#define NP_LIST 0x02 /* stop at "and"/"or"/"," (a list follows) */
+
+/* np_end -- the end of the noun phrase starting at a (at most max
+ * tokens). */
+static int np_end(xctx *x, sent *S, int a, int max, unsigned fl)
+{
+    int i = a;
+    while (i < S->n && i - a < max) {
+        const tok *t = &S->t[i];
+        if (t->type == T_PUNCT) {
+            if (t->p == '&' && i > a && i + 1 < S->n &&
+                S->t[i + 1].type != T_PUNCT) {
+                i++;
+                continue;
+            }
+            break;
+        }
+        if (tis(t, "'s") && i > a) {
+            i++;
+            continue;
+        }
+        uint64_t c = tcls(t);
+        if (c & (LX_CONJ | LX_SUB | LX_NEG | LX_BE | LX_WILL | LX_MODAL |
+                 LX_CAN | LX_NPSTOP | LX_FREQ | LX_ADV | LX_TIME))
+            break;
+        if ((c & (LX_HAVE | LX_DO)) && !(t->flags & TF_CAP))
+            break;
+        if ((c & LX_PREP) && !((fl & NP_OF) && tis(t, "of")))
+            break;
+        if ((c & LX_SUBJ) && !tis(t, "it") && i > a)
+            break;
+        if (tis(t, "that") || tis(t, "'d") || tis(t, "'s") || tis(t, "called") ||
+            tis(t, "named"))
+            break;
+        if (in_time(x, S, i))
+            break;
+        i++;
+    }
+    return i;
+}
+
+/* skip_det -- past articles, determiners and possessives at i. */
+static int skip_det(const sent *S, int i)
+{
+    while (i < S->n && (tcls(&S->t[i]) & (LX_ART | LX_POSS | LX_DET)) &&
+           !(S->t[i].flags & TF_CAP && i > 0 && !(tcls(&S->t[i]) & LX_ART)))
+        i++;
+    return i;
+}
+
+/* vp_end -- the end of a verb phrase starting at a ("run a marathon"). */
+static int vp_end(xctx *x, sent *S, int a, int max)
+{
+    int i = a;
+    while (i < S->n && i - a < max) {
+        const tok *t = &S->t[i];
+        if (t->type == T_PUNCT) {
+            if (t->p == '&' && i > a && i + 1 < S->n &&
+                S->t[i + 1].type != T_PUNCT) {
+                i++;
+                continue;
+            }
+            break;
+        }
+        uint64_t c = tcls(t);
+        if (i > a && (c & (LX_SUB | LX_FREQ)))
+            break;
+        if (i > a && tis(t, "that"))
+            break;
+        if (i > a && (c & LX_CONJ)) {
+            /* "a safe and loving home" goes on; "and write a book" is
+             * another verb phrase. */
+            int q = skip_adv(S, i + 1);
+            if (q >= S->n || S->t[q].type != T_WORD ||
+                (tcls(&S->t[q]) & (LX_SUBJ | LX_POSS | LX_ART | LX_DET)) ||
+                (tverb(&S->t[q]) && (tform(&S->t[q]) & (LXF_BASE | LXF_PAST))))
+                break;
+        }
+        if (i > a && (c & LX_ADV) && !(c & LX_PREP))
+            break;
+        if (i > a && (tis(t, "someday") || tis(t, "eventually") ||
+                      tis(t, "too") || tis(t, "anymore") || tis(t, "though")))
+            break;
+        if (i > a && in_time(x, S, i))
+            break;
+        i++;
+    }
+    /* Do not end on a preposition or article ("visit Japan in"). */
+    while (i > a && (tcls(&S->t[i - 1]) & (LX_PREP | LX_ART | LX_POSS)) &&
+           !tis(&S->t[i - 1], "it"))
+        i--;
+    return i;
+}
+
+/* gerund -- the -ing form of a base verb (paint -> painting, run ->
+ * running, dance -> dancing) into out. */
+static void gerund(const char *base, char *out, size_t cap)
+{
+    size_t n = strlen(base);
+    if (n + 5 > cap) {
+        snprintf(out, cap, "%s", base);
+        return;
+    }
+    memcpy(out, base, n + 1);
+    if (n >= 2 && base[n - 1] == 'e' && base[n - 2] != 'e' &&
+        base[n - 2] != 'y' && base[n - 2] != 'o' && n > 2) {
+        out[n - 1] = 0;
+    } else if (n >= 3 && n <= 4 && !strchr("aeiouwxy", base[n - 1]) &&
+               strchr("aeiou", base[n - 2]) && !strchr("aeiou", base[n - 3])) {
+        out[n] = base[n - 1];
+        out[n + 1] = 0;
+    }
+    strcat(out, "ing");
+}
+
+/* vague_np -- a phrase that names nothing ("it", "that", "the idea",
+ * "what you said", "my kids"). */
+static bool vague_np(const sent *S, int a, int b)
+{
+    if (a >= b)
+        return true;
+    const tok *t = &S->t[a];
+    uint64_t c = tcls(t);
+    if (c & (LX_PRONOBJ | LX_POSS | LX_QWORD | LX_SUBJ))
+        return true;
+    if (tis(t, "this") || tis(t, "that") || tis(t, "these") || tis(t, "those"))
+        return true;
+    int h = b - 1;
+    if (tcls(&S->t[h]) & (LX_VAGUE | LX_PRONOBJ | LX_PERSONWORD))
+        return true;
+    for (int q = a; q < b; q++)
+        if (tis(&S->t[q], "it") || tis(&S->t[q], "them") ||
+            tis(&S->t[q], "him") || tis(&S->t[q], "me") || tis(&S->t[q], "us") ||
+            tis(&S->t[q], "you"))
+            return true;
+    if (tcls(&S->t[h]) & LX_FAMILY)
+        return true;
+    return false;
+}
+
+/* ---- places ------------------------------------------------------------ */
+
+typedef struct place {
+    const char *slot; /* "location.city" / ".region" / ".country" */
+    float conf;
+    const gz_place *gp; /* NULL when unknown to the gazetteer */
+} place;
+
+/* classify -- what the gazetteer says of name.  An unknown capitalised
+ * name is a city at low confidence; an unknown lowercase one is nothing,
+ * and a lowercase one must be a country, a region or a city of 100,000. */
+static bool classify(const char *name, size_t len, bool cap, place *out)
+{
+    const gz_place *g[8];
+    size_t n = gz_lookup(name, len, g, 8);
+    size_t m = n < 8 ? n : 8;
+    memset(out, 0, sizeof *out);
+    if (m == 0) {
+        if (!cap)
+            return false;
+        out->slot = "location.city";
+        out->conf = 0.6f;
+        return true;
+    }
+    const gz_place *best = g[0];
+    /* "New York" is a state and a city of millions: people mean the city. */
+    if (best->kind == GZ_REGION)
+        for (size_t k = 1; k < m; k++)
+            if (g[k]->kind == GZ_CITY && g[k]->population >= 1000000) {
+                best = g[k];
+                break;
+            }
+    if (!cap && best->kind == GZ_CITY && best->population < 100000)
+        return false;
+    bool mixed = false;
+    for (size_t k = 1; k < m; k++)
+        mixed |= g[k]->kind != best->kind;
+    out->gp = best;
+    out->slot = best->kind == GZ_COUNTRY  ? "location.country"
+                : best->kind == GZ_REGION ? "location.region"
+                                          : "location.city";
+    out->conf = mixed ? 0.8f : 0.9f;
+    if (!cap)
+        out->conf -= 0.1f;
+    return true;
+}
+
+/* place_at -- a place name at i: a capitalised run ("New York", "St.
+ * Louis", "the UK") or, lowercase, up to three words the gazetteer knows.
+ * Sets [*a, *b) to its tokens and fills p; false when there is none. */
+static bool place_at(xctx *x, sent *S, int i, int *a, int *b, place *p)
+{
+    if (S_is(S, i, "the"))
+        i++;
+    if (i >= S->n || S->t[i].type != T_WORD)
+        return false;
+    if (S_cap(S, i)) {
+        int e = i;
+        while (e < S->n && e - i < 5) {
+            if (S_cap(S, e) && !(tcls(&S->t[e]) & (LX_DAY | LX_SUBJ)) &&
+                !(tcls(&S->t[e]) & LX_MONTH && e == i)) {
+                e++;
+                continue;
+            }
+            /* "St. Louis", "Isle of Man" */
+            if (e > i && S_punct(S, e, '.') && S->t[e - 1].len <= 3 &&
+                S_cap(S, e + 1) && (tis(&S->t[e - 1], "st") ||
+                                    tis(&S->t[e - 1], "ft") ||
+                                    tis(&S->t[e - 1], "mt"))) {
+                e++;
+                continue;
+            }
+            if (e > i && S_is(S, e, "of") && S_cap(S, e + 1)) {
+                e++;
+                continue;
+            }
+            break;
+        }
+        if (e == i)
+            return false;
+        /* The longest prefix the gazetteer knows, else the whole run. */
+        for (int k = e; k > i; k--) {
+            uint32_t off = S->t[i].off;
+            uint32_t end = S->t[k - 1].off + S->t[k - 1].len;
+            const gz_place *g[1];
+            if (gz_lookup(x->text + off, end - off, g, 1) > 0) {
+                *a = i;
+                *b = k;
+                return classify(x->text + off, end - off, true, p);
+            }
+        }
+        /* A lone capitalised lexicon word ("Home", "Work") is not a place. */
+        if (e == i + 1 && S->t[i].lx &&
+            !(tcls(&S->t[i]) & (LX_FIRSTNAME | LX_ORGNAME)))
+            return false;
+        *a = i;
+        *b = e;
+        uint32_t off = S->t[i].off, end = S->t[e - 1].off + S->t[e - 1].len;
+        return classify(x->text + off, end - off, true, p);
+    }
+    /* Lowercase text ("i moved to austin"): words not in the lexicon. */
+    for (int k = i + 3 < S->n ? i + 3 : S->n; k > i; k--) {
+        bool ok = true;
+        for (int q = i; q < k; q++)
+            ok &= S->t[q].type == T_WORD &&
+                  (!S->t[q].lx || S->t[q].lx->cls == LX_FIRSTNAME);
+        if (!ok)
+            continue;
+        uint32_t off = S->t[i].off, end = S->t[k - 1].off + S->t[k - 1].len;
+        if (classify(x->text + off, end - off, false, p) && p->gp) {
+            *a = i;
+            *b = k;
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * emit_place -- a place complement at i ("in Austin", "to Denver from
+ * Austin", "Austin, Texas", "Dallas, not Austin", "not Austin, Dallas")
+ * as a location or origin fact.  origin: the slot is "origin" whatever the
+ * place's kind.  Returns the index after what was read, or i when nothing.
+ */
+static int emit_place(xctx *x, sent *S, const subj *sj, int i, bool origin,
+                      ex_polarity pol, float base, char *prev)
+{
+    int a, b;
+    place p;
+    bool negfirst = false;
+    int a0 = 0, b0 = 0;
+    if (S_is(S, i, "not") && place_at(x, S, i + 1, &a0, &b0, &p)) {
+        /* "not Austin, Dallas" */
+        int j = b0;
+        if (S_punct(S, j, ','))
+            j++;
+        if (S_is(S, j, "but"))
+            j++;
+        if (place_at(x, S, j, &a, &b, &p)) {
+            negfirst = true;
+        } else {
+            dm_free(prev);
+            return i;
+        }
+    } else if (!place_at(x, S, i, &a, &b, &p)) {
+        dm_free(prev);
+        return i;
+    }
+    char *val = toks_str(x, S, a, b);
+    int end = b;
+    if (negfirst) {
+        dm_free(prev);
+        prev = toks_str(x, S, a0, b0);
+        if (pol == EX_ASSERTED)
+            pol = EX_CORRECTION;
+    } else if (S_punct(S, b, ',') && S_is(S, b + 1, "not")) {
+        /* "Dallas, not Austin" */
+        int c, d;
+        place q;
+        if (place_at(x, S, b + 2, &c, &d, &q)) {
+            dm_free(prev);
+            prev = toks_str(x, S, c, d);
+            if (pol == EX_ASSERTED)
+                pol = EX_CORRECTION;
+            end = d;
+        }
+    }
+    float conf = base < p.conf ? base : p.conf;
+    if (!p.gp && base >= 0.9f)
+        conf = 0.6f;
+    add_fact(x, S, sj, origin ? "origin" : p.slot, val, prev, pol, conf, a, b,
+             EX_ENT_PLACE);
+    /* "Austin, Texas" / "Austin Texas": the wider place too. */
+    int c, d;
+    place q;
+    int j = S_punct(S, b, ',') ? b + 1 : b;
+    if (!negfirst && end == b && p.gp && place_at(x, S, j, &c, &d, &q) && q.gp &&
+        gz_within(p.gp, q.gp)) {
+        char *city = toks_str(x, S, a, b);
+        char *wide = toks_str(x, S, c, d);
+        if (city && wide) {
+            add_relation(x, city, "located_in", wide, 0.9f, tspan(S, a, d));
+            if (!origin)
+                add_fact(x, S, sj, q.slot, xstrdup(x, wide), NULL, pol,
+                         base < q.conf ? base : q.conf, c, d, EX_ENT_PLACE);
+            else
+                add_entity(x, wide, EX_ENT_PLACE, q.conf, tspan(S, c, d));
+        }
+        dm_free(city);
+        dm_free(wide);
+        end = d;
+    }
+    return end;
+}
+
+/* ---- verb groups -------------------------------------------------------- */
+
+typedef struct vg {
+    int main;  /* token of the main verb (for a copula: the form of "be") */
+    int next;  /* first token after it: the complement */
+    int verb;  /* LV_* */
+    uint8_t form;
+    bool neg, anymore, past, perfect, future, modal, can, used_to;
+    bool progressive, copula, corr;
+} vg;
+
+/*
+ * parse_vg -- the verb group starting at token i, after a subject:
+ * adverbs, negation, auxiliaries and modals, then the main verb.  "be"
+ * followed by anything but an -ing form is a copula whose complement
+ * starts there ("I'm married", "I'm from Ohio", "I was born in Lagos").
+ * Fails when no verb follows or the first verb is a bare participle.
+ */
+static bool parse_vg(const sent *S, int i, bool third, vg *v)
+{
+    memset(v, 0, sizeof *v);
+    v->main = -1;
+    bool be = false, be_past = false, aux = false;
+    int last_be = -1, j = i;
+    for (; j < S->n; j++) {
+        const tok *t = &S->t[j];
+        if (t->type != T_WORD)
+            break;
+        uint64_t c = tcls(t);
+        int vb = tverb(t);
+        if (tis(t, "not") || tis(t, "never")) {
+            v->neg = true;
+            continue;
+        }
+        if (tis(t, "no") && S_is(S, j + 1, "longer")) {
+            v->neg = v->anymore = true;
+            j++;
+            continue;
+        }
+        if ((tis(t, "kind") || tis(t, "sort")) && S_is(S, j + 1, "of")) {
+            j++;
+            continue;
+        }
+        if (tis(t, "used") && S_is(S, j + 1, "to")) {
+            v->used_to = true;
+            j++;
+            continue;
+        }
+        if (tis(t, "actually"))
+            v->corr = true;
+        if ((c & LX_ADV) && !vb)
+            continue;
+        if (tis(t, "'d")) {
+            int k = skip_adv(S, j + 1);
+            while (S_is(S, k, "not") || S_is(S, k, "never"))
+                k = skip_adv(S, k + 1);
+            if (k < S->n && tverb(&S->t[k]) && (tform(&S->t[k]) & LXF_PP) &&
+                !(tform(&S->t[k]) & LXF_BASE)) {
+                v->past = v->perfect = aux = true; /* "I'd moved": had */
+                continue;
+            }
+            v->modal = true;
+            continue;
+        }
+        if (tis(t, "'s")) {
+            be = true;
+            last_be = j;
+            continue;
+        }
+        if (c & LX_WILL) {
+            v->future = aux = true;
+            continue;
+        }
+        if (c & LX_MODAL) {
+            v->modal = aux = true;
+            continue;
+        }
+        if (c & LX_CAN) {
+            v->can = aux = true;
+            continue;
+        }
+        if (vb == LV_BE) {
+            be = true;
+            last_be = j;
+            if (tform(t) & LXF_PAST)
+                be_past = true;
+            continue;
+        }
+        if (vb == LV_HAVE && !be) {
+            int k = skip_adv(S, j + 1);
+            while (S_is(S, k, "not") || S_is(S, k, "never"))
+                k = skip_adv(S, k + 1);
+            if (k < S->n && tverb(&S->t[k]) && (tform(&S->t[k]) & LXF_PP)) {
+                v->perfect = aux = true;
+                if (tis(t, "had"))
+                    v->past = true;
+                continue;
+            }
+        }
+        if (vb == LV_DO && !be && !aux) {
+            int k = skip_adv(S, j + 1);
+            if (k < S->n &&
+                (tis(&S->t[k], "not") || tis(&S->t[k], "never") ||
+                 (tverb(&S->t[k]) && (tform(&S->t[k]) & LXF_BASE)))) {
+                if (tis(t, "did"))
+                    v->past = true;
+                aux = true;
+                continue;
+            }
+        }
+        if (be && tis(t, "going") && S_is(S, j + 1, "to")) {
+            int k = skip_adv(S, j + 2);
+            if (k < S->n && tverb(&S->t[k]) && (tform(&S->t[k]) & LXF_BASE) &&
+                !(S->t[k].flags & TF_CAP)) {
+                v->future = aux = true;
+                be = false;
+                j = k - 1;
+                continue;
+            }
+            /* "going to show": a verb the lexicon does not know. */
+            if (k < S->n && S->t[k].type == T_WORD && !S->t[k].lx &&
+                !(S->t[k].flags & (TF_CAP | TF_UPPER))) {
+                v->future = true;
+                v->main = k;
+                v->verb = LV_NONE;
+                v->form = LXF_BASE;
+                v->next = k + 1;
+                goto tense;
+            }
+        }
+        if (be && tis(t, "about") && S_is(S, j + 1, "to")) {
+            v->future = aux = true;
+            be = false;
+            j++;
+            continue;
+        }
+        if (vb != LV_NONE) {
+            uint8_t fm = tform(t);
+            if (be) {
+                if (!(fm & LXF_ING)) {
+                    v->main = last_be;
+                    v->verb = LV_BE;
+                    v->copula = true;
+                    v->next = j;
+                    goto tense;
+                }
+                v->progressive = true;
+            } else {
+                /* A bare -ing or participle is no finite verb ("I, having
+                 * ..."); an -s form needs a third-person subject. */
+                if (!(fm & (LXF_BASE | LXF_S3 | LXF_PAST)) && !aux)
+                    return false;
+                if ((fm & LXF_S3) && !(fm & (LXF_BASE | LXF_PAST)) && !third &&
+                    !aux)
+                    return false;
+                if ((fm & LXF_ING) && !(fm & (LXF_BASE | LXF_PAST)))
+                    return false;
+            }
+            v->main = j;
+            v->verb = vb;
+            v->form = fm;
+            v->next = j + 1;
+            goto tense;
+        }
+        break;
+    }
+    if (!be)
+        return false;
+    v->main = last_be;
+    v->verb = LV_BE;
+    v->copula = true;
+    v->next = j;
+tense:
+    if (be_past)
+        v->past = true;
+    if (!aux && !be && !v->copula && (v->form & LXF_PAST) &&
+        !(v->form & (LXF_BASE | LXF_S3)))
+        v->past = true;
+    for (int k = v->next; k < S->n && k < v->next + 12; k++)
+        if (S_is(S, k, "anymore") ||
+            (S_is(S, k, "any") && S_is(S, k + 1, "more")))
+            v->anymore = true;
+    return true;
+}
+
+/* ---- sentence marks ----------------------------------------------------- */
+
+/* first_content -- the first token of S that is not an interjection,
+ * a discourse word or punctuation ("Oh, and by the way, ..."). */
+static int first_content(const sent *S)
+{
+    int i = 0;
+    while (i < S->n) {
+        const tok *t = &S->t[i];
+        if (t->type == T_PUNCT || tis(t, "and") || tis(t, "but") ||
+            tis(t, "also") || tis(t, "btw") || tis(t, "anyway") ||
+            tis(t, "well") || tis(t, "oh") || tis(t, "hey") || tis(t, "so") ||
+            tis(t, "ok") || tis(t, "okay") || tis(t, "yeah") || tis(t, "hi")) {
+            i++;
+            continue;
+        }
+        break;
+    }
+    return i;
+}
+
+static void mark_from(sent *S, int k, uint8_t m)
+{
+    for (int i = k; i < S->n; i++)
+        S->t[i].mark |= m;
+}
+
+static void sentence_marks(xctx *x, sent *S)
+{
+    /* A question: '?' at the end, or an inverted auxiliary / question word
+     * at the start ("where do you work", "do you live in Austin"). */
+    for (int i = S->n - 1; i >= 0 && S->t[i].type == T_PUNCT; i--)
+        if (S->t[i].p == '?')
+            S->question = true;
+    int f = first_content(S);
+    if (f < S->n && !S->question) {
+        uint64_t c0 = tcls(&S->t[f]);
+        uint64_t c1 = f + 1 < S->n ? tcls(&S->t[f + 1]) : 0;
+        uint64_t auxes = LX_BE | LX_DO | LX_HAVE | LX_MODAL | LX_WILL | LX_CAN;
+        if ((c0 & LX_QWORD) && (c1 & auxes) && !tis(&S->t[f], "when"))
+            S->question = true;
+        if ((c0 & auxes) && (c1 & (LX_SUBJ | LX_POSS)) &&
+            !(S->t[f + 1].flags & TF_SYN))
+            S->question = true;
+    }
+    /* A correction: "Actually, ...", "Sorry, ...", "I mean ...". */
+    if (f < S->n) {
+        const tok *t = &S->t[f];
+        if (tis(t, "actually") || tis(t, "correction") ||
+            ((tcls(t) & LX_CORR) && S_punct(S, f + 1, ',')) ||
+            (tis(t, "i") && (S_is(S, f + 1, "mean") || S_is(S, f + 1, "meant"))))
+            S->correction = true;
+    }
+    const char *me = x->assistant ? "you" : "i";
+    for (int k = 0; k < S->n; k++) {
+        const tok *t = &S->t[k];
+        if (t->type != T_WORD)
+            continue;
+        if (tis(t, "if") || tis(t, "unless") || tis(t, "whether") ||
+            tis(t, "supposing") || tis(t, "assuming") ||
+            ((tis(t, "suppose") || tis(t, "imagine") || tis(t, "pretend")) &&
+             k == f)) {
+            mark_from(S, k == f ? 0 : k, TM_HYPO);
+            continue;
+        }
+        if (tis(t, "when") || tis(t, "whenever") || tis(t, "while") ||
+            tis(t, "before") || tis(t, "after") || tis(t, "until") ||
+            tis(t, "till") || tis(t, "once") ||
+            (tis(t, "so") && (S_is(S, k + 1, "i") || S_is(S, k + 1, "that")))) {
+            if (tis(t, "so") && !S_is(S, k + 1, "that")) {
+                /* "so I can write": purpose, only with a modal */
+                int q = k + 2;
+                if (!(S_cls(S, q, LX_CAN | LX_MODAL | LX_WILL) || S_is(S, q, "'d")))
+                    continue;
+            }
+            for (int q = k; q < S->n && !S_punct(S, q, ','); q++)
+                S->t[q].mark |= TM_SUBCL;
+            continue;
+        }
+        if (tis(t, "according") && S_is(S, k + 1, "to")) {
+            mark_from(S, 0, TM_REPORTED);
+            continue;
+        }
+        if (!(tcls(t) & LX_SPEECH) || S_cls(S, k - 1, LX_ART | LX_POSS))
+            continue;
+        /* Who thinks or says it? */
+        int j = k - 1;
+        bool neg = false;
+        while (j >= 0 && j > k - 6 && S->t[j].type == T_WORD &&
+               ((tcls(&S->t[j]) & (LX_ADV | LX_NEG | LX_DO | LX_MODAL |
+                                   LX_WILL | LX_CAN | LX_BE | LX_HAVE)) ||
+                tis(&S->t[j], "'d"))) {
+            neg |= tis(&S->t[j], "not") || tis(&S->t[j], "never");
+            j--;
+        }
+        if (j < 0 || S->t[j].type != T_WORD)
+            continue;
+        int vb = tverb(t);
+        if (tis(&S->t[j], me)) {
+            if (vb == LV_WISH || vb == LV_HOPE)
+                mark_from(S, k + 1, TM_WISH);
+            else if (vb == LV_THINK || vb == LV_GUESS || vb == LV_FEEL ||
+                     vb == LV_BELIEVE || vb == LV_RECKON || vb == LV_ASSUME ||
+                     vb == LV_EXPECT)
+                mark_from(S, k + 1, neg ? TM_WISH : TM_HEDGE);
+            else if (vb == LV_WONDER || vb == LV_ASK)
+                mark_from(S, k + 1, TM_HYPO);
+        } else if (!tis(&S->t[j], "we")) {
+            /* "my mom thinks I ...", "she said ...", "people say ..." */
+            if (vb != LV_WANT && vb != LV_FEEL)
+                mark_from(S, k + 1, TM_REPORTED);
+            else if (vb == LV_WANT && (S_is(S, k + 1, "me") || S_is(S, k + 1, "us")))
+                mark_from(S, k + 1, TM_REPORTED);
+        }
+    }
+}
+
+/* ---- frames ------------------------------------------------------------- */
+
+typedef struct fr {
+    xctx *x;
+    sent *S;
+    const subj *sj;
+    const vg *v;
+    int k;           /* complement start, past adverbs */
+    bool event_done; /* a matcher emitted this frame's event */
+} fr;
+
+static float fbase(const fr *f, float c)
+{
+    return f->sj->kind == SJ_OTHER && c > 0.8f ? 0.8f : c;
+}
+
+/* state -- may the frame state a value that holds now?  "I live", "I've
+ * lived", "I'm living" yes; "I lived", "I will live" no; "I used to live"
+ * as a negation at 0.7.  *base comes in as the explicit confidence. */
+static bool state(const fr *f, ex_polarity *pol, float *base)
+{
+    const vg *v = f->v;
+    if (v->future || v->modal)
+        return false;
+    if (v->used_to) {
+        if (v->neg)
+            return false;
+        *pol = EX_NEGATED;
+        *base = fbase(f, 0.7f);
+        return true;
+    }
+    if (v->past)
+        return false;
+    *pol = v->neg ? EX_NEGATED : v->corr ? EX_CORRECTION : EX_ASSERTED;
+    *base = fbase(f, *base);
+    return true;
+}
+
+/* change -- a completed change ("I moved", "I've joined", "I just got"):
+ * it makes the new value current. */
+static bool change(const fr *f, ex_polarity *pol, float *base)
+{
+    const vg *v = f->v;
+    if (v->future || v->modal || v->neg || v->used_to || v->progressive)
+        return false;
+    *pol = v->corr ? EX_CORRECTION : EX_ASSERTED;
+    *base = fbase(f, *base);
+    return true;
+}
+
+static bool is_future(fr *f)
+{
+    if (f->v->neg || f->v->modal)
+        return false;
+    if (f->v->future)
+        return true;
+    if (f->v->progressive && !f->v->past) {
+        const timex *tx = sent_time(f->x, f->S);
+        if (tx->kind != TIMEX_WINDOW)
+            return false;
+        /* "We're going to Hawaii in July" (said in May): the coming July. */
+        int64_t from = tx->from_us, to = tx->to_us;
+        plan_window(f->x, f->S, &from, &to);
+        return from > f->x->in->time_us;
+    }
+    return false;
+}
+
+/* org_at -- an organisation name at i: a capitalised run with "&", "of",
+ * "and" between capitals ("Procter & Gamble", "Bank of America"), or a
+ * known name in any case ("google").  Sets [*a, *b). */
+static bool org_at(const sent *S, int i, int *a, int *b)
+{
+    if (S_is(S, i, "the") && S_cap(S, i + 1))
+        i++;
+    if (i >= S->n || S->t[i].type != T_WORD)
+        return false;
+    if (!S_cap(S, i) && !(tcls(&S->t[i]) & LX_ORGNAME))
+        return false;
+    uint64_t bad = LX_FAMILY | LX_DAY | LX_SUBJ | LX_PRONOBJ | LX_DEMONYM |
+                   LX_LANG | LX_TIME | LX_INTERJ | LX_POSS | LX_ART;
+    if ((tcls(&S->t[i]) & bad) && !(tcls(&S->t[i]) & LX_ORGNAME))
+        return false;
+    if (!S_cap(S, i)) {
+        *a = i;
+        *b = i + 1;
+        return true;
+    }
+    int e = i + 1;
+    while (e < S->n && e - i < 6) {
+        if (S_cap(S, e) || (S->t[e].type == T_NUM && S->t[e].flags & TF_CAP)) {
+            e++;
+            continue;
+        }
+        if ((S_punct(S, e, '&') || S_is(S, e, "of") || S_is(S, e, "and")) &&
+            S_cap(S, e + 1) && !(tcls(&S->t[e + 1]) & LX_SUBJ)) {
+            e += 2;
+            continue;
+        }
+        if (S_is(S, e, "'s") && (e + 1 >= S->n || S->t[e + 1].type == T_PUNCT ||
+                                 (tcls(&S->t[e + 1]) & (LX_PREP | LX_CONJ |
+                                                        LX_SUB)))) {
+            e++;
+            continue;
+        }
+        break;
+    }
+    *a = i;
+    *b = e;
+    return true;
+}
+
+/* emit_org -- an employer (or school) at i; returns the end or i. */
+static int emit_org(fr *f, int i, const char *slot, ex_polarity pol, float base)
+{
+    int a, b;
+    if (!org_at(f->S, i, &a, &b))
+        return i;
+    xctx *x = f->x;
+    char *v = toks_str(x, f->S, a, b);
+    if (!v)
+        return i;
+    /* A place is not an employer ("I work for Boston" is rare). */
+    place p;
+    const gz_place *g[1];
+    if (b - a == 1 && gz_lookup(v, strlen(v), g, 1) > 0 &&
+        !(tcls(&f->S->t[a]) & (LX_ORGNAME))) {
+        dm_free(v);
+        return i;
+    }
+    const char *full = org_name(x, v);
+    if (full != v) {
+        char *c = xstrdup(x, full);
+        dm_free(v);
+        v = c;
+    }
+    add_fact(x, f->S, f->sj, slot, v, NULL, pol, base, a, b, EX_ENT_ORG);
+    /* "at Acme in Boston": where the organisation is. */
+    int c, d;
+    if (S_is(f->S, b, "in") && place_at(x, f->S, b + 1, &c, &d, &p) && p.gp) {
+        char *o = toks_str(x, f->S, a, b), *pl = toks_str(x, f->S, c, d);
+        if (o && pl) {
+            add_relation(x, org_name(x, o), "located_in", pl, 0.7f,
+                         tspan(f->S, a, d));
+            add_entity(x, pl, EX_ENT_PLACE, p.conf, tspan(f->S, c, d));
+        }
+        dm_free(o);
+        dm_free(pl);
+        return d;
+    }
+    return b;
+}
+
+/* title_at -- a job title at i ("a senior software engineer", "an RN",
+ * "the CEO").  free_ok: any noun phrase will do ("I work as a X"); else
+ * its last word must be an occupation.  Sets [*a, *b) and *conf. */
+static bool title_at(const sent *S, int i, bool free_ok, int *a, int *b,
+                     float *conf)
+{
+    if (S_cls(S, i, LX_ART))
+        i++;
+    int s = i, e = i, head = -1;
+    while (e < S->n && e - s < 6) {
+        const tok *t = &S->t[e];
+        if (t->type != T_WORD) {
+            if (tpunct(t, '-') && e > s && S_word(S, e + 1)) {
+                e++;
+                continue;
+            }
+            break;
+        }
+        uint64_t c = tcls(t);
+        if (c & (LX_PREP | LX_CONJ | LX_SUB | LX_BE | LX_HAVE | LX_WILL |
+                 LX_MODAL | LX_NPSTOP | LX_POSS | LX_ART | LX_SUBJ | LX_TIME))
+            break;
+        if (tis(t, "'s") || tis(t, "that"))
+            break;
+        if (c & LX_OCC)
+            head = e;
+        e++;
+    }
+    if (head < 0 && !free_ok)
+        return false;
+    if (head >= 0)
+        e = head + 1;
+    /* Drop opinion adjectives; refuse a title that is not held now. */
+    while (s < e && (tcls(&S->t[s]) & LX_MODADJ)) {
+        const tok *t = &S->t[s];
+        if (tis(t, "former") || tis(t, "retired") || tis(t, "aspiring") ||
+            tis(t, "future") || tis(t, "wannabe") || tis(t, "budding"))
+            return false;
+        /* "a good cook", "a terrible driver": a judgement, not a job */
+        if (tis(t, "good") || tis(t, "great") || tis(t, "bad") ||
+            tis(t, "terrible") || tis(t, "amazing") || tis(t, "awesome"))
+            return false;
+        if (tis(t, "freelance") || tis(t, "self-taught") ||
+            tis(t, "professional") || tis(t, "licensed") ||
+            tis(t, "certified") || tis(t, "full-time") || tis(t, "part-time"))
+            break;
+        s++;
+    }
+    if (s >= e || e - s > 5)
+        return false;
+    *a = s;
+    *b = e;
+    *conf = head >= 0 ? ((tcls(&S->t[head]) & LX_CREATIVE) ? 0.7f : 0.9f)
+                      : 0.75f;
+    return true;
+}
+
+static void emit_title(fr *f, int a, int b, ex_polarity pol, float base)
+{
+    add_fact(f->x, f->S, f->sj, "work.title", toks_str(f->x, f->S, a, b), NULL,
+             pol, base, a, b, (ex_entity_type)-1);
+}
+
+/* industry_at -- an industry at i ("healthcare", "the tech industry",
+ * "the healthcare space", "real estate"); sets [*a, *b) to the industry
+ * words and returns the end of what was read, or i. */
+static int industry_at(xctx *x, sent *S, int i, int *a, int *b, float *conf)
+{
+    int s = i;
+    if (S_is(S, s, "the"))
+        s++;
+    int e = np_end(x, S, s, 4, 0);
+    if (e <= s)
+        return i;
+    int end = e;
+    const tok *last = &S->t[e - 1];
+    bool tail = tis(last, "industry") || tis(last, "field") ||
+                tis(last, "sector") || tis(last, "space") ||
+                tis(last, "business") || tis(last, "world") ||
+                tis(last, "market");
+    if (tail)
+        e--;
+    if (e <= s)
+        return i;
+    bool known = false;
+    for (int q = s; q < e; q++)
+        if (tcls(&S->t[q]) & LX_INDUSTRY)
+            known = true;
+    if (e - s == 2) {
+        char two[48];
+        snprintf(two, sizeof two, "%s %s", S->t[s].w, S->t[s + 1].w);
+        const lx_entry *le = lx_find(two, strlen(two));
+        if (le && (le->cls & LX_INDUSTRY))
+            known = true;
+    }
+    if (tis(&S->t[s], "it") && (S->t[s].flags & TF_UPPER))
+        known = true; /* "IT" */
+    if (!known && !tail)
+        return i;
+    if (e - s > 3)
+        return i;
+    *a = s;
+    *b = e;
+    *conf = known ? 0.9f : 0.75f;
+    return end;
+}
+
+/* age_at -- an age at i ("34", "thirty-four", "34 years old") that ends
+ * the clause; returns the value or 0, and the end in *b. */
+static int age_at(const sent *S, int i, int *b)
+{
+    int v = 0, e = i + 1;
+    if (i >= S->n)
+        return 0;
+    const tok *t = &S->t[i];
+    if (t->type == T_NUM && !(t->flags & TF_ORD))
+        v = t->num;
+    else if (tcls(t) & LX_NUM) {
+        v = t->lx->data;
+        if (v >= 20 && S_cls(S, e, LX_NUM) && S->t[e].lx->data < 10) {
+            v += S->t[e].lx->data;
+            e++;
+        }
+    } else if (t->type == T_WORD && t->w[0] >= '1' && t->w[0] <= '9' &&
+               strstr(t->w, "-year-old")) {
+        /* "28-year-old" */
+        v = atoi(t->w);
+        if (v < 1 || v > 120)
+            return 0;
+        *b = e;
+        return v;
+    } else if (t->type == T_WORD && strchr(t->w, '-')) {
+        char w1[24];
+        snprintf(w1, sizeof w1, "%s", t->w);
+        char *h = strchr(w1, '-');
+        *h = 0;
+        const lx_entry *p = lx_find(w1, strlen(w1));
+        const lx_entry *q = lx_find(h + 1, strlen(h + 1));
+        if (p && q && (p->cls & LX_NUM) && (q->cls & LX_NUM) && p->data >= 20 &&
+            q->data < 10)
+            v = p->data + q->data;
+    }
+    if (v < 1 || v > 120)
+        return 0;
+    if (S_is(S, e, "years") || S_is(S, e, "yrs") || S_is(S, e, "year")) {
+        if (S_is(S, e + 1, "old") || S_is(S, e + 1, "young")) {
+            e += 2;
+        } else if (!clause_end_tok(S, e + 1)) {
+            return 0;
+        } else {
+            e++;
+        }
+    } else if (S_is(S, e, "yo")) {
+        e++;
+    }
+    if (!(clause_end_tok(S, e) || S_cls(S, e, LX_CONJ) || S_is(S, e, "now") ||
+          S_is(S, e, "last") || S_is(S, e, "on") || S_is(S, e, "in") ||
+          S_is(S, e, "yesterday") ||
+          S_is(S, e, "today") || S_is(S, e, "already") || S_is(S, e, "too") ||
+          S_is(S, e, "this") || S_is(S, e, "next") || S_is(S, e, "btw") ||
+          S_is(S, e, "lol") || S_is(S, e, "so")))
+        return 0;
+    *b = e;
+    return v;
+}
+
+/* date_value -- a calendar date at i ("March 3rd", "the 3rd of March",
+ * "March 3, 1990", "May") as "March 3" / "March 3, 1990" / "May". */
+static char *date_value(xctx *x, const sent *S, int i, int *b)
+{
+    int mon = 0, day = 0, year = 0, e = i;
+    if (S_is(S, e, "on") || S_is(S, e, "in"))
+        e++;
+    if (S_is(S, e, "the"))
+        e++;
+    if (S_cls(S, e, LX_MONTH)) {
+        mon = S->t[e].lx->data;
+        e++;
+        if (S_punct(S, e, '.'))
+            e++;
+        if (e < S->n && S->t[e].type == T_NUM && S->t[e].num >= 1 &&
+            S->t[e].num <= 31) {
+            day = S->t[e].num;
+            e++;
+        }
+    } else if (e < S->n && S->t[e].type == T_NUM && S->t[e].num >= 1 &&
+               S->t[e].num <= 31) {
+        day = S->t[e].num;
+        e++;
+        if (S_is(S, e, "of"))
+            e++;
+        if (!S_cls(S, e, LX_MONTH))
+            return NULL;
+        mon = S->t[e].lx->data;
+        e++;
+    } else {
+        return NULL;
+    }
+    if (day > 0) {
+        int c = e;
+        if (S_punct(S, c, ','))
+            c++;
+        if (c < S->n && S->t[c].type == T_NUM && S->t[c].num >= 1900 &&
+            S->t[c].num <= 2100 && S->t[c].len == 4) {
+            year = S->t[c].num;
+            e = c + 1;
+        }
+    }
+    *b = e;
+    char buf[40];
+    if (day && year)
+        snprintf(buf, sizeof buf, "%s %d, %d", MONTH_NAMES[mon - 1], day, year);
+    else if (day)
+        snprintf(buf, sizeof buf, "%s %d", MONTH_NAMES[mon - 1], day);
+    else
+        snprintf(buf, sizeof buf, "%s", MONTH_NAMES[mon - 1]);
+    return xstrdup(x, buf);
+}
+
+/* emit_list -- a list of noun phrases at i ("sushi, ramen and tacos") as
+ * facts of slot; returns the end. */
+static int emit_list(fr *f, int i, const char *slot, ex_polarity pol,
+                     float base, ex_entity_type vt, uint64_t need)
+{
+    xctx *x = f->x;
+    sent *S = f->S;
+    int j = i, end = i;
+    for (int guard = 0; guard < 6 && j < S->n; guard++) {
+        int a = skip_det(S, j);
+        /* "a lot of", "a little" */
+        if (S_is(S, a, "lot") && S_is(S, a + 1, "of"))
+            a = skip_det(S, a + 2);
+        if (S_is(S, a, "little") && S_cls(S, a + 1, LX_LANG))
+            a++;
+        int b = np_end(x, S, a, MAX_VALUE_TOKS + 1, NP_OF);
+        /* "going on road trips", "hiking in the mountains": a gerund
+         * takes its prepositional phrase along. */
+        if (b > a && (tform(&S->t[a]) & LXF_ING) &&
+            (b - a == 1 ||
+             (b - a == 2 && ((tform(&S->t[a + 1]) & LXF_PP) ||
+                             S_is(S, a + 1, "up") || S_is(S, a + 1, "out")))) &&
+            S_cls(S, b, LX_PREP) && !S_is(S, b, "like") &&
+            !strncmp(slot, "preference.", 11)) {
+            int q = skip_det(S, b + 1);
+            int e2 = np_end(x, S, q, 4, 0);
+            if (e2 > q && e2 - a <= MAX_VALUE_TOKS && !vague_np(S, q, e2))
+                b = e2;
+        }
+        if (b <= a || b - a > MAX_VALUE_TOKS || vague_np(S, a, b))
+            break;
+        /* "sushi and the weather is nice": a later item followed by a
+         * verb is the subject of a new clause. */
+        if (j > i && b < S->n &&
+            ((tcls(&S->t[b]) & (LX_BE | LX_HAVE | LX_MODAL | LX_WILL)) ||
+             tis(&S->t[b], "'s") ||
+             (tverb(&S->t[b]) && (tform(&S->t[b]) & (LXF_S3 | LXF_PAST)))))
+            break;
+        if (need) {
+            /* "French fluently": the value ends at the last needed word */
+            int q = b;
+            while (q > a && !(tcls(&S->t[q - 1]) & need))
+                q--;
+            if (q > a)
+                b = q;
+        }
+        bool ok = true;
+        float conf = base;
+        /* "the yellow leaves": a particular thing more than a taste */
+        if (!strncmp(slot, "preference.", 11) &&
+            (S_is(S, j, "the") || S_is(S, a - 1, "the")) && !S_cap(S, a))
+            conf = base < 0.6f ? base : 0.6f;
+        if (need) {
+            ok = false;
+            for (int q = a; q < b; q++)
+                ok |= (tcls(&S->t[q]) & need) != 0;
+        }
+        /* "I love the thought Nate!": a vocative is no part of it. */
+        if (b - a > 1 && S_cap(S, b - 1) && (tcls(&S->t[b - 1]) & LX_FIRSTNAME) &&
+            !S_cap(S, b - 2))
+            b--;
+        /* A single known first name is a person, not a taste. */
+        if (b - a == 1 && (tcls(&S->t[a]) & LX_FIRSTNAME) && S_cap(S, a))
+            ok = false;
+        if (ok)
+            add_fact(x, S, f->sj, slot, toks_str(x, S, a, b), NULL, pol, conf,
+                     a, b, vt);
+        end = b;
+        if (b > S->consumed)
+            S->consumed = b;
+        j = b;
+        if (S_punct(S, j, ',') && (S_cls(S, j + 1, LX_CONJ) || S_word(S, j + 1)))
+            j++;
+        if (S_is(S, j, "and") || S_is(S, j, "or"))
+            j++;
+        else if (j == b)
+            break;
+        /* "and I ..." starts a clause, not a list item. */
+        if (S_cls(S, j, LX_SUBJ) && !S_is(S, j, "it"))
+            break;
+    }
+    return end;
+}
+
+/* vp_value -- the verb phrase at i as a goal or plan value, the main verb
+ * in base form ("moving to Denver" -> "move to Denver").  Returns the value
+ * (owned, NULL when there is none) and its end in *b. */
+static char *vp_value(xctx *x, sent *S, int i, int *b)
+{
+    i = skip_adv(S, i);
+    if (i >= S->n || S->t[i].type != T_WORD)
+        return NULL;
+    int e = vp_end(x, S, i, 10);
+    if (e <= i)
+        return NULL;
+    *b = e;
+    const tok *h = &S->t[i];
+    if (tverb(h) && !(tform(h) & LXF_BASE)) {
+        char *rest;
+        if (e > i + 2 && (S->t[i + 1].flags & TF_SYN) && tis(&S->t[i + 1], "to")) {
+            /* "gonna go" written fused: rebuild "to" */
+            char *r2 = toks_str(x, S, i + 2, e);
+            rest = NULL;
+            if (r2) {
+                size_t n2 = strlen(r2) + 4;
+                rest = dm_malloc(n2);
+                if (rest)
+                    snprintf(rest, n2, "to %s", r2);
+                else
+                    x->err = DM_ENOMEM;
+                dm_free(r2);
+            }
+        } else {
+            rest = e > i + 1 ? toks_str(x, S, i + 1, e) : xstrdup(x, "");
+        }
+        if (!rest)
+            return NULL;
+        size_t n = strlen(lx_verb_name(tverb(h))) + strlen(rest) + 2;
+        char *v = dm_malloc(n);
+        if (!v) {
+            x->err = DM_ENOMEM;
+            dm_free(rest);
+            return NULL;
+        }
+        snprintf(v, n, "%s%s%s", lx_verb_name(tverb(h)), rest[0] ? " " : "", rest);
+        dm_free(rest);
+        return v;
+    }
+    return toks_str(x, S, i, e);
+}
+
+static bool weak_verb(int vb)
+{
+    return vb == LV_BE || vb == LV_HAVE || vb == LV_DO || vb == LV_SAY ||
+           vb == LV_TELL || vb == LV_THINK || vb == LV_KNOW || vb == LV_SEE ||
+           vb == LV_TRY || vb == LV_NEED || vb == LV_HELP || vb == LV_ASK ||
+           vb == LV_MEAN || vb == LV_GUESS || vb == LV_FEEL ||
+           vb == LV_REMEMBER || vb == LV_BELIEVE || vb == LV_WANT ||
+           vb == LV_USE || vb == LV_MAKE || vb == LV_GET || vb == LV_FIND ||
+           vb == LV_WONDER || vb == LV_CALL || vb == LV_SEND;
+}
+
+/* emit_goal -- "to VP" at i as a goal (or plan). */
+static void emit_goal(fr *f, int i, const char *slot, float base)
+{
+    sent *S = f->S;
+    if (!S_is(S, i, "to"))
+        return;
+    int j = skip_adv(S, i + 1);
+    if (j >= S->n || !tverb(&S->t[j]) || !(tform(&S->t[j]) & LXF_BASE))
+        return;
+    int vb = tverb(&S->t[j]);
+    if (vb == LV_SAY || vb == LV_TELL || vb == LV_THINK || vb == LV_KNOW ||
+        vb == LV_SEE || vb == LV_ASK || vb == LV_HELP || vb == LV_MEAN)
+        return;
+    int b;
+    char *v = vp_value(f->x, S, j, &b);
+    if (!v)
+        return;
+    if (b - j < 2 && vb != LV_RETIRE && vb != LV_GRADUATE && vb != LV_SWIM &&
+        vb != LV_MEDITATE) {
+        dm_free(v);
+        return;
+    }
+    add_fact(f->x, S, f->sj, slot, v, NULL, EX_ASSERTED, fbase(f, base), j, b,
+             (ex_entity_type)-1);
+    if (!strcmp(slot, "plan") && f->sj->kind != SJ_OTHER) {
+        char *w = vp_value(f->x, S, j, &b);
+        add_event(f->x, S, EX_EV_PLAN, w, 0.7f, j, b, f->sj);
+        f->event_done = true;
+    }
+}
+
+/* frame_event -- the frame's event: the words from token s (the main verb
+ * by default) to e (the end of the verb phrase by default). */
+static void frame_event(fr *f, ex_event_type type, int s, int e)
+{
+    if (f->event_done || f->x->err)
+        return;
+    sent *S = f->S;
+    if (s < 0)
+        s = f->v->main;
+    if (e <= s)
+        e = vp_end(f->x, S, s, 12);
+    if (e <= s)
+        return;
+    float conf = f->sj->kind == SJ_OTHER ? 0.7f : 0.8f;
+    add_event(f->x, S, type, toks_str(f->x, S, s, e), conf, s, e, f->sj);
+    f->event_done = true;
+}
+
+/* gender_value -- a stated gender at i ("a woman", "a trans man",
+ * "non-binary", "female") that ends its phrase; NULL when none. */
+static const char *gender_value(const sent *S, int i, int *b, bool bare_ok)
+{
+    bool art = S_cls(S, i, LX_ART) || bare_ok;
+    if (S_cls(S, i, LX_ART))
+        i++;
+    while (S_is(S, i, "proud") || S_is(S, i, "young") || S_is(S, i, "cis"))
+        i++;
+    if (!S_cls(S, i, LX_GENDER))
+        return NULL;
+    const char *w = S->t[i].w;
+    const char *v = NULL;
+    int e = i + 1;
+    if (!strcmp(w, "trans") || !strcmp(w, "transgender")) {
+        if (S_is(S, e, "woman") || S_is(S, e, "girl") || S_is(S, e, "female")) {
+            v = "transgender woman";
+            e++;
+        } else if (S_is(S, e, "man") || S_is(S, e, "guy") ||
+                   S_is(S, e, "male")) {
+            v = "transgender man";
+            e++;
+        } else {
+            v = "transgender";
+        }
+    } else if (!strcmp(w, "woman") || !strcmp(w, "girl") ||
+               !strcmp(w, "lady") || !strcmp(w, "gal") || !strcmp(w, "female")) {
+        v = "female";
+    } else if (!strcmp(w, "man") || !strcmp(w, "guy") || !strcmp(w, "dude") ||
+               !strcmp(w, "male")) {
+        v = "male";
+    } else if (!strcmp(w, "nonbinary") || !strcmp(w, "non-binary")) {
+        v = "non-binary";
+    } else {
+        v = w; /* genderqueer, genderfluid, agender */
+    }
+    /* "a man of my word", "a girl scout": not a statement of gender. */
+    if (!(clause_end_tok(S, e) || S_cls(S, e, LX_CONJ | LX_SUB) ||
+          (S_cls(S, e, LX_PREP) && !S_is(S, e, "of")) || S_is(S, e, "myself") ||
+          S_is(S, e, "who")))
+        return NULL;
+    if (!art && (!strcmp(v, "female") || !strcmp(v, "male")) &&
+        !S_is(S, i, "female") && !S_is(S, i, "male"))
+        return NULL;
+    *b = e;
+    return v;
+}
+
+static void m_be(fr *f)
+{
+    xctx *x = f->x;
+    sent *S = f->S;
+    const vg *v = f->v;
+    const subj *sj = f->sj;
+    int k = f->k;
+    if (k >= S->n)
+        return;
+    const tok *t = &S->t[k];
+    ex_polarity pol = EX_ASSERTED;
+    float base = 0.9f;
+    int a, b;
+    float c;
+
+    /* Past events told with "be": born, raised, promoted, diagnosed,
+     * hired, laid off. */
+    if (tis(t, "born") || tis(t, "raised")) {
+        if (v->neg || v->future)
+            return;
+        int j = k + 1;
+        if (S_is(S, j, "and") && (S_is(S, j + 1, "raised") ||
+                                  S_is(S, j + 1, "bred") ||
+                                  S_is(S, j + 1, "born")))
+            j += 2;
+        char *d = tis(t, "born") ? date_value(x, S, j, &b) : NULL;
+        if (d) {
+            add_fact(x, S, sj, "birthday", d, NULL, EX_ASSERTED,
+                     fbase(f, 0.9f), j, b, (ex_entity_type)-1);
+            return;
+        }
+        if (S_is(S, j, "in") || S_is(S, j, "and"))
+            emit_place(x, S, sj, j + 1, true, EX_ASSERTED, fbase(f, 0.9f), NULL);
+        return;
+    }
+    if (tis(t, "promoted") && S_is(S, k + 1, "to")) {
+        if (!change(f, &pol, &base))
+            return;
+        if (title_at(S, k + 2, true, &a, &b, &c)) {
+            emit_title(f, a, b, pol, fbase(f, c));
+            frame_event(f, EX_EV_MILESTONE, k, b);
+        }
+        return;
+    }
+    if (tis(t, "diagnosed") && S_is(S, k + 1, "with")) {
+        if (v->neg || v->future)
+            return;
+        emit_list(f, k + 2, "health", EX_ASSERTED, fbase(f, 0.9f),
+                  EX_ENT_CONCEPT, 0);
+        frame_event(f, EX_EV_MILESTONE, k, -1);
+        return;
+    }
+    if (tis(t, "hired") || tis(t, "employed")) {
+        bool hired = tis(t, "hired");
+        if (hired ? !change(f, &pol, &base) : !state(f, &pol, &base))
+            return;
+        for (int j = k + 1, g = 0; g < 3 && j < S->n; g++) {
+            if (S_is(S, j, "as") && title_at(S, j + 1, true, &a, &b, &c)) {
+                emit_title(f, a, b, pol, fbase(f, c));
+                j = b;
+            } else if (S_is(S, j, "at") || S_is(S, j, "by") ||
+                       S_is(S, j, "with")) {
+                int e = emit_org(f, j + 1, "work.employer", pol, base);
+                if (e == j + 1)
+                    break;
+                j = e;
+            } else {
+                break;
+            }
+        }
+        if (hired)
+            frame_event(f, EX_EV_MILESTONE, k, -1);
+        return;
+    }
+    if ((tis(t, "laid") && S_is(S, k + 1, "off")) || tis(t, "fired")) {
+        if (v->neg || v->future)
+            return;
+        int j = k + (tis(t, "laid") ? 2 : 1);
+        if (S_is(S, j, "from") || S_is(S, j, "at") || S_is(S, j, "by"))
+            emit_org(f, j + 1, "work.employer", EX_NEGATED, fbase(f, 0.8f));
+        frame_event(f, EX_EV_MILESTONE, k, -1);
+        return;
+    }
+    if (tis(t, "self-employed")) {
+        if (state(f, &pol, &base))
+            add_fact(x, S, sj, "work.employer", xstrdup(x, "self-employed"),
+                     NULL, pol, fbase(f, 0.8f), k, k + 1, (ex_entity_type)-1);
+        return;
+    }
+    base = 0.9f;
+    if (!state(f, &pol, &base))
+        return;
+
+    /* "a 28-year-old teacher", "a 35 year old woman from Ohio" */
+    if (S_cls(S, k, LX_ART) && k + 1 < S->n) {
+        int q = k + 1, e2 = 0, av = 0;
+        const tok *u = &S->t[q];
+        if (u->type == T_WORD && strstr(u->w, "-year-old")) {
+            av = age_at(S, q, &e2);
+            e2 = q + 1;
+        } else if ((u->type == T_NUM || (tcls(u) & LX_NUM)) &&
+                   S_is(S, q + 1, "year") && S_is(S, q + 2, "old")) {
+            av = u->type == T_NUM ? u->num : u->lx->data;
+            e2 = q + 3;
+        }
+        if (av >= 1 && av <= 120) {
+            char buf[16];
+            snprintf(buf, sizeof buf, "%d", av);
+            add_fact(x, S, sj, "age", xstrdup(x, buf), NULL, pol, base, q, e2,
+                     (ex_entity_type)-1);
+            const char *g = gender_value(S, e2, &b, true);
+            if (g && sj->kind == SJ_SPEAKER)
+                add_fact(x, S, sj, "gender", xstrdup(x, g), NULL, pol, base, e2,
+                         b, (ex_entity_type)-1);
+            else if (title_at(S, e2, false, &a, &b, &c))
+                emit_title(f, a, b, pol, fbase(f, c < base ? c : base));
+            else
+                b = e2;
+            if (S_is(S, b, "from"))
+                emit_place(x, S, sj, b + 1, true, pol, base, NULL);
+            return;
+        }
+    }
+    /* age */
+    int age = age_at(S, k, &b);
+    if (age > 0) {
+        char buf[16];
+        snprintf(buf, sizeof buf, "%d", age);
+        add_fact(x, S, sj, "age", xstrdup(x, buf), NULL, pol, base, k, b,
+                 (ex_entity_type)-1);
+        return;
+    }
+    if (tis(t, "from")) {
+        emit_place(x, S, sj, k + 1, true, pol, base, NULL);
+        return;
+    }
+    if ((tis(t, "based") || tis(t, "located") || tis(t, "settled") ||
+         tis(t, "stationed")) && S_is(S, k + 1, "in")) {
+        emit_place(x, S, sj, k + 2, false, pol, base, NULL);
+        return;
+    }
+    if (tis(t, "in") && S_is(S, k + 1, "a") && S_is(S, k + 2, "relationship")) {
+        add_fact(x, S, sj, "relationship", xstrdup(x, "in a relationship"),
+                 NULL, pol, base, k, k + 3, (ex_entity_type)-1);
+        return;
+    }
+    if (tis(t, "in")) {
+        int e = industry_at(x, S, k + 1, &a, &b, &c);
+        if (e > k + 1)
+            add_fact(x, S, sj, "work.industry", toks_str(x, S, a, b), NULL, pol,
+                     fbase(f, c < base ? c : base), a, b, EX_ENT_CONCEPT);
+        return;
+    }
+    if (S_cls(S, k, LX_ART) && (S_is(S, k + 1, "widow") || S_is(S, k + 1, "widower"))) {
+        add_fact(x, S, sj, "relationship", xstrdup(x, "widowed"), NULL, pol, base,
+                 k, k + 2, (ex_entity_type)-1);
+        return;
+    }
+    if ((tis(t, "obsessed") || tis(t, "passionate") || tis(t, "crazy")) &&
+        (S_is(S, k + 1, "with") || S_is(S, k + 1, "about"))) {
+        emit_list(f, k + 2, "preference.likes", pol, fbase(f, 0.8f),
+                  EX_ENT_CONCEPT, 0);
+        return;
+    }
+    if (tcls(t) & LX_RELSTAT) {
+        add_fact(x, S, sj, "relationship", xstrdup(x, t->w), NULL, pol, base, k,
+                 k + 1, (ex_entity_type)-1);
+        if ((tis(t, "married") || tis(t, "engaged")) && S_is(S, k + 1, "to") &&
+            pol != EX_NEGATED) {
+            int e = name_run(S, k + 2);
+            if (e > k + 2)
+                add_fact(x, S, sj,
+                         tis(t, "married") ? "family.spouse" : "family.partner",
+                         toks_str(x, S, k + 2, e), NULL, pol, base, k + 2, e,
+                         EX_ENT_PERSON);
+        }
+        return;
+    }
+    /* diet: "vegan", "a vegetarian", "on a keto diet", "gluten-free" */
+    {
+        int j = k;
+        if (S_is(S, j, "on") && S_cls(S, j + 1, LX_ART))
+            j += 2;
+        else if (S_cls(S, j, LX_ART))
+            j++;
+        while (S_is(S, j, "strict") || S_is(S, j, "full") ||
+               S_is(S, j, "proud") || S_is(S, j, "committed"))
+            j++;
+        if (S_cls(S, j, LX_DIET) && !S_cls(S, j + 1, LX_OCC)) {
+            int e = j + 1;
+            if (S_is(S, e, "diet"))
+                e++;
+            if (clause_end_tok(S, e) || S_cls(S, e, LX_CONJ | LX_SUB | LX_NPSTOP |
+                                                    LX_PREP | LX_ADV | LX_TIME)) {
+                add_fact(x, S, sj, "diet", xstrdup(x, S->t[j].w), NULL, pol,
+                         base, j, e, EX_ENT_CONCEPT);
+                return;
+            }
+        }
+    }
+    if (tis(t, "allergic") && S_is(S, k + 1, "to")) {
+        emit_list(f, k + 2, "allergy", pol, base, EX_ENT_CONCEPT, 0);
+        return;
+    }
+    if (tis(t, "lactose") && S_is(S, k + 1, "intolerant")) {
+        add_fact(x, S, sj, "health", xstrdup(x, "lactose intolerance"), NULL,
+                 pol, base, k, k + 2, EX_ENT_CONCEPT);
+        return;
+    }
+    if (tcls(t) & LX_HEALTHADJ) {
+        static const char *const MAP[][2] = {
+            {"diabetic", "diabetes"}, {"asthmatic", "asthma"},
+            {"epileptic", "epilepsy"}, {"anemic", "anemia"},
+            {"autistic", "autism"}};
+        const char *val = t->w;
+        for (size_t q = 0; q < sizeof MAP / sizeof *MAP; q++)
+            if (!strcmp(t->w, MAP[q][0]))
+                val = MAP[q][1];
+        add_fact(x, S, sj, "health", xstrdup(x, val), NULL, pol, base, k, k + 1,
+                 EX_ENT_CONCEPT);
+        return;
+    }
+    /* "a (big) fan of X" */
+    {
+        int j = k;
+        if (S_cls(S, j, LX_ART))
+            j++;
+        while (S_is(S, j, "big") || S_is(S, j, "huge") || S_is(S, j, "massive") ||
+               S_is(S, j, "great") || S_is(S, j, "real") ||
+               S_is(S, j, "die-hard") || S_is(S, j, "total"))
+            j++;
+        if (S_is(S, j, "fan") && S_is(S, j + 1, "of")) {
+            if (pol == EX_NEGATED)
+                emit_list(f, j + 2, "preference.dislikes", EX_ASSERTED,
+                          fbase(f, 0.8f), EX_ENT_CONCEPT, 0);
+            else
+                emit_list(f, j + 2, "preference.likes", pol, fbase(f, 0.85f),
+                          EX_ENT_CONCEPT, 0);
+            return;
+        }
+    }
+    if (tis(t, "into") || (tis(t, "really") && S_is(S, k + 1, "into"))) {
+        int j = tis(t, "into") ? k + 1 : k + 2;
+        if (S_cls(S, j, LX_ART | LX_POSS | LX_DET))
+            return; /* "into a bad spot", "into my work" */
+        int s2 = j;
+        int e = np_end(x, S, s2, MAX_VALUE_TOKS, 0);
+        if (e <= s2 || vague_np(S, s2, e))
+            return;
+        const tok *h = &S->t[e - 1];
+        size_t hl = strlen(h->w);
+        bool act = (tcls(h) & LX_ACTIVITY) ||
+                   (hl > 4 && !strcmp(h->w + hl - 3, "ing"));
+        if (pol == EX_NEGATED && !v->anymore)
+            add_fact(x, S, sj, "preference.dislikes", toks_str(x, S, s2, e), NULL,
+                     EX_ASSERTED, fbase(f, 0.75f), s2, e, EX_ENT_CONCEPT);
+        else
+            add_fact(x, S, sj, act ? "hobby" : "preference.likes",
+                     toks_str(x, S, s2, e), NULL, pol, fbase(f, 0.85f), s2, e,
+                     EX_ENT_CONCEPT);
+        return;
+    }
+    if ((tis(t, "good") || tis(t, "great") || tis(t, "skilled") ||
+         tis(t, "talented") || tis(t, "experienced") || tis(t, "proficient") ||
+         tis(t, "fluent")) &&
+        (S_is(S, k + 1, "at") || S_is(S, k + 1, "in") || S_is(S, k + 1, "with"))) {
+        int s2 = skip_det(S, k + 2);
+        if (tis(t, "fluent") || S_cls(S, s2, LX_LANG)) {
+            emit_list(f, k + 2, S_cls(S, s2, LX_LANG) ? "language" : "skill", pol,
+                      base, EX_ENT_CONCEPT, 0);
+            return;
+        }
+        int e = np_end(x, S, s2, MAX_VALUE_TOKS, NP_OF);
+        if (e > s2 && !vague_np(S, s2, e))
+            add_fact(x, S, sj, "skill", toks_str(x, S, s2, e), NULL, pol,
+                     fbase(f, 0.8f), s2, e, EX_ENT_CONCEPT);
+        return;
+    }
+    /* "a member of X" */
+    if (S_cls(S, k, LX_ART) && S_is(S, k + 1, "member") && S_is(S, k + 2, "of")) {
+        if (pol == EX_NEGATED)
+            return;
+        int s2 = k + 3, e;
+        if (!org_at(S, s2, &a, &e)) {
+            a = skip_det(S, s2);
+            e = np_end(x, S, a, MAX_VALUE_TOKS, NP_OF);
+        }
+        if (e > a && !vague_np(S, a, e)) {
+            char *o = toks_str(x, S, a, e), *su = subj_str(x, sj);
+            if (o && su) {
+                add_relation(x, su, "member_of", o, eff_conf(S, sj, sj->pos, 0.8f),
+                             tspan(S, sj->pos, e));
+                add_entity(x, o, S_cap(S, a) ? EX_ENT_ORG : EX_ENT_CONCEPT, 0.8f,
+                           tspan(S, a, e));
+            }
+            dm_free(o);
+            dm_free(su);
+        }
+        return;
+    }
+    /* students: "a student at X", "a nursing student", "a biology major" */
+    {
+        int j = S_cls(S, k, LX_ART) ? k + 1 : k;
+        int e = j;
+        while (e < S->n && e - j < 4 && S_word(S, e) && !S_is(S, e, "student") &&
+               !S_is(S, e, "major") && !(tcls(&S->t[e]) & (LX_PREP | LX_CONJ |
+                                                           LX_SUB | LX_NPSTOP)))
+            e++;
+        if (S_is(S, e, "student") || S_is(S, e, "major")) {
+            int s2 = j;
+            while (s2 < e && (tcls(&S->t[s2]) & LX_MODADJ))
+                s2++;
+            if (S_is(S, s2, "college") || S_is(S, s2, "university") ||
+                S_is(S, s2, "grad") || S_is(S, s2, "graduate") ||
+                S_is(S, s2, "high") || S_is(S, s2, "full-time") ||
+                S_is(S, s2, "part-time") || S_is(S, s2, "exchange"))
+                s2 = e;
+            if (s2 < e)
+                add_fact(x, S, sj, "education", toks_str(x, S, s2, e), NULL, pol,
+                         fbase(f, 0.85f), s2, e, EX_ENT_CONCEPT);
+            if (S_is(S, e + 1, "at"))
+                emit_org(f, e + 2, "education.school", pol, fbase(f, 0.85f));
+            return;
+        }
+    }
+    /* gender */
+    {
+        const char *g = gender_value(S, k, &b, false);
+        if (g && sj->kind == SJ_SPEAKER) {
+            add_fact(x, S, sj, "gender", xstrdup(x, g), NULL, pol, base, k, b,
+                     (ex_entity_type)-1);
+            return;
+        }
+    }
+    /* "the CEO of X", "the founder of X" */
+    if (S_is(S, k, "the") && S_cls(S, k + 1, LX_OCC) && S_is(S, k + 2, "of")) {
+        emit_title(f, k + 1, k + 2, pol, fbase(f, 0.85f));
+        emit_org(f, k + 3, "work.employer", pol, fbase(f, 0.85f));
+        return;
+    }
+    /* a job title, and where */
+    if (S_cls(S, k, LX_ART) && title_at(S, k, false, &a, &b, &c)) {
+        emit_title(f, a, b, pol, fbase(f, c < base ? c : base));
+        if (S_is(S, b, "at") || S_is(S, b, "for") || S_is(S, b, "with"))
+            emit_org(f, b + 1, "work.employer", pol, fbase(f, 0.85f));
+        return;
+    }
+    /* "I'm Ali", "I'm called Ali" */
+    if (sj->kind == SJ_SPEAKER && !x->assistant) {
+        int j = k;
+        bool called = false;
+        if ((tis(t, "called") || tis(t, "named")) && S_cap(S, k + 1)) {
+            j = k + 1;
+            called = true;
+        }
+        if (!S_cap(S, j) || (S->t[j].flags & TF_UPPER))
+            return;
+        int e = j + 1;
+        while (e < S->n && e - j < 3 && S_cap(S, e) && !S->t[e].lx)
+            e++;
+        for (int q = j; q < e; q++)
+            if (S->t[q].lx && (tcls(&S->t[q]) & ~(uint64_t)LX_FIRSTNAME))
+                return;
+        if (!(clause_end_tok(S, e) || S_cls(S, e, LX_CONJ) || S_is(S, e, "from") ||
+              S_is(S, e, "btw") || S_is(S, e, "by") || S_is(S, e, "here")))
+            return;
+        const gz_place *g[1];
+        bool first = (tcls(&S->t[j]) & LX_FIRSTNAME) != 0;
+        if (!first && gz_lookup(x->text + S->t[j].off, S->t[j].len, g, 1) > 0)
+            return;
+        float nc = first ? 0.9f : called ? 0.8f : 0.6f;
+        add_fact(x, S, sj, "name", toks_str(x, S, j, e), NULL, pol,
+                 nc < base ? nc : base, j, e, EX_ENT_PERSON);
+    }
+}
+
+static void m_live(fr *f)
+{
+    ex_polarity pol;
+    float base = 0.9f;
+    if (!state(f, &pol, &base))
+        return;
+    int k = f->k;
+    if (S_is(f->S, k, "here") || S_is(f->S, k, "there") ||
+        S_is(f->S, k, "now") || S_is(f->S, k, "currently"))
+        k++;
+    if (S_is(f->S, k, "in") || (f->v->verb == LV_RESIDE && S_is(f->S, k, "at")))
+        emit_place(f->x, f->S, f->sj, k + 1, false, pol, base, NULL);
+}
+
+/* m_move -- "moved to X", "moved from X to Y", "relocated to X",
+ * "settled in X"; the progressive and future are plans (frame()). */
+static void m_move(fr *f)
+{
+    sent *S = f->S;
+    xctx *x = f->x;
+    int k = f->k;
+    ex_polarity pol;
+    float base = 0.9f;
+    if (f->v->progressive && !f->v->past)
+        return;
+    if (!change(f, &pol, &base))
+        return;
+    if (S_is(S, k, "back") || S_is(S, k, "away") || S_is(S, k, "over"))
+        k++;
+    if (S_is(S, k, "here") || S_is(S, k, "there") || S_is(S, k, "out") ||
+        (S_is(S, k, "in") && S_is(S, k + 1, "with")))
+        return;
+    int a, b, c = -1, d = -1, to = -1;
+    place p;
+    if (f->v->verb == LV_SETTLE && S_is(S, k, "in"))
+        to = k + 1;
+    else if (S_is(S, k, "to"))
+        to = k + 1;
+    else if (S_is(S, k, "from") && place_at(x, S, k + 1, &c, &d, &p) &&
+             S_is(S, d, "to"))
+        to = d + 1;
+    if (to < 0)
+        return;
+    if (c < 0 && place_at(x, S, to, &a, &b, &p) && S_is(S, b, "from")) {
+        int e;
+        if (place_at(x, S, b + 1, &c, &e, &p))
+            d = e;
+    }
+    char *prev = c >= 0 ? toks_str(x, S, c, d) : NULL;
+    int e = emit_place(x, S, f->sj, to, false, pol, base, prev);
+    if (e > to)
+        frame_event(f, EX_EV_MILESTONE, f->v->main, e > d ? e : d);
+}
+
+static void m_work(fr *f)
+{
+    sent *S = f->S;
+    xctx *x = f->x;
+    ex_polarity pol;
+    float base = 0.9f;
+    if (!state(f, &pol, &base))
+        return;
+    int k = f->k, a, b;
+    float c;
+    for (int guard = 0; guard < 4 && k < S->n; guard++) {
+        k = skip_adv(S, k);
+        if ((S_is(S, k, "at") || S_is(S, k, "for")) && S_is(S, k + 1, "myself")) {
+            add_fact(x, S, f->sj, "work.employer", xstrdup(x, "self-employed"),
+                     NULL, pol, fbase(f, 0.8f), k, k + 2, (ex_entity_type)-1);
+            k += 2;
+        } else if (S_is(S, k, "at") || S_is(S, k, "for")) {
+            int e = emit_org(f, k + 1, "work.employer", pol, base);
+            if (e == k + 1) {
+                e = np_end(x, S, skip_det(S, k + 1), MAX_VALUE_TOKS, NP_OF);
+                /* "a small startup called Fluxify" */
+                if (e > k + 1 && (S_is(S, e, "called") || S_is(S, e, "named")) &&
+                    S_cap(S, e + 1))
+                    e = emit_org(f, e + 1, "work.employer", pol, fbase(f, 0.85f));
+            }
+            if (e <= k + 1)
+                break;
+            k = e;
+        } else if (S_is(S, k, "as") && f->v->verb != LV_TEACH &&
+                   title_at(S, k + 1, true, &a, &b, &c)) {
+            emit_title(f, a, b, pol, fbase(f, c < base ? c : base));
+            k = b;
+        } else if (S_is(S, k, "in")) {
+            int e = industry_at(x, S, k + 1, &a, &b, &c);
+            if (e > k + 1 && f->v->verb != LV_TEACH) {
+                add_fact(x, S, f->sj, "work.industry", toks_str(x, S, a, b), NULL,
+                         pol, fbase(f, c < base ? c : base), a, b, EX_ENT_CONCEPT);
+                k = e;
+            } else {
+                int e2 = np_end(x, S, skip_det(S, k + 1), MAX_VALUE_TOKS, NP_OF);
+                if (e2 <= k + 1)
+                    break;
+                k = e2;
+            }
+        } else if (S_is(S, k, "from") || S_is(S, k, "with") || S_is(S, k, "on") ||
+                   S_is(S, k, "as")) {
+            int e = np_end(x, S, skip_det(S, k + 1), MAX_VALUE_TOKS, NP_OF);
+            if (e <= k + 1)
+                break;
+            k = e;
+        } else {
+            break;
+        }
+    }
+}
+
+static void m_start(fr *f)
+{
+    sent *S = f->S;
+    xctx *x = f->x;
+    ex_polarity pol;
+    float base = 0.9f;
+    if (is_future(f) || !change(f, &pol, &base))
+        return;
+    int k = f->k, a, b;
+    float c;
+    int j = k;
+    bool job = false;
+    if (S_cls(S, j, LX_ART | LX_POSS)) {
+        int q = j + 1;
+        while (S_is(S, q, "new") || S_is(S, q, "first") || S_is(S, q, "full-time") ||
+               S_is(S, q, "part-time") || S_is(S, q, "dream"))
+            q++;
+        if (S_is(S, q, "job") || S_is(S, q, "position") || S_is(S, q, "role") ||
+            S_is(S, q, "gig")) {
+            job = true;
+            j = q + 1;
+        }
+    } else if (S_is(S, j, "working") || S_is(S, j, "teaching")) {
+        job = true;
+        j++;
+    } else if (S_is(S, j, "at")) {
+        job = true;
+    }
+    if (job) {
+        int end = j;
+        for (int g = 0; g < 3 && j < S->n; g++) {
+            if (S_is(S, j, "at") || S_is(S, j, "for") || S_is(S, j, "with")) {
+                int e = emit_org(f, j + 1, "work.employer", pol, base);
+                if (e == j + 1)
+                    break;
+                j = end = e;
+            } else if (S_is(S, j, "as") && title_at(S, j + 1, true, &a, &b, &c)) {
+                emit_title(f, a, b, pol, fbase(f, c));
+                j = end = b;
+            } else {
+                break;
+            }
+        }
+        frame_event(f, EX_EV_MILESTONE, f->v->main, end);
+        return;
+    }
+    /* "I started running": a new hobby. */
+    const tok *t = k < S->n ? &S->t[k] : NULL;
+    if (t && (tform(t) & LXF_ING) && (tcls(t) & (LX_ACTIVITY | LX_HOBBYV))) {
+        int e = k + 1;
+        if (clause_end_tok(S, e) || S_cls(S, e, LX_CONJ | LX_SUB | LX_ADV | LX_TIME) ||
+            in_time(x, S, e)) {
+            add_fact(x, S, f->sj, "hobby", toks_str(x, S, k, e), NULL, pol,
+                     fbase(f, 0.7f), k, e, EX_ENT_CONCEPT);
+            frame_event(f, EX_EV_PREFERENCE, f->v->main, e);
+        }
+    }
+}
+
+static void m_join(fr *f)
+{
+    sent *S = f->S;
+    xctx *x = f->x;
+    ex_polarity pol;
+    float base = 0.8f;
+    if (is_future(f) || !change(f, &pol, &base))
+        return;
+    int k = f->k, a, b;
+    if (org_at(S, k, &a, &b)) {
+        const tok *h = &S->t[b - 1];
+        if (tcls(h) & LX_CLUB) {
+            char *o = toks_str(x, S, a, b), *su = subj_str(x, f->sj);
+            if (o && su) {
+                add_relation(x, su, "member_of", o,
+                             eff_conf(S, f->sj, f->sj->pos, base), tspan(S, a, b));
+                add_entity(x, o, EX_ENT_ORG, 0.8f, tspan(S, a, b));
+            }
+            dm_free(o);
+            dm_free(su);
+            frame_event(f, EX_EV_ACTIVITY, f->v->main, b);
+        } else {
+            emit_org(f, k, "work.employer", pol, base);
+            frame_event(f, EX_EV_MILESTONE, f->v->main, b);
+        }
+        return;
+    }
+    a = skip_det(S, k);
+    b = np_end(x, S, a, 5, NP_OF);
+    if (b > a && (tcls(&S->t[b - 1]) & LX_CLUB) && !vague_np(S, a, b)) {
+        char *o = toks_str(x, S, a, b), *su = subj_str(x, f->sj);
+        if (o && su) {
+            add_relation(x, su, "member_of", o,
+                         eff_conf(S, f->sj, f->sj->pos, 0.7f), tspan(S, a, b));
+            add_entity(x, o, EX_ENT_CONCEPT, 0.7f, tspan(S, a, b));
+        }
+        dm_free(o);
+        dm_free(su);
+        frame_event(f, EX_EV_ACTIVITY, f->v->main, b);
+    }
+}
+
+/* quit_food -- "(eating) meat" at i as a negated diet; true if read. */
+static bool quit_food(fr *f, int i, ex_event_type ev)
+{
+    sent *S = f->S;
+    if (S_is(S, i, "eating") || S_is(S, i, "consuming"))
+        i++;
+    int a = skip_det(S, i);
+    int b = np_end(f->x, S, a, 4, 0);
+    if (b <= a || !(tcls(&S->t[b - 1]) & LX_FOOD))
+        return false;
+    add_fact(f->x, S, f->sj, "diet", toks_str(f->x, S, a, b), NULL, EX_NEGATED,
+             fbase(f, 0.85f), a, b, EX_ENT_CONCEPT);
+    frame_event(f, ev, f->v->main, b);
+    return true;
+}
+
+static void m_quit(fr *f)
+{
+    sent *S = f->S;
+    xctx *x = f->x;
+    const vg *v = f->v;
+    if (v->neg || v->future || v->modal)
+        return;
+    int k = f->k, a, b;
+    int vb = v->verb;
+    if (vb == LV_LOSE) {
+        if (!(v->past || v->perfect) || !S_cls(S, k, LX_POSS) ||
+            !S_is(S, k + 1, "job"))
+            return;
+        int e = k + 2;
+        if (S_is(S, e, "at") || S_is(S, e, "with"))
+            e = emit_org(f, e + 1, "work.employer", EX_NEGATED, fbase(f, 0.85f));
+        frame_event(f, EX_EV_MILESTONE, v->main, e);
+        return;
+    }
+    if (vb == LV_GIVE) {
+        if (!S_is(S, k, "up"))
+            return;
+        k++;
+    }
+    if (vb == LV_STOP) {
+        if (!S_is(S, k, "eating") && !S_is(S, k, "consuming"))
+            return;
+    }
+    if (quit_food(f, k, EX_EV_PREFERENCE))
+        return;
+    if (vb == LV_STOP || vb == LV_GIVE)
+        return;
+    /* "quit my job (at Acme)" */
+    if (S_cls(S, k, LX_POSS) && (S_is(S, k + 1, "job") || S_is(S, k + 1, "position"))) {
+        int e = k + 2;
+        if (S_is(S, e, "at") || S_is(S, e, "with"))
+            e = emit_org(f, e + 1, "work.employer", EX_NEGATED, fbase(f, 0.85f));
+        frame_event(f, EX_EV_MILESTONE, v->main, e);
+        return;
+    }
+    if (!org_at(S, k, &a, &b))
+        return;
+    /* "left" needs an organisation-looking name; "quit" any name. */
+    if (vb == LV_LEAVE) {
+        bool orgish = (tcls(&S->t[b - 1]) & LX_ORGSUF) ||
+                      (tcls(&S->t[a]) & LX_ORGNAME);
+        char *o = toks_str(x, S, a, b);
+        if (o && org_name(x, o) != o)
+            orgish = true;
+        dm_free(o);
+        if (!orgish)
+            return;
+    } else {
+        place p;
+        int c, d;
+        if (place_at(x, S, a, &c, &d, &p) && p.gp)
+            return;
+    }
+    if (S_is(S, b, "for") && org_at(S, b + 1, &a, &b)) {
+        /* "I left Acme for Initech" */
+        char *prev = toks_str(x, S, k, b);
+        int c2, d2;
+        org_at(S, k, &c2, &d2);
+        dm_free(prev);
+        prev = toks_str(x, S, c2, d2);
+        add_fact(x, S, f->sj, "work.employer", toks_str(x, S, a, b), prev,
+                 EX_ASSERTED, fbase(f, 0.8f), a, b, EX_ENT_ORG);
+    } else {
+        emit_org(f, k, "work.employer", EX_NEGATED, fbase(f, 0.85f));
+    }
+    frame_event(f, EX_EV_MILESTONE, v->main, b);
+}
+
+/* pet_at -- "a dog (named Max)", "two cats named X and Y" at i; emits the
+ * pet facts and returns the end, or i. */
+static int pet_at(fr *f, int i, ex_polarity pol, float base)
+{
+    sent *S = f->S;
+    xctx *x = f->x;
+    int j = i;
+    if (S_cls(S, j, LX_ART | LX_NUM) || (j < S->n && S->t[j].type == T_NUM))
+        j++;
+    else
+        return i;
+    while (S_cls(S, j, LX_KINADJ | LX_MODADJ) && !S_cls(S, j, LX_ANIMAL))
+        j++;
+    int s = j;
+    while (j < S->n && j - s < 3 && S_word(S, j) && !S_cls(S, j, LX_ANIMAL) &&
+           !(tcls(&S->t[j]) & (LX_PREP | LX_CONJ | LX_SUB)))
+        j++;
+    if (!S_cls(S, j, LX_ANIMAL))
+        return i;
+    /* "a guinea pig" */
+    int h = j;
+    if (S_is(S, h, "guinea") && S_is(S, h + 1, "pig"))
+        h++;
+    const char *species = lx_species(S->t[h].lx->data);
+    if (!species)
+        return i;
+    int e = h + 1;
+    /* the animal word as written, singular: modifiers kept ("golden
+     * retriever"), the species word from the list */
+    char animal[64];
+    if (s < h) {
+        char *mods = toks_str(x, S, s, h);
+        if (!mods)
+            return i;
+        snprintf(animal, sizeof animal, "%s %s", mods, species);
+        dm_free(mods);
+        for (char *p = animal; *p; p++)
+            if (*p >= 'A' && *p <= 'Z')
+                *p = (char)(*p + 32);
+    } else {
+        snprintf(animal, sizeof animal, "%s", species);
+    }
+    int n_named = 0;
+    if (S_is(S, e, "named") || S_is(S, e, "called") ||
+        (S_punct(S, e, ',') && S_cap(S, e + 1) &&
+         (tcls(&S->t[e + 1]) & ~(uint64_t)LX_FIRSTNAME) == 0)) {
+        int q = e + 1;
+        for (int g = 0; g < 4; g++) {
+            /* Pets are named Buddy, Pepper, Bear: any capitalised word. */
+            int ne = q;
+            while (ne < S->n && ne - q < 2 && S_cap(S, ne) &&
+                   !(tcls(&S->t[ne]) & (LX_SUBJ | LX_PRONOBJ | LX_DAY)))
+                ne++;
+            if (ne <= q)
+                break;
+            char *nm = toks_str(x, S, q, ne);
+            if (!nm)
+                return e;
+            size_t n = strlen(nm) + strlen(animal) + 4;
+            char *val = dm_malloc(n);
+            if (!val) {
+                x->err = DM_ENOMEM;
+                dm_free(nm);
+                return e;
+            }
+            snprintf(val, n, "%s (%s)", nm, animal);
+            add_fact(x, S, f->sj, "pet", val, NULL, pol, base, q, ne,
+                     (ex_entity_type)-1);
+            add_entity(x, nm, EX_ENT_CONCEPT, base, tspan(S, q, ne));
+            dm_free(nm);
+            n_named++;
+            e = ne;
+            q = ne;
+            if (S_punct(S, q, ','))
+                q++;
+            if (S_is(S, q, "and"))
+                q++;
+            else if (q == ne)
+                break;
+        }
+    }
+    if (n_named == 0)
+        add_fact(x, S, f->sj, "pet", xstrdup(x, species), NULL, pol, base, s, e,
+                 (ex_entity_type)-1);
+    /* "a pup and a kitty" */
+    if (S_is(S, e, "and") && S_cls(S, e + 1, LX_ART | LX_NUM)) {
+        int e2 = pet_at(f, e + 1, pol, base);
+        if (e2 > e + 1)
+            e = e2;
+    }
+    return e;
+}
+
+static void m_have(fr *f)
+{
+    sent *S = f->S;
+    xctx *x = f->x;
+    const vg *v = f->v;
+    int k = f->k, a, b;
+    float c;
+    if (v->past && !v->perfect) {
+        /* "we had a baby" */
+        int j = skip_det(S, k);
+        if (S_is(S, j, "baby") && !v->neg && !v->modal)
+            frame_event(f, EX_EV_MILESTONE, v->main, j + 1);
+        return;
+    }
+    ex_polarity pol;
+    float base = 0.9f;
+    if (!state(f, &pol, &base))
+        return;
+    if (S_is(S, k, "got"))
+        k++;
+    if (pet_at(f, k, pol, base) > k)
+        return;
+    int j = k;
+    if (S_cls(S, j, LX_ART | LX_NUM) || (j < S->n && S->t[j].type == T_NUM)) {
+        int q = j + 1;
+        while (S_cls(S, q, LX_KINADJ) && !S_cls(S, q, LX_FAMILY))
+            q++;
+        if (S_cls(S, q, LX_FAMILY)) {
+            int rel = S->t[q].lx->data;
+            bool partner = tis(&S->t[q], "boyfriend") || tis(&S->t[q], "girlfriend") ||
+                           tis(&S->t[q], "partner");
+            bool spouse = rel == 0;
+            if ((partner || spouse) && S_cls(S, j, LX_ART) && pol != EX_NEGATED)
+                add_fact(x, S, f->sj, "relationship",
+                         xstrdup(x, spouse ? "married" : "in a relationship"), NULL,
+                         pol, fbase(f, spouse ? 0.8f : 0.7f), q, q + 1,
+                         (ex_entity_type)-1);
+            int e = q + 1;
+            if (S_punct(S, e, ','))
+                e++;
+            if (S_is(S, e, "named") || S_is(S, e, "called")) {
+                int ne = name_run(S, e + 1);
+                if (ne > e + 1 && rel >= 0 && rel < (int)N_FAMILY) {
+                    char slot[40];
+                    snprintf(slot, sizeof slot, "family.%s", FAMILY_REL[rel]);
+                    add_fact(x, S, f->sj, slot, toks_str(x, S, e + 1, ne), NULL, pol,
+                             base, e + 1, ne, EX_ENT_PERSON);
+                    add_person(x, S->t[e + 1].off,
+                               S->t[ne - 1].off + S->t[ne - 1].len - S->t[e + 1].off,
+                               rel, rel_gender(&S->t[q]));
+                    /* "a sister named Ann and a brother named Tom" */
+                    if (S_is(S, ne, "and") && S_cls(S, ne + 1, LX_ART | LX_NUM)) {
+                        fr g = *f;
+                        g.k = ne + 1;
+                        m_have(&g);
+                    }
+                }
+            }
+            return;
+        }
+    }
+    /* degrees: "a degree in nursing", "a master's in biology", "a PhD" */
+    j = skip_det(S, k);
+    {
+        int q = j;
+        while (q < S->n && q - j < 3 && S_word(S, q) && !S_cls(S, q, LX_DEGREE) &&
+               !(tcls(&S->t[q]) & (LX_PREP | LX_CONJ)))
+            q++;
+        if (S_cls(S, q, LX_DEGREE)) {
+            int e = q + 1;
+            if (S_is(S, e, "'s"))
+                e++;
+            if (S_is(S, e, "degree"))
+                e++;
+            if (S_is(S, e, "in")) {
+                int s2 = skip_det(S, e + 1);
+                int e2 = np_end(x, S, s2, 5, NP_OF);
+                if (e2 > s2)
+                    add_fact(x, S, f->sj, "education", toks_str(x, S, s2, e2), NULL,
+                             pol, base, s2, e2, EX_ENT_CONCEPT);
+            } else if (!tis(&S->t[q], "degree") && !tis(&S->t[q], "degrees") &&
+                       !S_is(S, q + 1, "'s")) {
+                add_fact(x, S, f->sj, "education", toks_str(x, S, j, e), NULL, pol,
+                         fbase(f, 0.8f), j, e, (ex_entity_type)-1);
+            }
+            return;
+        }
+    }
+    /* "a job at X" */
+    if (S_is(S, j, "job") || (S_is(S, j, "new") && S_is(S, j + 1, "job"))) {
+        int q = S_is(S, j, "new") ? j + 2 : j + 1;
+        if (S_is(S, q, "at") || S_is(S, q, "with"))
+            emit_org(f, q + 1, "work.employer", pol, fbase(f, 0.8f));
+        else if (S_is(S, q, "as") && title_at(S, q + 1, true, &a, &b, &c))
+            emit_title(f, a, b, pol, fbase(f, 0.8f));
+        return;
+    }
+    /* health: "asthma", "a peanut allergy", "type 2 diabetes" */
+    b = np_end(x, S, j, 5, 0);
+    if (b > j) {
+        const tok *h = &S->t[b - 1];
+        if ((tis(h, "allergy") || tis(h, "allergies")) && b - 1 > j) {
+            add_fact(x, S, f->sj, "allergy", toks_str(x, S, j, b - 1), NULL, pol,
+                     base, j, b - 1, EX_ENT_CONCEPT);
+            return;
+        }
+        if (tcls(h) & LX_HEALTH) {
+            add_fact(x, S, f->sj, "health", toks_str(x, S, j, b), NULL, pol, base,
+                     j, b, EX_ENT_CONCEPT);
+            return;
+        }
+    }
+}
+
+static void m_own(fr *f)
+{
+    sent *S = f->S;
+    xctx *x = f->x;
+    ex_polarity pol;
+    float base = 0.85f;
+    int vb = f->v->verb;
+    bool buy = vb == LV_BUY || vb == LV_ADOPT || vb == LV_RESCUE;
+    if (buy ? !change(f, &pol, &base) : !state(f, &pol, &base))
+        return;
+    int k = f->k;
+    int e = pet_at(f, k, pol, vb == LV_OWN ? base : fbase(f, 0.8f));
+    if (e > k) {
+        if (buy)
+            frame_event(f, EX_EV_MILESTONE, f->v->main, e);
+        return;
+    }
+    if (vb == LV_ADOPT || vb == LV_RESCUE || pol == EX_NEGATED)
+        return;
+    int a = skip_det(S, k);
+    while (S_is(S, a, "new") || S_is(S, a, "used") || S_is(S, a, "first"))
+        a++;
+    int b = np_end(x, S, a, 4, 0);
+    if (b <= a || vague_np(S, a, b))
+        return;
+    const tok *h = &S->t[b - 1];
+    bool product = (tcls(h) & LX_BRAND) || (S_cap(S, a) && !(tcls(h) & LX_PERSONWORD));
+    if (!(tcls(h) & LX_POSSESSION) && !product)
+        return;
+    char *o = toks_str(x, S, a, b), *su = subj_str(x, f->sj);
+    if (o && su) {
+        add_relation(x, su, "owns", o, eff_conf(S, f->sj, f->sj->pos, base),
+                     tspan(S, f->sj->pos, b));
+        add_entity(x, o, product ? EX_ENT_PRODUCT : EX_ENT_CONCEPT, base,
+                   tspan(S, a, b));
+    }
+    dm_free(o);
+    dm_free(su);
+    if (buy)
+        frame_event(f, (tis(h, "house") || tis(h, "home") || tis(h, "apartment") ||
+                        tis(h, "condo"))
+                           ? EX_EV_MILESTONE
+                           : EX_EV_ACTIVITY,
+                    f->v->main, b);
+}
+
+/* to_gerund -- "to paint landscapes" at i as "painting landscapes". */
+static char *to_gerund(xctx *x, sent *S, int i, int *b)
+{
+    int j = skip_adv(S, i + 1);
+    if (j >= S->n || !tverb(&S->t[j]) || !(tform(&S->t[j]) & LXF_BASE) ||
+        weak_verb(tverb(&S->t[j])))
+        return NULL;
+    int e = vp_end(x, S, j, 6);
+    if (e <= j)
+        return NULL;
+    char g[40];
+    gerund(lx_verb_name(tverb(&S->t[j])), g, sizeof g);
+    char *rest = e > j + 1 ? toks_str(x, S, j + 1, e) : xstrdup(x, "");
+    if (!rest)
+        return NULL;
+    size_t n = strlen(g) + strlen(rest) + 2;
+    char *v = dm_malloc(n);
+    if (!v) {
+        x->err = DM_ENOMEM;
+        dm_free(rest);
+        return NULL;
+    }
+    snprintf(v, n, "%s%s%s", g, rest[0] ? " " : "", rest);
+    dm_free(rest);
+    *b = e;
+    return v;
+}
+
+static void m_like(fr *f)
+{
+    sent *S = f->S;
+    xctx *x = f->x;
+    const vg *v = f->v;
+    int vb = v->verb;
+    bool hate = vb == LV_HATE || vb == LV_DISLIKE || vb == LV_DETEST ||
+                vb == LV_LOATHE || vb == LV_STAND;
+    if (vb == LV_STAND && !(v->can && v->neg))
+        return; /* only "can't stand" */
+    ex_polarity pol;
+    float base = 0.8f;
+    if (!state(f, &pol, &base))
+        return;
+    const char *slot = hate ? "preference.dislikes" : "preference.likes";
+    /* "In my free time I like to knit": a hobby. */
+    if (!hate && !v->neg)
+        for (int q = 0; q + 1 < S->n; q++)
+            if ((S_is(S, q, "free") || S_is(S, q, "spare")) && S_is(S, q + 1, "time"))
+                slot = "hobby";
+    if (vb == LV_STAND) {
+        pol = EX_ASSERTED;
+    } else if (pol == EX_NEGATED) {
+        if (hate)
+            return; /* "I don't hate it" says little */
+        if (!v->anymore && !v->used_to) {
+            if (vb != LV_LIKE && vb != LV_ENJOY)
+                return; /* "I don't love it" is not dislike */
+            slot = "preference.dislikes";
+            pol = EX_ASSERTED;
+            base = fbase(f, 0.75f);
+        }
+    }
+    int k = f->k;
+    if (S_is(S, k, "to")) {
+        int b;
+        char *g = to_gerund(x, S, k, &b);
+        if (g)
+            add_fact(x, S, f->sj, slot, g, NULL, pol, base, k + 1, b,
+                     EX_ENT_CONCEPT);
+        return;
+    }
+    /* "I love it when ...", "I like that ..." */
+    if (S_cls(S, k, LX_PRONOBJ | LX_POSS | LX_SUBJ) || S_cls(S, k, LX_QWORD))
+        return;
+    emit_list(f, k, slot, pol, base, EX_ENT_CONCEPT, 0);
+    if (v->anymore && pol == EX_NEGATED)
+        frame_event(f, EX_EV_PREFERENCE, v->main, -1);
+}
+
+static void m_eat(fr *f)
+{
+    sent *S = f->S;
+    xctx *x = f->x;
+    const vg *v = f->v;
+    if (v->future || v->modal || v->past)
+        return;
+    int k = f->k;
+    if (v->neg) {
+        if (v->used_to)
+            return;
+        if (quit_food(f, k, EX_EV_PREFERENCE) && !v->anymore)
+            f->event_done = true;
+        if (!v->anymore)
+            f->event_done = true;
+        return;
+    }
+    /* "I eat vegan", "I only eat plant-based" */
+    if (S_cls(S, k, LX_DIET) && (clause_end_tok(S, k + 1) ||
+                                 S_cls(S, k + 1, LX_CONJ | LX_NPSTOP | LX_ADV)))
+        add_fact(x, S, f->sj, "diet", xstrdup(x, S->t[k].w), NULL,
+                 v->corr ? EX_CORRECTION : EX_ASSERTED, fbase(f, 0.85f), k, k + 1,
+                 EX_ENT_CONCEPT);
+}
+
+static void m_speak(fr *f)
+{
+    ex_polarity pol;
+    float base = 0.9f;
+    if (!state(f, &pol, &base))
+        return;
+    if (f->v->progressive)
+        return;
+    sent *S = f->S;
+    int k = f->k;
+    while (S_is(S, k, "a") || S_is(S, k, "little") || S_is(S, k, "some") ||
+           S_is(S, k, "fluent") || S_is(S, k, "basic") || S_is(S, k, "bit") ||
+           S_is(S, k, "of") || S_is(S, k, "conversational") ||
+           S_is(S, k, "decent") || S_is(S, k, "broken"))
+        k++;
+    if (!S_cls(S, k, LX_LANG) && !(S_is(S, k, "sign") && S_is(S, k + 1, "language")))
+        return;
+    emit_list(f, k, "language", pol, base, EX_ENT_CONCEPT, LX_LANG | LX_DEGREE);
+}
+
+/* m_can -- "I can swim", "I can't cook", "I know how to knit". */
+static void m_can(fr *f)
+{
+    sent *S = f->S;
+    xctx *x = f->x;
+    const vg *v = f->v;
+    if (v->past || v->future || v->used_to)
+        return;
+    if (!(tcls(&S->t[v->main]) & LX_SKILLV) || (tform(&S->t[v->main]) & LXF_ING))
+        return;
+    if (v->verb == LV_SPEAK) {
+        m_speak(f);
+        return;
+    }
+    int b;
+    char *val = vp_value(x, S, v->main, &b);
+    if (!val)
+        return;
+    /* "I can drive you there": an offer, not a skill. */
+    for (int q = v->main + 1; q < b; q++)
+        if (S_cls(S, q, LX_PRONOBJ | LX_SUBJ) && !S_is(S, q, "it")) {
+            dm_free(val);
+            return;
+        }
+    add_fact(x, S, f->sj, "skill", val, NULL, v->neg ? EX_NEGATED : EX_ASSERTED,
+             fbase(f, 0.8f), v->main, b, (ex_entity_type)-1);
+}
+
+static void m_know(fr *f)
+{
+    sent *S = f->S;
+    xctx *x = f->x;
+    ex_polarity pol;
+    float base = 0.85f;
+    if (!state(f, &pol, &base))
+        return;
+    int k = f->k;
+    if (S_is(S, k, "how") && S_is(S, k + 1, "to")) {
+        int j = skip_adv(S, k + 2), b;
+        if (j < S->n && S->t[j].type == T_WORD &&
+            ((tverb(&S->t[j]) && (tform(&S->t[j]) & LXF_BASE)) ||
+             (tcls(&S->t[j]) & LX_SKILLV) || !S->t[j].lx)) {
+            char *val = vp_value(x, S, j, &b);
+            if (val)
+                add_fact(x, S, f->sj, "skill", val, NULL, pol, base, j, b,
+                         (ex_entity_type)-1);
+        }
+        return;
+    }
+    if (S_cls(S, k, LX_LANG))
+        emit_list(f, k, "language", pol, fbase(f, 0.8f), EX_ENT_CONCEPT, LX_LANG);
+}
+
+/* habitual -- the present simple, used for hobbies ("I paint", "I play
+ * guitar"), not "I'm playing" or "I played". */
+static bool habitual(const fr *f)
+{
+    const vg *v = f->v;
+    return !v->past && !v->future && !v->modal && !v->progressive &&
+           !v->used_to && !v->perfect;
+}
+
+/* hobby_tail -- after an activity verb: the clause ends, or says how often
+ * or when ("I paint on weekends", "I run every morning", "a lot"). */
+static bool hobby_tail(xctx *x, sent *S, int k)
+{
+    k = skip_adv(S, k);
+    if (clause_end_tok(S, k) || S_cls(S, k, LX_CONJ | LX_FREQ | LX_SUB))
+        return true;
+    if (S_is(S, k, "a") && S_is(S, k + 1, "lot"))
+        return true;
+    if (S_is(S, k, "for") && (S_is(S, k + 1, "fun") || S_is(S, k + 1, "a")))
+        return true;
+    if ((S_is(S, k, "in") || S_is(S, k, "during")) && S_is(S, k + 1, "my"))
+        return true;
+    if (S_is(S, k, "on") && (S_is(S, k + 1, "weekends") || S_is(S, k + 1, "the")))
+        return true;
+    if (S_is(S, k, "with") || S_is(S, k, "professionally") ||
+        S_is(S, k, "competitively") || S_is(S, k, "twice") ||
+        S_is(S, k, "once"))
+        return true;
+    return in_time(x, S, k);
+}
+
+static void m_play(fr *f)
+{
+    sent *S = f->S;
+    xctx *x = f->x;
+    if (!habitual(f))
+        return;
+    int k = f->k;
+    if (S_is(S, k, "with") || S_is(S, k, "it") || S_is(S, k, "around") ||
+        S_is(S, k, "along"))
+        return;
+    int a = skip_det(S, k);
+    if (S_is(S, a, "lot") && S_is(S, a + 1, "of"))
+        a = skip_det(S, a + 2);
+    int b = np_end(x, S, a, 4, 0);
+    if (b <= a || vague_np(S, a, b) || S_cap(S, a))
+        return;
+    bool act = false;
+    for (int q = a; q < b; q++)
+        act |= (tcls(&S->t[q]) & LX_ACTIVITY) != 0;
+    add_fact(x, S, f->sj, "hobby", toks_str(x, S, a, b), NULL,
+             f->v->neg ? EX_NEGATED : f->v->corr ? EX_CORRECTION : EX_ASSERTED,
+             fbase(f, act ? 0.9f : 0.75f), a, b, EX_ENT_CONCEPT);
+}
+
+static void m_do(fr *f)
+{
+    sent *S = f->S;
+    xctx *x = f->x;
+    if (!habitual(f))
+        return;
+    int a = skip_det(S, f->k);
+    int b = np_end(x, S, a, 3, 0);
+    if (b <= a || !(tcls(&S->t[b - 1]) & LX_ACTIVITY))
+        return;
+    add_fact(x, S, f->sj, "hobby", toks_str(x, S, a, b), NULL,
+             f->v->neg ? EX_NEGATED : EX_ASSERTED, fbase(f, 0.85f), a, b,
+             EX_ENT_CONCEPT);
+}
+
+/* m_hobby_verb -- "I paint", "I knit on weekends": a hobby, as a gerund. */
+static void m_hobby_verb(fr *f)
+{
+    sent *S = f->S;
+    xctx *x = f->x;
+    if (!habitual(f) || f->v->neg)
+        return;
+    if (!hobby_tail(x, S, f->v->next))
+        return;
+    char g[40];
+    gerund(lx_verb_name(f->v->verb), g, sizeof g);
+    add_fact(x, S, f->sj, "hobby", xstrdup(x, g), NULL,
+             f->v->corr ? EX_CORRECTION : EX_ASSERTED, fbase(f, 0.75f), f->v->main,
+             f->v->main + 1, EX_ENT_CONCEPT);
+}
+
+static void m_want(fr *f)
+{
+    const vg *v = f->v;
+    if (v->past || v->future || v->neg || v->used_to || f->sj->kind == SJ_OTHER)
+        return;
+    int vb = v->verb;
+    if (vb == LV_PLAN) {
+        if (S_cls(f->S, f->k, LX_ART) && (f->v->progressive || !f->v->past)) {
+            /* "I'm planning a trip to Italy in June" */
+            int a = f->k + 1;
+            int b = vp_end(f->x, f->S, a, 8);
+            if (b > a && !vague_np(f->S, a, b) &&
+                !S_cls(f->S, b - 1, LX_DET | LX_NUM)) {
+                add_fact(f->x, f->S, f->sj, "plan", toks_str(f->x, f->S, a, b),
+                         NULL, EX_ASSERTED, 0.8f, a, b, (ex_entity_type)-1);
+                add_event(f->x, f->S, EX_EV_PLAN, toks_str(f->x, f->S, a, b), 0.7f,
+                          a, b, f->sj);
+                f->event_done = true;
+            }
+            return;
+        }
+        if (S_is(f->S, f->k, "on")) {
+            int j = f->k + 1;
+            if (S_word(f->S, j) && (tform(&f->S->t[j]) & LXF_ING)) {
+                int b;
+                char *val = vp_value(f->x, f->S, j, &b);
+                if (val && b - j >= 2) {
+                    add_fact(f->x, f->S, f->sj, "plan", val, NULL, EX_ASSERTED,
+                             0.85f, j, b, (ex_entity_type)-1);
+                    add_event(f->x, f->S, EX_EV_PLAN, vp_value(f->x, f->S, j, &b),
+                              0.7f, j, b, f->sj);
+                    f->event_done = true;
+                } else {
+                    dm_free(val);
+                }
+            }
+            return;
+        }
+        emit_goal(f, f->k, "plan", 0.85f);
+        return;
+    }
+    if (vb == LV_TRY && !v->progressive)
+        return;
+    if (S_is(f->S, f->k, "to") && S_is(f->S, f->k + 1, "be") &&
+        S_cls(f->S, f->k + 2, LX_ART) && vb == LV_WANT) {
+        emit_goal(f, f->k, "goal", 0.85f);
+        return;
+    }
+    emit_goal(f, f->k, "goal",
+              vb == LV_WANT ? 0.85f : vb == LV_HOPE ? 0.6f : 0.75f);
+}
+
+static void m_turn(fr *f)
+{
+    ex_polarity pol;
+    float base = 0.9f;
+    if (is_future(f) || !change(f, &pol, &base))
+        return;
+    int b;
+    int age = age_at(f->S, f->k, &b);
+    if (age <= 0)
+        return;
+    char buf[16];
+    snprintf(buf, sizeof buf, "%d", age);
+    add_fact(f->x, f->S, f->sj, "age", xstrdup(f->x, buf), NULL, pol, base, f->k,
+             b, (ex_entity_type)-1);
+    frame_event(f, EX_EV_MILESTONE, f->v->main, f->k + 1);
+}
+
+static void m_marry(fr *f)
+{
+    sent *S = f->S;
+    xctx *x = f->x;
+    ex_polarity pol;
+    float base = 0.9f;
+    int vb = f->v->verb;
+    if (vb == LV_DATE) {
+        if (!f->v->progressive || !state(f, &pol, &base) || pol == EX_NEGATED)
+            return;
+        add_fact(x, S, f->sj, "relationship", xstrdup(x, "in a relationship"),
+                 NULL, pol, fbase(f, 0.8f), f->v->main, f->v->main + 1,
+                 (ex_entity_type)-1);
+        int e = name_run(S, f->k);
+        if (e > f->k)
+            add_fact(x, S, f->sj, "family.partner", toks_str(x, S, f->k, e), NULL,
+                     pol, fbase(f, 0.8f), f->k, e, EX_ENT_PERSON);
+        return;
+    }
+    if (is_future(f) || !change(f, &pol, &base))
+        return;
+    add_fact(x, S, f->sj, "relationship",
+             xstrdup(x, vb == LV_DIVORCE ? "divorced" : "married"), NULL, pol,
+             base, f->v->main, f->v->main + 1, (ex_entity_type)-1);
+    int e = name_run(S, f->k);
+    if (e > f->k && vb == LV_MARRY)
+        add_fact(x, S, f->sj, "family.spouse", toks_str(x, S, f->k, e), NULL, pol,
+                 base, f->k, e, EX_ENT_PERSON);
+    frame_event(f, EX_EV_MILESTONE, f->v->main, e > f->k ? e : f->k);
+}
+
+static void m_injury(fr *f)
+{
+    sent *S = f->S;
+    xctx *x = f->x;
+    ex_polarity pol;
+    float base = 0.85f;
+    if (!change(f, &pol, &base) || !(f->v->past || f->v->perfect))
+        return;
+    int k = f->k;
+    if (!S_cls(S, k, LX_POSS) || !S_cls(S, k + 1, LX_BODY))
+        return;
+    const char *adj = f->v->verb == LV_BREAK    ? "broken"
+                      : f->v->verb == LV_SPRAIN ? "sprained"
+                      : f->v->verb == LV_TEAR   ? "torn"
+                                                : "injured";
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s %s", adj, S->t[k + 1].w);
+    if (S->t[k + 1].flags & TF_UPPER)
+        snprintf(buf, sizeof buf, "%s %.*s", adj, (int)S->t[k + 1].len,
+                 x->text + S->t[k + 1].off);
+    add_fact(x, S, f->sj, "health", xstrdup(x, buf), NULL, pol, base, k, k + 2,
+             EX_ENT_CONCEPT);
+    frame_event(f, EX_EV_ACTIVITY, f->v->main, k + 2);
+}
+
+static void m_misc_state(fr *f)
+{
+    sent *S = f->S;
+    xctx *x = f->x;
+    ex_polarity pol;
+    float base = 0.85f;
+    int k = f->k, vb = f->v->verb;
+    if (!state(f, &pol, &base))
+        return;
+    if (vb == LV_SUFFER && S_is(S, k, "from")) {
+        emit_list(f, k + 1, "health", pol, base, EX_ENT_CONCEPT, 0);
+    } else if (vb == LV_IDENTIFY && S_is(S, k, "as") && f->sj->kind == SJ_SPEAKER) {
+        int b;
+        const char *g = gender_value(S, k + 1, &b, false);
+        if (g)
+            add_fact(x, S, f->sj, "gender", xstrdup(x, g), NULL, pol, 0.9f, k + 1,
+                     b, (ex_entity_type)-1);
+    } else if (vb == LV_FOLLOW && S_cls(S, k, LX_ART) && S_cls(S, k + 1, LX_DIET)) {
+        add_fact(x, S, f->sj, "diet", xstrdup(x, S->t[k + 1].w), NULL, pol, base,
+                 k + 1, k + 2, EX_ENT_CONCEPT);
+    } else if (vb == LV_VOLUNTEER && habitual(f) && !f->v->neg) {
+        add_fact(x, S, f->sj, "hobby", xstrdup(x, "volunteering"), NULL, pol,
+                 fbase(f, 0.7f), f->v->main, f->v->main + 1, EX_ENT_CONCEPT);
+    } else if (vb == LV_RESIDE && S_is(S, k, "in")) {
+        emit_place(x, S, f->sj, k + 1, false, pol, 0.9f, NULL);
+    }
+}
+
+/* m_pickup -- "I took up knitting", "I picked up the guitar": a new
+ * hobby. */
+static void m_pickup(fr *f)
+{
+    sent *S = f->S;
+    xctx *x = f->x;
+    ex_polarity pol;
+    float base = 0.8f;
+    if (!S_is(S, f->k, "up") || !change(f, &pol, &base))
+        return;
+    int a = skip_det(S, f->k + 1);
+    int b = np_end(x, S, a, 3, 0);
+    if (b <= a || !(tcls(&S->t[b - 1]) & LX_ACTIVITY))
+        return;
+    add_fact(x, S, f->sj, "hobby", toks_str(x, S, a, b), NULL, pol, base, a, b,
+             EX_ENT_CONCEPT);
+    frame_event(f, EX_EV_PREFERENCE, f->v->main, b);
+}
+
+static void m_learn(fr *f)
+{
+    sent *S = f->S;
+    xctx *x = f->x;
+    ex_polarity pol;
+    float base = 0.7f;
+    if (!change(f, &pol, &base) || !(f->v->past || f->v->perfect))
+        return;
+    int k = f->k;
+    if (S_is(S, k, "how"))
+        k++;
+    if (!S_is(S, k, "to"))
+        return;
+    int j = skip_adv(S, k + 1), b;
+    if (j >= S->n || !tverb(&S->t[j]) || weak_verb(tverb(&S->t[j])))
+        return;
+    char *val = vp_value(x, S, j, &b);
+    if (val)
+        add_fact(x, S, f->sj, "skill", val, NULL, pol, base, j, b,
+                 (ex_entity_type)-1);
+}
+
+static void m_get(fr *f)
+{
+    sent *S = f->S;
+    xctx *x = f->x;
+    const vg *v = f->v;
+    int k = f->k, a, b;
+    float c;
+    if (v->perfect && !v->past && !S_is(S, k, "promoted") &&
+        !S_is(S, k, "married") && !S_is(S, k, "engaged") &&
+        !S_is(S, k, "divorced") && !S_is(S, k, "into")) {
+        m_have(f); /* "I've got a dog" */
+        return;
+    }
+    ex_polarity pol;
+    float base = 0.9f;
+    if (is_future(f) || !change(f, &pol, &base))
+        return;
+    if (S_is(S, k, "promoted") && S_is(S, k + 1, "to")) {
+        if (title_at(S, k + 2, true, &a, &b, &c)) {
+            emit_title(f, a, b, pol, fbase(f, c));
+            frame_event(f, EX_EV_MILESTONE, v->main, b);
+        }
+        return;
+    }
+    if (S_is(S, k, "married") || S_is(S, k, "engaged") || S_is(S, k, "divorced")) {
+        add_fact(x, S, f->sj, "relationship", xstrdup(x, S->t[k].w), NULL, pol,
+                 base, k, k + 1, (ex_entity_type)-1);
+        int e = k + 1;
+        if (S_is(S, e, "to")) {
+            int ne = name_run(S, e + 1);
+            if (ne > e + 1 && !S_is(S, k, "divorced"))
+                add_fact(x, S, f->sj,
+                         S_is(S, k, "married") ? "family.spouse" : "family.partner",
+                         toks_str(x, S, e + 1, ne), NULL, pol, base, e + 1, ne,
+                         EX_ENT_PERSON);
+            if (ne > e + 1)
+                e = ne;
+        }
+        frame_event(f, EX_EV_MILESTONE, v->main, e);
+        return;
+    }
+    if ((S_is(S, k, "laid") && S_is(S, k + 1, "off")) || S_is(S, k, "fired")) {
+        int j = k + (S_is(S, k, "laid") ? 2 : 1);
+        if (S_is(S, j, "from") || S_is(S, j, "at") || S_is(S, j, "by"))
+            emit_org(f, j + 1, "work.employer", EX_NEGATED, fbase(f, 0.8f));
+        frame_event(f, EX_EV_MILESTONE, v->main, -1);
+        return;
+    }
+    if (S_is(S, k, "hired")) {
+        int j = k + 1;
+        if (S_is(S, j, "at") || S_is(S, j, "by"))
+            emit_org(f, j + 1, "work.employer", pol, fbase(f, 0.85f));
+        frame_event(f, EX_EV_MILESTONE, v->main, -1);
+        return;
+    }
+    if (S_is(S, k, "diagnosed") && S_is(S, k + 1, "with")) {
+        emit_list(f, k + 2, "health", pol, base, EX_ENT_CONCEPT, 0);
+        frame_event(f, EX_EV_MILESTONE, v->main, -1);
+        return;
+    }
+    if (S_is(S, k, "into")) {
+        if (S_cls(S, k + 1, LX_ART | LX_POSS | LX_DET))
+            return;
+        int s2 = k + 1;
+        int e = np_end(x, S, s2, MAX_VALUE_TOKS, 0);
+        if (e <= s2 || vague_np(S, s2, e))
+            return;
+        const tok *h = &S->t[e - 1];
+        size_t hl = strlen(h->w);
+        bool act = (tcls(h) & LX_ACTIVITY) || (hl > 4 && !strcmp(h->w + hl - 3, "ing"));
+        add_fact(x, S, f->sj, act ? "hobby" : "preference.likes",
+                 toks_str(x, S, s2, e), NULL, pol, fbase(f, 0.8f), s2, e,
+                 EX_ENT_CONCEPT);
+        frame_event(f, EX_EV_PREFERENCE, v->main, e);
+        return;
+    }
+    int e = pet_at(f, k, pol, fbase(f, 0.8f));
+    if (e > k) {
+        frame_event(f, EX_EV_MILESTONE, v->main, e);
+        return;
+    }
+    /* "got a (new) job at X", "got my degree in X" */
+    int j = k;
+    if (S_cls(S, j, LX_ART | LX_POSS))
+        j++;
+    while (S_is(S, j, "new") || S_is(S, j, "first"))
+        j++;
+    if (S_is(S, j, "job") || S_is(S, j, "position")) {
+        int q = j + 1, end = q;
+        for (int g = 0; g < 2; g++) {
+            if (S_is(S, q, "at") || S_is(S, q, "with")) {
+                end = emit_org(f, q + 1, "work.employer", pol, fbase(f, 0.85f));
+                if (end == q + 1)
+                    break;
+                q = end;
+            } else if (S_is(S, q, "as") && title_at(S, q + 1, true, &a, &b, &c)) {
+                emit_title(f, a, b, pol, fbase(f, c));
+                q = end = b;
+            } else {
+                break;
+            }
+        }
+        frame_event(f, EX_EV_MILESTONE, v->main, end);
+        return;
+    }
+    if (S_cls(S, j, LX_DEGREE)) {
+        int q = j + 1;
+        if (S_is(S, q, "degree"))
+            q++;
+        if (S_is(S, q, "in")) {
+            int s2 = skip_det(S, q + 1);
+            int e2 = np_end(x, S, s2, 5, NP_OF);
+            if (e2 > s2)
+                add_fact(x, S, f->sj, "education", toks_str(x, S, s2, e2), NULL,
+                         pol, fbase(f, 0.85f), s2, e2, EX_ENT_CONCEPT);
+            q = e2;
+        }
+        frame_event(f, EX_EV_MILESTONE, v->main, q);
+    }
+}
+
+static void m_become(fr *f)
+{
+    sent *S = f->S;
+    xctx *x = f->x;
+    ex_polarity pol;
+    float base = 0.85f;
+    int a, b;
+    float c;
+    if (is_future(f) || !change(f, &pol, &base))
+        return;
+    int k = f->k;
+    if (S_cls(S, k, LX_DIET) || (S_cls(S, k, LX_ART) && S_cls(S, k + 1, LX_DIET))) {
+        int j = S_cls(S, k, LX_ART) ? k + 1 : k;
+        add_fact(x, S, f->sj, "diet", xstrdup(x, S->t[j].w), NULL, pol, base, j,
+                 j + 1, EX_ENT_CONCEPT);
+        frame_event(f, EX_EV_PREFERENCE, f->v->main, j + 1);
+        return;
+    }
+    if (S_cls(S, k, LX_ART) && title_at(S, k, false, &a, &b, &c)) {
+        emit_title(f, a, b, pol, fbase(f, c < base ? c : base));
+        frame_event(f, EX_EV_MILESTONE, f->v->main, b);
+        return;
+    }
+    if (S_cls(S, k, LX_ART) && S_cls(S, k + 1, LX_FAMILY))
+        frame_event(f, EX_EV_MILESTONE, f->v->main, k + 2);
+}
+
+static void m_school(fr *f)
+{
+    sent *S = f->S;
+    xctx *x = f->x;
+    const vg *v = f->v;
+    int vb = v->verb, k = f->k;
+    if (v->future || v->modal || v->used_to)
+        return;
+    ex_polarity pol = v->neg ? EX_NEGATED : v->corr ? EX_CORRECTION : EX_ASSERTED;
+    float base = fbase(f, v->past ? 0.85f : 0.9f);
+    if (vb == LV_GRADUATE) {
+        if (v->neg || v->progressive)
+            return;
+        int end = k;
+        if (S_is(S, k, "from")) {
+            end = emit_org(f, k + 1, "education.school", pol, base);
+            if (end == k + 1)
+                end = np_end(x, S, skip_det(S, k + 1), 4, 0);
+        }
+        int q = end;
+        if (S_is(S, q, "with") && S_cls(S, q + 1, LX_ART | LX_POSS))
+            q += 2;
+        while (q < S->n && q - end < 4 && S_word(S, q) && !S_cls(S, q, LX_DEGREE) &&
+               !S_cls(S, q, LX_PREP | LX_CONJ))
+            q++;
+        if (S_cls(S, q, LX_DEGREE)) {
+            q++;
+            if (S_is(S, q, "degree"))
+                q++;
+            if (S_is(S, q, "in")) {
+                int s2 = skip_det(S, q + 1);
+                int e2 = np_end(x, S, s2, 5, NP_OF);
+                if (e2 > s2)
+                    add_fact(x, S, f->sj, "education", toks_str(x, S, s2, e2), NULL,
+                             pol, base, s2, e2, EX_ENT_CONCEPT);
+                end = e2;
+            }
+        }
+        frame_event(f, EX_EV_MILESTONE, v->main, end > k ? end : -1);
+        return;
+    }
+    if (vb == LV_MAJOR) {
+        if (S_is(S, k, "in"))
+            emit_list(f, k + 1, "education", pol, base, EX_ENT_CONCEPT, 0);
+        return;
+    }
+    if (vb == LV_STUDY) {
+        if (v->neg && !v->anymore)
+            return;
+        if (S_is(S, k, "at")) {
+            emit_org(f, k + 1, "education.school", pol, base);
+            return;
+        }
+        if (S_is(S, k, "for") || S_is(S, k, "hard") || S_is(S, k, "abroad") ||
+            S_is(S, k, "up") || S_is(S, k, "with") || S_is(S, k, "to") ||
+            S_cls(S, k, LX_PRONOBJ | LX_POSS))
+            return;
+        int a = skip_det(S, k);
+        int b = np_end(x, S, a, 4, NP_OF);
+        if (b > a && !vague_np(S, a, b)) {
+            add_fact(x, S, f->sj, "education", toks_str(x, S, a, b), NULL, pol,
+                     fbase(f, 0.85f), a, b, EX_ENT_CONCEPT);
+            if (S_is(S, b, "at"))
+                emit_org(f, b + 1, "education.school", pol, base);
+        }
+        return;
+    }
+    /* attend / go to a school by name */
+    int j = k;
+    if (vb == LV_GO) {
+        if (!S_is(S, k, "to"))
+            return;
+        j = k + 1;
+    }
+    int a, b;
+    if (!org_at(S, j, &a, &b))
+        return;
+    bool school = false;
+    for (int q = a; q < b; q++)
+        school |= (tcls(&S->t[q]) & LX_SCHOOL) != 0;
+    if (!school)
+        return;
+    emit_org(f, j, "education.school", pol, fbase(f, v->past ? 0.8f : 0.85f));
+}
+
+static void m_origin(fr *f)
+{
+    sent *S = f->S;
+    const vg *v = f->v;
+    int k = f->k;
+    if (v->future || v->modal || v->neg)
+        return;
+    if (v->verb == LV_GROW) {
+        if (S_is(S, k, "up") && S_is(S, k + 1, "in"))
+            emit_place(f->x, S, f->sj, k + 2, true, EX_ASSERTED, fbase(f, 0.9f),
+                       NULL);
+        return;
+    }
+    /* "I come from Ohio" (present only: "I came from work" is not origin) */
+    if (v->past || v->progressive)
+        return;
+    if (S_is(S, k, "from"))
+        emit_place(f->x, S, f->sj, k + 1, true, EX_ASSERTED, fbase(f, 0.85f), NULL);
+}
+
+/* m_go -- "I go hiking on weekends" (a hobby), "I go to Ohio State
+ * University" (a school); the past is an event (generic_event). */
+static void m_go(fr *f)
+{
+    sent *S = f->S;
+    int k = f->k;
+    const tok *t = k < S->n ? &S->t[k] : NULL;
+    if (t && habitual(f) && !f->v->neg && (tform(t) & LXF_ING) &&
+        (tcls(t) & (LX_ACTIVITY | LX_HOBBYV)) && hobby_tail(f->x, S, k + 1)) {
+        add_fact(f->x, S, f->sj, "hobby", toks_str(f->x, S, k, k + 1), NULL,
+                 f->v->corr ? EX_CORRECTION : EX_ASSERTED, fbase(f, 0.85f), k,
+                 k + 1, EX_ENT_CONCEPT);
+        return;
+    }
+    m_school(f);
+}
+
+/* ---- events and plans ---------------------------------------------------- */
+
+static int ev_class(int vb)
+{
+    switch (vb) {
+    case LV_MOVE: case LV_RELOCATE: case LV_SETTLE: case LV_GRADUATE:
+    case LV_MARRY: case LV_DIVORCE: case LV_ENGAGE: case LV_RETIRE:
+    case LV_PROMOTE: case LV_HIRE: case LV_ADOPT: case LV_RESCUE:
+    case LV_TURN: case LV_QUIT: case LV_START: case LV_BEGIN: case LV_JOIN:
+    case LV_OPEN: case LV_LAUNCH: case LV_PUBLISH: case LV_WIN:
+    case LV_FINISH: case LV_COMPLETE: case LV_BECOME: case LV_PROPOSE:
+    case LV_LEAVE:
+        return EX_EV_MILESTONE;
+    case LV_MEET: case LV_VISIT: case LV_CELEBRATE: case LV_HOST:
+    case LV_HANG: case LV_CATCH: case LV_DATE: case LV_WELCOME:
+    case LV_THROW:
+        return EX_EV_SOCIAL;
+    case LV_GO: case LV_PLAY: case LV_PAINT: case LV_KNIT: case LV_DRAW:
+    case LV_RUN: case LV_SWIM: case LV_BIKE: case LV_CYCLE: case LV_COOK:
+    case LV_BAKE: case LV_GARDEN: case LV_HIKE: case LV_SURF: case LV_SKI:
+    case LV_DANCE: case LV_SING: case LV_WRITE: case LV_READ:
+    case LV_CROCHET: case LV_SEW: case LV_JOG: case LV_FISH: case LV_CAMP:
+    case LV_CLIMB: case LV_SKATE: case LV_SNOWBOARD: case LV_GOLF:
+    case LV_MEDITATE: case LV_WATCH: case LV_SEE: case LV_TAKE:
+    case LV_MAKE: case LV_LEARN: case LV_PRACTICE: case LV_TRY:
+    case LV_TRAVEL: case LV_FLY: case LV_DRIVE: case LV_TOUR:
+    case LV_EXPLORE: case LV_WALK: case LV_ATTEND: case LV_PARTICIPATE:
+    case LV_COMPETE: case LV_PERFORM: case LV_VOLUNTEER: case LV_SIGN:
+    case LV_ENROLL: case LV_REGISTER: case LV_BUILD: case LV_CREATE:
+    case LV_SHOP: case LV_KAYAK: case LV_SAIL: case LV_BOWL: case LV_BUY:
+    case LV_SELL: case LV_PASS: case LV_FAIL: case LV_RECEIVE: case LV_EARN:
+    case LV_APPLY: case LV_TRAIN: case LV_COACH: case LV_TEACH:
+    case LV_RELAX: case LV_SPEND: case LV_ORGANIZE: case LV_RETURN:
+    case LV_PICK: case LV_GET: case LV_BREAK: case LV_HURT: case LV_INJURE:
+    case LV_SPRAIN: case LV_TEAR: case LV_LOSE: case LV_FIND:
+    case LV_BRING: case LV_EAT: case LV_DRINK: case LV_STUDY:
+    case LV_RECOVER: case LV_ADORE: case LV_HEAD:
+        return EX_EV_ACTIVITY;
+    default:
+        return -1;
+    }
+}
+
+/* plan_verb -- the progressive of these is a plan even without a time
+ * ("I'm moving to Denver"). */
+static bool plan_verb(int vb)
+{
+    return vb == LV_MOVE || vb == LV_RELOCATE || vb == LV_TRAVEL ||
+           vb == LV_FLY || vb == LV_VISIT || vb == LV_GRADUATE ||
+           vb == LV_RETIRE || vb == LV_MARRY || vb == LV_START || vb == LV_JOIN ||
+           vb == LV_HOST || vb == LV_THROW || vb == LV_ADOPT || vb == LV_TOUR;
+}
+
+static void generic_event(fr *f)
+{
+    xctx *x = f->x;
+    sent *S = f->S;
+    const vg *v = f->v;
+    int vb = v->verb;
+    if (f->event_done || v->neg || v->used_to)
+        return;
+    if (vb == LV_BE) {
+        /* "I'll be in London next week" */
+        const timex *tx = sent_time(x, S);
+        int k = f->k;
+        if (v->future && tx->kind == TIMEX_WINDOW && tx->to_us > x->day_from &&
+            S_is(S, k, "in") && S_cap(S, k + 1) && f->sj->kind != SJ_OTHER) {
+            int a, b;
+            place p;
+            if (place_at(x, S, k + 1, &a, &b, &p)) {
+                char *pl = toks_str(x, S, a, b);
+                if (pl) {
+                    size_t n = strlen(pl) + 8;
+                    char *val = dm_malloc(n);
+                    if (val) {
+                        snprintf(val, n, "be in %s", pl);
+                        add_fact(x, S, f->sj, "plan", xstrdup(x, val), NULL,
+                                 EX_ASSERTED, fbase(f, 0.8f), v->main, b,
+                                 (ex_entity_type)-1);
+                        add_event(x, S, EX_EV_PLAN, val, 0.7f, v->main, b, f->sj);
+                    } else {
+                        x->err = DM_ENOMEM;
+                    }
+                    dm_free(pl);
+                }
+            }
+        }
+        return;
+    }
+    bool fut = is_future(f) ||
+               (v->progressive && !v->past && plan_verb(vb));
+    if (fut) {
+        if (weak_verb(vb) && vb != LV_GET && vb != LV_SEE)
+            return;
+        /* "I'm gonna make it", "I'll do it": no plan to remember. */
+        if (S_cls(S, v->next, LX_PRONOBJ) && !S_is(S, v->next, "some"))
+            return;
+        /* "I'm starting to realize ...": not a plan. */
+        if (S_is(S, v->next, "to") && !v->future && S_word(S, v->next + 1) &&
+            ((tverb(&S->t[v->next + 1]) && (tform(&S->t[v->next + 1]) & LXF_BASE)) ||
+             vb == LV_START || vb == LV_BEGIN))
+            return;
+        if (vb == LV_LIKE || vb == LV_LOVE || vb == LV_LIVE || vb == LV_WORK ||
+            vb == LV_STAND || vb == LV_WANT || vb == LV_HOPE)
+            return;
+        /* "I'll try", "I'll check": a plan needs an object or a time. */
+        const timex *tx = sent_time(x, S);
+        bool timed = tx->kind == TIMEX_WINDOW && tx->to_us > x->day_from;
+        if (v->future && !timed && !v->progressive && !S_is(S, v->main - 1, "to") &&
+            !S_is(S, v->main - 2, "going"))
+            return;
+        int b;
+        char *val = vp_value(x, S, v->main, &b);
+        if (!val)
+            return;
+        if (b - v->main < 2 || (vb == LV_NONE && !timed)) {
+            dm_free(val);
+            return;
+        }
+        if (f->sj->kind != SJ_OTHER) {
+            char *val2 = xstrdup(x, val);
+            add_fact(x, S, f->sj, "plan", val2, NULL, EX_ASSERTED,
+                     fbase(f, timed || v->future ? 0.85f : 0.7f), v->main, b,
+                     (ex_entity_type)-1);
+        }
+        add_event(x, S, EX_EV_PLAN, val, f->sj->kind == SJ_OTHER ? 0.6f : 0.75f,
+                  v->main, b, f->sj);
+        f->event_done = true;
+        return;
+    }
+    if (v->future || v->modal || !(v->past || v->perfect))
+        return;
+    int type = ev_class(vb);
+    if (type < 0)
+        return;
+    int e = vp_end(x, S, v->main, 12);
+    if (e <= v->main)
+        return;
+    if (e == v->main + 2 && S_cls(S, v->main + 1, LX_PRONOBJ))
+        return; /* "got this", "did it" */
+    if (type == EX_EV_ACTIVITY) {
+        /* With someone: a social event. */
+        for (int q = v->main; q < S->n && !(tcls(&S->t[q]) & (LX_SUB | LX_SUBJ));
+             q++) {
+            if (!S_is(S, q, "with"))
+                continue;
+            int r = q + 1;
+            if (S_cls(S, r, LX_POSS) && (S_cls(S, r + 1, LX_FAMILY) ||
+                                         S_cls(S, r + 2, LX_FAMILY)))
+                type = EX_EV_SOCIAL;
+            if (S_cap(S, r) && ((tcls(&S->t[r]) & LX_FIRSTNAME) ||
+                                find_person(x, S->t[r].off, S->t[r].len) >= 0))
+                type = EX_EV_SOCIAL;
+        }
+    }
+    frame_event(f, (ex_event_type)type, v->main, e);
+}
+
+static void frame(xctx *x, sent *S, const subj *sj, const vg *v)
+{
+    if (S->question || x->err)
+        return;
+    if (S->t[sj->pos].mark & (TM_HYPO | TM_REPORTED | TM_WISH))
+        return;
+    if (v->modal)
+        return;
+    fr f = {x, S, sj, v, skip_adv(S, v->next), false};
+    if (v->can && v->verb != LV_STAND) {
+        m_can(&f);
+        return;
+    }
+    switch (v->verb) {
+    case LV_BE: m_be(&f); break;
+    case LV_LIVE: m_live(&f); break;
+    case LV_MOVE: case LV_RELOCATE: case LV_SETTLE: m_move(&f); break;
+    case LV_WORK: case LV_TEACH: m_work(&f); break;
+    case LV_START: case LV_BEGIN: m_start(&f); break;
+    case LV_JOIN: m_join(&f); break;
+    case LV_QUIT: case LV_LEAVE: case LV_STOP: case LV_GIVE: case LV_LOSE:
+        m_quit(&f);
+        break;
+    case LV_HAVE: m_have(&f); break;
+    case LV_OWN: case LV_BUY: case LV_ADOPT: case LV_RESCUE: m_own(&f); break;
+    case LV_LOVE: case LV_LIKE: case LV_ENJOY: case LV_ADORE: case LV_PREFER:
+    case LV_HATE: case LV_DISLIKE: case LV_DETEST: case LV_LOATHE:
+    case LV_STAND:
+        m_like(&f);
+        break;
+    case LV_EAT: m_eat(&f); break;
+    case LV_SPEAK: m_speak(&f); break;
+    case LV_KNOW: m_know(&f); break;
+    case LV_PLAY: m_play(&f); break;
+    case LV_DO: m_do(&f); break;
+    case LV_PAINT: case LV_KNIT: case LV_DRAW: case LV_RUN: case LV_SWIM:
+    case LV_BIKE: case LV_CYCLE: case LV_COOK: case LV_BAKE: case LV_GARDEN:
+    case LV_HIKE: case LV_SURF: case LV_SKI: case LV_DANCE: case LV_SING:
+    case LV_WRITE: case LV_CROCHET: case LV_SEW: case LV_JOG: case LV_FISH:
+    case LV_CAMP: case LV_CLIMB: case LV_SKATE: case LV_SNOWBOARD:
+    case LV_GOLF: case LV_MEDITATE: case LV_KAYAK: case LV_SAIL: case LV_BOWL:
+        m_hobby_verb(&f);
+        break;
+    case LV_WANT: case LV_HOPE: case LV_PLAN: case LV_TRY: m_want(&f); break;
+    case LV_TURN: m_turn(&f); break;
+    case LV_MARRY: case LV_DIVORCE: case LV_DATE: m_marry(&f); break;
+    case LV_BREAK: case LV_HURT: case LV_INJURE: case LV_SPRAIN: case LV_TEAR:
+        m_injury(&f);
+        break;
+    case LV_SUFFER: case LV_IDENTIFY: case LV_FOLLOW: case LV_VOLUNTEER:
+    case LV_RESIDE:
+        m_misc_state(&f);
+        break;
+    case LV_TAKE: case LV_PICK: m_pickup(&f); break;
+    case LV_LEARN: m_learn(&f); break;
+    case LV_GET: m_get(&f); break;
+    case LV_BECOME: m_become(&f); break;
+    case LV_GRADUATE: case LV_MAJOR: case LV_STUDY: case LV_ATTEND:
+        m_school(&f);
+        break;
+    case LV_GO: m_go(&f); break;
+    case LV_GROW: case LV_COME: m_origin(&f); break;
+    default: break;
+    }
+    generic_event(&f);
+}
+
+/* ---- possessives and other sentence patterns ----------------------------- */
+
+static void subject_frames(xctx *x, sent *S, const subj *sj, int vstart);
+
+/* family_names -- after "my sister" at relation token r: "Ann", ", Ann,",
+ * "named Ann", "'s name is Ann", "s, Emma and Jake"; emits the facts and
+ * starts a frame for a single name that is followed by a verb. */
+static void family_names(xctx *x, sent *S, const subj *own, int r, bool ok)
+{
+    int rel = S->t[r].lx->data;
+    if (rel < 0 || rel >= (int)N_FAMILY)
+        return;
+    int gender = rel_gender(&S->t[r]);
+    char slot[40];
+    snprintf(slot, sizeof slot, "family.%s", FAMILY_REL[rel]);
+    int j = r + 1;
+    bool comma = false;
+    if (S_is(S, j, "'s") && S_is(S, j + 1, "name") &&
+        (S_is(S, j + 2, "is") || S_is(S, j + 2, "'s")))
+        j += 3;
+    else if (S_punct(S, j, ',')) {
+        j++;
+        comma = true;
+    }
+    if (S_is(S, j, "named") || S_is(S, j, "called"))
+        j++;
+    int n_names = 0, first_a = -1, first_b = -1, end = j;
+    for (int g = 0; g < 4; g++) {
+        int e = name_run(S, j);
+        if (e <= j || speaker_tok(x, S, j))
+            break;
+        if (tcls(&S->t[j]) & (LX_DAY | LX_MONTH)) {
+            if (!(tcls(&S->t[j]) & LX_FIRSTNAME))
+                break;
+        }
+        /* "my friend Google" is not a person, "my sister Austin" may be. */
+        if ((tcls(&S->t[j]) & LX_ORGNAME) && !(tcls(&S->t[j]) & LX_FIRSTNAME))
+            break;
+        if (ok)
+            add_fact(x, S, own, slot, toks_str(x, S, j, e), NULL, EX_ASSERTED,
+                     0.9f, j, e, EX_ENT_PERSON);
+        add_person(x, S->t[j].off, S->t[e - 1].off + S->t[e - 1].len - S->t[j].off,
+                   rel, gender);
+        if (n_names == 0) {
+            first_a = j;
+            first_b = e;
+        }
+        n_names++;
+        end = e;
+        j = e;
+        if (S_punct(S, j, ',') && S_cap(S, j + 1) && !comma)
+            j++;
+        else if (S_punct(S, j, ',') && S_is(S, j + 1, "and"))
+            j += 2;
+        if (S_is(S, j, "and") && S_cap(S, j + 1))
+            j++;
+        else if (j == e)
+            break;
+    }
+    if (n_names == 0) {
+        /* "Ann, my sister, ..." / "Ann is my sister" */
+        int q = r - 1;
+        while (q >= 0 && !S_cls(S, q, LX_POSS))
+            q--;
+        if (q >= 2 && (S_punct(S, q - 1, ',') || S_is(S, q - 1, "is") ||
+                       S_is(S, q - 1, "'s"))) {
+            int ne = q - 1, na = ne - 1;
+            while (na > 0 && S_cap(S, na - 1) && na - 1 >= ne - 2)
+                na--;
+            if (S_cap(S, na) && name_run(S, na) == ne && ok &&
+                !speaker_tok(x, S, na)) {
+                add_fact(x, S, own, slot, toks_str(x, S, na, ne), NULL,
+                         EX_ASSERTED, 0.85f, na, ne, EX_ENT_PERSON);
+                add_person(x, S->t[na].off,
+                           S->t[ne - 1].off + S->t[ne - 1].len - S->t[na].off, rel,
+                           gender);
+            }
+        }
+        return;
+    }
+    if (n_names != 1 || !ok)
+        return;
+    /* "my sister Ann lives in Boston", "my wife, Sara, is a nurse" */
+    int v = end;
+    if (comma && S_punct(S, v, ','))
+        v++;
+    subj sj = {SJ_OTHER, S->t[first_a].off,
+               S->t[first_b - 1].off + S->t[first_b - 1].len - S->t[first_a].off,
+               first_a, 1.0f};
+    if (x->assistant)
+        sj.mul = ASSIST_MUL;
+    subject_frames(x, S, &sj, v);
+}
+
+/* poss_at -- what follows a possessive of the speaker at j ("my" at p). */
+static void poss_at(xctx *x, sent *S, const subj *own, int p, int j, bool ok)
+{
+    fr f;
+    vg none;
+    memset(&none, 0, sizeof none);
+    none.main = p;
+    f.x = x;
+    f.S = S;
+    f.sj = own;
+    f.v = &none;
+    f.event_done = true;
+    f.k = j;
+    int q = j;
+    while (S_cls(S, q, LX_KINADJ) && !S_cls(S, q, LX_FAMILY | LX_ANIMAL) &&
+           q - j < 3)
+        q++;
+    if (S_cls(S, q, LX_FAMILY)) {
+        family_names(x, S, own, q, ok);
+        return;
+    }
+    if (!ok)
+        return;
+    if (S_cls(S, q, LX_ANIMAL)) {
+        /* "my dog Max", "my cat, Luna,", "my dog's name is Max" */
+        int e = q + 1;
+        if (S_is(S, e, "'s") && S_is(S, e + 1, "name") &&
+            (S_is(S, e + 2, "is") || S_is(S, e + 2, "'s")))
+            e += 3;
+        else if (S_punct(S, e, ','))
+            e++;
+        int ne = name_run(S, e);
+        if (ne > e && !(tcls(&S->t[e]) & (LX_DAY | LX_MONTH | LX_ORGNAME))) {
+            const char *sp = lx_species(S->t[q].lx->data);
+            /* "my dog Max died": no longer a pet */
+            int d = skip_adv(S, S_punct(S, ne, ',') ? ne + 1 : ne);
+            bool died = S_is(S, d, "died") ||
+                        (S_is(S, d, "passed") && S_is(S, d + 1, "away"));
+            char *nm = toks_str(x, S, e, ne);
+            if (nm && sp) {
+                size_t n = strlen(nm) + strlen(sp) + 4;
+                char *val = dm_malloc(n);
+                if (!val) {
+                    x->err = DM_ENOMEM;
+                } else {
+                    snprintf(val, n, "%s (%s)", nm, sp);
+                    add_fact(x, S, own, "pet", val, NULL,
+                             died ? EX_NEGATED : EX_ASSERTED, died ? 0.85f : 0.9f,
+                             e, ne, (ex_entity_type)-1);
+                    if (died) {
+                        char *w = toks_str(x, S, p + 1, d + (S_is(S, d, "passed") ? 2 : 1));
+                        add_event(x, S, EX_EV_MILESTONE, w, 0.8f, p + 1, d + 1, own);
+                    }
+                    add_entity(x, nm, EX_ENT_CONCEPT, 0.8f, tspan(S, e, ne));
+                }
+            }
+            dm_free(nm);
+        }
+        return;
+    }
+    const tok *t = j < S->n ? &S->t[j] : NULL;
+    if (!t)
+        return;
+    int k = j + 1;
+    if (tis(t, "full") || tis(t, "real") || tis(t, "first") || tis(t, "last")) {
+        if (!S_is(S, k, "name"))
+            return;
+        t = &S->t[k];
+        k++;
+    }
+    bool is = S_is(S, k, "is") || S_is(S, k, "'s") || S_is(S, k, "are");
+    int v = is ? k + 1 : k;
+    bool neg = false;
+    if (S_is(S, v, "not")) {
+        neg = true;
+        v++;
+    }
+    v = skip_adv(S, v);
+    ex_polarity pol = neg ? EX_NEGATED : EX_ASSERTED;
+    if (tis(t, "name") && is) {
+        int e = v;
+        while (e < S->n && e - v < 3 && S_cap(S, e) &&
+               !(S->t[e].lx && (tcls(&S->t[e]) & ~(uint64_t)LX_FIRSTNAME)))
+            e++;
+        if (e > v)
+            add_fact(x, S, own, "name", toks_str(x, S, v, e), NULL, pol, 0.9f, v, e,
+                     EX_ENT_PERSON);
+        return;
+    }
+    if (tis(t, "birthday") && is) {
+        int e;
+        char *d = date_value(x, S, v, &e);
+        if (!d && (S_is(S, v, "today") || S_is(S, v, "tomorrow") ||
+                   S_is(S, v, "yesterday"))) {
+            int64_t day = fdiv(x->in->time_us, DAY_US) +
+                          (S_is(S, v, "tomorrow") ? 1 : S_is(S, v, "today") ? 0 : -1);
+            int64_t y;
+            int m, dd;
+            civil_days(day, &y, &m, &dd);
+            char buf[32];
+            snprintf(buf, sizeof buf, "%s %d", MONTH_NAMES[m - 1], dd);
+            d = xstrdup(x, buf);
+            e = v + 1;
+        }
+        if (d)
+            add_fact(x, S, own, "birthday", d, NULL, pol, 0.9f, v, e,
+                     (ex_entity_type)-1);
+        return;
+    }
+    if ((tis(t, "favorite") || tis(t, "favourite") || tis(t, "fave")) &&
+        (S_is(S, p - 1, "is") || S_is(S, p - 1, "'s") || S_is(S, p - 1, "are"))) {
+        /* "Pizza is my favorite food." */
+        int e = p - 1, a = e;
+        while (a > 0 && S_word(S, a - 1) &&
+               !(tcls(&S->t[a - 1]) & (LX_CONJ | LX_SUB | LX_PREP | LX_SUBJ |
+                                       LX_INTERJ | LX_ADV)) &&
+               e - a < MAX_VALUE_TOKS)
+            a--;
+        a = skip_det(S, a);
+        if (a < e && !vague_np(S, a, e)) {
+            char *val = toks_str(x, S, a, e);
+            /* "Pizza is ...": capitalised only because it starts the
+             * sentence. */
+            const gz_place *g[1];
+            if (val && (S->t[a].flags & TF_FIRST) && !(S->t[a].flags & TF_UPPER) &&
+                !(tcls(&S->t[a]) & (LX_FIRSTNAME | LX_ORGNAME | LX_BRAND |
+                                    LX_LANG | LX_DEMONYM)) &&
+                gz_lookup(x->text + S->t[a].off, S->t[a].len, g, 1) == 0 &&
+                val[0] >= 'A' && val[0] <= 'Z')
+                val[0] = (char)(val[0] + 32);
+            add_fact(x, S, own, "preference.likes", val, NULL, EX_ASSERTED, 0.85f, a,
+                     e, EX_ENT_CONCEPT);
+        }
+        return;
+    }
+    if ((tis(t, "favorite") || tis(t, "favourite") || tis(t, "fave"))) {
+        int w = j + 1;
+        while (w < S->n && w - j < 4 && !S_is(S, w, "is") && !S_is(S, w, "'s") &&
+               !S_is(S, w, "are") && S_word(S, w))
+            w++;
+        if ((S_is(S, w, "is") || S_is(S, w, "'s") || S_is(S, w, "are")) &&
+            !S_is(S, w + 1, "to"))
+            emit_list(&f, w + 1, "preference.likes",
+                      S_is(S, w + 1, "not") ? EX_NEGATED : EX_ASSERTED, 0.85f,
+                      EX_ENT_CONCEPT, 0);
+        return;
+    }
+    if ((tis(t, "hobby") || tis(t, "hobbies") || tis(t, "passion")) &&
+        (is || S_is(S, k, "include"))) {
+        emit_list(&f, k + 1, "hobby", pol, 0.85f, EX_ENT_CONCEPT, 0);
+        return;
+    }
+    if ((tis(t, "goal") || tis(t, "dream") || tis(t, "plan") ||
+         tis(t, "ambition") || tis(t, "aim")) && is && !neg) {
+        emit_goal(&f, v, tis(t, "plan") ? "plan" : "goal",
+                  tis(t, "dream") ? 0.7f : 0.85f);
+        return;
+    }
+    if ((tis(t, "hometown") || (tis(t, "home") && S_is(S, k, "town"))) ) {
+        int w = tis(t, "home") ? k + 1 : k;
+        if (S_is(S, w, "is") || S_is(S, w, "'s"))
+            emit_place(x, S, own, w + 1, true, pol, 0.85f, NULL);
+        return;
+    }
+    if ((tis(t, "native") || tis(t, "first") || tis(t, "mother")) &&
+        (S_is(S, j + 1, "language") || S_is(S, j + 1, "tongue")) &&
+        (S_is(S, j + 2, "is") || S_is(S, j + 2, "'s")))
+        emit_list(&f, j + 3, "language", pol, 0.9f, EX_ENT_CONCEPT, LX_LANG);
+}
+
+/* org_sentence -- "Acme is a healthcare company", "Acme Corp is in the
+ * healthcare space", "Acme's office is in Boston", "Acme is based in
+ * Boston", "Acme, a fintech startup, ..." */
+static void org_sentence(xctx *x, sent *S)
+{
+    for (int i = 0; i < S->n; i++) {
+        int a, b;
+        bool pron = false;
+        if ((S_is(S, i, "the") || S_cls(S, i, LX_POSS)) &&
+            (S_is(S, i + 1, "company") || S_is(S, i + 1, "firm") ||
+             S_is(S, i + 1, "startup") || S_is(S, i + 1, "employer")) &&
+            x->n_orgs > 0) {
+            a = i;
+            b = i + 2;
+            pron = true;
+        } else if (!S_cap(S, i) || (i > 0 && S_cap(S, i - 1)) ||
+                   !org_at(S, i, &a, &b)) {
+            continue;
+        }
+        char *name = pron ? xstrdup(x, x->orgs[x->n_orgs - 1])
+                          : toks_str(x, S, a, b);
+        if (!name)
+            return;
+        bool orgish = pron || (tcls(&S->t[b - 1]) & LX_ORGSUF) ||
+                      (tcls(&S->t[a]) & LX_ORGNAME) || org_name(x, name) != name;
+        bool personish = !pron && ((tcls(&S->t[a]) & LX_FIRSTNAME) ||
+                                   find_person(x, S->t[a].off, S->t[a].len) >= 0 ||
+                                   speaker_tok(x, S, a));
+        const gz_place *g[1];
+        bool placeish = !pron && gz_lookup(name, strlen(name), g, 1) > 0;
+        int j = b;
+        bool office = false;
+        if (S_is(S, j, "'s") && (S_is(S, j + 1, "office") ||
+                                 S_is(S, j + 1, "offices") ||
+                                 S_is(S, j + 1, "headquarters") ||
+                                 S_is(S, j + 1, "hq") || S_is(S, j + 1, "campus"))) {
+            office = true;
+            j += 2;
+        }
+        bool appos = false;
+        if (S_punct(S, j, ',') && S_cls(S, j + 1, LX_ART)) {
+            appos = true;
+            j++;
+        } else if (S_is(S, j, "is") || S_is(S, j, "'s") || S_is(S, j, "are")) {
+            j++;
+        } else {
+            dm_free(name);
+            continue;
+        }
+        j = skip_adv(S, j);
+        const char *src = pron ? name : org_name(x, name);
+        place p;
+        int c, d;
+        float conf = pron ? 0.7f : 0.85f;
+        if (!appos && (office || S_is(S, j, "based") || S_is(S, j, "headquartered") ||
+                       S_is(S, j, "located"))) {
+            int q = office ? j : j + 1;
+            if (S_is(S, q, "located") || S_is(S, q, "based"))
+                q++;
+            if (S_is(S, q, "in") && place_at(x, S, q + 1, &c, &d, &p) &&
+                !personish && !placeish) {
+                char *pl = toks_str(x, S, c, d);
+                if (pl) {
+                    add_relation(x, src, "located_in", pl, conf, tspan(S, a, d));
+                    add_entity(x, src, EX_ENT_ORG, conf, tspan(S, a, b));
+                    add_entity(x, pl, EX_ENT_PLACE, p.conf, tspan(S, c, d));
+                }
+                dm_free(pl);
+            }
+        } else if (!appos && S_is(S, j, "in") && (orgish) && !personish) {
+            int ia, ib;
+            float ic;
+            if (industry_at(x, S, j + 1, &ia, &ib, &ic) > j + 1) {
+                char *ind = toks_str(x, S, ia, ib);
+                if (ind) {
+                    add_relation(x, src, "industry", ind, conf < ic ? conf : ic,
+                                 tspan(S, a, ib));
+                    add_entity(x, src, EX_ENT_ORG, conf, tspan(S, a, b));
+                    add_entity(x, ind, EX_ENT_CONCEPT, ic, tspan(S, ia, ib));
+                }
+                dm_free(ind);
+            }
+        } else if (S_cls(S, j, LX_ART) && !personish && !placeish) {
+            int q = j + 1;
+            while (S_cls(S, q, LX_MODADJ) || S_is(S, q, "large") ||
+                   S_is(S, q, "global") || S_is(S, q, "leading") ||
+                   S_is(S, q, "major") || S_is(S, q, "tiny") ||
+                   S_is(S, q, "growing") || S_is(S, q, "private") ||
+                   S_is(S, q, "public") || S_is(S, q, "mid-size") ||
+                   S_is(S, q, "multinational"))
+                q++;
+            int e = q;
+            while (e < S->n && e - q < 4 && S_word(S, e) && !S_cls(S, e, LX_ORGKIND) &&
+                   !(tcls(&S->t[e]) & (LX_PREP | LX_CONJ | LX_SUB)))
+                e++;
+            if (e > q && e - q <= 3 && S_cls(S, e, LX_ORGKIND)) {
+                bool known = false;
+                for (int r = q; r < e; r++)
+                    known |= (tcls(&S->t[r]) & LX_INDUSTRY) != 0;
+                char *ind = toks_str(x, S, q, e);
+                if (ind) {
+                    add_entity(x, src, EX_ENT_ORG, conf, tspan(S, a, b));
+                    add_relation(x, src, "industry", ind,
+                                 known ? conf : conf - 0.15f, tspan(S, a, e + 1));
+                    add_entity(x, ind, EX_ENT_CONCEPT, known ? 0.85f : 0.7f,
+                               tspan(S, q, e));
+                }
+                dm_free(ind);
+                /* "... a fintech startup based in London" */
+                int r = e + 1;
+                if (S_is(S, r, "based") || S_is(S, r, "headquartered") ||
+                    S_is(S, r, "located"))
+                    r++;
+                if (r > e + 1 && S_is(S, r, "in") && place_at(x, S, r + 1, &c, &d, &p)) {
+                    char *pl = toks_str(x, S, c, d);
+                    if (pl) {
+                        add_relation(x, src, "located_in", pl, conf, tspan(S, a, d));
+                        add_entity(x, pl, EX_ENT_PLACE, p.conf, tspan(S, c, d));
+                    }
+                    dm_free(pl);
+                }
+            }
+        }
+        dm_free(name);
+        i = b - 1;
+    }
+}
+
+/* specials -- "call me X", "as a trans woman, I ...", "not Austin, Dallas". */
+static void specials(xctx *x, sent *S)
+{
+    subj me = {SJ_SPEAKER, 0, 0, 0, x->assistant ? ASSIST_MUL : 1.0f};
+    for (int i = 0; i < S->n; i++) {
+        if (S->t[i].mark & (TM_HYPO | TM_REPORTED | TM_WISH))
+            break;
+        if ((S_is(S, i, "call") || S_is(S, i, "calls")) && S_is(S, i + 1, "me") &&
+            !x->assistant) {
+            if (i > 0 && (S_is(S, i - 1, "not") || S_is(S, i - 1, "to") ||
+                          S_is(S, i - 1, "'d") || S_cls(S, i - 1, LX_MODAL)))
+                continue;
+            int e = name_run(S, i + 2);
+            if (e > i + 2) {
+                me.pos = i;
+                add_fact(x, S, &me, "name", toks_str(x, S, i + 2, e), NULL,
+                         EX_ASSERTED, 0.85f, i + 2, e, EX_ENT_PERSON);
+            }
+        }
+        if (S_is(S, i, "as") && !x->assistant) {
+            int b;
+            const char *g = gender_value(S, i + 1, &b, false);
+            bool me_later = false;
+            for (int q = b; g && q < S->n && q < b + 4; q++)
+                me_later |= S_is(S, q, "i");
+            if (g && me_later) {
+                me.pos = i;
+                add_fact(x, S, &me, "gender", xstrdup(x, g), NULL, EX_ASSERTED,
+                         0.85f, i + 1, b, (ex_entity_type)-1);
+            }
+        }
+    }
+    int f = first_content(S);
+    /* Fragments: "Born and raised in Texas.", "Name's Jake." */
+    if (!x->assistant && f < S->n && (S->t[f].flags & TF_CAP)) {
+        me.pos = f;
+        if (S_is(S, f, "born") || S_is(S, f, "raised")) {
+            int j = f + 1;
+            if (S_is(S, j, "and") && (S_is(S, j + 1, "raised") ||
+                                      S_is(S, j + 1, "bred") ||
+                                      S_is(S, j + 1, "born")))
+                j += 2;
+            if (S_is(S, j, "in"))
+                emit_place(x, S, &me, j + 1, true, EX_ASSERTED, 0.85f, NULL);
+        }
+        if ((S_is(S, f, "name") && S_is(S, f + 1, "'s")) ||
+            (S_is(S, f, "the") && S_is(S, f + 1, "name") && S_is(S, f + 2, "'s"))) {
+            int j = S_is(S, f, "the") ? f + 3 : f + 2;
+            int e = name_run(S, j);
+            if (e > j)
+                add_fact(x, S, &me, "name", toks_str(x, S, j, e), NULL, EX_ASSERTED,
+                         0.85f, j, e, EX_ENT_PERSON);
+        }
+    }
+    /* "Not Austin, Dallas." after a location in this turn. */
+    if (S_is(S, f, "not") && !x->assistant) {
+        const char *slot = NULL;
+        for (size_t q = 0; q < x->out->n_facts; q++)
+            if (!strncmp(x->out->facts[q].slot, "location.", 9) &&
+                !x->out->facts[q].subject[0])
+                slot = x->out->facts[q].slot;
+        if (slot) {
+            me.pos = f;
+            emit_place(x, S, &me, f, false, EX_CORRECTION, 0.8f, NULL);
+        }
+    }
+}
+
+/* ---- subjects ----------------------------------------------------------- */
+
+/* subject_frames -- the verb group at vstart for subject sj, and the verb
+ * groups coordinated with it ("I live in Austin and work at Acme"). */
+static void subject_frames(xctx *x, sent *S, const subj *sj, int vstart)
+{
+    vg v;
+    const tok *st = &S->t[sj->pos];
+    bool third = sj->kind == SJ_OTHER ||
+                 (sj->kind == SJ_SPEAKER && !tis(st, "i") && !tis(st, "you") &&
+                  !tis(st, "my") && !tis(st, "your"));
+    if (!parse_vg(S, vstart, third, &v))
+        return;
+    S->consumed = 0;
+    frame(x, S, sj, &v);
+    int i = v.next > S->consumed ? v.next : S->consumed;
+    for (int guard = 0; guard < 4 && i < S->n; i++) {
+        const tok *t = &S->t[i];
+        if ((tcls(t) & LX_SUB) || (tcls(t) & LX_SUBJ) || tis(t, "that"))
+            return;
+        if (t->type == T_PUNCT && t->p != ',')
+            return;
+        if (!(tis(t, "and") || tis(t, "but")))
+            continue;
+        int k = skip_adv(S, i + 1);
+        if (k >= S->n || S->t[k].type != T_WORD || (tcls(&S->t[k]) & LX_SUBJ))
+            return;
+        const tok *u = &S->t[k];
+        if (!tverb(u) && !(tcls(u) & (LX_NEG | LX_DO | LX_WILL | LX_CAN | LX_HAVE)))
+            continue;
+        vg w;
+        if (!parse_vg(S, i + 1, third, &w) || w.copula)
+            continue;
+        S->consumed = 0;
+        frame(x, S, sj, &w);
+        i = (w.next > S->consumed ? w.next : S->consumed) - 1;
+        guard++;
+    }
+}
+
+/* resolve -- he/she: the only person of that gender named in this turn. */
+static int resolve(xctx *x, bool female)
+{
+    int found = -1, n = 0;
+    for (int i = 0; i < x->n_people; i++) {
+        int g = x->people[i].gender;
+        if (g == (female ? 1 : 2) || g == 0) {
+            found = i;
+            n++;
+        }
+    }
+    return n == 1 ? found : -1;
+}
+
+static void subjects(xctx *x, sent *S)
+{
+    for (int i = 0; i < S->n; i++) {
+        const tok *t = &S->t[i];
+        if (t->type != T_WORD)
+            continue;
+        subj sj = {0, 0, 0, i, x->assistant ? ASSIST_MUL : 1.0f};
+        int vstart = i + 1;
+        /* Only a pronoun or a capitalised word can be a subject ... */
+        if (!(tcls(t) & LX_SUBJ) && !(t->flags & TF_CAP))
+            continue;
+        /* ... and only at a clause start: after nothing, punctuation, a
+         * conjunction, a subordinator, an adverb or a time. */
+        bool nominative = tis(t, "i") || tis(t, "we") || tis(t, "he") ||
+                          tis(t, "she");
+        if (i > 0 && !nominative) {
+            const tok *p = &S->t[i - 1];
+            bool start = p->type == T_PUNCT ||
+                         (tcls(p) & (LX_CONJ | LX_SUB | LX_ADV | LX_INTERJ)) ||
+                         (tcls(p) & LX_SPEECH) || tis(p, "then") ||
+                         tis(p, "that");
+            if (!start && !in_time(x, S, i - 1))
+                continue;
+        }
+        if (nominative && i > 0 && S_cls(S, i - 1, LX_PREP) &&
+            !S_is(S, i - 1, "like"))
+            continue; /* "between you and I" */
+        if (tis(t, "i")) {
+            if (x->assistant)
+                continue;
+            sj.kind = SJ_SPEAKER;
+        } else if (tis(t, "we")) {
+            if (x->assistant)
+                continue;
+            sj.kind = SJ_WE;
+            sj.mul *= 0.9f;
+        } else if (tis(t, "you")) {
+            if (!x->assistant)
+                continue;
+            sj.kind = SJ_SPEAKER;
+        } else if (tis(t, "he") || tis(t, "she")) {
+            int p = resolve(x, tis(t, "she"));
+            if (p < 0)
+                continue;
+            sj.kind = SJ_OTHER;
+            sj.off = x->people[p].off;
+            sj.len = x->people[p].len;
+            sj.mul *= 0.9f;
+        } else if (speaker_tok(x, S, i) && !S_is(S, i + 1, "'s")) {
+            sj.kind = SJ_SPEAKER;
+        } else if (S_cap(S, i) && !S_is(S, i + 1, "'s")) {
+            int e = name_run(S, i);
+            if (e <= i)
+                continue;
+            bool known = find_person(x, t->off,
+                                     S->t[e - 1].off + S->t[e - 1].len - t->off) >= 0 ||
+                         find_person(x, t->off, t->len) >= 0;
+            if (!known && !(tcls(t) & LX_FIRSTNAME))
+                continue;
+            if (!known && (tcls(t) & LX_MONTH))
+                continue;
+            sj.kind = SJ_OTHER;
+            sj.off = t->off;
+            sj.len = S->t[e - 1].off + S->t[e - 1].len - t->off;
+            vstart = e;
+            /* "Ann, my sister, works at ..." */
+            if (S_punct(S, vstart, ',')) {
+                int q = vstart + 1;
+                while (q < S->n && q - vstart < 6 && !S_punct(S, q, ','))
+                    q++;
+                if (S_punct(S, q, ','))
+                    vstart = q + 1;
+            }
+        } else {
+            continue;
+        }
+        subject_frames(x, S, &sj, vstart);
+    }
+}
+
+/* ---- entities ----------------------------------------------------------- */
+
+static void scan_entities(xctx *x, sent *S)
+{
+    for (int i = 0; i < S->n; i++) {
+        if (!S_cap(S, i) || (i > 0 && S_cap(S, i - 1)))
+            continue;
+        int s = i, e = i;
+        while (e < S->n && e - s < 5 &&
+               (S_cap(S, e) || (e > s && (S_is(S, e, "of") || S_punct(S, e, '&')) &&
+                                S_cap(S, e + 1))))
+            e++;
+        int next = e;
+        /* Leading lexicon words ("The", "My", "Hey") are not names. */
+        while (s < e && S->t[s].lx &&
+               !(tcls(&S->t[s]) & (LX_FIRSTNAME | LX_ORGNAME | LX_BRAND)))
+            s++;
+        while (e > s && S_is(S, e - 1, "of"))
+            e--;
+        i = next - 1;
+        if (s >= e)
+            continue;
+        const tok *t = &S->t[s];
+        uint64_t c = tcls(t);
+        if (e - s == 1 && (t->flags & TF_UPPER) && !(c & LX_ORGNAME))
+            continue;
+        char *name = toks_str(x, S, s, e);
+        if (!name)
+            return;
+        const tok *prev = s > 0 ? &S->t[s - 1] : NULL;
+        bool locprep = prev && (tis(prev, "in") || tis(prev, "to") ||
+                                tis(prev, "from") || tis(prev, "near") ||
+                                tis(prev, "around") || tis(prev, "visit") ||
+                                tis(prev, "visited") || tis(prev, "visiting"));
+        bool withp = prev && (tis(prev, "with") || tis(prev, "met") ||
+                              tis(prev, "and") || (tcls(prev) & LX_INTERJ) ||
+                              (tpunct(prev, ',') && s >= 2 &&
+                               (tcls(&S->t[s - 2]) & LX_INTERJ)));
+        bool first_word = (t->flags & TF_FIRST) != 0;
+        const gz_place *g[1];
+        bool is_place = gz_lookup(name, strlen(name), g, 1) > 0;
+        bool known_person = find_person(x, t->off, t->len) >= 0 ||
+                            speaker_tok(x, S, s);
+        ex_entity_type type = EX_ENT_CONCEPT;
+        float conf = 0;
+        if (tcls(&S->t[e - 1]) & LX_ORGSUF && e - s > 1) {
+            type = EX_ENT_ORG;
+            conf = 0.85f;
+        } else if (c & LX_ORGNAME) {
+            type = EX_ENT_ORG;
+            conf = 0.75f;
+        } else if (c & LX_BRAND) {
+            type = EX_ENT_PRODUCT;
+            conf = 0.7f;
+        } else if (known_person) {
+            type = EX_ENT_PERSON;
+            conf = 0.85f;
+        } else if (is_place && !(withp && (c & LX_FIRSTNAME))) {
+            type = EX_ENT_PLACE;
+            conf = locprep ? 0.85f : 0.7f;
+        } else if (c & LX_FIRSTNAME) {
+            type = EX_ENT_PERSON;
+            conf = 0.75f;
+        } else if (!t->lx && withp && !first_word) {
+            type = EX_ENT_PERSON;
+            conf = 0.55f;
+        } else if (!t->lx && locprep && !first_word) {
+            type = EX_ENT_PLACE;
+            conf = 0.5f;
+        }
+        if (conf > 0) {
+            char key[96];
+            ex_name_key(name, strlen(name), key, sizeof key);
+            bool seen = false;
+            for (size_t q = 0; q < x->out->n_entities; q++) {
+                char k2[96];
+                const char *nm = x->out->entities[q].name;
+                ex_name_key(nm, strlen(nm), k2, sizeof k2);
+                seen |= strcmp(key, k2) == 0;
+            }
+            if (!seen)
+                add_entity(x, name, type, conf, tspan(S, s, e));
+        }
+        dm_free(name);
+    }
+}
+
+/* ---- entry points --------------------------------------------------------- */
+
+void ex_result_free(ex_result *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->n_facts; i++) {
+        dm_free(r->facts[i].subject);
+        dm_free(r->facts[i].slot);
+        dm_free(r->facts[i].value);
+        dm_free(r->facts[i].prev_value);
+    }
+    for (size_t i = 0; i < r->n_events; i++) {
+        dm_free(r->events[i].what);
+        for (size_t k = 0; k < r->events[i].n_who; k++)
+            dm_free(r->events[i].who[k]);
+        dm_free(r->events[i].who);
+    }
+    for (size_t i = 0; i < r->n_entities; i++)
+        dm_free(r->entities[i].name);
+    for (size_t i = 0; i < r->n_relations; i++) {
+        dm_free(r->relations[i].src);
+        dm_free(r->relations[i].rel);
+        dm_free(r->relations[i].dst);
+    }
+    dm_free(r->facts);
+    dm_free(r->events);
+    dm_free(r->entities);
+    dm_free(r->relations);
+    memset(r, 0, sizeof *r);
+}
+
+/* abbreviation -- a '.' after these does not end the sentence. */
+static bool abbreviation(const tok *t, const tok *next)
+{
+    /* Titles never end a sentence ("Dr. Smith", "St. Louis"); a company
+     * suffix or a month does unless a lowercase word follows. */
+    static const char *const TITLE[] = {"mr", "mrs", "ms", "dr", "st", "jr",
+                                        "sr", "prof", "mt", "ft", "vs",
+                                        "approx"};
+    static const char *const OTHER[] = {"inc", "corp", "co", "ltd", "jan",
+                                        "feb", "aug", "sept", "oct", "nov",
+                                        "dec", "etc"};
+    if (t->type != T_WORD)
+        return false;
+    if (t->len == 1 && (t->flags & TF_CAP))
+        return true; /* an initial: "J. K." */
+    for (size_t i = 0; i < sizeof TITLE / sizeof *TITLE; i++)
+        if (tis(t, TITLE[i]))
+            return true;
+    for (size_t i = 0; i < sizeof OTHER / sizeof *OTHER; i++)
+        if (tis(t, OTHER[i]))
+            return next->type != T_WORD || !(next->flags & (TF_CAP | TF_UPPER));
+    return false;
+}
+
+int ex_extract(const ex_input *in, ex_result *out)
+{
+    if (out)
+        memset(out, 0, sizeof *out);
+    if (!in || !out)
+        return err_set_msg(DM_EINVAL, "ex_extract: %s is NULL",
+                           !in ? "input" : "out");
+    if (!in->text && in->len > 0)
+        return err_set_msg(DM_EINVAL, "ex_extract: text is NULL");
+    if (in->len > UINT32_MAX)
+        return err_set_msg(DM_EINVAL, "ex_extract: text of %zu bytes is too "
+                                      "long (spans are 32-bit)",
+                           in->len);
+    if (in->len == 0 || !utf8_valid((const unsigned char *)in->text, in->len))
+        return DM_OK;
+
+    xctx x;
+    memset(&x, 0, sizeof x);
+    x.in = in;
+    x.text = in->text;
+    x.len = in->len;
+    x.out = out;
+    x.assistant = in->role && strcmp(in->role, "assistant") == 0;
+    if (in->speaker && in->speaker[0]) {
+        x.spk = in->speaker;
+        while (x.spk[x.spk_len] && x.spk[x.spk_len] != ' ')
+            x.spk_len++;
+    }
+    x.day_from = fdiv(in->time_us, DAY_US) * DAY_US;
+
+    tokbuf tb;
+    tb.t = tb.local;
+    tb.n = 0;
+    tb.cap = sizeof tb.local / sizeof tb.local[0];
+    tb.err = 0;
+    tokenize(&tb, in->text, in->len);
+    if (tb.err) {
+        x.err = tb.err;
+        goto done;
+    }
+
+    size_t s0 = 0;
+    while (s0 < tb.n && !x.err) {
+        /* The sentence runs to a . ! ? ; (and any that follow, and a
+         * closing quote or bracket), or to a line break. */
+        size_t e = s0;
+        while (e < tb.n) {
+            const tok *t = &tb.t[e];
+            if (e > s0 && (t->flags & TF_NL))
+                break;
+            if (t->type == T_PUNCT &&
+                (t->p == '!' || t->p == '?' || t->p == ';' ||
+                 (t->p == '.' &&
+                  !(e > s0 && e + 1 < tb.n && !(tb.t[e + 1].flags & TF_NL) &&
+                    abbreviation(&tb.t[e - 1], &tb.t[e + 1]))))) {
+                e++;
+                while (e < tb.n && tb.t[e].type == T_PUNCT &&
+                       !(tb.t[e].flags & TF_NL) &&
+                       strchr(".!?;\"')", tb.t[e].p))
+                    e++;
+                break;
+            }
+            e++;
+        }
+        sent S;
+        memset(&S, 0, sizeof S);
+        S.t = tb.t + s0;
+        S.n = (int)(e - s0);
+        S.off = S.t[0].off;
+        S.end = S.t[S.n - 1].off + S.t[S.n - 1].len;
+        for (int i = 0; i < S.n; i++)
+            if (S.t[i].type == T_WORD) {
+                S.t[i].flags |= TF_FIRST;
+                break;
+            }
+        sentence_marks(&x, &S);
+        /* Possessives of the speaker: "my ...", "your ..." for an
+         * assistant, "Caroline's ..." by Caroline. */
+        const char *mine = x.assistant ? "your" : "my";
+        for (int i = 0; i < S.n && !x.err; i++) {
+            bool own = tis(&S.t[i], mine) || (!x.assistant && tis(&S.t[i], "our"));
+            bool named = speaker_tok(&x, &S, i) && S_is(&S, i + 1, "'s");
+            if (!own && !named)
+                continue;
+            subj sj = {SJ_SPEAKER, 0, 0, i, x.assistant ? ASSIST_MUL : 1.0f};
+            if (tis(&S.t[i], "our"))
+                sj.mul *= 0.9f;
+            bool ok = !S.question &&
+                      !(S.t[i].mark & (TM_HYPO | TM_REPORTED | TM_WISH));
+            poss_at(&x, &S, &sj, i, named ? i + 2 : i + 1, ok);
+        }
+        if (!S.question) {
+            specials(&x, &S);
+            subjects(&x, &S);
+            org_sentence(&x, &S);
+        }
+        scan_entities(&x, &S);
+        s0 = e;
+    }
+done:
+    if (tb.t != tb.local)
+        dm_free(tb.t);
+    if (x.err) {
+        ex_result_free(out);
+        return err_set_msg(x.err, "ex_extract: out of memory");
+    }
+    return DM_OK;
+}

@@ -1,0 +1,994 @@
+/*
+ * test_extract.c -- the built-in extractor: facts in every slot of the
+ * taxonomy, negations, corrections and replaced values, what must not be a
+ * fact (questions, hypotheticals, reported speech, second person, wishes,
+ * generic statements), assistant turns, the speaker named in the third
+ * person, events with times resolved against a fixed turn time, entities
+ * and relations, long multi-fact turns, hostile input, argument errors,
+ * allocation failure, determinism and concurrent use.
+ *
+ * Every example is written for this file.  The turn time is
+ * 2023-05-08T13:56:00Z (a Monday).
+ */
+// ctest-labels: concurrency
+#include "testutil.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/err.h"
+#include "cognitive/extract.h"
+#include "cognitive/lexicon.h"
+
+#define DAY_US INT64_C(86400000000)
+/* 2023-05-08T13:56:00Z */
+#define T0 INT64_C(1683554160000000)
+/* 2023-05-08T00:00:00Z */
+#define D0 INT64_C(1683504000000000)
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static ex_result run(const char *text, const char *speaker, const char *role)
+{
+    ex_input in = {text, strlen(text), speaker, role, T0};
+    ex_result r;
+    int rc = ex_extract(&in, &r);
+    if (rc != DM_OK)
+        fail_msg("ex_extract(\"%s\") = %d", text, rc);
+    return r;
+}
+
+static void dump(const ex_result *r)
+{
+    for (size_t i = 0; i < r->n_facts; i++)
+        print_message("    fact (%s | %s | %s) pol %d prev %s conf %.2f\n",
+                      r->facts[i].subject, r->facts[i].slot, r->facts[i].value,
+                      (int)r->facts[i].polarity,
+                      r->facts[i].prev_value ? r->facts[i].prev_value : "-",
+                      (double)r->facts[i].confidence);
+}
+
+static const ex_fact *find_fact(const ex_result *r, const char *subject,
+                                const char *slot, const char *value)
+{
+    for (size_t i = 0; i < r->n_facts; i++)
+        if (!strcmp(r->facts[i].subject, subject) &&
+            !strcmp(r->facts[i].slot, slot) && !strcmp(r->facts[i].value, value))
+            return &r->facts[i];
+    return NULL;
+}
+
+static const ex_relation *find_rel(const ex_result *r, const char *src,
+                                   const char *rel, const char *dst)
+{
+    for (size_t i = 0; i < r->n_relations; i++)
+        if (!strcmp(r->relations[i].src, src) && !strcmp(r->relations[i].rel, rel) &&
+            !strcmp(r->relations[i].dst, dst))
+            return &r->relations[i];
+    return NULL;
+}
+
+static const ex_entity *find_ent(const ex_result *r, const char *name)
+{
+    for (size_t i = 0; i < r->n_entities; i++)
+        if (!strcmp(r->entities[i].name, name))
+            return &r->entities[i];
+    return NULL;
+}
+
+/* One expected fact: the text must yield (subject, slot, value) with this
+ * polarity and a confidence in [lo, hi]. */
+typedef struct fcase {
+    const char *text;
+    const char *subject;
+    const char *slot;
+    const char *value;
+    ex_polarity pol;
+    float lo, hi;
+} fcase;
+
+static void check_cases(const fcase *c, size_t n, const char *speaker,
+                        const char *role)
+{
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        ex_result r = run(c[i].text, speaker, role);
+        const ex_fact *f = find_fact(&r, c[i].subject, c[i].slot, c[i].value);
+        if (!f || f->polarity != c[i].pol || f->confidence < c[i].lo ||
+            f->confidence > c[i].hi) {
+            print_message("MISS \"%s\": want (%s | %s | %s) pol %d in [%.2f, "
+                          "%.2f]\n",
+                          c[i].text, c[i].subject, c[i].slot, c[i].value,
+                          (int)c[i].pol, (double)c[i].lo, (double)c[i].hi);
+            dump(&r);
+            bad++;
+        } else if (f->span.off + f->span.len > strlen(c[i].text)) {
+            print_message("BAD SPAN \"%s\"\n", c[i].text);
+            bad++;
+        }
+        ex_result_free(&r);
+    }
+    assert_int_equal(bad, 0);
+}
+
+/* ---- facts, slot by slot ------------------------------------------------- */
+
+#define A EX_ASSERTED
+#define N EX_NEGATED
+#define C EX_CORRECTION
+
+static const fcase PERSONAL[] = {
+    {"My name is Ali.", "", "name", "Ali", A, 0.85f, 1},
+    {"Hi there, I'm Ali!", "", "name", "Ali", A, 0.85f, 1},
+    {"Call me Ali.", "", "name", "Ali", A, 0.8f, 1},
+    {"My full name is Ali Khan.", "", "name", "Ali Khan", A, 0.85f, 1},
+    {"I'm 34.", "", "age", "34", A, 0.85f, 1},
+    {"I am 34 years old.", "", "age", "34", A, 0.85f, 1},
+    {"I'm thirty-four.", "", "age", "34", A, 0.85f, 1},
+    {"I turned 30 last week.", "", "age", "30", A, 0.85f, 1},
+    {"My birthday is March 3rd.", "", "birthday", "March 3", A, 0.85f, 1},
+    {"My birthday is on the 3rd of March.", "", "birthday", "March 3", A, 0.85f, 1},
+    {"I was born on July 4, 1990.", "", "birthday", "July 4, 1990", A, 0.85f, 1},
+    {"My birthday is tomorrow!", "", "birthday", "May 9", A, 0.85f, 1},
+    {"I'm a woman.", "", "gender", "female", A, 0.85f, 1},
+    {"I identify as non-binary.", "", "gender", "non-binary", A, 0.85f, 1},
+    {"As a trans woman, I think about this a lot.", "", "gender",
+     "transgender woman", A, 0.8f, 1},
+};
+
+static void test_personal(void **state)
+{
+    check_cases(PERSONAL, sizeof PERSONAL / sizeof *PERSONAL, NULL, "user");
+}
+
+static const fcase PLACES[] = {
+    {"I live in Austin.", "", "location.city", "Austin", A, 0.85f, 1},
+    {"I just moved to Austin.", "", "location.city", "Austin", A, 0.85f, 1},
+    {"I'm based in Texas.", "", "location.region", "Texas", A, 0.75f, 1},
+    {"We relocated to Canada last year.", "", "location.country", "Canada", A,
+     0.7f, 0.9f},
+    {"I live in Austin, Texas.", "", "location.region", "Texas", A, 0.75f, 1},
+    {"I've been living in Denver since 2019.", "", "location.city", "Denver", A,
+     0.85f, 1},
+    {"i live in seattle", "", "location.city", "seattle", A, 0.6f, 0.9f},
+    /* Not in any gazetteer: a city, at low confidence. */
+    {"I just moved to Zorbleton.", "", "location.city", "Zorbleton", A, 0.5f,
+     0.65f},
+    {"I'm from Ohio.", "", "origin", "Ohio", A, 0.75f, 1},
+    {"I grew up in Lagos.", "", "origin", "Lagos", A, 0.85f, 1},
+    {"I was born in Nairobi.", "", "origin", "Nairobi", A, 0.85f, 1},
+    {"I'm originally from Portugal but I live in London now.", "", "origin",
+     "Portugal", A, 0.75f, 1},
+    {"I'm originally from Portugal but I live in London now.", "",
+     "location.city", "London", A, 0.85f, 1},
+    {"My hometown is Chicago.", "", "origin", "Chicago", A, 0.75f, 1},
+};
+
+static void test_places(void **state)
+{
+    check_cases(PLACES, sizeof PLACES / sizeof *PLACES, NULL, NULL);
+}
+
+static const fcase WORK[] = {
+    {"I work at Acme Corp.", "", "work.employer", "Acme Corp", A, 0.85f, 1},
+    {"I just started at Google.", "", "work.employer", "Google", A, 0.85f, 1},
+    {"I quit Acme.", "", "work.employer", "Acme", N, 0.75f, 1},
+    {"I'm a nurse.", "", "work.title", "nurse", A, 0.85f, 1},
+    {"I work as a data scientist.", "", "work.title", "data scientist", A, 0.85f,
+     1},
+    {"I got promoted to senior engineer!", "", "work.title", "senior engineer",
+     A, 0.85f, 1},
+    {"I work in healthcare.", "", "work.industry", "healthcare", A, 0.85f, 1},
+    {"I work in the finance industry.", "", "work.industry", "finance", A, 0.85f,
+     1},
+    {"I'm in tech.", "", "work.industry", "tech", A, 0.85f, 1},
+    {"I'm a software engineer at Microsoft.", "", "work.employer", "Microsoft",
+     A, 0.8f, 1},
+    {"I'm a nurse at Boston General Hospital.", "", "work.employer",
+     "Boston General Hospital", A, 0.8f, 1},
+    {"I teach at Lincoln High School.", "", "work.employer",
+     "Lincoln High School", A, 0.85f, 1},
+    {"I work for myself these days.", "", "work.employer", "self-employed", A,
+     0.7f, 0.9f},
+    {"I got a job at Initech last month.", "", "work.employer", "Initech", A,
+     0.8f, 1},
+    {"I left Acme Corp for Globex.", "", "work.employer", "Globex", A, 0.75f, 1},
+    {"I got laid off from Initech.", "", "work.employer", "Initech", N, 0.75f, 1},
+    {"I'm the CEO of Hooli.", "", "work.title", "CEO", A, 0.8f, 1},
+};
+
+static void test_work(void **state)
+{
+    check_cases(WORK, sizeof WORK / sizeof *WORK, NULL, "user");
+}
+
+static const fcase EDUCATION[] = {
+    {"I graduated from MIT.", "", "education.school", "MIT", A, 0.8f, 1},
+    {"I'm studying nursing.", "", "education", "nursing", A, 0.8f, 1},
+    {"I study computer science at Stanford University.", "", "education",
+     "computer science", A, 0.8f, 1},
+    {"I study computer science at Stanford University.", "", "education.school",
+     "Stanford University", A, 0.8f, 1},
+    {"I majored in history.", "", "education", "history", A, 0.8f, 1},
+    {"I have a master's degree in biology.", "", "education", "biology", A, 0.8f,
+     1},
+    {"I'm a nursing student.", "", "education", "nursing", A, 0.8f, 1},
+};
+
+static void test_education(void **state)
+{
+    check_cases(EDUCATION, sizeof EDUCATION / sizeof *EDUCATION, NULL, "user");
+}
+
+static const fcase FAMILY[] = {
+    {"My daughter Emma loves soccer.", "", "family.daughter", "Emma", A, 0.85f, 1},
+    {"My wife, Sara, is a teacher.", "", "family.spouse", "Sara", A, 0.85f, 1},
+    {"My wife, Sara, is a teacher.", "Sara", "work.title", "teacher", A, 0.7f,
+     0.85f},
+    {"My sister Ann lives in Boston.", "", "family.sister", "Ann", A, 0.85f, 1},
+    {"My sister Ann lives in Boston.", "Ann", "location.city", "Boston", A, 0.7f,
+     0.85f},
+    {"I have a brother named Tom.", "", "family.brother", "Tom", A, 0.85f, 1},
+    {"My best friend Jake just moved to Denver.", "", "family.friend", "Jake", A,
+     0.85f, 1},
+    {"My best friend Jake just moved to Denver.", "Jake", "location.city",
+     "Denver", A, 0.7f, 0.85f},
+    {"Ann is my sister. She works at Google.", "Ann", "work.employer", "Google",
+     A, 0.6f, 0.8f},
+    {"My kids, Emma and Leo, love the beach.", "", "family.child", "Leo", A,
+     0.85f, 1},
+    {"I'm married.", "", "relationship", "married", A, 0.85f, 1},
+    {"I'm single.", "", "relationship", "single", A, 0.85f, 1},
+    {"I got engaged!", "", "relationship", "engaged", A, 0.85f, 1},
+    {"I'm married to Sara.", "", "family.spouse", "Sara", A, 0.85f, 1},
+    {"I'm not married.", "", "relationship", "married", N, 0.85f, 1},
+};
+
+static void test_family(void **state)
+{
+    check_cases(FAMILY, sizeof FAMILY / sizeof *FAMILY, NULL, "user");
+}
+
+static const fcase LIFE[] = {
+    {"I have a dog named Max.", "", "pet", "Max (dog)", A, 0.85f, 1},
+    {"I have two cats named Luna and Milo.", "", "pet", "Milo (cat)", A, 0.85f, 1},
+    {"We adopted a puppy.", "", "pet", "dog", A, 0.6f, 0.85f},
+    {"My dog Max died last week.", "", "pet", "Max (dog)", N, 0.75f, 1},
+    {"I love sushi.", "", "preference.likes", "sushi", A, 0.75f, 0.9f},
+    {"I love sushi and ramen.", "", "preference.likes", "ramen", A, 0.75f, 0.9f},
+    {"I can't stand jazz.", "", "preference.dislikes", "jazz", A, 0.75f, 0.9f},
+    {"I'm not a fan of horror movies.", "", "preference.dislikes",
+     "horror movies", A, 0.75f, 0.9f},
+    {"I don't like olives.", "", "preference.dislikes", "olives", A, 0.7f, 0.9f},
+    {"I no longer like coffee.", "", "preference.likes", "coffee", N, 0.75f, 0.9f},
+    {"My favorite food is sushi.", "", "preference.likes", "sushi", A, 0.8f, 1},
+    {"I love to paint.", "", "preference.likes", "painting", A, 0.75f, 0.9f},
+    {"I'm vegan.", "", "diet", "vegan", A, 0.85f, 1},
+    {"I'm a vegetarian.", "", "diet", "vegetarian", A, 0.85f, 1},
+    {"I'm on a keto diet.", "", "diet", "keto", A, 0.85f, 1},
+    {"I don't eat meat anymore.", "", "diet", "meat", N, 0.8f, 1},
+    {"I stopped eating pork.", "", "diet", "pork", N, 0.8f, 1},
+    {"I'm allergic to peanuts.", "", "allergy", "peanuts", A, 0.85f, 1},
+    {"I have a shellfish allergy.", "", "allergy", "shellfish", A, 0.85f, 1},
+    {"I have asthma.", "", "health", "asthma", A, 0.85f, 1},
+    {"I broke my leg.", "", "health", "broken leg", A, 0.8f, 1},
+    {"I was diagnosed with diabetes in 2020.", "", "health", "diabetes", A,
+     0.85f, 1},
+    {"I'm pregnant!", "", "health", "pregnant", A, 0.85f, 1},
+    {"I play guitar.", "", "hobby", "guitar", A, 0.85f, 1},
+    {"I've been into rock climbing.", "", "hobby", "rock climbing", A, 0.8f, 1},
+    {"I go hiking every weekend.", "", "hobby", "hiking", A, 0.8f, 1},
+    {"I do yoga.", "", "hobby", "yoga", A, 0.8f, 1},
+    {"I paint in my free time.", "", "hobby", "painting", A, 0.7f, 0.9f},
+    {"My hobbies are reading and knitting.", "", "hobby", "knitting", A, 0.8f, 1},
+    {"I want to run a marathon.", "", "goal", "run a marathon", A, 0.8f, 1},
+    {"My goal is to lose 20 pounds.", "", "goal", "lose 20 pounds", A, 0.8f, 1},
+    {"I'm going to visit Japan next month.", "", "plan", "visit Japan", A, 0.8f,
+     1},
+    {"I'm moving to Denver next month.", "", "plan", "move to Denver", A, 0.8f, 1},
+    {"I plan to adopt a cat.", "", "plan", "adopt a cat", A, 0.8f, 1},
+    {"I speak Spanish.", "", "language", "Spanish", A, 0.85f, 1},
+    {"I speak English and French fluently.", "", "language", "French", A, 0.85f,
+     1},
+    {"I'm fluent in German.", "", "language", "German", A, 0.85f, 1},
+    {"I don't speak Russian.", "", "language", "Russian", N, 0.85f, 1},
+    {"I can play the piano.", "", "skill", "play the piano", A, 0.75f, 0.9f},
+    {"I can't swim.", "", "skill", "swim", N, 0.75f, 0.9f},
+    {"I know how to code.", "", "skill", "code", A, 0.8f, 0.9f},
+    {"I'm good at math.", "", "skill", "math", A, 0.75f, 0.9f},
+};
+
+static void test_life(void **state)
+{
+    check_cases(LIFE, sizeof LIFE / sizeof *LIFE, NULL, "user");
+}
+
+/* Other wordings of the same slots. */
+static const fcase WORDINGS[] = {
+    {"Name's Jake.", "", "name", "Jake", A, 0.8f, 1},
+    {"I'm a 28-year-old teacher.", "", "age", "28", A, 0.85f, 1},
+    {"I'm a 28-year-old teacher.", "", "work.title", "teacher", A, 0.85f, 1},
+    {"I am a 35 year old woman from Ohio.", "", "gender", "female", A, 0.85f, 1},
+    {"I am a 35 year old woman from Ohio.", "", "origin", "Ohio", A, 0.75f, 1},
+    {"Born and raised in Texas.", "", "origin", "Texas", A, 0.8f, 1},
+    {"My birthday's in June.", "", "birthday", "June", A, 0.85f, 1},
+    {"I work for a small startup called Fluxify.", "", "work.employer",
+     "Fluxify", A, 0.8f, 1},
+    {"I've been working as a nurse for 10 years.", "", "work.title", "nurse", A,
+     0.85f, 1},
+    {"My husband's name is Mark.", "", "family.spouse", "Mark", A, 0.85f, 1},
+    {"I'm a widow.", "", "relationship", "widowed", A, 0.85f, 1},
+    {"I have a golden retriever named Buddy.", "", "pet",
+     "Buddy (golden retriever)", A, 0.85f, 1},
+    {"Pizza is my favorite food.", "", "preference.likes", "pizza", A, 0.8f, 1},
+    {"I'm a huge fan of the Lakers.", "", "preference.likes", "Lakers", A, 0.8f,
+     1},
+    {"I love going on road trips.", "", "preference.likes", "going on road trips",
+     A, 0.75f, 0.9f},
+    {"In my free time I like to knit.", "", "hobby", "knitting", A, 0.75f, 0.9f},
+    {"I have high cholesterol.", "", "health", "high cholesterol", A, 0.85f, 1},
+    {"I tore my ACL.", "", "health", "torn ACL", A, 0.8f, 1},
+    {"I'm planning a trip to Italy in June.", "", "plan", "trip to Italy", A,
+     0.75f, 1},
+    {"I'll be in London next week.", "", "plan", "be in London", A, 0.75f, 1},
+    {"We're going to Hawaii in July.", "", "plan", "go to Hawaii", A, 0.6f, 0.9f},
+    {"I left my job at Google.", "", "work.employer", "Google", N, 0.8f, 1},
+    {"Correction: I live in Denver, not Boston.", "", "location.city", "Denver",
+     C, 0.85f, 1},
+};
+
+static void test_wordings(void **state)
+{
+    check_cases(WORDINGS, sizeof WORDINGS / sizeof *WORDINGS, NULL, "user");
+}
+
+/* ---- negations, corrections, replaced values ------------------------------ */
+
+static const fcase CHANGES[] = {
+    {"I don't live in Austin anymore.", "", "location.city", "Austin", N, 0.85f, 1},
+    {"I no longer work at Acme.", "", "work.employer", "Acme", N, 0.85f, 1},
+    {"I'm not a nurse anymore.", "", "work.title", "nurse", N, 0.85f, 1},
+    {"I'm no longer vegan.", "", "diet", "vegan", N, 0.85f, 1},
+    {"I used to live in Paris.", "", "location.city", "Paris", N, 0.6f, 0.75f},
+    {"I used to work at Acme.", "", "work.employer", "Acme", N, 0.6f, 0.75f},
+    {"Actually, my name is Ali.", "", "name", "Ali", C, 0.85f, 1},
+    {"Sorry, I meant I live in Dallas.", "", "location.city", "Dallas", C, 0.85f,
+     1},
+    {"I actually work at Globex.", "", "work.employer", "Globex", C, 0.85f, 1},
+    {"I live in Dallas, not Austin.", "", "location.city", "Dallas", C, 0.85f, 1},
+    {"I moved to Dallas. Not Austin, Dallas.", "", "location.city", "Dallas", C,
+     0.7f, 1},
+};
+
+static void test_changes(void **state)
+{
+    check_cases(CHANGES, sizeof CHANGES / sizeof *CHANGES, NULL, "user");
+    /* The value a move replaces. */
+    ex_result r = run("I moved from Austin to Denver last year.", NULL, NULL);
+    const ex_fact *f = find_fact(&r, "", "location.city", "Denver");
+    assert_non_null(f);
+    assert_non_null(f->prev_value);
+    assert_string_equal(f->prev_value, "Austin");
+    assert_int_equal(f->polarity, EX_ASSERTED);
+    /* valid from the start of last year */
+    assert_true(f->valid_from_us == INT64_C(1640995200000000));
+    assert_null(find_fact(&r, "", "location.city", "Austin"));
+    ex_result_free(&r);
+    r = run("I moved to Denver from Austin.", NULL, NULL);
+    f = find_fact(&r, "", "location.city", "Denver");
+    assert_non_null(f);
+    assert_string_equal(f->prev_value, "Austin");
+    ex_result_free(&r);
+    r = run("Actually, my name is Ali.", NULL, NULL);
+    f = find_fact(&r, "", "name", "Ali");
+    assert_non_null(f);
+    assert_null(f->prev_value);
+    assert_true(f->valid_from_us == T0);
+    ex_result_free(&r);
+}
+
+/* ---- what is not a fact --------------------------------------------------- */
+
+static const char *const NOT_FACTS[] = {
+    "Do you live in Austin?",
+    "Where do you work?",
+    "where do you work",
+    "Are you a nurse?",
+    "What's your favorite food?",
+    "If I moved to Paris, I would learn French.",
+    "If I were a teacher I would be happier.",
+    "My mom thinks I should be a doctor.",
+    "My boss says I work too hard.",
+    "She said I'm lazy.",
+    "He told me he lives in Boston.",
+    "I wish I lived in Paris.",
+    "I'd love to visit Japan someday.",
+    "I would move to Canada if I could.",
+    "I might move to Paris.",
+    "Austin is hot.",
+    "Sushi is overrated.",
+    "Dogs are great.",
+    "You live in Austin.",
+    "You're a nurse, right.",
+    "I'm 5 minutes away.",
+    "I'm 100% sure.",
+    "I'm happy.",
+    "I'm Canadian.",
+    "I'm a big mess.",
+    "I have two sons.",
+    "I lived in Paris for three years.",
+    "I'm a man of my word.",
+    "I love it when you do that.",
+    "I love you.",
+    "When I turned ten, my dad signed me up for a league.",
+    "I don't think I'll move.",
+    "What if I moved to Paris?",
+    "Do you think I should move to Austin?",
+    "I'm gonna make it happen!",
+    "I'll check it out.",
+    "I went to Stanford for a conference.",
+    "I'm a good cook.",
+    "I'm in Chicago this week for a conference.",
+    "My mom lives in Florida.",
+    "I don't have any pets.",
+    "I'm starting to realize that rest matters.",
+    "I'm planning a few.",
+    "I'll be 30 next month.",
+};
+
+static void test_not_facts(void **state)
+{
+    int bad = 0;
+    for (size_t i = 0; i < sizeof NOT_FACTS / sizeof *NOT_FACTS; i++) {
+        ex_result r = run(NOT_FACTS[i], NULL, "user");
+        if (r.n_facts > 0) {
+            print_message("UNWANTED \"%s\"\n", NOT_FACTS[i]);
+            dump(&r);
+            bad++;
+        }
+        ex_result_free(&r);
+    }
+    assert_int_equal(bad, 0);
+}
+
+/* ---- roles and speakers ------------------------------------------------- */
+
+static void test_assistant(void **state)
+{
+    /* The assistant restating the user: reported, below 0.5. */
+    ex_result r = run("You mentioned you are vegan.", NULL, "assistant");
+    const ex_fact *f = find_fact(&r, "", "diet", "vegan");
+    assert_non_null(f);
+    assert_true(f->confidence < 0.5f && f->confidence > 0.2f);
+    ex_result_free(&r);
+    r = run("Your sister Ann works at Google, right.", NULL, "assistant");
+    f = find_fact(&r, "", "family.sister", "Ann");
+    assert_non_null(f);
+    assert_true(f->confidence < 0.5f);
+    ex_result_free(&r);
+    /* The assistant about itself: nothing about the user. */
+    r = run("I live in the cloud and I love helping people. I'm a nurse.", NULL,
+            "assistant");
+    assert_int_equal(r.n_facts, 0);
+    ex_result_free(&r);
+    r = run("My name is Helper.", NULL, "assistant");
+    assert_int_equal(r.n_facts, 0);
+    ex_result_free(&r);
+    /* An assistant question is no fact either. */
+    r = run("Do you still live in Austin?", NULL, "assistant");
+    assert_int_equal(r.n_facts, 0);
+    ex_result_free(&r);
+}
+
+static void test_third_person_speaker(void **state)
+{
+    static const fcase CASES[] = {
+        {"Caroline lives in Boston.", "", "location.city", "Boston", A, 0.85f, 1},
+        {"Caroline's sister Ann works at Google.", "", "family.sister", "Ann", A,
+         0.85f, 1},
+        {"Caroline's sister Ann works at Google.", "Ann", "work.employer",
+         "Google", A, 0.7f, 0.85f},
+        {"I'm Caroline and I work at Acme.", "", "work.employer", "Acme", A, 0.85f,
+         1},
+    };
+    check_cases(CASES, sizeof CASES / sizeof *CASES, "Caroline", "user");
+    /* Someone else's name stays someone else. */
+    ex_result r = run("Melanie lives in Boston.", "Caroline", "user");
+    assert_non_null(find_fact(&r, "Melanie", "location.city", "Boston"));
+    assert_null(find_fact(&r, "", "location.city", "Boston"));
+    ex_result_free(&r);
+}
+
+/* ---- events ------------------------------------------------------------- */
+
+static const ex_event *find_event(const ex_result *r, ex_event_type type,
+                                  const char *what)
+{
+    for (size_t i = 0; i < r->n_events; i++)
+        if (r->events[i].type == type && strstr(r->events[i].what, what))
+            return &r->events[i];
+    return NULL;
+}
+
+static void expect_event(const char *text, ex_event_type type, const char *what,
+                         bool has_time, int64_t from, int64_t to)
+{
+    ex_result r = run(text, NULL, "user");
+    const ex_event *e = find_event(&r, type, what);
+    if (!e) {
+        for (size_t i = 0; i < r.n_events; i++)
+            print_message("    event %d '%s'\n", (int)r.events[i].type,
+                          r.events[i].what);
+        fail_msg("no event %d '%s' in \"%s\"", (int)type, what, text);
+    }
+    assert_int_equal(e->has_time, has_time);
+    if (e->from_us != from || e->to_us != to)
+        fail_msg("\"%s\": window [%lld, %lld), want [%lld, %lld)", text,
+                 (long long)((e->from_us - D0) / DAY_US),
+                 (long long)((e->to_us - D0) / DAY_US),
+                 (long long)((from - D0) / DAY_US), (long long)((to - D0) / DAY_US));
+    assert_true(e->confidence > 0.5f && e->confidence < 1.0f);
+    ex_result_free(&r);
+}
+
+static void test_events(void **state)
+{
+    /* Monday 2023-05-08 is day 0. */
+    expect_event("I went hiking yesterday.", EX_EV_ACTIVITY, "went hiking", true,
+                 D0 - DAY_US, D0);
+    expect_event("We celebrated my daughter's birthday last Saturday.",
+                 EX_EV_SOCIAL, "celebrated", true, D0 - 2 * DAY_US, D0 - DAY_US);
+    expect_event("I ran a charity race two weeks ago.", EX_EV_ACTIVITY,
+                 "ran a charity race", true, D0 - 14 * DAY_US, D0 - 7 * DAY_US);
+    expect_event("I'm going to visit Japan next month.", EX_EV_PLAN, "visit Japan",
+                 true, D0 + 24 * DAY_US, D0 + 54 * DAY_US);
+    expect_event("I graduated from college in 2019.", EX_EV_MILESTONE,
+                 "graduated", true, INT64_C(1546300800000000),
+                 INT64_C(1577836800000000));
+    expect_event("I just moved to Austin.", EX_EV_MILESTONE, "moved to Austin",
+                 false, D0, D0 + DAY_US);
+    expect_event("I got promoted to senior engineer.", EX_EV_MILESTONE,
+                 "promoted", false, D0, D0 + DAY_US);
+    expect_event("I no longer like coffee.", EX_EV_PREFERENCE, "coffee", false,
+                 D0, D0 + DAY_US);
+    /* A plan on a bare weekday means the coming one (Saturday the 13th). */
+    expect_event("I'm flying to Paris on Saturday.", EX_EV_PLAN, "fly to Paris",
+                 true, D0 + 5 * DAY_US, D0 + 6 * DAY_US);
+    expect_event("I will visit my parents next weekend.", EX_EV_PLAN,
+                 "visit my parents", true, D0 + 12 * DAY_US, D0 + 14 * DAY_US);
+
+    /* Who: the people named. */
+    ex_result r = run("I went hiking yesterday with Sarah.", NULL, NULL);
+    const ex_event *e = find_event(&r, EX_EV_SOCIAL, "hiking");
+    assert_non_null(e);
+    assert_int_equal(e->n_who, 1);
+    assert_string_equal(e->who[0], "Sarah");
+    ex_result_free(&r);
+    r = run("I met my friend Jake for coffee.", NULL, NULL);
+    e = find_event(&r, EX_EV_SOCIAL, "met");
+    assert_non_null(e);
+    assert_int_equal(e->n_who, 1);
+    assert_string_equal(e->who[0], "Jake");
+    ex_result_free(&r);
+    /* Questions and hypotheticals give no events. */
+    r = run("Did you go hiking yesterday? If I went, I would love it.", NULL, NULL);
+    assert_int_equal(r.n_events, 0);
+    ex_result_free(&r);
+}
+
+/* ---- entities and relations ------------------------------------------------ */
+
+static void test_relations(void **state)
+{
+    ex_result r = run("I work at Acme Corp. Acme Corp is in the healthcare space.",
+                      NULL, NULL);
+    assert_non_null(find_rel(&r, "", "works_at", "Acme Corp"));
+    assert_non_null(find_rel(&r, "Acme Corp", "industry", "healthcare"));
+    const ex_entity *en = find_ent(&r, "Acme Corp");
+    assert_non_null(en);
+    assert_int_equal(en->type, EX_ENT_ORG);
+    ex_result_free(&r);
+
+    /* "Acme" after "Acme Corp" is the same organisation. */
+    r = run("I work at Acme Corp. Acme is a healthcare company.", NULL, NULL);
+    assert_non_null(find_rel(&r, "Acme Corp", "industry", "healthcare"));
+    ex_result_free(&r);
+    char k1[64], k2[64];
+    ex_name_key("Acme Corp", 9, k1, sizeof k1);
+    ex_name_key("acme", 4, k2, sizeof k2);
+    assert_string_equal(k1, "acme");
+    assert_string_equal(k2, "acme");
+    ex_name_key("The Acme Company, Inc.", 22, k1, sizeof k1);
+    assert_string_equal(k1, "acme");
+    ex_name_key("The Company", 11, k1, sizeof k1);
+    assert_string_equal(k1, "company");
+
+    r = run("Acme's office is in Boston.", NULL, NULL);
+    assert_non_null(find_rel(&r, "Acme", "located_in", "Boston"));
+    ex_result_free(&r);
+    r = run("I work at Initech, a software company.", NULL, NULL);
+    assert_non_null(find_rel(&r, "Initech", "industry", "software"));
+    ex_result_free(&r);
+    r = run("Globex is a fintech startup based in London.", NULL, NULL);
+    assert_non_null(find_rel(&r, "Globex", "industry", "fintech"));
+    assert_non_null(find_rel(&r, "Globex", "located_in", "London"));
+    ex_result_free(&r);
+
+    r = run("My sister Ann lives in Boston and my husband Tom is a chef.", NULL,
+            NULL);
+    assert_non_null(find_rel(&r, "", "family.sister", "Ann"));
+    assert_non_null(find_rel(&r, "Ann", "lives_in", "Boston"));
+    assert_non_null(find_rel(&r, "", "married_to", "Tom"));
+    en = find_ent(&r, "Ann");
+    assert_non_null(en);
+    assert_int_equal(en->type, EX_ENT_PERSON);
+    en = find_ent(&r, "Boston");
+    assert_non_null(en);
+    assert_int_equal(en->type, EX_ENT_PLACE);
+    ex_result_free(&r);
+
+    r = run("I'm from Ohio, I studied at Ohio State University and I have a "
+            "cat named Luna. I love jazz but I hate country music.",
+            NULL, NULL);
+    assert_non_null(find_rel(&r, "", "from", "Ohio"));
+    assert_non_null(find_rel(&r, "", "studied_at", "Ohio State University"));
+    assert_non_null(find_rel(&r, "", "has_pet", "Luna"));
+    assert_non_null(find_rel(&r, "", "likes", "jazz"));
+    assert_non_null(find_rel(&r, "", "dislikes", "country music"));
+    en = find_ent(&r, "Ohio State University");
+    assert_non_null(en);
+    assert_int_equal(en->type, EX_ENT_ORG);
+    ex_result_free(&r);
+
+    r = run("My boyfriend Sam and my friend Priya came over. I joined the "
+            "Sierra Club and I bought a new Kindle.",
+            NULL, NULL);
+    assert_non_null(find_rel(&r, "", "partner_of", "Sam"));
+    assert_non_null(find_rel(&r, "", "friend_of", "Priya"));
+    assert_non_null(find_rel(&r, "", "member_of", "Sierra Club"));
+    assert_non_null(find_rel(&r, "", "owns", "Kindle"));
+    en = find_ent(&r, "Kindle");
+    assert_non_null(en);
+    assert_int_equal(en->type, EX_ENT_PRODUCT);
+    ex_result_free(&r);
+
+    /* A negated fact gives no relation. */
+    r = run("I don't live in Austin anymore.", NULL, NULL);
+    assert_null(find_rel(&r, "", "lives_in", "Austin"));
+    ex_result_free(&r);
+}
+
+static void test_entities(void **state)
+{
+    ex_result r = run("Hey Mel! I visited Paris with Jordan and we ate at a "
+                      "place near the Eiffel Tower. Google Maps helped.",
+                      NULL, NULL);
+    const ex_entity *e = find_ent(&r, "Paris");
+    assert_non_null(e);
+    assert_int_equal(e->type, EX_ENT_PLACE);
+    e = find_ent(&r, "Jordan");
+    assert_non_null(e);
+    assert_int_equal(e->type, EX_ENT_PERSON);
+    e = find_ent(&r, "Mel");
+    assert_non_null(e);
+    assert_int_equal(e->type, EX_ENT_PERSON);
+    /* Sentence-initial words and pronouns are not entities. */
+    assert_null(find_ent(&r, "Hey"));
+    assert_null(find_ent(&r, "I"));
+    for (size_t i = 0; i < r.n_entities; i++) {
+        assert_true(r.entities[i].confidence > 0 && r.entities[i].confidence < 1);
+        assert_true(r.entities[i].span.off + r.entities[i].span.len <=
+                    strlen("Hey Mel! I visited Paris with Jordan and we ate at a "
+                           "place near the Eiffel Tower. Google Maps helped."));
+    }
+    ex_result_free(&r);
+    /* Concepts from tastes, hobbies and industries. */
+    r = run("I love sushi, I play chess and I work in healthcare.", NULL, NULL);
+    e = find_ent(&r, "sushi");
+    assert_non_null(e);
+    assert_int_equal(e->type, EX_ENT_CONCEPT);
+    assert_non_null(find_ent(&r, "chess"));
+    assert_non_null(find_ent(&r, "healthcare"));
+    ex_result_free(&r);
+}
+
+/* ---- long turns ------------------------------------------------------------ */
+
+static void test_long_turn(void **state)
+{
+    const char *text =
+        "Hi! My name is Dana and I'm 41. I grew up in Ohio but I live in "
+        "Seattle now; I moved here from Chicago in 2018. I work at Microsoft as "
+        "a product manager. My husband Luis is a chef and my son Mateo is 9. "
+        "We have a dog named Biscuit. I'm vegetarian and I'm allergic to "
+        "cats, which is sad. I love hiking and I play the cello. Next month I'm "
+        "going to visit Lisbon! Do you know any good restaurants there?";
+    ex_result r = run(text, NULL, "user");
+    static const struct {
+        const char *subject, *slot, *value;
+    } want[] = {
+        {"", "name", "Dana"},
+        {"", "age", "41"},
+        {"", "origin", "Ohio"},
+        {"", "location.city", "Seattle"},
+        {"", "work.employer", "Microsoft"},
+        {"", "work.title", "product manager"},
+        {"", "family.spouse", "Luis"},
+        {"Luis", "work.title", "chef"},
+        {"", "family.son", "Mateo"},
+        {"Mateo", "age", "9"},
+        {"", "pet", "Biscuit (dog)"},
+        {"", "diet", "vegetarian"},
+        {"", "allergy", "cats"},
+        {"", "preference.likes", "hiking"},
+        {"", "hobby", "cello"},
+        {"", "plan", "visit Lisbon"},
+    };
+    int bad = 0;
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+        if (!find_fact(&r, want[i].subject, want[i].slot, want[i].value)) {
+            print_message("missing (%s | %s | %s)\n", want[i].subject,
+                          want[i].slot, want[i].value);
+            bad++;
+        }
+    if (bad)
+        dump(&r);
+    assert_int_equal(bad, 0);
+    /* Every fact's span lies in the text and every confidence in (0, 1). */
+    for (size_t i = 0; i < r.n_facts; i++) {
+        assert_true(r.facts[i].span.off + r.facts[i].span.len <= strlen(text));
+        assert_true(r.facts[i].confidence > 0 && r.facts[i].confidence < 1);
+        assert_true(ex_slot_known(r.facts[i].slot));
+    }
+    /* The question at the end adds nothing, and no entity is "Do". */
+    assert_null(find_ent(&r, "Do"));
+    ex_result_free(&r);
+}
+
+/* ---- hostile input, errors, memory --------------------------------------- */
+
+static void test_garbage(void **state)
+{
+    static const char *const BAD[] = {
+        "",
+        " ",
+        "....!!!???;;;",
+        "\xff\xfe\xfd I live in Austin",
+        "I live in \xc3\x28 Austin",
+        "\xed\xa0\x80 surrogate",
+        "I'm \xe2\x82",
+        "'''''''''' --- ''' n't 's 'm",
+        "I I I I I I I I I I I I I I I",
+        "my my my my my sister sister",
+        "123 456 7890 1st 2nd 3rd 99999999999999999999",
+    };
+    for (size_t i = 0; i < sizeof BAD / sizeof *BAD; i++) {
+        ex_result r = run(BAD[i], "x", NULL);
+        /* Invalid UTF-8 gives nothing at all. */
+        if (i >= 3 && i <= 6) {
+            assert_int_equal(r.n_facts, 0);
+            assert_int_equal(r.n_entities, 0);
+            assert_int_equal(r.n_events, 0);
+            assert_null(r.facts);
+        }
+        assert_int_equal(r.n_facts, 0);
+        ex_result_free(&r);
+    }
+    /* Text with NUL bytes inside and not NUL-terminated. */
+    char buf[32];
+    memcpy(buf, "I live in Austin\0I'm 34XXXXXXXXXXXX", 32);
+    ex_input in = {buf, 23, NULL, NULL, T0};
+    ex_result r;
+    assert_int_equal(ex_extract(&in, &r), DM_OK);
+    assert_non_null(find_fact(&r, "", "location.city", "Austin"));
+    ex_result_free(&r);
+    /* Random bytes and random words: no crash, sane spans. */
+    tu_rng g;
+    tu_rng_seed(&g, 42);
+    static const char *const W[] = {"I",    "my",   "sister", "live", "in",
+                                    "Austin", "not", "'s",    "?",    ",",
+                                    "moved", "to",   "Ann",    "work", "at",
+                                    "Acme", "love", "don't",  "the",  "a",
+                                    "dog",  "named", "Max",   "and",  "."};
+    for (int t = 0; t < 300; t++) {
+        char text[400];
+        size_t n = 0;
+        if (t % 2) {
+            size_t len = tu_randn(&g, sizeof text);
+            for (size_t i = 0; i < len; i++)
+                text[i] = (char)tu_rand(&g);
+            n = len;
+        } else {
+            int words = (int)tu_randn(&g, 40);
+            for (int w = 0; w < words; w++) {
+                const char *s = W[tu_randn(&g, sizeof W / sizeof *W)];
+                size_t l = strlen(s);
+                if (n + l + 2 >= sizeof text)
+                    break;
+                memcpy(text + n, s, l);
+                n += l;
+                text[n++] = ' ';
+            }
+        }
+        ex_input ri = {text, n, "Ann", t % 3 ? "user" : "assistant", T0};
+        ex_result rr;
+        assert_int_equal(ex_extract(&ri, &rr), DM_OK);
+        for (size_t i = 0; i < rr.n_facts; i++) {
+            assert_true(rr.facts[i].span.off + rr.facts[i].span.len <= n);
+            assert_true(ex_slot_known(rr.facts[i].slot));
+            assert_true(rr.facts[i].value[0] != 0);
+        }
+        for (size_t i = 0; i < rr.n_events; i++)
+            assert_true(rr.events[i].from_us < rr.events[i].to_us);
+        ex_result_free(&rr);
+    }
+}
+
+static void test_errors(void **state)
+{
+    ex_result r;
+    memset(&r, 0x5a, sizeof r);
+    assert_int_equal(ex_extract(NULL, &r), DM_EINVAL);
+    assert_null(r.facts);
+    assert_int_equal(r.n_facts, 0);
+    ex_input in = {"I live in Austin", 16, NULL, NULL, T0};
+    assert_int_equal(ex_extract(&in, NULL), DM_EINVAL);
+    ex_input nul = {NULL, 5, NULL, NULL, T0};
+    assert_int_equal(ex_extract(&nul, &r), DM_EINVAL);
+    ex_input empty = {NULL, 0, NULL, NULL, T0};
+    assert_int_equal(ex_extract(&empty, &r), DM_OK);
+    assert_int_equal(r.n_facts, 0);
+    ex_result_free(&r);
+    ex_result_free(NULL);
+    /* Slots. */
+    assert_true(ex_slot_known("location.city"));
+    assert_true(ex_slot_known("family.grandchild"));
+    assert_true(ex_slot_known("preference.dislikes"));
+    assert_false(ex_slot_known("family.dog"));
+    assert_false(ex_slot_known("family."));
+    assert_false(ex_slot_known("location"));
+    assert_false(ex_slot_known(NULL));
+    assert_true(ex_slot_single("name"));
+    assert_true(ex_slot_single("diet"));
+    assert_true(ex_slot_single("family.spouse"));
+    assert_false(ex_slot_single("family.sister"));
+    assert_false(ex_slot_single("pet"));
+    assert_false(ex_slot_single(NULL));
+    /* The lexicon is sorted (lookups are a binary search). */
+    assert_int_equal(lx_check(), -1);
+    assert_non_null(lx_find("lived", 5));
+    assert_int_equal(lx_find("lived", 5)->verb, LV_LIVE);
+    assert_null(lx_find("zzzzqx", 6));
+}
+
+static void test_oom(void **state)
+{
+    const char *text = "My name is Dana. My sister Ann lives in Boston and works "
+                       "at Acme Corp. I went hiking yesterday with Sarah.";
+    ex_input in = {text, strlen(text), NULL, NULL, T0};
+    int64_t before = alloc_bytes_in_use();
+    int ok = 0;
+    for (int64_t k = 1; k < 400; k++) {
+        alloc_fail_after(k, 0);
+        ex_result r;
+        int rc = ex_extract(&in, &r);
+        alloc_fail_after(0, 0);
+        if (rc == DM_OK) {
+            ok++;
+            ex_result_free(&r);
+        } else {
+            assert_int_equal(rc, DM_ENOMEM);
+            assert_null(r.facts);
+            assert_null(r.entities);
+            assert_int_equal(r.n_facts + r.n_events + r.n_entities + r.n_relations,
+                             0);
+        }
+        assert_true(alloc_bytes_in_use() == before);
+    }
+    assert_true(ok > 0);
+}
+
+/* ---- determinism and threads ------------------------------------------- */
+
+static const char *const THREAD_TEXTS[] = {
+    "My sister Ann lives in Boston and works at Acme Corp.",
+    "I just moved to Austin. I'm a nurse and I love sushi.",
+    "I went hiking yesterday with Sarah and we will visit Japan next month.",
+    "Actually, my name is Ali. I don't eat meat anymore.",
+};
+
+static char *digest(const ex_result *r)
+{
+    size_t cap = 4096, n = 0;
+    char *s = malloc(cap);
+    assert_non_null(s);
+    s[0] = 0;
+    for (size_t i = 0; i < r->n_facts; i++)
+        n += (size_t)snprintf(s + n, cap - n, "F%s|%s|%s|%d|%.3f;", r->facts[i].subject,
+                              r->facts[i].slot, r->facts[i].value,
+                              (int)r->facts[i].polarity,
+                              (double)r->facts[i].confidence);
+    for (size_t i = 0; i < r->n_events && n < cap; i++)
+        n += (size_t)snprintf(s + n, cap - n, "E%s|%lld;", r->events[i].what,
+                              (long long)r->events[i].from_us);
+    for (size_t i = 0; i < r->n_relations && n < cap; i++)
+        n += (size_t)snprintf(s + n, cap - n, "R%s|%s|%s;", r->relations[i].src,
+                              r->relations[i].rel, r->relations[i].dst);
+    return s;
+}
+
+static char *expected[4];
+
+static void *worker(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    for (int round = 0; round < 200; round++) {
+        int k = (id + round) % 4;
+        ex_input in = {THREAD_TEXTS[k], strlen(THREAD_TEXTS[k]), NULL, NULL, T0};
+        ex_result r;
+        if (ex_extract(&in, &r) != DM_OK)
+            return (void *)1;
+        char *d = digest(&r);
+        int same = strcmp(d, expected[k]) == 0;
+        free(d);
+        ex_result_free(&r);
+        if (!same)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+static void test_threads(void **state)
+{
+    for (int k = 0; k < 4; k++) {
+        ex_result r = run(THREAD_TEXTS[k], NULL, NULL);
+        expected[k] = digest(&r);
+        ex_result_free(&r);
+        /* Same input, same output. */
+        r = run(THREAD_TEXTS[k], NULL, NULL);
+        char *again = digest(&r);
+        assert_string_equal(again, expected[k]);
+        free(again);
+        ex_result_free(&r);
+    }
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, worker, (void *)(intptr_t)i),
+                         0);
+    for (int i = 0; i < 4; i++) {
+        void *ret;
+        pthread_join(th[i], &ret);
+        assert_null(ret);
+    }
+    for (int k = 0; k < 4; k++)
+        free(expected[k]);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_personal),
+        cmocka_unit_test(test_places),
+        cmocka_unit_test(test_work),
+        cmocka_unit_test(test_education),
+        cmocka_unit_test(test_family),
+        cmocka_unit_test(test_life),
+        cmocka_unit_test(test_wordings),
+        cmocka_unit_test(test_changes),
+        cmocka_unit_test(test_not_facts),
+        cmocka_unit_test(test_assistant),
+        cmocka_unit_test(test_third_person_speaker),
+        cmocka_unit_test(test_events),
+        cmocka_unit_test(test_relations),
+        cmocka_unit_test(test_entities),
+        cmocka_unit_test(test_long_turn),
+        cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_oom),
+        cmocka_unit_test(test_threads),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
