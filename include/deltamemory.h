@@ -196,6 +196,17 @@ typedef struct dm_options {
                                    by kind (episodic, fact, summary), where no
                                    user or tenant rate is set; default 0.01,
                                    0, 0.005 */
+
+    /* A chat model (any OpenAI-compatible /chat/completions endpoint:
+     * Ollama, llama.cpp server, vLLM, OpenAI), optional.  With one,
+     * dm_remember extracts facts with it (falling back to the built-in
+     * extractor on invalid output) and dm_chat answers with it. */
+    const char *llm_base_url;   /* e.g. "http://127.0.0.1:11434/v1"; NULL =
+                                   none: the built-in extractor only */
+    const char *llm_model;      /* required with llm_base_url */
+    const char *llm_api_key_env; /* env var with the key; NULL = DM_LLM_API_KEY */
+    uint32_t llm_timeout_ms;    /* per attempt; 0 = 30000 */
+    uint32_t llm_max_calls;     /* extraction calls per turn; 0 = 2 */
 } dm_options;
 
 /* dm_options_init -- fill o with the defaults above. */
@@ -585,6 +596,310 @@ DM_API int dm_export(dm_db *db, const char *tenant, const char *user_id,
                      dm_export_fn fn, void *arg);
 
 /* ------------------------------------------------------------------ */
+/* Cognition: remembering turns, facts and profiles, history            */
+/* ------------------------------------------------------------------ */
+
+/*
+ * What dm_remember stores: one conversation turn.  Initialize with
+ * dm_remember_params_init.  user_id and text are required.
+ */
+typedef struct dm_remember_params {
+    const char *tenant;     /* NULL = DM_DEFAULT_TENANT */
+    const char *user_id;    /* required */
+    const char *agent_id;   /* optional */
+    const char *session_id; /* optional */
+    const char *role;       /* "user" (default) or "assistant" */
+    const char *speaker;    /* the speaker's name, when known ("Caroline"):
+                               a sentence naming them in the third person is
+                               about them; stored in the metadata as
+                               "speaker" */
+    const char *text;       /* required, valid UTF-8 */
+    size_t text_len;        /* 0 = strlen(text) */
+    int64_t time_us;        /* when it was said; 0 = now */
+    const char *metadata;   /* a JSON object; NULL = {} */
+} dm_remember_params;
+
+DM_API void dm_remember_params_init(dm_remember_params *p);
+
+/* What one dm_remember changed. */
+typedef struct dm_remember_result {
+    dm_id id;              /* the stored turn */
+    uint32_t n_added;      /* new facts (derived ones included) */
+    uint32_t n_merged;     /* facts said again: more sources, confidence */
+    uint32_t n_updated;    /* facts given a fuller value */
+    uint32_t n_superseded; /* facts replaced by a newer value */
+    uint32_t n_retracted;  /* facts taken back */
+} dm_remember_result;
+
+/*
+ * dm_remember -- store a turn (as dm_add: durable and searchable at once),
+ * then extract its facts with the built-in extractor and merge them into
+ * the user's facts: a new value of a single-valued slot supersedes the old
+ * one (kept in history), the same fact said again is merged (one more
+ * source, higher confidence), a negation retracts, derived facts follow
+ * (a city's region and country, an employer's industry).  The facts and
+ * their history entries are written in one atomic batch after the turn.
+ * *out (may be NULL) receives the id and the counts.
+ * Errors: as dm_add; after the turn is stored, DM_EIO / DM_ENOMEM from
+ * the facts' write (the turn stays stored; remembering it again is
+ * idempotent: a fact never takes the same source twice).
+ * Thread safety: safe; one user's remembers are serialized.
+ */
+DM_API int dm_remember(dm_db *db, const dm_remember_params *p, dm_remember_result *out);
+
+typedef enum dm_fact_state {
+    DM_FACT_CURRENT = 0,
+    DM_FACT_SUPERSEDED = 1, /* a newer value replaced it */
+    DM_FACT_RETRACTED = 2,  /* taken back */
+} dm_fact_state;
+
+/* One fact.  valid_to_us is DM_TIME_OPEN while the fact is true. */
+#define DM_TIME_OPEN INT64_MAX
+typedef struct dm_fact {
+    dm_id id;
+    char *subject;          /* "" = the user; else an entity ("Ann") */
+    char *slot;             /* "location.city", "work.employer", ...
+                               (docs/cognition.md); an entity's relation
+                               type for other subjects ("industry") */
+    char *value;
+    float confidence;       /* 0..1 */
+    int64_t valid_from_us;  /* when it became true */
+    int64_t valid_to_us;    /* when it stopped; DM_TIME_OPEN = still */
+    int64_t mentioned_us;   /* when it was first said */
+    int64_t recorded_us;    /* when it was first stored */
+    dm_fact_state state;
+    int derived;            /* nonzero: inferred from other facts */
+    dm_id superseded_by;    /* all zero = none */
+    dm_id *sources;         /* the memories it came from */
+    size_t n_sources;
+    char *extractor;        /* "builtin", "derived", ... */
+} dm_fact;
+
+typedef struct dm_profile_params {
+    const char *tenant;     /* NULL = DM_DEFAULT_TENANT */
+    const char *user_id;    /* required */
+    const char *subject;    /* NULL or "" = the user; an entity name for
+                               what is known of it */
+    int64_t as_of_us;       /* 0 = now: the current facts; else the facts
+                               true at that time as known at that time */
+    int history;            /* nonzero: every fact of the subject, in every
+                               state (as_of is then ignored) */
+    const char *slot;       /* NULL = every slot; else only this one */
+} dm_profile_params;
+
+/*
+ * dm_profile -- the facts of a user (or of an entity the user spoke of),
+ * sorted by slot, then by the time they became true.  *out is an array of
+ * *n facts; free it with dm_facts_free.  A user without facts has none.
+ * Errors: DM_EINVAL (no user, bad names), DM_ENOTFOUND (unknown user),
+ * DM_EIO, DM_ECORRUPT, DM_ENOMEM.  Thread safety: safe.
+ */
+DM_API int dm_profile(dm_db *db, const dm_profile_params *p, dm_fact **out, size_t *n);
+DM_API void dm_facts_free(dm_fact *f, size_t n);
+
+typedef enum dm_change_kind {
+    DM_CHANGE_ADD = 1,
+    DM_CHANGE_UPDATE = 2,    /* the same fact, a fuller value */
+    DM_CHANGE_SUPERSEDE = 4, /* replaced: other = the new fact */
+    DM_CHANGE_MERGE = 5,     /* said again */
+    DM_CHANGE_RETRACT = 6,   /* taken back */
+} dm_change_kind;
+
+/* One change of a fact. */
+typedef struct dm_change {
+    dm_change_kind kind;
+    char *slot;
+    char *old_value;        /* NULL for an add */
+    char *new_value;
+    int64_t at_us;          /* when the change was said */
+    int64_t recorded_us;    /* when it was stored */
+    dm_id source;           /* the memory that caused it (zero = none) */
+    dm_id other;            /* the fact that superseded this one */
+    char *extractor;
+} dm_change;
+
+/*
+ * dm_history -- every change of the fact id of the user, oldest first.
+ * Errors: DM_EINVAL, DM_ENOTFOUND (unknown user, or no fact with that id),
+ * DM_EIO, DM_ENOMEM.  Free *out with dm_changes_free.
+ */
+DM_API int dm_history(dm_db *db, const char *tenant, const char *user_id, const dm_id *id,
+                      dm_change **out, size_t *n);
+DM_API void dm_changes_free(dm_change *c, size_t n);
+
+typedef enum dm_event_type {
+    DM_EVENT_ACTIVITY = 0,   /* went hiking, read a book */
+    DM_EVENT_PLAN = 1,       /* will travel, is going to apply */
+    DM_EVENT_MILESTONE = 2,  /* graduated, moved, married, started a job */
+    DM_EVENT_PREFERENCE = 3, /* started or stopped liking something */
+    DM_EVENT_SOCIAL = 4,     /* met, visited, celebrated with someone */
+} dm_event_type;
+
+/* One event a turn reported, its time resolved when it was remembered
+ * ("last Saturday" said on 2023-05-08 is 2023-05-06). */
+typedef struct dm_event {
+    dm_id id;
+    dm_event_type type;
+    char *what;            /* a short description, from the turn */
+    char **who;            /* people involved besides the user */
+    size_t n_who;
+    int64_t from_us, to_us; /* [from, to): when it happened or will */
+    int has_time;          /* the turn said when; otherwise the turn's day */
+    int64_t mentioned_us;  /* when it was said */
+    float confidence;
+    dm_id source;          /* the turn */
+} dm_event;
+
+typedef struct dm_events_params {
+    const char *tenant;  /* NULL = DM_DEFAULT_TENANT */
+    const char *user_id; /* required */
+    int64_t from_us;     /* events ending after this; 0 = no bound */
+    int64_t to_us;       /* events starting before this; 0 = no bound */
+    uint32_t limit;      /* 0 = 1000 */
+} dm_events_params;
+
+/*
+ * dm_events -- the user's events that overlap [from, to), by start time.
+ * Free *out with dm_events_free.  Errors: DM_EINVAL (no user, from > to),
+ * DM_ENOTFOUND (unknown user), DM_EIO, DM_ECORRUPT, DM_ENOMEM.
+ */
+DM_API int dm_events(dm_db *db, const dm_events_params *p, dm_event **out, size_t *n);
+DM_API void dm_events_free(dm_event *e, size_t n);
+
+/* A user's knowledge graph: entities as nodes, facts as edges. */
+typedef struct dm_graph_node {
+    char *name;     /* the name as first said ("user" is the user) */
+    char *type;     /* "person", "org", "place", "product", "concept",
+                       "user" */
+    uint32_t depth; /* hops from the starting entity */
+    float score;    /* 1 at the start, times each edge's weight on the way */
+} dm_graph_node;
+
+typedef struct dm_graph_edge {
+    char *src, *rel, *dst; /* a fact: subject -slot-> value */
+    float weight;          /* its confidence */
+    int64_t time_us;       /* when it became true */
+    dm_id *sources;        /* the memories that said so */
+    size_t n_sources;
+} dm_graph_edge;
+
+typedef struct dm_graph_result {
+    dm_graph_node *nodes; /* best score first */
+    size_t n_nodes;
+    dm_graph_edge *edges; /* every edge between two of the nodes */
+    size_t n_edges;
+} dm_graph_result;
+
+/*
+ * dm_graph_neighbours -- what the user's knowledge graph holds around
+ * entity (NULL or "" = the user), up to depth hops (1..5): the nodes
+ * reached and the edges between them.  An entity the graph does not know
+ * gives an empty result.  Free *out with dm_graph_result_free.
+ * Errors: DM_EINVAL, DM_ENOTFOUND (unknown user), DM_ENOMEM.
+ */
+DM_API int dm_graph_neighbours(dm_db *db, const char *tenant, const char *user_id,
+                               const char *entity, uint32_t depth, dm_graph_result **out);
+/* dm_graph_search -- the entities of the user's graph named in text, as
+ * nodes (depth 0), and the edges between them. */
+DM_API int dm_graph_search(dm_db *db, const char *tenant, const char *user_id,
+                           const char *text, dm_graph_result **out);
+DM_API void dm_graph_result_free(dm_graph_result *r);
+
+/* The context an agent needs before it answers (dm_perceive). */
+typedef struct dm_perceive_params {
+    const char *tenant;     /* NULL = DM_DEFAULT_TENANT */
+    const char *user_id;    /* required */
+    const char *session_id; /* the conversation: its recent turns; NULL =
+                               none */
+    const char *query;      /* what the user just said: finds the relevant
+                               memories; NULL or "" = none */
+    uint32_t max_tokens;    /* budget of the text block; 0 = 2000 */
+    uint32_t k;             /* relevant memories at most; 0 = 10 */
+    uint32_t recent_turns;  /* recent turns at most; 0 = 10 */
+    int64_t now_us;         /* reference time; 0 = now */
+} dm_perceive_params;
+
+/* One memory in a context. */
+typedef struct dm_context_item {
+    dm_id id;
+    char *role;
+    char *text;
+    int64_t time_us; /* its event time */
+    float score;     /* the search score (relevant memories); 0 for recent
+                        turns */
+} dm_context_item;
+
+typedef struct dm_context {
+    dm_fact *profile;           /* the user's current facts */
+    size_t n_profile;
+    dm_context_item *memories;  /* relevant memories, best first */
+    size_t n_memories;
+    dm_context_item *recent;    /* the session's last turns, oldest first */
+    size_t n_recent;
+    char *text;                 /* the three as one text block, in that
+                                   order, within the budget */
+    uint32_t tokens;            /* dm_estimate_tokens(text) */
+} dm_context;
+
+/*
+ * dm_perceive -- what an agent should know before answering: the user's
+ * profile (always first), then the memories most relevant to the query
+ * (the retrieval pipeline; turns already among the recent ones are left
+ * out), then the session's recent turns, packed into max_tokens: the
+ * profile takes at most a quarter of the budget and the recent turns at
+ * most a third, the relevant memories the rest; an item that does not fit
+ * is left out whole, never cut.  The structured lists hold exactly what
+ * the text holds.  Free *out with dm_context_free.
+ * Errors: DM_EINVAL, DM_ENOTFOUND (unknown user), as dm_search, DM_ENOMEM.
+ */
+DM_API int dm_perceive(dm_db *db, const dm_perceive_params *p, dm_context **out);
+DM_API void dm_context_free(dm_context *c);
+
+/*
+ * The cognitive loop for one user message: perceive (dm_perceive with the
+ * message as the query), think (a chat completion over the context and
+ * the message, when a chat model is configured), act (the reply), and
+ * remember (the user's turn and the reply are stored with dm_remember, so
+ * their facts are extracted).  Without a chat model, reply is NULL and
+ * only the user's turn is remembered: the context is for the caller's own
+ * model.
+ */
+typedef struct dm_chat_params {
+    const char *tenant;     /* NULL = DM_DEFAULT_TENANT */
+    const char *user_id;    /* required */
+    const char *session_id; /* required: the conversation */
+    const char *agent_id;   /* optional */
+    const char *text;       /* the user's message; required */
+    const char *speaker;    /* the user's name, when known */
+    const char *system;     /* instructions for the model; NULL = a short
+                               default ("answer using the context") */
+    uint32_t max_tokens;    /* the context's budget; 0 = 2000 */
+    int64_t time_us;        /* when the message was said; 0 = now */
+} dm_chat_params;
+
+typedef struct dm_chat_result {
+    char *reply;            /* the model's answer; NULL without a model */
+    dm_context *context;    /* what the model was given */
+    dm_id user_turn;        /* the stored message */
+    dm_id reply_turn;       /* the stored reply (zero without a model) */
+} dm_chat_result;
+
+/*
+ * dm_chat -- one turn of the loop above.  The context is built before the
+ * message is stored, so it does not contain the message itself.
+ * Errors: as dm_perceive and dm_remember; DM_EIO / DM_ECANCELED from the
+ * chat model (the user's turn is then stored, no reply).  Free *out with
+ * dm_chat_result_free.
+ */
+DM_API int dm_chat(dm_db *db, const dm_chat_params *p, dm_chat_result **out);
+DM_API void dm_chat_result_free(dm_chat_result *r);
+
+/* dm_estimate_tokens -- the token estimate used for budgets: one token per
+ * four bytes of UTF-8, rounded up (close to what common tokenizers give for
+ * English; generous for other scripts). */
+DM_API uint32_t dm_estimate_tokens(const char *text, size_t len);
+
+/* ------------------------------------------------------------------ */
 /* Statistics                                                          */
 /* ------------------------------------------------------------------ */
 
@@ -603,6 +918,12 @@ typedef struct dm_stats {
                                   their graph (searched exactly meanwhile) */
     char model[160];           /* embedding model name */
     uint32_t dim;
+    /* The chat model, since open (all zero without one). */
+    uint64_t llm_calls;        /* requests answered */
+    uint64_t llm_failures;     /* requests that failed after retries */
+    uint64_t llm_invalid;      /* extraction answers that failed validation */
+    uint64_t llm_prompt_tokens;
+    uint64_t llm_completion_tokens;
 } dm_stats;
 
 /* dm_stats_get -- fill *out.  Errors: DM_EIO, DM_ENOMEM. */

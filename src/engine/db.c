@@ -22,6 +22,7 @@
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "cognitive/llm.h"
 #include "engine/engine_int.h"
 #include "os/vfs.h"
 #include "engine/record.h"
@@ -345,6 +346,9 @@ int dm_open(const char *path, const dm_options *options, dm_db **out)
     db->opt.http_base_url = dup_opt(db->opt.http_base_url, &rc);
     db->opt.http_model = dup_opt(db->opt.http_model, &rc);
     db->opt.http_api_key_env = dup_opt(db->opt.http_api_key_env, &rc);
+    db->opt.llm_base_url = dup_opt(db->opt.llm_base_url, &rc);
+    db->opt.llm_model = dup_opt(db->opt.llm_model, &rc);
+    db->opt.llm_api_key_env = dup_opt(db->opt.llm_api_key_env, &rc);
     db->path = dm_strdup(path);
     pthread_mutex_init(&db->id_mu, NULL);
     for (int i = 0; i < ENG_STRIPES; i++)
@@ -359,6 +363,13 @@ int dm_open(const char *path, const dm_options *options, dm_db **out)
     rc = open_embedder(db);
     if (rc)
         goto fail;
+    if (db->opt.llm_base_url && db->opt.llm_base_url[0]) {
+        llm_config lc = { .base_url = db->opt.llm_base_url, .model = db->opt.llm_model,
+                          .api_key_env = db->opt.llm_api_key_env,
+                          .timeout_ms = db->opt.llm_timeout_ms };
+        if ((rc = llm_open(&lc, &db->llm)))
+            goto fail;
+    }
     db->dim = embedder_dim(db->emb);
     db->hp = hnsw_params_default(db->dim);
     if (db->opt.hnsw_m)
@@ -413,6 +424,10 @@ fail:
         snprintf(msg, sizeof msg, "%s", err_last_msg());
         kv_close(db->kv);
         embedder_close(db->emb);
+        llm_close(db->llm);
+        dm_free((char *)db->opt.llm_base_url);
+        dm_free((char *)db->opt.llm_model);
+        dm_free((char *)db->opt.llm_api_key_env);
         for (int i = 0; i < ENG_STRIPES; i++)
             pthread_mutex_destroy(&db->stripes[i].mu);
         pthread_mutex_destroy(&db->id_mu);
@@ -437,6 +452,10 @@ int dm_close(dm_db *db)
     if (!rc)
         rc = rc2;
     embedder_close(db->emb);
+    llm_close(db->llm);
+    dm_free((char *)db->opt.llm_base_url);
+    dm_free((char *)db->opt.llm_model);
+    dm_free((char *)db->opt.llm_api_key_env);
     pthread_mutex_destroy(&db->id_mu);
     dm_free((char *)db->opt.model_path);
     dm_free((char *)db->opt.http_base_url);
@@ -488,6 +507,15 @@ int dm_stats_get(dm_db *db, dm_stats *out)
             pthread_rwlock_unlock(&u->rw);
         }
         pthread_mutex_unlock(&st->mu);
+    }
+    if (db->llm) {
+        llm_usage lu;
+        llm_usage_get(db->llm, &lu);
+        out->llm_calls = lu.calls;
+        out->llm_failures = lu.failures;
+        out->llm_invalid = lu.invalid;
+        out->llm_prompt_tokens = lu.prompt_tokens;
+        out->llm_completion_tokens = lu.completion_tokens;
     }
     kv_stats ks;
     rc = kv_stats_get(db->kv, &ks);

@@ -29,9 +29,11 @@
 #include <stdint.h>
 
 #include "deltamemory.h"
+#include "cognitive/facts.h"
 #include "embed/embed.h"
 #include "engine/keys.h"
 #include "index/bm25.h"
+#include "index/graph.h"
 #include "index/hnsw.h"
 #include "storage/iter.h"
 #include "storage/kv.h"
@@ -82,6 +84,10 @@ typedef struct eng_user {
     float decay_rates[3];       /* the user's, else the tenant's rate per kind;
                                    negative = none (options decide) */
     bool ckpt_busy;             /* a checkpoint is being written unlocked */
+    bool facts_loaded;          /* facts holds every F record of the user */
+    fact_set facts;             /* the user's facts (cognition.c) */
+    graph *graph;               /* the current facts as a graph; NULL
+                                   until the facts are loaded */
     bool queued;                /* in the indexer's queue; guarded by db->ix.mu */
 } eng_user;
 
@@ -140,6 +146,7 @@ struct dm_db {
     eng_indexer ix;
     atomic_uint_fast64_t decay_gen; /* bumped by dm_set_decay_rate */
     atomic_bool has_decay_rates;    /* some user or tenant rate is stored */
+    struct llm *llm;                /* the chat model; NULL = none */
 };
 
 /* NULL-safe iterator steps, for loops whose iterator may have failed to
@@ -224,6 +231,12 @@ int eng_set_state_locked(dm_db *db, eng_user *u, int64_t ts, const uint8_t id[16
                          buf_slice value, dm_memory_state state, int64_t now_us);
 int eng_decay_user_locked(dm_db *db, eng_user *u, int64_t now_us, float threshold,
                           uint64_t *n_archived);
+
+/* cognition.c: read the user's facts and build its graph.  REQUIRES:
+ * the write lock.  Done once per load; a no-op when loaded. */
+int eng_facts_load(dm_db *db, eng_user *u);
+/* The name of the user's own node in its graph. */
+#define ENG_USER_NODE "user"
 
 /* util.c */
 int eng_validate_name(const char *what, const char *s, bool required, size_t *len);

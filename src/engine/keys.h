@@ -16,6 +16,9 @@
  *   'L' tu useq:8                 index log entry after a checkpoint
  *   'H' tu                        index checkpoint head
  *   'C' tu gen:8 part:4           index checkpoint chunk
+ *   'F' tu id:16                  a fact (src/cognitive/facts.c)
+ *   'Y' tu target:16 cid:16       a change of a fact: its history
+ *   'E' tu from:8 id:16           an event, by when it happened
  */
 #ifndef DM_ENGINE_KEYS_H
 #define DM_ENGINE_KEYS_H
@@ -33,6 +36,9 @@ enum {
     KEY_LOG = 'L',
     KEY_CKPT_HEAD = 'H',
     KEY_CKPT_CHUNK = 'C',
+    KEY_FACT = 'F',
+    KEY_CHANGE = 'Y',
+    KEY_EVENT = 'E',
 };
 
 /* Longest user prefix: two length bytes and two 255-byte names. */
@@ -103,6 +109,31 @@ static inline size_t key_log(uint8_t *out, const key_tu *tu, uint64_t useq)
     size_t n = key_user_kind(out, KEY_LOG, tu);
     enc_be64(out + n, useq);
     return n + 8;
+}
+
+static inline size_t key_fact(uint8_t *out, const key_tu *tu, const uint8_t id[16])
+{
+    size_t n = key_user_kind(out, KEY_FACT, tu);
+    memcpy(out + n, id, 16);
+    return n + 16;
+}
+
+static inline size_t key_change(uint8_t *out, const key_tu *tu, const uint8_t target[16],
+                                const uint8_t cid[16])
+{
+    size_t n = key_user_kind(out, KEY_CHANGE, tu);
+    memcpy(out + n, target, 16);
+    memcpy(out + n + 16, cid, 16);
+    return n + 32;
+}
+
+static inline size_t key_event(uint8_t *out, const key_tu *tu, int64_t from_us,
+                               const uint8_t id[16])
+{
+    size_t n = key_user_kind(out, KEY_EVENT, tu);
+    enc_be64(out + n, key_ts_encode(from_us));
+    memcpy(out + n + 8, id, 16);
+    return n + 24;
 }
 
 static inline size_t key_chunk(uint8_t *out, const key_tu *tu, uint64_t gen,

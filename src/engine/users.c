@@ -144,6 +144,10 @@ void eng_user_reset(eng_user *u)
     u->ckpt_gen = u->ckpt_covered = u->log_first = 0;
     u->next_useq = 1;
     u->n_memories = 0;
+    fact_set_fini(&u->facts);
+    u->facts_loaded = false;
+    graph_free(u->graph);
+    u->graph = NULL;
 }
 
 void eng_user_free(eng_user *u)
@@ -816,6 +820,8 @@ static int load_user(dm_db *db, eng_user *u)
     }
     if (!rc)
         rc = ensure_indexes(db, u);
+    if (!rc)
+        rc = eng_facts_load(db, u);
     if (!rc) {
         u->loaded = true;
         eng_after_load(db, u);
@@ -865,14 +871,15 @@ void eng_user_unlock(eng_user *u) { pthread_rwlock_unlock(&u->rw); }
 
 int eng_erase_locked(dm_db *db, eng_user *u, bool compact, uint64_t *n_erased)
 {
-    static const int kinds[] = { KEY_MEMORY, KEY_LOG, KEY_CKPT_CHUNK, KEY_CKPT_HEAD };
+    static const int kinds[] = { KEY_MEMORY, KEY_LOG,  KEY_CKPT_CHUNK,
+                                 KEY_CKPT_HEAD, KEY_FACT, KEY_CHANGE, KEY_EVENT };
     uint8_t k[KEY_MAX], lo[KEY_MAX];
     buf v;
     buf_init(&v);
     kv_batch *b = kv_batch_new();
     iter *it = NULL;
     uint64_t n_mem = 0;
-    bool had[4] = { false, false, false, false };
+    bool had[sizeof kinds / sizeof kinds[0]] = { false };
     int rc = b ? DM_OK : err_set_msg(DM_ENOMEM, "out of memory");
     /* Mark first: an erase cut short by a crash is finished on next use. */
     rec_user ur = { .state = USER_ERASING, .created_us = u->created_us,

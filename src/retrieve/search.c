@@ -7,8 +7,10 @@
  *   2. candidates: the vector leg (HNSW or exact, with the pending tail),
  *      the BM25 leg, the temporal leg (memories inside the query's time
  *      window ranked by their BM25 and similarity; or, for "recently", the
- *      other legs' candidates newest first), the graph leg (none yet),
- *      each `depth` deep;
+ *      other legs' candidates newest first), the graph leg (the memories
+ *      behind the user's facts that a walk from the query's entities and
+ *      the user reaches, where the query asks about them), each `depth`
+ *      deep;
  *   3. Reciprocal Rank Fusion over the legs (fuse.c);
  *   4. the cognitive score: relevance (fused over best fused), recency
  *      relative to the reference time, current salience;
@@ -782,6 +784,211 @@ static void heap_push(float *h, uint32_t *n, uint32_t cap, float v)
     }
 }
 
+/* ------------------------------------------------------------ graph leg */
+
+/*
+ * The graph leg.  A walk over the user's knowledge graph (src/index/
+ * graph.h) from the entities the query names and the user's own node, at
+ * most GRAPH_DEPTH hops, each hop multiplying the score by the edge's
+ * confidence and GRAPH_DECAY.  An edge the walk crosses is a fact; its
+ * source memories are candidates when the question is about that fact:
+ * the edge touches an entity the query names, or the query has a word of
+ * the edge's relation ("work" for works_at, "sister" for family.sister).
+ * Without that test every question would bring the user's whole profile.
+ * "Where does my sister's husband work?" walks user -family.sister-> Ann
+ * -married_to-> Bob -works_at-> Globex and returns the three memories
+ * that said so.
+ */
+#define GRAPH_DEPTH 3
+#define GRAPH_FANOUT 32
+#define GRAPH_DECAY 0.7f
+#define GRAPH_SEEDS 16
+#define GRAPH_REACH 128
+
+/* Words that ask about a relation, by relation prefix. */
+static const struct {
+    const char *rel;
+    const char *words;
+} rel_words[] = {
+    { "location.", " live lives living lived city town where based moved move home state country region place " },
+    { "lives_in", " live lives living lived city town where based moved move home " },
+    { "origin", " from grew hometown born origin raised " },
+    { "from", " from grew hometown born origin raised " },
+    { "work.employer", " work works working worked job employer company employed " },
+    { "works_at", " work works working worked job employer company employed " },
+    { "work.title", " job title role position work works does profession " },
+    { "work.industry", " industry field sector space business work works " },
+    { "industry", " industry field sector space business " },
+    { "located_in", " where located office based headquartered " },
+    { "education", " school study studied studies college university degree graduate graduated " },
+    { "studied_at", " school study studied college university degree graduate graduated " },
+    { "family.spouse", " spouse husband wife married " },
+    { "family.partner", " partner boyfriend girlfriend " },
+    { "family.child", " child children kid kids " },
+    { "married_to", " married husband wife spouse " },
+    { "partner_of", " partner boyfriend girlfriend " },
+    { "friend_of", " friend friends " },
+    { "pet", " pet pets dog dogs cat cats " },
+    { "has_pet", " pet pets dog dogs cat cats " },
+    { "preference.likes", " like likes love loves enjoy enjoys favorite favourite " },
+    { "likes", " like likes love loves enjoy enjoys favorite favourite " },
+    { "preference.dislikes", " dislike dislikes hate hates stand " },
+    { "dislikes", " dislike dislikes hate hates stand " },
+    { "hobby", " hobby hobbies fun enjoy enjoys free " },
+    { "diet", " eat eats diet food vegetarian vegan " },
+    { "allergy", " allergic allergy allergies " },
+    { "health", " health condition sick illness " },
+    { "goal", " goal goals want wants hope dream " },
+    { "plan", " plan plans planning going will " },
+    { "language", " speak speaks language languages " },
+    { "name", " name called " },
+    { "age", " old age " },
+    { "birthday", " birthday born " },
+    { "member_of", " member belongs group club " },
+    { "owns", " own owns has " },
+};
+
+/* The query (lowercased words, each between spaces) asks about rel. */
+static bool asks_about(const char *words, const char *rel)
+{
+    if (!strncmp(rel, "family.", 7)) {
+        /* The relation's own word, and its plural. */
+        char w[40];
+        int n = snprintf(w, sizeof w, " %s ", rel + 7);
+        if (n > 0 && (size_t)n < sizeof w && strstr(words, w))
+            return true;
+        n = snprintf(w, sizeof w, " %ss ", rel + 7);
+        if (n > 0 && (size_t)n < sizeof w && strstr(words, w))
+            return true;
+    }
+    for (size_t i = 0; i < sizeof rel_words / sizeof rel_words[0]; i++) {
+        size_t l = strlen(rel_words[i].rel);
+        if (strncmp(rel, rel_words[i].rel, l))
+            continue;
+        for (const char *p = rel_words[i].words; *p;) {
+            const char *e = strchr(p + 1, ' ');
+            if (!e)
+                break;
+            char w[40];
+            size_t wl = (size_t)(e - p) + 1;
+            if (wl > 2 && wl < sizeof w) {
+                memcpy(w, p, wl);
+                w[wl] = 0;
+                if (strstr(words, w))
+                    return true;
+            }
+            p = e;
+        }
+    }
+    return false;
+}
+
+typedef struct ghit {
+    uint32_t doc;
+    float score;
+} ghit;
+
+static int cmp_ghit(const void *a, const void *b)
+{
+    const ghit *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score > y->score ? -1 : 1;
+    return x->doc < y->doc ? -1 : x->doc > y->doc;
+}
+
+static int graph_leg(req *r, size_t qlen)
+{
+    const eng_user *u = r->u;
+    const graph *g = u->graph;
+    if (!g || !graph_n_edges(g))
+        return DM_OK;
+    uint32_t seeds[GRAPH_SEEDS + 1];
+    size_t n_named = graph_find_text(g, r->p->query, qlen, seeds, GRAPH_SEEDS);
+    if (n_named > GRAPH_SEEDS)
+        n_named = GRAPH_SEEDS;
+    size_t n_seeds = n_named;
+    uint32_t un = graph_find(g, ENG_USER_NODE, strlen(ENG_USER_NODE));
+    bool has_user = false;
+    for (size_t i = 0; i < n_named; i++)
+        has_user |= seeds[i] == un;
+    if (un != GRAPH_NONE && !has_user)
+        seeds[n_seeds++] = un;
+    /* The query's words, lowercased, each between spaces. */
+    char *words = dm_malloc(qlen + 3); /* " " words " " NUL */
+    graph_hit *hits = dm_malloc(sizeof *hits * GRAPH_REACH);
+    ghit *gh = NULL;
+    size_t n_gh = 0, cap_gh = 0;
+    int rc = words && hits ? DM_OK : err_set_msg(DM_ENOMEM, "out of memory");
+    if (!rc) {
+        size_t o = 0;
+        words[o++] = ' ';
+        for (size_t i = 0; i < qlen; i++) {
+            char ch = r->p->query[i];
+            bool w = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '\'';
+            char lc = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+            if (w)
+                words[o++] = lc;
+            else if (words[o - 1] != ' ')
+                words[o++] = ' ';
+        }
+        if (words[o - 1] != ' ')
+            words[o++] = ' ';
+        words[o] = 0;
+    }
+    size_t nh = rc ? 0 : graph_walk(g, seeds, n_seeds, GRAPH_DEPTH, GRAPH_FANOUT, GRAPH_DECAY,
+                                    hits, GRAPH_REACH);
+    if (nh > GRAPH_REACH)
+        nh = GRAPH_REACH;
+    for (size_t i = 0; i < nh && !rc; i++) {
+        graph_edge e;
+        if (hits[i].via == GRAPH_NONE || !graph_edge_get(g, hits[i].via, &e))
+            continue;
+        bool named = false;
+        for (size_t j = 0; j < n_named && !named; j++)
+            named = seeds[j] != un && (seeds[j] == e.src || seeds[j] == e.dst);
+        if (!named && !asks_about(words, e.rel))
+            continue;
+        for (uint32_t k = 0; k < e.n_sources; k++) {
+            uint32_t doc = eng_doc_find(u, e.sources[k]);
+            if (doc == UINT32_MAX || !admit(r, doc))
+                continue;
+            size_t j = 0;
+            while (j < n_gh && gh[j].doc != doc)
+                j++;
+            if (j < n_gh) {
+                if (hits[i].score > gh[j].score)
+                    gh[j].score = hits[i].score;
+                continue;
+            }
+            if (n_gh == cap_gh) {
+                size_t nc = cap_gh ? cap_gh * 2 : 32;
+                ghit *ng = dm_realloc(gh, nc * sizeof *ng);
+                if (!ng) {
+                    rc = err_set_msg(DM_ENOMEM, "out of memory");
+                    break;
+                }
+                gh = ng;
+                cap_gh = nc;
+            }
+            gh[n_gh++] = (ghit){ doc, hits[i].score };
+        }
+    }
+    if (!rc && n_gh) {
+        qsort(gh, n_gh, sizeof *gh, cmp_ghit);
+        if (n_gh > r->depth)
+            n_gh = r->depth;
+        for (uint32_t i = 0, rank = 0; i < n_gh; i++) {
+            if (!i || gh[i].score != gh[i - 1].score)
+                rank = i + 1;
+            leg_hit(r, LEG_GRAPH, gh[i].doc, rank, gh[i].score);
+        }
+    }
+    dm_free(words);
+    dm_free(hits);
+    dm_free(gh);
+    return rc ? rc : r->err;
+}
+
 /* Stages 2-4 under the user's read lock: the legs, the union, the scores. */
 static int gather(req *r, size_t qlen)
 {
@@ -789,7 +996,7 @@ static int gather(req *r, size_t qlen)
     eng_user *u = r->u;
     int rc = DM_OK;
     uint32_t depth = r->depth;
-    r->cap = depth * 3 + 1;
+    r->cap = depth * 4 + 1;
     uint32_t slots = 16;
     while (slots < r->cap * 2)
         slots *= 2;
@@ -831,6 +1038,8 @@ static int gather(req *r, size_t qlen)
         leg_hit(r, LEG_VEC, vh[i].label, rank, vh[i].sim);
     }
     if ((r->legs & DM_LEG_TEMPORAL) && (rc = temporal_leg(r, qlen)))
+        goto out;
+    if ((r->legs & DM_LEG_GRAPH) && (rc = graph_leg(r, qlen)))
         goto out;
     if ((rc = r->err))
         goto out;

@@ -41,6 +41,8 @@ typedef struct cli_globals {
     uint32_t http_dim;         /* --http-dim; 0 = ask the endpoint */
     int sync;                  /* --sync as dm_sync_mode; -1 = the default */
     bool is_json;              /* --json given before the command */
+    const char *llm_url;       /* --llm-url: a chat model; NULL = none */
+    const char *llm_model;     /* --llm-model */
 } cli_globals;
 
 /* One command: its entry point and its help. */
@@ -218,5 +220,19 @@ int cli_cmd_check(const cli_globals *g, int argc, char **argv);
 int cli_cmd_stats(const cli_globals *g, int argc, char **argv);
 int cli_cmd_serve(const cli_globals *g, int argc, char **argv);
 int cli_cmd_eval(const cli_globals *g, int argc, char **argv);
+int cli_cmd_remember(const cli_globals *g, int argc, char **argv);
+/* eval extraction (cmd_eval_ext.c), reached through eval. */
+int cli_eval_extraction(const cli_globals *g, int argc, char **argv);
+/* A fresh directory under $TMPDIR (or /tmp), dm_malloc'd path; NULL after
+ * printing the error.  cli_remove_tree removes it and everything in it
+ * (0, or -1 with errno). */
+char *cli_make_tmpdir(const char *cmd);
+int cli_remove_tree(const char *path);
+int cli_cmd_profile(const cli_globals *g, int argc, char **argv);
+int cli_cmd_history(const cli_globals *g, int argc, char **argv);
+int cli_cmd_events(const cli_globals *g, int argc, char **argv);
+int cli_cmd_context(const cli_globals *g, int argc, char **argv);
+int cli_cmd_graph(const cli_globals *g, int argc, char **argv);
+int cli_cmd_chat(const cli_globals *g, int argc, char **argv);
 
 #endif

@@ -273,6 +273,8 @@ int cli_open(const cli_globals *g, const char *cmd, bool is_create,
     o.embedder = g->embedder;
     o.http_base_url = g->http_url;
     o.http_model = g->http_model;
+    o.llm_base_url = g->llm_url;
+    o.llm_model = g->llm_model;
     o.http_dim = g->http_dim;
     o.reembed = is_reembed;
     int rc = dm_open(g->data_dir, &o, out);

@@ -17,7 +17,9 @@
  *     session    "<conv_id>/session_<n>", role "user";
  *     metadata   {"dia_id": ..., "speaker": ...}, through which each hit
  *                is mapped back to its turn.
- * Turns go to dm_add_batch 256 at a time.  Each question with evidence is
+ * Turns go to dm_add_batch 256 at a time; with --remember, through
+ * dm_remember one by one, so that their facts, events and knowledge graph
+ * are extracted and the graph leg has something to walk.  Each question with evidence is
  * then asked of its own conversation's user, k deep, and scored per
  * category and overall: frac@k (the mean percentage of the question's
  * evidence turns in the top k), any@k and all@k (the percentage of
@@ -127,6 +129,7 @@ typedef struct turn {
     char *session_id;       /* "<conv_id>/session_<n>" */
     char *text;             /* "<speaker>: <text>[ [shares a photo: ...]]" */
     char *metadata;         /* {"dia_id":...,"speaker":...}, free() */
+    char *speaker;
     int64_t event_us;
     uint64_t line_no;
 } turn;
@@ -190,6 +193,7 @@ typedef struct eval_ctx {
     bool has_time;
     int64_t time_us;        /* --time */
     double ingest_s;
+    bool is_remember;       /* --remember: turns through dm_remember */
 } eval_ctx;
 
 static const mode_def modes[] = {
@@ -309,7 +313,7 @@ static int get_int(json_t *root, const char *key, json_int_t min,
 
 /* Removes the tree at path (files and directories, no symlinks followed).
  * 0, or -1 with errno of the first failure. */
-static int remove_tree(const char *path)
+int cli_remove_tree(const char *path)
 {
     struct stat sb;
     if (lstat(path, &sb) != 0)
@@ -331,7 +335,7 @@ static int remove_tree(const char *path)
             first_errno = first_errno ? first_errno : ENAMETOOLONG;
             continue;
         }
-        if (remove_tree(child) != 0) {
+        if (cli_remove_tree(child) != 0) {
             rc = -1;
             first_errno = first_errno ? first_errno : errno;
         }
@@ -493,6 +497,7 @@ static int turn_line(eval_ctx *x, json_t *root, uint64_t line_no,
     t->event_us = start_us + (int64_t)pos;
     t->line_no = line_no;
     t->dia_id = dm_strdup(dia_id);
+    t->speaker = dm_strdup(speaker);
     t->session_id = str_printf("%s/session_%" PRId64, conv_id,
                                (int64_t)session);
     if (caption && *caption)
@@ -506,7 +511,7 @@ static int turn_line(eval_ctx *x, json_t *root, uint64_t line_no,
     json_decref(meta);
     /* Counted now so that the cleanup frees whatever was allocated. */
     x->n_turns++;
-    if (!t->dia_id || !t->session_id || !t->text || !t->metadata)
+    if (!t->dia_id || !t->speaker || !t->session_id || !t->text || !t->metadata)
         return -2;
     if (strlen(t->session_id) > DM_MAX_NAME_LEN) {
         snprintf(why, WHY_CAP, "the session id \"%s/session_%" PRId64 "\" "
@@ -698,7 +703,7 @@ static const char *cat_name(const eval_ctx *x, int c)
 /* ------------------------------------------------------------ database */
 
 /* A fresh directory under $TMPDIR or /tmp; NULL after the error report. */
-static char *make_tmpdir(const char *cmd)
+char *cli_make_tmpdir(const char *cmd)
 {
     const char *base = getenv("TMPDIR");
     if (!base || !*base)
@@ -748,7 +753,25 @@ static int ingest(eval_ctx *x, dm_db *db)
     dm_add_params *ps = dm_calloc(INGEST_CHUNK, sizeof *ps);
     if (!ps)
         return cli_error(x->cmd, "out of memory");
-    for (size_t i = 0; i < x->n_turns; i += INGEST_CHUNK) {
+    for (size_t i = 0; x->is_remember && i < x->n_turns; i++) {
+        /* One turn at a time, its facts, events and graph extracted. */
+        const turn *t = &x->turns[i];
+        dm_remember_params rp;
+        dm_remember_params_init(&rp);
+        rp.user_id = x->convs[t->conv].id;
+        rp.session_id = t->session_id;
+        rp.speaker = t->speaker;
+        rp.text = t->text;
+        rp.time_us = t->event_us;
+        rp.metadata = t->metadata;
+        int rc = dm_remember(db, &rp, NULL);
+        if (rc != DM_OK) {
+            st = cli_fail(x->cmd, rc, "cannot remember the turn of line %" PRIu64 " of %s",
+                          t->line_no, x->turns_path);
+            goto done;
+        }
+    }
+    for (size_t i = 0; !x->is_remember && i < x->n_turns; i += INGEST_CHUNK) {
         size_t n = x->n_turns - i < INGEST_CHUNK ? x->n_turns - i
                                                   : INGEST_CHUNK;
         for (size_t j = 0; j < n; j++) {
@@ -1118,6 +1141,7 @@ static json_t *mode_json(const eval_ctx *x, const mode_result *res)
 static const cli_opt eval_opts[] = {
     { "turns", 0, true }, { "questions", 0, true }, { "k", 'k', true },
     { "dump", 0, true },  { "mode", 0, true },      { "time", 0, true },
+    { "remember", 0, false },
 };
 
 static int cmp_u32(const void *a, const void *b)
@@ -1161,6 +1185,7 @@ static void ctx_fini(eval_ctx *x)
 {
     for (size_t i = 0; i < x->n_turns; i++) {
         dm_free(x->turns[i].dia_id);
+        dm_free(x->turns[i].speaker);
         dm_free(x->turns[i].session_id);
         dm_free(x->turns[i].text);
         free(x->turns[i].metadata);
@@ -1184,6 +1209,8 @@ static void ctx_fini(eval_ctx *x)
 int cli_cmd_eval(const cli_globals *g, int argc, char **argv)
 {
     const char *cmd = "eval";
+    if (argc > 0 && !strcmp(argv[0], "extraction"))
+        return cli_eval_extraction(g, argc - 1, argv + 1);
     cli_args a;
     int st = cli_parse(cmd, g, eval_opts, N_OPTS(eval_opts), argc, argv, &a);
     if (st != CLI_OK)
@@ -1193,7 +1220,7 @@ int cli_cmd_eval(const cli_globals *g, int argc, char **argv)
     if (a.n_pos == 0)
         return cli_usage(cmd, "name the benchmark: eval locomo ...");
     if (strcmp(a.pos[0], "locomo") != 0)
-        return cli_usage(cmd, "unknown benchmark \"%s\" (known: locomo)",
+        return cli_usage(cmd, "unknown benchmark \"%s\" (known: locomo, extraction)",
                          a.pos[0]);
     if (a.n_pos > 1)
         return cli_usage(cmd, "unexpected argument \"%s\"", a.pos[1]);
@@ -1233,6 +1260,7 @@ int cli_cmd_eval(const cli_globals *g, int argc, char **argv)
             return st;
         x.has_time = true;
     }
+    x.is_remember = cli_get(&a, "remember") != NULL;
     x.search_k = x.ks[x.n_ks - 1];
     if (dump_path && x.search_k < DUMP_DEPTH)
         x.search_k = DUMP_DEPTH;
@@ -1259,7 +1287,7 @@ int cli_cmd_eval(const cli_globals *g, int argc, char **argv)
     }
 
     if (!g->has_data) {
-        if (!(tmp_dir = make_tmpdir(cmd))) {
+        if (!(tmp_dir = cli_make_tmpdir(cmd))) {
             st = CLI_FAILED;
             goto done;
         }
@@ -1324,7 +1352,7 @@ done:
     if (db)
         st = cli_close(cmd, db, st);
     if (tmp_dir) {
-        if (remove_tree(tmp_dir) != 0) {
+        if (cli_remove_tree(tmp_dir) != 0) {
             int e = errno;
             cli_error(cmd, "cannot remove the temporary database %s: %s",
                       tmp_dir, strerror(e));

@@ -180,6 +180,128 @@ static const char help_decay[] =
     "      --tenant T       the tenant (default \"default\")\n"
     "      --json           print JSON\n";
 
+static const char help_remember[] =
+    "usage: deltamemory [global options] remember --user U --text T [options]\n"
+    "\n"
+    "Stores one conversation turn as a memory of user U (searchable at once),\n"
+    "then extracts its facts with the built-in extractor and merges them into\n"
+    "the user's profile: a new value of a single-valued slot supersedes the\n"
+    "old one (kept in history), the same fact said again is merged, a\n"
+    "negation retracts, a city brings its region and country.  Returns after\n"
+    "the facts are written.  Prints the id and what changed.\n"
+    "\n"
+    "  -u, --user U         the user (required)\n"
+    "  -t, --text T         what was said (required)\n"
+    "      --role R         user (default) or assistant\n"
+    "      --session S      the conversation session\n"
+    "      --speaker NAME   the speaker's name, when known\n"
+    "      --time ISO8601   when it was said (default: now); relative times\n"
+    "                       in the text (\"last week\") are resolved against it\n"
+    "      --meta JSON      a metadata object\n"
+    "      --agent A        the agent\n"
+    "      --tenant T       the tenant (default \"default\")\n"
+    "      --async          accepted; extraction still finishes before return\n"
+    "      --json           print {\"id\", \"facts\": {\"added\", \"merged\", ...}}\n";
+
+static const char help_profile[] =
+    "usage: deltamemory [global options] profile --user U [options]\n"
+    "\n"
+    "Prints the user's current facts, one per line (slot, value, confidence,\n"
+    "since when), or with --json {\"facts\": [{\"slot\", \"value\",\n"
+    "\"confidence\", \"valid_from\", \"valid_to\", \"sources\", ...}]}.\n"
+    "\n"
+    "  -u, --user U         the user (required)\n"
+    "      --as-of ISO8601  the facts true at that time, as known then\n"
+    "      --history        every fact, superseded and retracted ones too\n"
+    "      --slot S         only slot S (e.g. location.city)\n"
+    "      --entity NAME    what is known of an entity the user spoke of\n"
+    "      --tenant T       the tenant (default \"default\")\n"
+    "      --json           print JSON\n";
+
+static const char help_history[] =
+    "usage: deltamemory [global options] history --user U --id FACT_ID\n"
+    "\n"
+    "Prints every change of one fact (profile --json gives the ids): added,\n"
+    "merged, updated, superseded (and by which fact), retracted, with the\n"
+    "time it was said and the memory that caused it.\n"
+    "\n"
+    "  -u, --user U         the user (required)\n"
+    "      --id ID          the fact (required)\n"
+    "      --tenant T       the tenant (default \"default\")\n"
+    "      --json           print {\"changes\": [...]}\n";
+
+static const char help_events[] =
+    "usage: deltamemory [global options] events --user U [--from ISO] [--to ISO]\n"
+    "\n"
+    "Prints the events the user's turns reported (activities, plans,\n"
+    "milestones, changes of taste, social events), their times resolved when\n"
+    "they were remembered (\"last Saturday\" said on 2023-05-08 is\n"
+    "2023-05-06), by start time: those overlapping [from, to).\n"
+    "\n"
+    "  -u, --user U         the user (required)\n"
+    "      --from ISO8601   events ending after this\n"
+    "      --to ISO8601     events starting before this\n"
+    "      --limit N        at most N (default 1000)\n"
+    "      --tenant T       the tenant (default \"default\")\n"
+    "      --json           print {\"events\": [{\"type\", \"what\", \"who\", \"from\",\n"
+    "                       \"to\", ...}]}\n";
+
+static const char help_context[] =
+    "usage: deltamemory [global options] context --user U [--session S]\n"
+    "                   [--query Q] [--max-tokens N] [--time ISO8601] [--json]\n"
+    "\n"
+    "Prints what an agent should know before answering: the user's profile\n"
+    "first, then the memories most relevant to the query, then the recent\n"
+    "turns of the session, packed into the token budget (one token per four\n"
+    "bytes; the profile at most a quarter, the recent turns at most a third;\n"
+    "an item that does not fit is left out whole).\n"
+    "\n"
+    "  -u, --user U         the user (required)\n"
+    "      --session S      the conversation whose recent turns to show\n"
+    "  -q, --query Q        what the user just said\n"
+    "      --max-tokens N   the budget (default 2000)\n"
+    "  -k, --k N            relevant memories at most (default 10)\n"
+    "      --recent N       recent turns at most (default 10)\n"
+    "      --time ISO8601   the reference time (default: now)\n"
+    "      --tenant T       the tenant (default \"default\")\n"
+    "      --json           print {\"profile\", \"memories\", \"recent\",\n"
+    "                       \"context\", \"tokens\"}\n";
+
+static const char help_graph[] =
+    "usage: deltamemory [global options] graph --user U [--entity NAME]\n"
+    "                   [--depth N] [--search TEXT] [--json]\n"
+    "\n"
+    "Prints the user's knowledge graph around an entity (default: the user,\n"
+    "whose node is \"user\"): the nodes within N hops, with the product of\n"
+    "the edge weights on the way, and every edge (fact) between them.  With\n"
+    "--search, the entities TEXT names instead.\n"
+    "\n"
+    "  -u, --user U         the user (required)\n"
+    "  -e, --entity NAME    where to start (default: the user)\n"
+    "  -d, --depth N        hops, 1..5 (default 2)\n"
+    "      --search TEXT    the entities named in TEXT\n"
+    "      --tenant T       the tenant (default \"default\")\n"
+    "      --json           print {\"entity\", \"depth\", \"nodes\", \"edges\"}\n";
+
+static const char help_chat[] =
+    "usage: deltamemory [global options] chat --user U --session S [--text T]\n"
+    "\n"
+    "One turn of the loop perceive, think, act, remember: builds the context\n"
+    "for the message (profile, relevant memories, recent turns), asks the\n"
+    "chat model (--llm-url, --llm-model) to answer over it, prints the\n"
+    "answer, and remembers the message and the answer (with their facts).\n"
+    "Without --text, reads one message a line from standard input until its\n"
+    "end.  Without a chat model, prints the context it would send and\n"
+    "remembers the message.\n"
+    "\n"
+    "  -u, --user U         the user (required)\n"
+    "      --session S      the conversation (required)\n"
+    "  -t, --text T         the message (default: read lines from stdin)\n"
+    "      --speaker NAME   the user's name, when known\n"
+    "      --max-tokens N   the context's budget (default 2000)\n"
+    "      --tenant T       the tenant (default \"default\")\n"
+    "      --json           print {\"reply\", \"context\", \"user_turn\", \"reply_turn\"}\n";
+
 static const char help_erase[] =
     "usage: deltamemory [global options] erase-user --user U [--tenant T]\n"
     "\n"
@@ -306,10 +428,31 @@ static const char help_eval[] =
     "                       ...]}, best first, at least 25 deep\n"
     "      --time ISO8601   the reference time of every search (default: the\n"
     "                       time of the last turn of the conversation)\n"
+    "      --remember       store the turns with remember (facts, events and\n"
+    "                       the knowledge graph extracted) instead of add\n"
     "      --json           print {\"mode\", \"questions\", \"skipped\",\n"
     "                       \"categories\": [{\"category\", \"name\", \"n\",\n"
     "                       \"frac@K\", \"any@K\", \"all@K\"}, ...], \"overall\",\n"
-    "                       ...} (with --mode all: {\"modes\": [...]})\n";
+    "                       ...} (with --mode all: {\"modes\": [...]})\n"
+    "\n"
+    "usage: deltamemory [global options] eval extraction [--statements F]\n"
+    "                   [--scenarios F] [--verbose] [--json]\n"
+    "\n"
+    "Measures the built-in fact extractor and the fact merge on the labelled\n"
+    "set (format: tests/data/cognition/README.md).  Each statement goes\n"
+    "through the extractor alone; precision and recall of facts are printed\n"
+    "per slot and overall (a fact is right when subject, slot, polarity and\n"
+    "normalized value match), and of events (type and dates) and relations.\n"
+    "Each scenario is remembered turn by turn into a fresh temporary\n"
+    "database and its checks are run against the profile, its history and\n"
+    "search; a scenario passes when every check does.\n"
+    "\n"
+    "      --statements F   default tests/data/cognition/statements.jsonl\n"
+    "                       (\"\" skips them)\n"
+    "      --scenarios F    default tests/data/cognition/scenarios.jsonl\n"
+    "                       (\"\" skips them)\n"
+    "  -v, --verbose        print every wrong fact and failed check\n"
+    "      --json           print the figures as one JSON object\n";
 
 static const char help_version[] =
     "usage: deltamemory version\n"
@@ -332,6 +475,10 @@ static const char global_help[] =
     "                       http://127.0.0.1:11434/v1 (implies --embedder http)\n"
     "  --http-model NAME    http: the model name\n"
     "  --http-dim N         http: the dimension (default: ask the endpoint)\n"
+    "  --llm-url URL        a chat model: an OpenAI-compatible base URL (key\n"
+    "                       from DM_LLM_API_KEY); remember then extracts with\n"
+    "                       it and chat answers with it\n"
+    "  --llm-model NAME     the chat model's name\n"
     "  --sync MODE          none, batch or always: when writes reach the\n"
     "                       disk (default batch)\n"
     "  --json               print JSON (also accepted after the command)\n"
@@ -362,6 +509,17 @@ const cli_cmd cli_commands[] = {
       help_restore },
     { "decay", cli_cmd_decay, "decay",
       "archive the memories whose salience has faded", help_decay },
+    { "remember", cli_cmd_remember, "remember",
+      "store a conversation turn and extract its facts", help_remember },
+    { "profile", cli_cmd_profile, "profile", "a user's facts, now or as of a time",
+      help_profile },
+    { "history", cli_cmd_history, "history", "every change of one fact", help_history },
+    { "events", cli_cmd_events, "events", "the events a user's turns reported", help_events },
+    { "graph", cli_cmd_graph, "graph", "a user's knowledge graph around an entity", help_graph },
+    { "chat", cli_cmd_chat, "chat", "answer a message with memory (needs a chat model)",
+      help_chat },
+    { "context", cli_cmd_context, "context",
+      "profile, relevant memories and recent turns, within a token budget", help_context },
     { "erase-user", cli_cmd_erase_user, "erase-user",
       "delete everything stored for a user", help_erase },
     { "import", cli_cmd_import, "import FILE",
@@ -377,8 +535,8 @@ const cli_cmd cli_commands[] = {
     { "serve", cli_cmd_serve, "serve [DIR]",
       "open (creating) the database in DIR, report recovery, close it",
       help_serve },
-    { "eval", cli_cmd_eval, "eval locomo",
-      "measure retrieval on the LoCoMo benchmark", help_eval },
+    { "eval", cli_cmd_eval, "eval locomo|extraction",
+      "measure retrieval on LoCoMo, or fact extraction on the labelled set", help_eval },
     { "version", cmd_version, "version", "print the version", help_version },
     { "help", cmd_help, "help [CMD]",
       "print this text, or the help of one command", help_help },
@@ -488,7 +646,8 @@ static int parse_globals(int argc, char **argv, cli_globals *g, bool *is_done,
 {
     static const char *const names[] = { "data", "model", "embedder",
                                          "http-url", "http-model",
-                                         "http-dim", "sync" };
+                                         "http-dim", "sync", "llm-url",
+                                         "llm-model" };
     bool is_embedder_set = false;
     int i = 1;
     *is_done = false;
@@ -563,6 +722,10 @@ static int parse_globals(int argc, char **argv, cli_globals *g, bool *is_done,
                 *is_done = true;
                 return i;
             }
+        } else if (!strcmp(name, "llm-url")) {
+            g->llm_url = v;
+        } else if (!strcmp(name, "llm-model")) {
+            g->llm_model = v;
         } else if (!strcmp(name, "sync")) {
             if (!strcmp(v, "none")) {
                 g->sync = DM_SYNC_NONE;
