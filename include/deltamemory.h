@@ -482,8 +482,9 @@ DM_API void dm_list_result_free(dm_list_result *r);
 #define DM_LEG_VECTOR 0x1
 #define DM_LEG_BM25 0x2
 #define DM_LEG_TEMPORAL 0x4
-#define DM_LEG_GRAPH 0x8 /* no candidates yet: the knowledge graph comes with
-                            the cognitive layer */
+#define DM_LEG_GRAPH 0x8 /* the user's knowledge graph: the memories behind
+                            the facts a walk from the query's entities
+                            reaches (docs/cognition.md) */
 #define DM_N_LEGS 4      /* index of a leg = bit position */
 
 /* More flags for dm_search (with DM_WITH_*). */
@@ -524,7 +525,7 @@ typedef struct dm_search_params {
     float rrf_k;            /* 0 = 10 (docs/retrieval.md) */
     float leg_weight[DM_N_LEGS]; /* all zero = the defaults: vector 1 (0.3
                                     with the built-in model), BM25 1,
-                                    temporal 0.3, graph 1 */
+                                    temporal 0.3, graph 0.5 */
     dm_weights weights;
     float half_life_days;   /* recency half-life; 0 = 30 */
     float mmr_lambda;       /* 0 = 0.7; 1 = relevance only */
