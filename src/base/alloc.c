@@ -115,6 +115,17 @@ char *dm_strdup(const char *s)
     return dm_memdup(s, strlen(s) + 1);
 }
 
+char *dm_strndup(const void *p, size_t n)
+{
+    char *q = dm_malloc(n + 1);
+    if (q) {
+        if (n)
+            memcpy(q, p, n);
+        q[n] = 0;
+    }
+    return q;
+}
+
 void *dm_memdup(const void *p, size_t n)
 {
     void *q = dm_malloc(n ? n : 1);

@@ -20,8 +20,10 @@ void *dm_calloc(size_t n, size_t size);
 void *dm_realloc(void *p, size_t n);
 /* dm_free -- release memory from dm_malloc/dm_calloc/dm_realloc. */
 void dm_free(void *p);
-/* dm_strdup / dm_memdup -- copies; caller frees with dm_free. */
+/* dm_strdup / dm_memdup -- copies; caller frees with dm_free.  dm_strndup
+ * copies n bytes (which need not be NUL-terminated) and adds a NUL. */
 char *dm_strdup(const char *s);
+char *dm_strndup(const void *p, size_t n);
 void *dm_memdup(const void *p, size_t n);
 
 /* alloc_bytes_in_use -- bytes currently allocated through dm_malloc. */

@@ -61,15 +61,6 @@
 
 /* ------------------------------------------------------------- helpers */
 
-static char *xstrdup(const char *s)
-{
-    size_t n = strlen(s);
-    char *p = dm_malloc(n + 1);
-    if (p)
-        memcpy(p, s, n + 1);
-    return p;
-}
-
 static bool id_zero(const uint8_t id[16])
 {
     for (int i = 0; i < 16; i++)
@@ -307,8 +298,8 @@ static int plan_push(fact_plan *p, size_t f, int event, const char *old_value,
     memcpy(ch->source, c->source, 16);
     if (other)
         memcpy(ch->other, other, 16);
-    if ((old_value && !(ch->old_value = xstrdup(old_value))) ||
-        !(ch->new_value = xstrdup(new_value ? new_value : ""))) {
+    if ((old_value && !(ch->old_value = dm_strdup(old_value))) ||
+        !(ch->new_value = dm_strdup(new_value ? new_value : ""))) {
         dm_free(ch->old_value);
         return DM_ENOMEM;
     }
@@ -360,8 +351,8 @@ static int new_fact(fact_set *s, const char *subject, const char *slot, const ch
     f->ended_us = FACT_OPEN;
     f->state = FACT_CURRENT;
     f->flags = flags;
-    if (!(f->subject = xstrdup(subject)) || !(f->slot = xstrdup(slot)) ||
-        !(f->value = xstrdup(value)) || !(f->extractor = xstrdup(extractor)) ||
+    if (!(f->subject = dm_strdup(subject)) || !(f->slot = dm_strdup(slot)) ||
+        !(f->value = dm_strdup(value)) || !(f->extractor = dm_strdup(extractor)) ||
         add_source(f, c->source)) {
         fact_fini(f);
         s->n--;
@@ -392,13 +383,13 @@ static int merge_into(fact_set *s, size_t i, const char *value, float conf, bool
     fact *f = &s->f[i];
     if (has_source(f, c->source) && !id_zero(c->source))
         return DM_OK; /* the same turn again: re-running extraction */
-    char *old = xstrdup(f->value);
+    char *old = dm_strdup(f->value);
     if (!old)
         return DM_ENOMEM;
     int ev = FEV_MERGE;
     /* A fuller value said later replaces the shown one in a single slot. */
     if (single && strlen(value) > strlen(f->value)) {
-        char *nv = xstrdup(value);
+        char *nv = dm_strdup(value);
         if (!nv) {
             dm_free(old);
             return DM_ENOMEM;
@@ -627,7 +618,7 @@ static int derive_industry(fact_set *s, const fact_ctx *c, fact_plan *p)
             return end_fact(s, di, s->f[ei].valid_from_us, NULL, NULL, c, p);
         return DM_OK;
     }
-    char *value = xstrdup(s->f[ii].value);
+    char *value = dm_strdup(s->f[ii].value);
     if (!value)
         return DM_ENOMEM;
     int rc = derive(s, "", "work.industry", value, ei, &ii, 1, c, p);
@@ -765,16 +756,6 @@ static int corrupt(const char *what, buf_slice v, buf_slice at)
                        (size_t)(at.ptr - v.ptr), v.len);
 }
 
-static char *dup_slice(buf_slice s)
-{
-    char *p = dm_malloc(s.len + 1);
-    if (p) {
-        memcpy(p, s.ptr, s.len);
-        p[s.len] = 0;
-    }
-    return p;
-}
-
 int fact_decode(buf_slice v, fact *f)
 {
     buf_slice s = v, subj, slot, value, ex;
@@ -807,10 +788,10 @@ int fact_decode(buf_slice v, fact *f)
     f->mentioned_us = (int64_t)t[2];
     f->recorded_us = (int64_t)t[3];
     f->ended_us = (int64_t)t[4];
-    f->subject = dup_slice(subj);
-    f->slot = dup_slice(slot);
-    f->value = dup_slice(value);
-    f->extractor = dup_slice(ex);
+    f->subject = dm_strndup(subj.ptr, subj.len);
+    f->slot = dm_strndup(slot.ptr, slot.len);
+    f->value = dm_strndup(value.ptr, value.len);
+    f->extractor = dm_strndup(ex.ptr, ex.len);
     f->n_sources = (uint32_t)n_src;
     if (n_src && (f->sources = dm_malloc(n_src * 16)))
         memcpy(f->sources, s.ptr, n_src * 16);

@@ -556,16 +556,6 @@ void dm_changes_free(dm_change *c, size_t n)
     dm_free(c);
 }
 
-static char *dup_slice(buf_slice s)
-{
-    char *p = dm_malloc(s.len + 1);
-    if (p) {
-        memcpy(p, s.ptr, s.len);
-        p[s.len] = 0;
-    }
-    return p;
-}
-
 /* One Y record into *c (docs/format.md). */
 static int change_decode(buf_slice v, dm_change *c)
 {
@@ -588,11 +578,11 @@ static int change_decode(buf_slice v, dm_change *c)
     c->kind = (dm_change_kind)ev;
     c->at_us = (int64_t)at;
     c->recorded_us = (int64_t)rec;
-    c->slot = dup_slice(slot);
-    c->new_value = dup_slice(newv);
-    c->extractor = dup_slice(ex);
+    c->slot = dm_strndup(slot.ptr, slot.len);
+    c->new_value = dm_strndup(newv.ptr, newv.len);
+    c->extractor = dm_strndup(ex.ptr, ex.len);
     if (has_old)
-        c->old_value = dup_slice(oldv);
+        c->old_value = dm_strndup(oldv.ptr, oldv.len);
     if (!c->slot || !c->new_value || !c->extractor || (has_old && !c->old_value))
         return err_set_msg(DM_ENOMEM, "out of memory");
     return DM_OK;
@@ -695,14 +685,14 @@ static int event_decode(buf_slice v, dm_event *e)
     e->from_us = (int64_t)from;
     e->to_us = (int64_t)to;
     e->mentioned_us = (int64_t)ment;
-    if (!(e->what = dup_slice(what)) ||
+    if (!(e->what = dm_strndup(what.ptr, what.len)) ||
         (n_who && !(e->who = dm_calloc(n_who, sizeof *e->who))))
         return err_set_msg(DM_ENOMEM, "out of memory");
     for (uint64_t i = 0; i < n_who; i++) {
         buf_slice w;
         if (!get_lenbytes(&s, &w))
             return err_set_msg(DM_ECORRUPT, "event record: damaged name %" PRIu64, i);
-        if (!(e->who[i] = dup_slice(w)))
+        if (!(e->who[i] = dm_strndup(w.ptr, w.len)))
             return err_set_msg(DM_ENOMEM, "out of memory");
         e->n_who++;
     }

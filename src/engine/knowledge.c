@@ -22,15 +22,6 @@ static const char *type_name(graph_node_type t)
     return (unsigned)t < 6 ? n[t] : "concept";
 }
 
-static char *xstrdup(const char *s)
-{
-    size_t n = strlen(s);
-    char *p = dm_malloc(n + 1);
-    if (p)
-        memcpy(p, s, n + 1);
-    return p;
-}
-
 void dm_graph_result_free(dm_graph_result *r)
 {
     if (!r)
@@ -62,8 +53,8 @@ static int copy_out(const graph *g, const graph_hit *hits, size_t n, dm_graph_re
         dm_graph_node *d = &r->nodes[r->n_nodes++];
         d->depth = hits[i].depth;
         d->score = hits[i].score;
-        d->name = xstrdup(graph_node_name(g, hits[i].node));
-        d->type = xstrdup(type_name(graph_node_type_of(g, hits[i].node)));
+        d->name = dm_strdup(graph_node_name(g, hits[i].node));
+        d->type = dm_strdup(type_name(graph_node_type_of(g, hits[i].node)));
         if (!d->name || !d->type)
             rc = DM_ENOMEM;
     }
@@ -97,9 +88,9 @@ static int copy_out(const graph *g, const graph_hit *hits, size_t n, dm_graph_re
             memset(d, 0, sizeof *d);
             d->weight = e.weight;
             d->time_us = e.time_us;
-            d->src = xstrdup(graph_node_name(g, e.src));
-            d->rel = xstrdup(e.rel);
-            d->dst = xstrdup(graph_node_name(g, e.dst));
+            d->src = dm_strdup(graph_node_name(g, e.src));
+            d->rel = dm_strdup(e.rel);
+            d->dst = dm_strdup(graph_node_name(g, e.dst));
             d->sources = e.n_sources ? dm_malloc(e.n_sources * sizeof *d->sources) : NULL;
             if (!d->src || !d->rel || !d->dst || (e.n_sources && !d->sources)) {
                 rc = DM_ENOMEM;

@@ -61,22 +61,13 @@ void dm_context_free(dm_context *c)
     dm_free(c);
 }
 
-static char *xstrdup(const char *s)
-{
-    size_t n = strlen(s);
-    char *p = dm_malloc(n + 1);
-    if (p)
-        memcpy(p, s, n + 1);
-    return p;
-}
-
 static int item_set(dm_context_item *it, const dm_memory *m, float score)
 {
     it->id = m->id;
     it->time_us = m->event_time_us;
     it->score = score;
-    it->role = xstrdup(m->role ? m->role : "user");
-    it->text = xstrdup(m->text);
+    it->role = dm_strdup(m->role ? m->role : "user");
+    it->text = dm_strdup(m->text);
     return it->role && it->text ? DM_OK : DM_ENOMEM;
 }
 
@@ -151,7 +142,7 @@ static int recent_turns(dm_db *db, const dm_perceive_params *p, uint32_t max, dm
         }
         seen += (uint32_t)r->n;
         if (r->next_cursor && !rc)
-            cursor = xstrdup(r->next_cursor);
+            cursor = dm_strdup(r->next_cursor);
         bool more = cursor != NULL;
         dm_list_result_free(r);
         if (rc || !more)

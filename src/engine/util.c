@@ -330,16 +330,6 @@ bool eng_vec_is_zero(const float *v, uint32_t dim)
     return true;
 }
 
-static char *dup_slice(buf_slice s)
-{
-    char *p = dm_malloc(s.len + 1);
-    if (p) {
-        memcpy(p, s.ptr, s.len);
-        p[s.len] = 0;
-    }
-    return p;
-}
-
 void eng_memory_fini(dm_memory *m)
 {
     if (!m)
@@ -374,15 +364,15 @@ int eng_memory_fill(dm_memory *out, const key_tu *tu, int64_t ts,
     if (!key_tu_split(tu->b, tu->len, &tenant, &user, &tl))
         return err_set_msg(DM_ECORRUPT, "malformed user prefix in a memory key");
     memcpy(out->id.bytes, id, 16);
-    out->tenant = dup_slice(tenant);
-    out->user_id = dup_slice(user);
-    out->role = dup_slice(r.role);
-    out->text = dup_slice(r.text);
-    out->metadata = dup_slice(r.metadata);
+    out->tenant = dm_strndup(tenant.ptr, tenant.len);
+    out->user_id = dm_strndup(user.ptr, user.len);
+    out->role = dm_strndup(r.role.ptr, r.role.len);
+    out->text = dm_strndup(r.text.ptr, r.text.len);
+    out->metadata = dm_strndup(r.metadata.ptr, r.metadata.len);
     if (r.agent_id.ptr)
-        out->agent_id = dup_slice(r.agent_id);
+        out->agent_id = dm_strndup(r.agent_id.ptr, r.agent_id.len);
     if (r.session_id.ptr)
-        out->session_id = dup_slice(r.session_id);
+        out->session_id = dm_strndup(r.session_id.ptr, r.session_id.len);
     if (!out->tenant || !out->user_id || !out->role || !out->text || !out->metadata ||
         (r.agent_id.ptr && !out->agent_id) || (r.session_id.ptr && !out->session_id))
         goto nomem;

@@ -94,6 +94,18 @@ typedef struct cli_args {
 int cli_parse(const char *cmd, const cli_globals *g, const cli_opt *opts,
               size_t n_opts, int argc, char **argv, cli_args *out);
 
+/*
+ * cli_begin -- what most commands do first: cli_parse, answer --help,
+ * refuse positional arguments.  Returns CLI_PROCEED to go on; anything
+ * else is the exit status to return.
+ */
+#define CLI_PROCEED (-1)
+int cli_begin(const char *cmd, const cli_globals *g, const cli_opt *opts, size_t n_opts,
+              int argc, char **argv, cli_args *a);
+/* cli_require -- the value of a required option (present, not empty), or
+ * CLI_USAGE after the one-line error. */
+int cli_require(const char *cmd, const cli_args *a, const char *name, const char **out);
+
 /* cli_get -- the value of option name, or NULL when it was not given. */
 const char *cli_get(const cli_args *a, const char *name);
 

@@ -511,3 +511,24 @@ void cli_print_oneline(FILE *fp, const char *s, size_t len)
         fputc(c < 0x20 || c == 0x7f ? ' ' : c, fp);
     }
 }
+
+int cli_begin(const char *cmd, const cli_globals *g, const cli_opt *opts, size_t n_opts,
+              int argc, char **argv, cli_args *a)
+{
+    int st = cli_parse(cmd, g, opts, n_opts, argc, argv, a);
+    if (st != CLI_OK)
+        return st;
+    if (a->is_help)
+        return cli_print_help(cli_find_command(cmd));
+    if (a->n_pos > 0)
+        return cli_usage(cmd, "unexpected argument \"%s\"", a->pos[0]);
+    return CLI_PROCEED;
+}
+
+int cli_require(const char *cmd, const cli_args *a, const char *name, const char **out)
+{
+    *out = cli_get(a, name);
+    if (!*out || !**out)
+        return cli_usage(cmd, "--%s is required", name);
+    return CLI_OK;
+}

@@ -30,28 +30,6 @@
 #include "cli.h"
 
 #define N_OPTS(a) (sizeof(a) / sizeof((a)[0]))
-#define CLI_PROCEED (-1)
-
-static int begin(const char *cmd, const cli_globals *g, const cli_opt *opts, size_t n_opts,
-                 int argc, char **argv, cli_args *a)
-{
-    int st = cli_parse(cmd, g, opts, n_opts, argc, argv, a);
-    if (st != CLI_OK)
-        return st;
-    if (a->is_help)
-        return cli_print_help(cli_find_command(cmd));
-    if (a->n_pos > 0)
-        return cli_usage(cmd, "unexpected argument \"%s\"", a->pos[0]);
-    return CLI_PROCEED;
-}
-
-static int require(const char *cmd, const cli_args *a, const char *name, const char **out)
-{
-    *out = cli_get(a, name);
-    if (!*out || !**out)
-        return cli_usage(cmd, "--%s is required", name);
-    return CLI_OK;
-}
 
 static json_t *time_json(int64_t us)
 {
@@ -90,13 +68,13 @@ int cli_cmd_remember(const cli_globals *g, int argc, char **argv)
 {
     const char *cmd = "remember";
     cli_args a;
-    int st = begin(cmd, g, remember_opts, N_OPTS(remember_opts), argc, argv, &a);
+    int st = cli_begin(cmd, g, remember_opts, N_OPTS(remember_opts), argc, argv, &a);
     if (st != CLI_PROCEED)
         return st;
     dm_remember_params p;
     dm_remember_params_init(&p);
-    if ((st = require(cmd, &a, "user", &p.user_id)) != CLI_OK ||
-        (st = require(cmd, &a, "text", &p.text)) != CLI_OK)
+    if ((st = cli_require(cmd, &a, "user", &p.user_id)) != CLI_OK ||
+        (st = cli_require(cmd, &a, "text", &p.text)) != CLI_OK)
         return st;
     const char *s;
     if ((s = cli_get(&a, "time")) && (st = cli_parse_time(cmd, "--time", s, &p.time_us)) != CLI_OK)
@@ -161,12 +139,12 @@ int cli_cmd_profile(const cli_globals *g, int argc, char **argv)
 {
     const char *cmd = "profile";
     cli_args a;
-    int st = begin(cmd, g, profile_opts, N_OPTS(profile_opts), argc, argv, &a);
+    int st = cli_begin(cmd, g, profile_opts, N_OPTS(profile_opts), argc, argv, &a);
     if (st != CLI_PROCEED)
         return st;
     dm_profile_params p;
     memset(&p, 0, sizeof p);
-    if ((st = require(cmd, &a, "user", &p.user_id)) != CLI_OK)
+    if ((st = cli_require(cmd, &a, "user", &p.user_id)) != CLI_OK)
         return st;
     const char *s;
     if ((s = cli_get(&a, "as-of")) && (st = cli_parse_time(cmd, "--as-of", s, &p.as_of_us)) != CLI_OK)
@@ -228,13 +206,13 @@ int cli_cmd_history(const cli_globals *g, int argc, char **argv)
 {
     const char *cmd = "history";
     cli_args a;
-    int st = begin(cmd, g, history_opts, N_OPTS(history_opts), argc, argv, &a);
+    int st = cli_begin(cmd, g, history_opts, N_OPTS(history_opts), argc, argv, &a);
     if (st != CLI_PROCEED)
         return st;
     const char *user, *ids;
     dm_id id;
-    if ((st = require(cmd, &a, "user", &user)) != CLI_OK ||
-        (st = require(cmd, &a, "id", &ids)) != CLI_OK ||
+    if ((st = cli_require(cmd, &a, "user", &user)) != CLI_OK ||
+        (st = cli_require(cmd, &a, "id", &ids)) != CLI_OK ||
         (st = cli_parse_id(cmd, "--id", ids, &id)) != CLI_OK)
         return st;
     dm_db *db = NULL;
@@ -287,12 +265,12 @@ int cli_cmd_events(const cli_globals *g, int argc, char **argv)
 {
     const char *cmd = "events";
     cli_args a;
-    int st = begin(cmd, g, events_opts, N_OPTS(events_opts), argc, argv, &a);
+    int st = cli_begin(cmd, g, events_opts, N_OPTS(events_opts), argc, argv, &a);
     if (st != CLI_PROCEED)
         return st;
     dm_events_params p;
     memset(&p, 0, sizeof p);
-    if ((st = require(cmd, &a, "user", &p.user_id)) != CLI_OK)
+    if ((st = cli_require(cmd, &a, "user", &p.user_id)) != CLI_OK)
         return st;
     const char *s;
     if ((s = cli_get(&a, "from")) && (st = cli_parse_time(cmd, "--from", s, &p.from_us)) != CLI_OK)
@@ -365,12 +343,12 @@ int cli_cmd_context(const cli_globals *g, int argc, char **argv)
 {
     const char *cmd = "context";
     cli_args a;
-    int st = begin(cmd, g, context_opts, N_OPTS(context_opts), argc, argv, &a);
+    int st = cli_begin(cmd, g, context_opts, N_OPTS(context_opts), argc, argv, &a);
     if (st != CLI_PROCEED)
         return st;
     dm_perceive_params p;
     memset(&p, 0, sizeof p);
-    if ((st = require(cmd, &a, "user", &p.user_id)) != CLI_OK)
+    if ((st = cli_require(cmd, &a, "user", &p.user_id)) != CLI_OK)
         return st;
     const char *s;
     if ((s = cli_get(&a, "max-tokens")) &&
@@ -420,11 +398,11 @@ int cli_cmd_graph(const cli_globals *g, int argc, char **argv)
 {
     const char *cmd = "graph";
     cli_args a;
-    int st = begin(cmd, g, graph_opts, N_OPTS(graph_opts), argc, argv, &a);
+    int st = cli_begin(cmd, g, graph_opts, N_OPTS(graph_opts), argc, argv, &a);
     if (st != CLI_PROCEED)
         return st;
     const char *user, *s;
-    if ((st = require(cmd, &a, "user", &user)) != CLI_OK)
+    if ((st = cli_require(cmd, &a, "user", &user)) != CLI_OK)
         return st;
     uint32_t depth = 2;
     if ((s = cli_get(&a, "depth")) && (st = cli_parse_u32(cmd, "--depth", s, 1, 5, &depth)) != CLI_OK)
@@ -509,14 +487,14 @@ int cli_cmd_chat(const cli_globals *g, int argc, char **argv)
 {
     const char *cmd = "chat";
     cli_args a;
-    int st = begin(cmd, g, chat_opts, N_OPTS(chat_opts), argc, argv, &a);
+    int st = cli_begin(cmd, g, chat_opts, N_OPTS(chat_opts), argc, argv, &a);
     if (st != CLI_PROCEED)
         return st;
     dm_chat_params p;
     memset(&p, 0, sizeof p);
     const char *s;
-    if ((st = require(cmd, &a, "user", &p.user_id)) != CLI_OK ||
-        (st = require(cmd, &a, "session", &p.session_id)) != CLI_OK)
+    if ((st = cli_require(cmd, &a, "user", &p.user_id)) != CLI_OK ||
+        (st = cli_require(cmd, &a, "session", &p.session_id)) != CLI_OK)
         return st;
     if ((s = cli_get(&a, "max-tokens")) &&
         (st = cli_parse_u32(cmd, "--max-tokens", s, 50, 1000000, &p.max_tokens)) != CLI_OK)

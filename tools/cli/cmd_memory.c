@@ -22,44 +22,9 @@
 
 #include "base/clock.h"
 
-#define HELP_OF(name) cli_print_help(cli_find_command(name))
 #define N_OPTS(a) (sizeof(a) / sizeof((a)[0]))
 
-static int no_arguments(const char *cmd, const cli_args *a)
-{
-    if (a->n_pos > 0)
-        return cli_usage(cmd, "unexpected argument \"%s\"", a->pos[0]);
-    return CLI_OK;
-}
-
-/* Required string option: present and non-empty. */
-static int require(const char *cmd, const cli_args *a, const char *name,
-                   const char **out)
-{
-    *out = cli_get(a, name);
-    if (!*out || !**out)
-        return cli_usage(cmd, "--%s is required", name);
-    return CLI_OK;
-}
-
 /* ----------------------------------------------------------------- add */
-
-/* What every memory command does first: parse, answer --help, refuse
- * positional arguments.  CLI_PROCEED means "go on"; anything else is the
- * exit status to return. */
-#define CLI_PROCEED (-1)
-static int begin(const char *cmd, const cli_globals *g, const cli_opt *opts, size_t n_opts,
-                 int argc, char **argv, cli_args *a)
-{
-    int st = cli_parse(cmd, g, opts, n_opts, argc, argv, a);
-    if (st != CLI_OK)
-        return st;
-    if (a->is_help)
-        return HELP_OF(cmd);
-    if ((st = no_arguments(cmd, a)) != CLI_OK)
-        return st;
-    return CLI_PROCEED;
-}
 
 static const cli_opt add_opts[] = {
     { "user", 'u', true },  { "text", 't', true },   { "time", 0, true },
@@ -72,15 +37,15 @@ int cli_cmd_add(const cli_globals *g, int argc, char **argv)
 {
     const char *cmd = "add";
     cli_args a;
-    int st = begin(cmd, g, add_opts, N_OPTS(add_opts), argc, argv, &a);
+    int st = cli_begin(cmd, g, add_opts, N_OPTS(add_opts), argc, argv, &a);
     if (st != CLI_PROCEED)
         return st;
 
     dm_add_params p;
     dm_add_params_init(&p);
     const char *s;
-    if ((st = require(cmd, &a, "user", &p.user_id)) != CLI_OK ||
-        (st = require(cmd, &a, "text", &p.text)) != CLI_OK)
+    if ((st = cli_require(cmd, &a, "user", &p.user_id)) != CLI_OK ||
+        (st = cli_require(cmd, &a, "text", &p.text)) != CLI_OK)
         return st;
     p.tenant = cli_get(&a, "tenant");
     p.agent_id = cli_get(&a, "agent");
@@ -245,15 +210,15 @@ int cli_cmd_search(const cli_globals *g, int argc, char **argv)
 {
     const char *cmd = "search";
     cli_args a;
-    int st = begin(cmd, g, search_opts, N_OPTS(search_opts), argc, argv, &a);
+    int st = cli_begin(cmd, g, search_opts, N_OPTS(search_opts), argc, argv, &a);
     if (st != CLI_PROCEED)
         return st;
 
     dm_search_params p;
     memset(&p, 0, sizeof p);
     const char *s;
-    if ((st = require(cmd, &a, "user", &p.user_id)) != CLI_OK ||
-        (st = require(cmd, &a, "query", &p.query)) != CLI_OK)
+    if ((st = cli_require(cmd, &a, "user", &p.user_id)) != CLI_OK ||
+        (st = cli_require(cmd, &a, "query", &p.query)) != CLI_OK)
         return st;
     p.tenant = cli_get(&a, "tenant");
     p.k = 10;
@@ -354,12 +319,12 @@ int cli_cmd_get(const cli_globals *g, int argc, char **argv)
 {
     const char *cmd = "get";
     cli_args a;
-    int st = begin(cmd, g, get_opts, N_OPTS(get_opts), argc, argv, &a);
+    int st = cli_begin(cmd, g, get_opts, N_OPTS(get_opts), argc, argv, &a);
     if (st != CLI_PROCEED)
         return st;
     const char *ids;
     dm_id id;
-    if ((st = require(cmd, &a, "id", &ids)) != CLI_OK ||
+    if ((st = cli_require(cmd, &a, "id", &ids)) != CLI_OK ||
         (st = cli_parse_id(cmd, "--id", ids, &id)) != CLI_OK)
         return st;
     dm_scope scope = { cli_get(&a, "tenant"), cli_get(&a, "user") };
@@ -437,13 +402,13 @@ int cli_cmd_list(const cli_globals *g, int argc, char **argv)
 {
     const char *cmd = "list";
     cli_args a;
-    int st = begin(cmd, g, list_opts, N_OPTS(list_opts), argc, argv, &a);
+    int st = cli_begin(cmd, g, list_opts, N_OPTS(list_opts), argc, argv, &a);
     if (st != CLI_PROCEED)
         return st;
     dm_list_params p;
     memset(&p, 0, sizeof p);
     const char *s;
-    if ((st = require(cmd, &a, "user", &p.user_id)) != CLI_OK)
+    if ((st = cli_require(cmd, &a, "user", &p.user_id)) != CLI_OK)
         return st;
     p.tenant = cli_get(&a, "tenant");
     if ((s = cli_get(&a, "from")) &&
@@ -504,12 +469,12 @@ int cli_cmd_update(const cli_globals *g, int argc, char **argv)
 {
     const char *cmd = "update";
     cli_args a;
-    int st = begin(cmd, g, update_opts, N_OPTS(update_opts), argc, argv, &a);
+    int st = cli_begin(cmd, g, update_opts, N_OPTS(update_opts), argc, argv, &a);
     if (st != CLI_PROCEED)
         return st;
     const char *ids;
     dm_id id;
-    if ((st = require(cmd, &a, "id", &ids)) != CLI_OK ||
+    if ((st = cli_require(cmd, &a, "id", &ids)) != CLI_OK ||
         (st = cli_parse_id(cmd, "--id", ids, &id)) != CLI_OK)
         return st;
     const char *text = cli_get(&a, "text");
@@ -549,14 +514,14 @@ static int one_memory(const cli_globals *g, int argc, char **argv, const char *c
 {
     static const char *const done[] = { "deleted", "archived", "restored" };
     cli_args a;
-    int st = begin(cmd, g, delete_opts, N_OPTS(delete_opts), argc, argv, &a);
+    int st = cli_begin(cmd, g, delete_opts, N_OPTS(delete_opts), argc, argv, &a);
     if (st != CLI_PROCEED)
         return st;
     const char *ids;
     dm_id id;
     dm_scope scope = { cli_get(&a, "tenant"), NULL };
-    if ((st = require(cmd, &a, "user", &scope.user_id)) != CLI_OK ||
-        (st = require(cmd, &a, "id", &ids)) != CLI_OK ||
+    if ((st = cli_require(cmd, &a, "user", &scope.user_id)) != CLI_OK ||
+        (st = cli_require(cmd, &a, "id", &ids)) != CLI_OK ||
         (st = cli_parse_id(cmd, "--id", ids, &id)) != CLI_OK)
         return st;
 
@@ -602,7 +567,7 @@ int cli_cmd_decay(const cli_globals *g, int argc, char **argv)
 {
     const char *cmd = "decay";
     cli_args a;
-    int st = begin(cmd, g, decay_opts, N_OPTS(decay_opts), argc, argv, &a);
+    int st = cli_begin(cmd, g, decay_opts, N_OPTS(decay_opts), argc, argv, &a);
     if (st != CLI_PROCEED)
         return st;
     const char *s;
@@ -645,12 +610,12 @@ int cli_cmd_erase_user(const cli_globals *g, int argc, char **argv)
 {
     const char *cmd = "erase-user";
     cli_args a;
-    int st = begin(cmd, g, erase_opts, N_OPTS(erase_opts), argc, argv, &a);
+    int st = cli_begin(cmd, g, erase_opts, N_OPTS(erase_opts), argc, argv, &a);
     if (st != CLI_PROCEED)
         return st;
     const char *user;
     const char *tenant = cli_get(&a, "tenant");
-    if ((st = require(cmd, &a, "user", &user)) != CLI_OK)
+    if ((st = cli_require(cmd, &a, "user", &user)) != CLI_OK)
         return st;
 
     dm_db *db = NULL;
@@ -691,12 +656,8 @@ int cli_cmd_reembed(const cli_globals *g, int argc, char **argv)
 {
     const char *cmd = "reembed";
     cli_args a;
-    int st = cli_parse(cmd, g, NULL, 0, argc, argv, &a);
-    if (st != CLI_OK)
-        return st;
-    if (a.is_help)
-        return HELP_OF(cmd);
-    if ((st = no_arguments(cmd, &a)) != CLI_OK)
+    int st = cli_begin(cmd, g, NULL, 0, argc, argv, &a);
+    if (st != CLI_PROCEED)
         return st;
 
     /* Open normally first: when the database already uses this model there
