@@ -35,8 +35,16 @@
  *      "at" + organisation / "as" + title / "in" + industry, ...).  A frame
  *      is refused when its subject lies in a hypothetical or reported
  *      stretch or its verb group has a modal (would, could, might, should,
- *      may, must, 'd).  Coordinated verb groups ("I live in Austin and work
- *      at Acme") reuse the subject.
+ *      may, must, 'd).  Coordinated verb groups reuse the subject, after
+ *      "and" or a comma ("I live in Austin and work at Acme", "I'm 35, live
+ *      in Chennai, work as ..."), and so do further complements of "be"
+ *      ("I'm 41, divorced, a nurse at ...").  Chat leaves the subject out:
+ *      a sentence opening with a past or -ing verb or "been" is the
+ *      speaker's ("Moved to Denver last year", "Living in Leeds", "Been at
+ *      Acme for years") unless the -ing phrase is itself the subject of a
+ *      verb ("Moving to Denver was ..."), and verbless fragments about
+ *      oneself are read as after "I'm" ("Single and not looking", "Male,
+ *      45", "Big fan of X", "Not into sports", "Allergic to soy").
  *   4. events from frames whose verb is an activity, milestone or social
  *      verb in the past or present perfect, and plans from future frames;
  *      the time is timex_parse (src/retrieve/timex.h) over the sentence.
@@ -66,22 +74,28 @@
  *   age           decimal digits ("34"); only 1..120.
  *   birthday      "March 3" (month name, day); "March 3, 1990" with a year;
  *                 "May" when only the month is given.
- *   gender        "female", "male", "non-binary", "transgender woman",
- *                 "transgender man", "transgender"; only when stated.
- *   location.*    the place as written; the slot from the gazetteer (a
- *                 country, a first-level region, else a city).  "Austin,
- *                 Texas" gives both the city and the region.
- *   pet           "Max (dog)" when named (the animal word singular and
- *                 lowercase, as written: "Max (golden retriever)"), else the
- *                 species ("dog", "cat"; a puppy is a dog, a kitten a cat).
+ *   gender        "female", "male", "non-binary" ("a trans woman" is
+ *                 female, "a trans man" male), "transgender" alone, and
+ *                 other stated identities as written; only when stated.
+ *   location.*    the place as written; the slot from the gazetteer reading
+ *                 people mean (pick_place: a country or region unless a
+ *                 city of that name is far bigger, "Portland" the city;
+ *                 "Portland, Maine" the one in Maine; England, Scotland,
+ *                 Wales, Northern Ireland are countries; Singapore a city).
+ *                 "Austin, Texas" and "New Zealand, Wellington" give both.
+ *   origin        the place, or the country of a nationality ("Brazilian"
+ *                 -> Brazil) when no place of origin follows.
+ *   pet           the pet's name when given ("Max"), else the animal as
+ *                 written ("golden retriever", "chickens"; a puppy is a
+ *                 dog, a kitten a cat).
  *   diet          "vegan", "vegetarian", "keto", ...; "I don't eat meat
  *                 (anymore)" is diet "meat" NEGATED, as extract.h shows --
  *                 no vegetarian is inferred.
  *   hobby         the activity: the object of "play" ("guitar", "tennis"),
  *                 of "do" ("yoga"), of "into" ("rock climbing"), of "go"
  *                 ("hiking"), or the gerund of an activity verb ("I paint"
- *                 -> "painting"); "I love X" is a like, not a hobby, unless
- *                 the sentence says "in my free/spare time".
+ *                 -> "painting"); "I love hiking" (an activity's -ing form)
+ *                 is a hobby, "I love sushi" a like.
  *   goal, plan    the verb phrase in base form, without the time ("run a
  *                 marathon", "visit Japan", "move to Denver").
  *   education     the field of study ("nursing", "computer science"), or
@@ -91,15 +105,20 @@
  *   family.<rel>  the relative's name; only named relatives give a fact.
  *   relationship  "married", "single", "engaged", "divorced", "widowed",
  *                 "separated", "in a relationship".
- *   skill         the ability as written ("swim", "play the piano").
+ *   skill         the ability, its verb as a gerund ("swimming", "playing
+ *                 the piano", "driving stick").
+ *   work.title    also "retired" ("I'm retired"), "piano teacher" from
+ *                 "I teach piano".
  * Dislikes: "I don't like X", "I'm not a fan of X" give preference.dislikes
  * X (asserted); "I no longer like X" gives preference.likes X NEGATED.
- * Relations use the fact's subject and value: location.* -> lives_in,
+ * Relations use the fact's subject and value: location.* -> lives_in (only
+ * the most specific place of a turn; the wider one gets located_in),
  * origin -> from, work.employer -> works_at, education.school ->
  * studied_at, family.spouse -> married_to, family.partner -> partner_of,
  * family.friend -> friend_of, other family -> family.<rel>, pet ->
- * has_pet (the name, else the species), likes/dislikes; negated facts
- * give none.  Pets' names are CONCEPT entities.  Entity names are as
+ * has_pet (the pet fact's value), likes/dislikes; negated facts give
+ * none.  Plans and goals of other people are theirs ("my son Kenji is
+ * moving to Vancouver" -> (Kenji, plan, move to Vancouver)).  Pets' names are CONCEPT entities.  Entity names are as
  * written; ex_name_key (an addition to extract.h) gives the key under which
  * "Acme" and "Acme Corp" are one organisation, and within a turn a short
  * form is replaced by the longer one already seen.  Events: "what" is the
@@ -733,6 +752,8 @@ typedef struct xctx {
     char *orgs[MAX_ORGS]; /* organisation names seen (borrowed from out) */
     int n_orgs;
     int64_t day_from;     /* the turn's day */
+    bool no_lives_in;     /* the location fact being added is the wider of
+                             two places: no lives_in relation for it */
 } xctx;
 
 enum { SJ_SPEAKER = 1, SJ_WE, SJ_OTHER };
@@ -805,12 +826,21 @@ static bool clause_end_tok(const sent *S, int i)
     return t->type == T_PUNCT && t->p && strchr(".,!?;:()\"-", t->p);
 }
 
+/* ly_adverb -- a lowercase word the lexicon does not know that ends in
+ * "-ly" ("genuinely", or misspelt: "definately"): an adverb. */
+static bool ly_adverb(const tok *t)
+{
+    size_t n = strlen(t->w);
+    return !t->lx && n > 4 && t->w[n - 1] == 'y' && t->w[n - 2] == 'l' &&
+           !(t->flags & (TF_CAP | TF_UPPER));
+}
+
 /* skip_adv -- the first index at or after i that is not a skippable
  * adverb. */
 static int skip_adv(const sent *S, int i)
 {
-    while (i < S->n && S->t[i].type == T_WORD && (tcls(&S->t[i]) & LX_ADV) &&
-           !tverb(&S->t[i]))
+    while (i < S->n && S->t[i].type == T_WORD &&
+           (((tcls(&S->t[i]) & LX_ADV) && !tverb(&S->t[i])) || ly_adverb(&S->t[i])))
         i++;
     return i;
 }
@@ -1073,11 +1103,10 @@ static void add_fact(xctx *x, sent *S, const subj *sj, const char *slot,
      * relationship and plans; other people get no name or gender here. */
     if (sj->kind == SJ_WE &&
         strncmp(slot, "location.", 9) != 0 && strcmp(slot, "pet") != 0 &&
-        strcmp(slot, "relationship") != 0 && strcmp(slot, "plan") != 0)
+        strcmp(slot, "relationship") != 0 && strcmp(slot, "plan") != 0 &&
+        strcmp(slot, "language") != 0)
         goto drop;
-    if (sj->kind == SJ_OTHER &&
-        (!strcmp(slot, "name") || !strcmp(slot, "gender") ||
-         !strcmp(slot, "goal") || !strcmp(slot, "plan")))
+    if (sj->kind == SJ_OTHER && !strcmp(slot, "name"))
         goto drop;
     if (S->correction && pol == EX_ASSERTED)
         pol = EX_CORRECTION;
@@ -1139,7 +1168,7 @@ static void add_fact(xctx *x, sent *S, const subj *sj, const char *slot,
     const char *rel = NULL;
     char relbuf[40];
     const char *dst = value;
-    if (!strncmp(slot, "location.", 9))
+    if (!strncmp(slot, "location.", 9) && !x->no_lives_in)
         rel = "lives_in";
     else if (!strcmp(slot, "origin"))
         rel = "from";
@@ -1165,16 +1194,6 @@ static void add_fact(xctx *x, sent *S, const subj *sj, const char *slot,
     }
     if (!rel)
         return;
-    char petname[64];
-    if (!strcmp(slot, "pet")) {
-        /* "Max (dog)" -> Max */
-        const char *par = strstr(value, " (");
-        if (par && (size_t)(par - value) < sizeof petname) {
-            memcpy(petname, value, (size_t)(par - value));
-            petname[par - value] = 0;
-            dst = petname;
-        }
-    }
     if (!strcmp(rel, "works_at"))
         dst = org_name(x, value);
     add_relation(x, subject, rel, dst, conf, f->span);
@@ -1464,6 +1483,8 @@ static int np_end(xctx *x, sent *S, int a, int max, unsigned fl)
         if (c & (LX_CONJ | LX_SUB | LX_NEG | LX_BE | LX_WILL | LX_MODAL |
                  LX_CAN | LX_NPSTOP | LX_FREQ | LX_ADV | LX_TIME))
             break;
+        if ((c & LX_INTERJ) && i > a && !(t->flags & TF_CAP))
+            break;
         if ((c & (LX_HAVE | LX_DO)) && !(t->flags & TF_CAP))
             break;
         if ((c & LX_PREP) && !((fl & NP_OF) && tis(t, "of")))
@@ -1584,8 +1605,62 @@ static bool vague_np(const sent *S, int a, int b)
 typedef struct place {
     const char *slot; /* "location.city" / ".region" / ".country" */
     float conf;
-    const gz_place *gp; /* NULL when unknown to the gazetteer */
+    const gz_place *gp; /* the reading chosen; NULL when unknown */
+    const gz_place *cand[8]; /* every place of that name, best first */
+    int n_cand;
 } place;
+
+/* slot_of -- the location slot of a gazetteer place.  Scotland, England,
+ * Wales and Northern Ireland are first-level regions of the United Kingdom
+ * in the data but countries in ordinary speech, and a city-state that the
+ * data holds only as a country ("Singapore") is where a person lives as in
+ * a city. */
+static const char *slot_of(const gz_place *g)
+{
+    static const char *const HOME_NATIONS[] = {"Scotland", "England", "Wales",
+                                               "Northern Ireland"};
+    static const char *const CITY_STATES[] = {"Singapore", "Monaco",
+                                              "Vatican City", "Macau", "Macao"};
+    if (g->kind == GZ_REGION)
+        for (size_t k = 0; k < sizeof HOME_NATIONS / sizeof *HOME_NATIONS; k++)
+            if (!strcmp(g->name, HOME_NATIONS[k]))
+                return "location.country";
+    if (g->kind == GZ_COUNTRY)
+        for (size_t k = 0; k < sizeof CITY_STATES / sizeof *CITY_STATES; k++)
+            if (!strcmp(g->name, CITY_STATES[k]))
+                return "location.city";
+    return g->kind == GZ_COUNTRY  ? "location.country"
+           : g->kind == GZ_REGION ? "location.region"
+                                  : "location.city";
+}
+
+/* pick_place -- the reading of a name that people most likely mean, among
+ * the gazetteer's candidates (countries, then regions, then cities by
+ * population).  A country or region keeps its name unless a city of that
+ * name is far better known: one of a million people ("New York", "Hong
+ * Kong", "Lagos"), or one of 300,000 whose namesake region lies in another
+ * country (Portland, Oregon over the parish of Portland in Jamaica; but
+ * Washington the state over Washington, D.C.) or that is named after it
+ * (Oslo the city over the county of Oslo). */
+static const gz_place *pick_place(const gz_place *const *g, size_t m)
+{
+    const gz_place *best = g[0];
+    if (best->kind == GZ_CITY)
+        return best;
+    const gz_place *city = NULL;
+    for (size_t k = 1; k < m; k++)
+        if (g[k]->kind == GZ_CITY && (!city || g[k]->population > city->population))
+            city = g[k];
+    if (!city)
+        return best;
+    if (city->population >= 1000000)
+        return city;
+    if (best->kind == GZ_REGION && city->population >= 300000 &&
+        (strcmp(city->country, best->country) != 0 ||
+         (city->region && !strcmp(city->region, best->name))))
+        return city;
+    return best;
+}
 
 /* classify -- what the gazetteer says of name.  An unknown capitalised
  * name is a city at low confidence; an unknown lowercase one is nothing,
@@ -1603,27 +1678,51 @@ static bool classify(const char *name, size_t len, bool cap, place *out)
         out->conf = 0.6f;
         return true;
     }
-    const gz_place *best = g[0];
-    /* "New York" is a state and a city of millions: people mean the city. */
-    if (best->kind == GZ_REGION)
-        for (size_t k = 1; k < m; k++)
-            if (g[k]->kind == GZ_CITY && g[k]->population >= 1000000) {
-                best = g[k];
-                break;
-            }
+    const gz_place *best = pick_place(g, m);
     if (!cap && best->kind == GZ_CITY && best->population < 100000)
         return false;
     bool mixed = false;
-    for (size_t k = 1; k < m; k++)
+    for (size_t k = 0; k < m; k++) {
         mixed |= g[k]->kind != best->kind;
+        out->cand[k] = g[k];
+    }
+    out->n_cand = (int)m;
     out->gp = best;
-    out->slot = best->kind == GZ_COUNTRY  ? "location.country"
-                : best->kind == GZ_REGION ? "location.region"
-                                          : "location.city";
-    out->conf = mixed ? 0.8f : 0.9f;
+    out->slot = slot_of(best);
+    /* A reading chosen for its size ("Lagos" the city) is as sure as an
+     * unambiguous name. */
+    out->conf = mixed && best == g[0] ? 0.8f : 0.9f;
     if (!cap)
         out->conf -= 0.1f;
     return true;
+}
+
+/* within_pair -- readings of p and q with p's inside q ("Portland, Maine":
+ * the Portland in Maine); fills *pi, *qi.  p's chosen reading is tried
+ * first unless city_first, when p's cities are: after a country, "New
+ * Zealand, Wellington" names the city rather than the region. */
+static bool within_pair(const place *p, const place *q, bool city_first,
+                        const gz_place **pi, const gz_place **qi)
+{
+    if (!p->gp || !q->gp)
+        return false;
+    if (!city_first && gz_within(p->gp, q->gp)) {
+        *pi = p->gp;
+        *qi = q->gp;
+        return true;
+    }
+    for (int pass = 0; pass < 2; pass++)
+        for (int a = 0; a < p->n_cand; a++) {
+            if ((p->cand[a]->kind == GZ_CITY) != (pass == 0))
+                continue;
+            for (int b = 0; b < q->n_cand; b++)
+                if (gz_within(p->cand[a], q->cand[b])) {
+                    *pi = p->cand[a];
+                    *qi = q->cand[b];
+                    return true;
+                }
+        }
+    return false;
 }
 
 /* place_at -- a place name at i: a capitalised run ("New York", "St.
@@ -1659,6 +1758,29 @@ static bool place_at(xctx *x, sent *S, int i, int *a, int *b, place *p)
         }
         if (e == i)
             return false;
+        /* "Quebec City", "Guatemala City": the gazetteer may know the
+         * city by its bare name. */
+        if (e - i >= 2 && tis(&S->t[e - 1], "city")) {
+            uint32_t off = S->t[i].off;
+            uint32_t end = S->t[e - 1].off + S->t[e - 1].len;
+            uint32_t bare = S->t[e - 2].off + S->t[e - 2].len;
+            const gz_place *g[8];
+            size_t n = gz_lookup(x->text + off, end - off, g, 8);
+            if (n == 0) {
+                n = gz_lookup(x->text + off, bare - off, g, 8);
+                for (size_t k = 0; k < n && k < 8; k++)
+                    if (g[k]->kind == GZ_CITY) {
+                        *a = i;
+                        *b = e;
+                        memset(p, 0, sizeof *p);
+                        p->gp = p->cand[0] = g[k];
+                        p->n_cand = 1;
+                        p->slot = "location.city";
+                        p->conf = 0.9f;
+                        return true;
+                    }
+            }
+        }
         /* The longest prefix the gazetteer knows, else the whole run. */
         for (int k = e; k > i; k--) {
             uint32_t off = S->t[i].off;
@@ -1746,29 +1868,52 @@ static int emit_place(xctx *x, sent *S, const subj *sj, int i, bool origin,
             end = d;
         }
     }
+    /* A second place after a comma: wider ("Austin, Texas", "Portland,
+     * Maine": the Portland in Maine) or narrower ("New Zealand,
+     * Wellington", "Kenya, in Mombasa").  The most specific one is where
+     * the person lives; the other is only where that place is. */
+    int c = 0, d = 0;
+    place q;
+    const gz_place *pi = NULL, *qi = NULL;
+    int wide = 0; /* 1: q is wider, -1: q is narrower */
+    if (!negfirst && end == b && p.gp) {
+        int j = S_punct(S, b, ',') ? b + 1 : b;
+        if (j > b && S_is(S, j, "in"))
+            j++;
+        if (place_at(x, S, j, &c, &d, &q) && q.gp) {
+            if (within_pair(&p, &q, false, &pi, &qi))
+                wide = 1;
+            else if (j > b && within_pair(&q, &p, true, &qi, &pi))
+                wide = -1;
+        }
+    }
+    const char *pslot = pi ? slot_of(pi) : p.slot;
     float conf = base < p.conf ? base : p.conf;
     if (!p.gp && base >= 0.9f)
         conf = 0.6f;
-    add_fact(x, S, sj, origin ? "origin" : p.slot, val, prev, pol, conf, a, b,
+    if (wide)
+        conf = base;
+    x->no_lives_in = wide < 0;
+    add_fact(x, S, sj, origin ? "origin" : pslot, val, prev, pol, conf, a, b,
              EX_ENT_PLACE);
-    /* "Austin, Texas" / "Austin Texas": the wider place too. */
-    int c, d;
-    place q;
-    int j = S_punct(S, b, ',') ? b + 1 : b;
-    if (!negfirst && end == b && p.gp && place_at(x, S, j, &c, &d, &q) && q.gp &&
-        gz_within(p.gp, q.gp)) {
-        char *city = toks_str(x, S, a, b);
-        char *wide = toks_str(x, S, c, d);
-        if (city && wide) {
-            add_relation(x, city, "located_in", wide, 0.9f, tspan(S, a, d));
-            if (!origin)
-                add_fact(x, S, sj, q.slot, xstrdup(x, wide), NULL, pol,
-                         base < q.conf ? base : q.conf, c, d, EX_ENT_PLACE);
-            else
-                add_entity(x, wide, EX_ENT_PLACE, q.conf, tspan(S, c, d));
+    x->no_lives_in = false;
+    if (wide) {
+        char *pv = toks_str(x, S, a, b);
+        char *qv = toks_str(x, S, c, d);
+        if (pv && qv) {
+            add_relation(x, wide > 0 ? pv : qv, "located_in", wide > 0 ? qv : pv,
+                         0.9f, tspan(S, a, d));
+            if (!origin || wide < 0) {
+                x->no_lives_in = wide > 0;
+                add_fact(x, S, sj, origin ? "origin" : slot_of(qi), xstrdup(x, qv),
+                         NULL, pol, base, c, d, EX_ENT_PLACE);
+                x->no_lives_in = false;
+            } else {
+                add_entity(x, qv, EX_ENT_PLACE, q.conf, tspan(S, c, d));
+            }
         }
-        dm_free(city);
-        dm_free(wide);
+        dm_free(pv);
+        dm_free(qv);
         end = d;
     }
     return end;
@@ -2087,6 +2232,9 @@ typedef struct fr {
     bool event_done; /* a matcher emitted this frame's event */
 } fr;
 
+static int degree_at(fr *f, int k, ex_polarity pol, float base);
+static bool habitual(const fr *f);
+
 static float fbase(const fr *f, float c)
 {
     return f->sj->kind == SJ_OTHER && c > 0.8f ? 0.8f : c;
@@ -2175,6 +2323,17 @@ static bool org_at(const sent *S, int i, int *a, int *b)
             e += 2;
             continue;
         }
+        /* "St. Mary's Hospital", "Guy's Hospital" */
+        if (S_punct(S, e, '.') && e == i + 1 && S_cap(S, e + 1) &&
+            (tis(&S->t[i], "st") || tis(&S->t[i], "mt") || tis(&S->t[i], "ft"))) {
+            e++;
+            continue;
+        }
+        if (S_is(S, e, "'s") && S_cap(S, e + 1) &&
+            (S_cls(S, e + 1, LX_ORGSUF | LX_SCHOOL) || S_cap(S, e + 2))) {
+            e++;
+            continue;
+        }
         if (S_is(S, e, "'s") && (e + 1 >= S->n || S->t[e + 1].type == T_PUNCT ||
                                  (tcls(&S->t[e + 1]) & (LX_PREP | LX_CONJ |
                                                         LX_SUB)))) {
@@ -2202,7 +2361,8 @@ static int emit_org(fr *f, int i, const char *slot, ex_polarity pol, float base)
     place p;
     const gz_place *g[1];
     if (b - a == 1 && gz_lookup(v, strlen(v), g, 1) > 0 &&
-        !(tcls(&f->S->t[a]) & (LX_ORGNAME))) {
+        !(tcls(&f->S->t[a]) & (LX_ORGNAME)) && strcmp(slot, "education.school") &&
+        !S_is(f->S, i - 1, "for")) {
         dm_free(v);
         return i;
     }
@@ -2264,14 +2424,14 @@ static bool title_at(const sent *S, int i, bool free_ok, int *a, int *b,
     /* Drop opinion adjectives; refuse a title that is not held now. */
     while (s < e && (tcls(&S->t[s]) & LX_MODADJ)) {
         const tok *t = &S->t[s];
-        if (tis(t, "former") || tis(t, "retired") || tis(t, "aspiring") ||
+        if (tis(t, "former") || tis(t, "aspiring") ||
             tis(t, "future") || tis(t, "wannabe") || tis(t, "budding"))
             return false;
         /* "a good cook", "a terrible driver": a judgement, not a job */
         if (tis(t, "good") || tis(t, "great") || tis(t, "bad") ||
             tis(t, "terrible") || tis(t, "amazing") || tis(t, "awesome"))
             return false;
-        if (tis(t, "freelance") || tis(t, "self-taught") ||
+        if (tis(t, "freelance") || tis(t, "self-taught") || tis(t, "retired") ||
             tis(t, "professional") || tis(t, "licensed") ||
             tis(t, "certified") || tis(t, "full-time") || tis(t, "part-time"))
             break;
@@ -2448,6 +2608,18 @@ static char *date_value(xctx *x, const sent *S, int i, int *b)
     return xstrdup(x, buf);
 }
 
+/* activity_gerund -- tokens [a, b) are an activity named by its -ing
+ * form ("hiking", "rock climbing", "playing the piano"). */
+static bool activity_gerund(const sent *S, int a, int b)
+{
+    if (b - a < 1 || b - a > 2)
+        return false;
+    const tok *h = &S->t[b - 1];
+    if (!(tform(h) & LXF_ING) || !(tcls(h) & (LX_ACTIVITY | LX_HOBBYV)))
+        return false;
+    return b - a == 1 || !S_cls(S, a, LX_ART | LX_POSS | LX_DET);
+}
+
 /* emit_list -- a list of noun phrases at i ("sushi, ramen and tacos") as
  * facts of slot; returns the end. */
 static int emit_list(fr *f, int i, const char *slot, ex_polarity pol,
@@ -2463,7 +2635,31 @@ static int emit_list(fr *f, int i, const char *slot, ex_polarity pol,
             a = skip_det(S, a + 2);
         if (S_is(S, a, "little") && S_cls(S, a + 1, LX_LANG))
             a++;
+        /* "the smell of durian", "the novels of Murakami", "a bowl of
+         * pho": what is liked is the thing itself. */
+        int a2 = a;
+        bool stripped = false;
+        while (S_word(S, a2) && !S_is(S, a2 + 1, "of") && a2 - a < 2 &&
+               !(tcls(&S->t[a2]) & (LX_PREP | LX_CONJ | LX_SUB)))
+            a2++;
+        if (a2 > a && S_is(S, a2 + 1, "of") &&
+            (S_is(S, a2, "bowl") || S_is(S, a2, "cup") || S_is(S, a2, "plate") ||
+             S_is(S, a2, "slice") || S_is(S, a2, "glass")))
+            a = a2;
+        if (!strncmp(slot, "preference.", 11) && S_is(S, a + 1, "of") &&
+            (S_is(S, a, "smell") || S_is(S, a, "taste") || S_is(S, a, "sound") ||
+             S_is(S, a, "texture") || S_is(S, a, "novels") || S_is(S, a, "books") ||
+             S_is(S, a, "music") || S_is(S, a, "films") || S_is(S, a, "movies") ||
+             S_is(S, a, "songs") || S_is(S, a, "work") || S_is(S, a, "works") ||
+             S_is(S, a, "bowl") || S_is(S, a, "cup") || S_is(S, a, "plate") ||
+             S_is(S, a, "slice") || S_is(S, a, "glass") || S_is(S, a, "pint"))) {
+            a = skip_det(S, a + 2);
+            stripped = true;
+        }
         int b = np_end(x, S, a, MAX_VALUE_TOKS + 1, NP_OF);
+        /* "the hotter the better" is no item */
+        if (b > a && S_cls(S, b - 1, LX_ART))
+            break;
         /* "going on road trips", "hiking in the mountains": a gerund
          * takes its prepositional phrase along. */
         if (b > a && (tform(&S->t[a]) & LXF_ING) &&
@@ -2497,7 +2693,7 @@ static int emit_list(fr *f, int i, const char *slot, ex_polarity pol,
         bool ok = true;
         float conf = base;
         /* "the yellow leaves": a particular thing more than a taste */
-        if (!strncmp(slot, "preference.", 11) &&
+        if (!strncmp(slot, "preference.", 11) && !stripped &&
             (S_is(S, j, "the") || S_is(S, a - 1, "the")) && !S_cap(S, a))
             conf = base < 0.6f ? base : 0.6f;
         if (need) {
@@ -2512,8 +2708,15 @@ static int emit_list(fr *f, int i, const char *slot, ex_polarity pol,
         /* A single known first name is a person, not a taste. */
         if (b - a == 1 && (tcls(&S->t[a]) & LX_FIRSTNAME) && S_cap(S, a))
             ok = false;
+        /* "I love hiking": an activity loved as a habit is a hobby. */
+        const char *islot = slot;
+        if (!strcmp(slot, "preference.likes") && pol != EX_NEGATED &&
+            activity_gerund(S, a, b))
+            islot = "hobby";
+        if (!ok && need && j > i)
+            break; /* "Mandarin, conversational in Japanese": a new clause */
         if (ok)
-            add_fact(x, S, f->sj, slot, toks_str(x, S, a, b), NULL, pol, conf,
+            add_fact(x, S, f->sj, islot, toks_str(x, S, a, b), NULL, pol, conf,
                      a, b, vt);
         end = b;
         if (b > S->consumed)
@@ -2523,6 +2726,10 @@ static int emit_list(fr *f, int i, const char *slot, ex_polarity pol,
             j++;
         if (S_is(S, j, "and") || S_is(S, j, "or"))
             j++;
+        else if (!strncmp(slot, "preference.", 11) &&
+                 (S_is(S, j, "especially") || S_is(S, j, "particularly") ||
+                  S_is(S, j, "mostly")))
+            j++; /* "jazz, especially Coltrane" */
         else if (j == b)
             break;
         /* "and I ..." starts a clause, not a list item. */
@@ -2614,7 +2821,7 @@ static void emit_goal(fr *f, int i, const char *slot, float base)
     }
     add_fact(f->x, S, f->sj, slot, v, NULL, EX_ASSERTED, fbase(f, base), j, b,
              (ex_entity_type)-1);
-    if (!strcmp(slot, "plan") && f->sj->kind != SJ_OTHER) {
+    if (!strcmp(slot, "plan")) {
         char *w = vp_value(f->x, S, j, &b);
         add_event(f->x, S, EX_EV_PLAN, w, 0.7f, j, b, f->sj);
         f->event_done = true;
@@ -2655,11 +2862,11 @@ static const char *gender_value(const sent *S, int i, int *b, bool bare_ok)
     int e = i + 1;
     if (!strcmp(w, "trans") || !strcmp(w, "transgender")) {
         if (S_is(S, e, "woman") || S_is(S, e, "girl") || S_is(S, e, "female")) {
-            v = "transgender woman";
+            v = "female";
             e++;
         } else if (S_is(S, e, "man") || S_is(S, e, "guy") ||
                    S_is(S, e, "male")) {
-            v = "transgender man";
+            v = "male";
             e++;
         } else {
             v = "transgender";
@@ -2685,6 +2892,93 @@ static const char *gender_value(const sent *S, int i, int *b, bool bare_ok)
         return NULL;
     *b = e;
     return v;
+}
+
+/* Nationalities and the countries they name ("I'm Brazilian" -> origin
+ * Brazil), including common informal ones ("Kiwi", "Aussie", "Brit"). */
+static const char *const DEMONYMS[][2] = {
+    {"afghan", "Afghanistan"}, {"albanian", "Albania"}, {"algerian", "Algeria"},
+    {"american", "United States"}, {"argentine", "Argentina"},
+    {"argentinian", "Argentina"}, {"armenian", "Armenia"}, {"aussie", "Australia"},
+    {"australian", "Australia"}, {"austrian", "Austria"},
+    {"bangladeshi", "Bangladesh"}, {"belgian", "Belgium"}, {"bolivian", "Bolivia"},
+    {"bosnian", "Bosnia and Herzegovina"}, {"brazilian", "Brazil"},
+    {"brit", "United Kingdom"}, {"british", "United Kingdom"},
+    {"bulgarian", "Bulgaria"}, {"cambodian", "Cambodia"},
+    {"cameroonian", "Cameroon"}, {"canadian", "Canada"}, {"chilean", "Chile"},
+    {"chinese", "China"}, {"colombian", "Colombia"}, {"congolese", "DR Congo"},
+    {"croatian", "Croatia"}, {"cuban", "Cuba"}, {"czech", "Czechia"},
+    {"danish", "Denmark"}, {"dominican", "Dominican Republic"},
+    {"dutch", "Netherlands"}, {"ecuadorian", "Ecuador"}, {"egyptian", "Egypt"},
+    {"english", "England"}, {"estonian", "Estonia"}, {"ethiopian", "Ethiopia"},
+    {"filipina", "Philippines"}, {"filipino", "Philippines"},
+    {"finnish", "Finland"}, {"french", "France"}, {"georgian", "Georgia"},
+    {"german", "Germany"}, {"ghanaian", "Ghana"}, {"greek", "Greece"},
+    {"guatemalan", "Guatemala"}, {"haitian", "Haiti"},
+    {"honduran", "Honduras"}, {"hungarian", "Hungary"}, {"icelandic", "Iceland"},
+    {"indian", "India"}, {"indonesian", "Indonesia"}, {"iranian", "Iran"},
+    {"iraqi", "Iraq"}, {"irish", "Ireland"}, {"israeli", "Israel"},
+    {"italian", "Italy"}, {"jamaican", "Jamaica"}, {"japanese", "Japan"},
+    {"jordanian", "Jordan"}, {"kenyan", "Kenya"}, {"kiwi", "New Zealand"},
+    {"korean", "South Korea"}, {"latvian", "Latvia"}, {"lebanese", "Lebanon"},
+    {"lithuanian", "Lithuania"}, {"malaysian", "Malaysia"},
+    {"mexican", "Mexico"}, {"moroccan", "Morocco"}, {"nepali", "Nepal"},
+    {"nepalese", "Nepal"}, {"nigerian", "Nigeria"}, {"norwegian", "Norway"},
+    {"pakistani", "Pakistan"}, {"palestinian", "Palestine"},
+    {"peruvian", "Peru"}, {"polish", "Poland"}, {"portuguese", "Portugal"},
+    {"romanian", "Romania"}, {"russian", "Russia"}, {"rwandan", "Rwanda"},
+    {"salvadoran", "El Salvador"}, {"saudi", "Saudi Arabia"},
+    {"scottish", "Scotland"}, {"senegalese", "Senegal"}, {"serbian", "Serbia"},
+    {"singaporean", "Singapore"}, {"slovak", "Slovakia"},
+    {"slovenian", "Slovenia"}, {"somali", "Somalia"},
+    {"south african", "South Africa"}, {"spanish", "Spain"},
+    {"sri lankan", "Sri Lanka"}, {"sudanese", "Sudan"}, {"swedish", "Sweden"},
+    {"swiss", "Switzerland"}, {"syrian", "Syria"}, {"taiwanese", "Taiwan"},
+    {"tanzanian", "Tanzania"}, {"thai", "Thailand"}, {"tunisian", "Tunisia"},
+    {"turkish", "Turkey"}, {"ugandan", "Uganda"}, {"ukrainian", "Ukraine"},
+    {"uruguayan", "Uruguay"}, {"venezuelan", "Venezuela"},
+    {"vietnamese", "Vietnam"}, {"welsh", "Wales"}, {"zimbabwean", "Zimbabwe"},
+};
+
+/* demonym_country -- the country of the nationality word at i ("Dutch",
+ * "South African": *b is the end), or NULL. */
+static const char *demonym_country(const sent *S, int i, int *b)
+{
+    if (!S_word(S, i))
+        return NULL;
+    char two[48];
+    const char *w = S->t[i].w;
+    if (S_word(S, i + 1)) {
+        snprintf(two, sizeof two, "%s %s", w, S->t[i + 1].w);
+        for (size_t k = 0; k < sizeof DEMONYMS / sizeof *DEMONYMS; k++)
+            if (!strcmp(two, DEMONYMS[k][0])) {
+                *b = i + 2;
+                return DEMONYMS[k][1];
+            }
+    }
+    for (size_t k = 0; k < sizeof DEMONYMS / sizeof *DEMONYMS; k++)
+        if (!strcmp(w, DEMONYMS[k][0])) {
+            *b = i + 1;
+            return DEMONYMS[k][1];
+        }
+    return NULL;
+}
+
+/* has_word_after -- word w occurs in S after token i. */
+static bool has_word_after(const sent *S, int i, const char *w)
+{
+    for (int q = i + 1; q < S->n; q++)
+        if (tis(&S->t[q], w))
+            return true;
+    return false;
+}
+
+/* home_word -- token i names a dwelling ("house", "apartment", "place"). */
+static bool home_word(const sent *S, int i)
+{
+    return S_is(S, i, "house") || S_is(S, i, "home") || S_is(S, i, "apartment") ||
+           S_is(S, i, "flat") || S_is(S, i, "condo") || S_is(S, i, "place") ||
+           S_is(S, i, "apt");
 }
 
 static void m_be(fr *f)
@@ -2828,6 +3122,68 @@ static void m_be(fr *f)
         emit_place(x, S, sj, k + 2, false, pol, base, NULL);
         return;
     }
+    /* "I'm in Toronto now", "I've been in LA for a decade" (with a time
+     * span: "I've been in Paris" alone is a visit). */
+    if (tis(t, "in") && !S_cls(S, k + 1, LX_ART | LX_POSS)) {
+        int a2, b2;
+        place p;
+        bool span = !v->perfect || has_word_after(S, k, "for") ||
+                    has_word_after(S, k, "since");
+        /* "I'm in Chicago this week for a conference" is a stay, not where
+         * one lives: a bounded time or a purpose says so. */
+        const timex *tx = sent_time(x, S);
+        bool visit = !v->perfect &&
+                     ((tx->kind == TIMEX_WINDOW && !has_word_after(S, k, "now")) ||
+                      has_word_after(S, k, "visiting") || has_word_after(S, k, "trip") ||
+                      has_word_after(S, k, "vacation") || has_word_after(S, k, "holiday") ||
+                      has_word_after(S, k, "conference") || has_word_after(S, k, "business"));
+        if (span && !visit && !v->future && place_at(x, S, k + 1, &a2, &b2, &p) &&
+            p.gp) {
+            emit_place(x, S, sj, k + 1, false, pol, base, NULL);
+            return;
+        }
+    }
+    /* "been at Siemens for 8 years": where one works */
+    if (tis(t, "at") && v->perfect &&
+        (has_word_after(S, k, "for") || has_word_after(S, k, "since"))) {
+        emit_org(f, k + 1, "work.employer", pol, fbase(f, 0.8f));
+        return;
+    }
+    /* "I'm Brazilian", "she's Dutch", "I'm a Kiwi" (unless a place of
+     * origin follows: "I'm Irish, from Cork" is from Cork). */
+    {
+        int j = S_cls(S, k, LX_ART) ? k + 1 : k, e2 = 0;
+        const char *country = demonym_country(S, j, &e2);
+        if (country && (clause_end_tok(S, e2) || S_cls(S, e2, LX_CONJ)) &&
+            !has_word_after(S, e2 - 1, "from") && pol != EX_NEGATED) {
+            add_fact(x, S, sj, "origin", xstrdup(x, country), NULL, pol,
+                     fbase(f, 0.8f), j, e2, EX_ENT_PLACE);
+            return;
+        }
+        /* "I'm a Kiwi living in London" */
+        if (country && S_cls(S, k, LX_ART) && !has_word_after(S, e2 - 1, "from") &&
+            (tform(&S->t[e2]) & LXF_ING) && pol != EX_NEGATED) {
+            add_fact(x, S, sj, "origin", xstrdup(x, country), NULL, pol,
+                     fbase(f, 0.8f), j, e2, EX_ENT_PLACE);
+            return;
+        }
+    }
+    /* "I'm a Florida resident" */
+    if (S_cls(S, k, LX_ART) && (S_is(S, k + 2, "resident") || S_is(S, k + 3, "resident"))) {
+        int a2, b2;
+        place p;
+        if (place_at(x, S, k + 1, &a2, &b2, &p) && p.gp && S_is(S, b2, "resident")) {
+            emit_place(x, S, sj, k + 1, false, pol, base, NULL);
+            return;
+        }
+    }
+    /* "I'm retired", "I'm 67 and retired": retired is what one does now */
+    if (tis(t, "retired") && (clause_end_tok(S, k + 1) || S_cls(S, k + 1, LX_CONJ) ||
+                              S_is(S, k + 1, "now"))) {
+        add_fact(x, S, sj, "work.title", xstrdup(x, "retired"), NULL, pol,
+                 fbase(f, 0.85f), k, k + 1, (ex_entity_type)-1);
+        return;
+    }
     if (tis(t, "in") && S_is(S, k + 1, "a") && S_is(S, k + 2, "relationship")) {
         add_fact(x, S, sj, "relationship", xstrdup(x, "in a relationship"),
                  NULL, pol, base, k, k + 3, (ex_entity_type)-1);
@@ -2909,6 +3265,17 @@ static void m_be(fr *f)
                  EX_ENT_CONCEPT);
         return;
     }
+    /* "a native Spanish speaker", "a fluent French speaker" */
+    {
+        int j = S_cls(S, k, LX_ART) ? k + 1 : k;
+        while (S_is(S, j, "native") || S_is(S, j, "fluent") || S_is(S, j, "heritage"))
+            j++;
+        if (S_cls(S, j, LX_LANG) && S_is(S, j + 1, "speaker") && j > k) {
+            add_fact(x, S, sj, "language", toks_str(x, S, j, j + 1), NULL, pol,
+                     fbase(f, 0.9f), j, j + 1, EX_ENT_CONCEPT);
+            return;
+        }
+    }
     /* "a (big) fan of X" */
     {
         int j = k;
@@ -2919,13 +3286,65 @@ static void m_be(fr *f)
                S_is(S, j, "die-hard") || S_is(S, j, "total"))
             j++;
         if (S_is(S, j, "fan") && S_is(S, j + 1, "of")) {
-            if (pol == EX_NEGATED)
+            if (pol == EX_NEGATED && v->anymore)
+                emit_list(f, j + 2, "preference.likes", EX_NEGATED,
+                          fbase(f, 0.8f), EX_ENT_CONCEPT, 0);
+            else if (pol == EX_NEGATED)
                 emit_list(f, j + 2, "preference.dislikes", EX_ASSERTED,
                           fbase(f, 0.8f), EX_ENT_CONCEPT, 0);
             else
                 emit_list(f, j + 2, "preference.likes", pol, fbase(f, 0.85f),
                           EX_ENT_CONCEPT, 0);
             return;
+        }
+    }
+    /* "a huge Arsenal supporter", "a big Yankees fan", "a cat person",
+     * "more of a tea person", "a sucker for X" */
+    {
+        int j = k;
+        if (S_is(S, j, "more") && S_is(S, j + 1, "of"))
+            j += 2;
+        if (S_cls(S, j, LX_ART)) {
+            j++;
+            while (S_is(S, j, "big") || S_is(S, j, "huge") || S_is(S, j, "massive") ||
+                   S_is(S, j, "great") || S_is(S, j, "real") || S_is(S, j, "total") ||
+                   S_is(S, j, "die-hard") || S_is(S, j, "lifelong") ||
+                   S_is(S, j, "true") || S_is(S, j, "devoted"))
+                j++;
+            int e = j;
+            while (e < S->n && e - j < 3 && S_word(S, e) && !S_is(S, e, "fan") &&
+                   !S_is(S, e, "supporter") && !S_is(S, e, "person") &&
+                   !S_is(S, e, "lover") && !S_is(S, e, "fanatic") &&
+                   !(tcls(&S->t[e]) & (LX_PREP | LX_CONJ | LX_SUB)))
+                e++;
+            bool fan = S_is(S, e, "fan") || S_is(S, e, "supporter") ||
+                       S_is(S, e, "fanatic") || S_is(S, e, "lover");
+            if (e > j && (fan || (S_is(S, e, "person") && e == j + 1)) &&
+                (clause_end_tok(S, e + 1) || S_cls(S, e + 1, LX_CONJ | LX_ADV) ||
+                 S_is(S, e + 1, "through"))) {
+                char *val = NULL;
+                int sp = -1;
+                if (S_cls(S, j, LX_ANIMAL) && e == j + 1 &&
+                    (sp = S->t[j].lx->data) >= 0 && lx_species(sp)) {
+                    char buf[40];
+                    snprintf(buf, sizeof buf, "%ss", lx_species(sp));
+                    val = xstrdup(x, buf);
+                } else {
+                    val = toks_str(x, S, j, e);
+                }
+                if (pol == EX_NEGATED && !v->anymore)
+                    add_fact(x, S, sj, "preference.dislikes", val, NULL, EX_ASSERTED,
+                             fbase(f, 0.75f), j, e, EX_ENT_CONCEPT);
+                else
+                    add_fact(x, S, sj, "preference.likes", val, NULL, pol,
+                             fbase(f, 0.8f), j, e, EX_ENT_CONCEPT);
+                return;
+            }
+            if (S_is(S, j, "sucker") && S_is(S, j + 1, "for")) {
+                emit_list(f, j + 2, "preference.likes", pol, fbase(f, 0.8f),
+                          EX_ENT_CONCEPT, 0);
+                return;
+            }
         }
     }
     if (tis(t, "into") || (tis(t, "really") && S_is(S, k + 1, "into"))) {
@@ -2951,12 +3370,13 @@ static void m_be(fr *f)
     }
     if ((tis(t, "good") || tis(t, "great") || tis(t, "skilled") ||
          tis(t, "talented") || tis(t, "experienced") || tis(t, "proficient") ||
-         tis(t, "fluent")) &&
+         tis(t, "fluent") || tis(t, "conversational") || tis(t, "handy") ||
+         tis(t, "decent")) &&
         (S_is(S, k + 1, "at") || S_is(S, k + 1, "in") || S_is(S, k + 1, "with"))) {
         int s2 = skip_det(S, k + 2);
         if (tis(t, "fluent") || S_cls(S, s2, LX_LANG)) {
             emit_list(f, k + 2, S_cls(S, s2, LX_LANG) ? "language" : "skill", pol,
-                      base, EX_ENT_CONCEPT, 0);
+                      base, EX_ENT_CONCEPT, S_cls(S, s2, LX_LANG) ? LX_LANG : 0);
             return;
         }
         int e = np_end(x, S, s2, MAX_VALUE_TOKS, NP_OF);
@@ -3042,10 +3462,18 @@ static void m_be(fr *f)
             j = k + 1;
             called = true;
         }
+        /* "I'm Dr. Aisha Bello": the title is no part of the name */
+        if ((S_is(S, j, "dr") || S_is(S, j, "mr") || S_is(S, j, "mrs") ||
+             S_is(S, j, "ms") || S_is(S, j, "prof")) &&
+            S_punct(S, j + 1, '.') && S_cap(S, j + 2)) {
+            j += 2;
+            called = true;
+        }
         if (!S_cap(S, j) || (S->t[j].flags & TF_UPPER))
             return;
         int e = j + 1;
-        while (e < S->n && e - j < 3 && S_cap(S, e) && !S->t[e].lx)
+        while (e < S->n && e - j < 3 && S_cap(S, e) &&
+               (!S->t[e].lx || S->t[e].lx->cls == LX_FIRSTNAME))
             e++;
         for (int q = j; q < e; q++)
             if (S->t[q].lx && (tcls(&S->t[q]) & ~(uint64_t)LX_FIRSTNAME))
@@ -3127,6 +3555,30 @@ static void m_work(fr *f)
         return;
     int k = f->k, a, b;
     float c;
+    /* "I teach 4th grade", "she teaches yoga", "I've been teaching high
+     * school chemistry for 12 years": a teacher of that subject */
+    if (f->v->verb == LV_TEACH && (habitual(f) || f->v->perfect) && k < S->n &&
+        S->t[k].type != T_PUNCT && !S_cls(S, k, LX_PREP | LX_PRONOBJ | LX_POSS | LX_ART)) {
+        int e = np_end(x, S, k, 4, 0);
+        if (e > k && !vague_np(S, k, e)) {
+            char *subjn = toks_str(x, S, k, e);
+            if (subjn) {
+                bool grade = strstr(subjn, "grade") != NULL;
+                size_t n = strlen(subjn) + 10;
+                char *val = dm_malloc(n);
+                if (val)
+                    snprintf(val, n, "%s teacher", grade ? "" : subjn);
+                else
+                    x->err = DM_ENOMEM;
+                if (val && grade)
+                    memmove(val, val + 1, strlen(val));
+                add_fact(x, S, f->sj, "work.title", val, NULL, pol, fbase(f, 0.8f), k,
+                         e, (ex_entity_type)-1);
+                dm_free(subjn);
+            }
+            k = e;
+        }
+    }
     for (int guard = 0; guard < 4 && k < S->n; guard++) {
         k = skip_adv(S, k);
         if ((S_is(S, k, "at") || S_is(S, k, "for")) && S_is(S, k + 1, "myself")) {
@@ -3254,7 +3706,14 @@ static void m_join(fr *f)
             dm_free(su);
             frame_event(f, EX_EV_ACTIVITY, f->v->main, b);
         } else {
-            emit_org(f, k, "work.employer", pol, base);
+            int e = emit_org(f, k, "work.employer", pol, base);
+            float c;
+            int ta, tb;
+            /* "joined Shopify as a staff engineer" */
+            if (e > k && S_is(S, e, "as") && title_at(S, e + 1, true, &ta, &tb, &c)) {
+                emit_title(f, ta, tb, pol, fbase(f, c));
+                b = tb;
+            }
             frame_event(f, EX_EV_MILESTONE, f->v->main, b);
         }
         return;
@@ -3363,6 +3822,18 @@ static void m_quit(fr *f)
     frame_event(f, EX_EV_MILESTONE, v->main, b);
 }
 
+/* pet_named -- the pet named by tokens [a, b): its name is the value. */
+static int pet_named(fr *f, int a, int b, ex_polarity pol, float base)
+{
+    char *nm = toks_str(f->x, f->S, a, b);
+    if (!nm)
+        return 0;
+    add_entity(f->x, nm, EX_ENT_CONCEPT, base, tspan(f->S, a, b));
+    add_fact(f->x, f->S, f->sj, "pet", nm, NULL, pol, base, a, b,
+             (ex_entity_type)-1);
+    return 1;
+}
+
 /* pet_at -- "a dog (named Max)", "two cats named X and Y" at i; emits the
  * pet facts and returns the end, or i. */
 static int pet_at(fr *f, int i, ex_polarity pol, float base)
@@ -3390,20 +3861,25 @@ static int pet_at(fr *f, int i, ex_polarity pol, float base)
     if (!species)
         return i;
     int e = h + 1;
-    /* the animal word as written, singular: modifiers kept ("golden
-     * retriever"), the species word from the list */
+    /* The kind as written when no name is given ("golden retriever",
+     * "chickens"); a young animal's word ("puppy", "kitten") gives its
+     * species, which is what a profile would show. */
     char animal[64];
-    if (s < h) {
-        char *mods = toks_str(x, S, s, h);
-        if (!mods)
+    {
+        bool young = tis(&S->t[h], "puppy") || tis(&S->t[h], "puppies") ||
+                     tis(&S->t[h], "kitten") || tis(&S->t[h], "kittens") ||
+                     tis(&S->t[h], "pup") || tis(&S->t[h], "kitty");
+        char *kind = young ? NULL : toks_str(x, S, s, h + 1);
+        if (young)
+            snprintf(animal, sizeof animal, "%s", species);
+        else if (kind)
+            snprintf(animal, sizeof animal, "%s", kind);
+        else
             return i;
-        snprintf(animal, sizeof animal, "%s %s", mods, species);
-        dm_free(mods);
+        dm_free(kind);
         for (char *p = animal; *p; p++)
             if (*p >= 'A' && *p <= 'Z')
                 *p = (char)(*p + 32);
-    } else {
-        snprintf(animal, sizeof animal, "%s", species);
     }
     int n_named = 0;
     if (S_is(S, e, "named") || S_is(S, e, "called") ||
@@ -3418,22 +3894,7 @@ static int pet_at(fr *f, int i, ex_polarity pol, float base)
                 ne++;
             if (ne <= q)
                 break;
-            char *nm = toks_str(x, S, q, ne);
-            if (!nm)
-                return e;
-            size_t n = strlen(nm) + strlen(animal) + 4;
-            char *val = dm_malloc(n);
-            if (!val) {
-                x->err = DM_ENOMEM;
-                dm_free(nm);
-                return e;
-            }
-            snprintf(val, n, "%s (%s)", nm, animal);
-            add_fact(x, S, f->sj, "pet", val, NULL, pol, base, q, ne,
-                     (ex_entity_type)-1);
-            add_entity(x, nm, EX_ENT_CONCEPT, base, tspan(S, q, ne));
-            dm_free(nm);
-            n_named++;
+            n_named += pet_named(f, q, ne, pol, base);
             e = ne;
             q = ne;
             if (S_punct(S, q, ','))
@@ -3444,8 +3905,23 @@ static int pet_at(fr *f, int i, ex_polarity pol, float base)
                 break;
         }
     }
+    if (n_named == 0) {
+        /* "We got a cat, her name's Miso": the name in the next clause. */
+        int q = e;
+        if (S_punct(S, q, ','))
+            q++;
+        if ((S_is(S, q, "her") || S_is(S, q, "his") || S_is(S, q, "its") ||
+             S_is(S, q, "their")) && S_is(S, q + 1, "name") &&
+            (S_is(S, q + 2, "is") || S_is(S, q + 2, "'s"))) {
+            int ne = name_run(S, q + 3);
+            if (ne > q + 3) {
+                n_named += pet_named(f, q + 3, ne, pol, base);
+                e = ne;
+            }
+        }
+    }
     if (n_named == 0)
-        add_fact(x, S, f->sj, "pet", xstrdup(x, species), NULL, pol, base, s, e,
+        add_fact(x, S, f->sj, "pet", xstrdup(x, animal), NULL, pol, base, s, e,
                  (ex_entity_type)-1);
     /* "a pup and a kitty" */
     if (S_is(S, e, "and") && S_cls(S, e + 1, LX_ART | LX_NUM)) {
@@ -3517,33 +3993,10 @@ static void m_have(fr *f)
             return;
         }
     }
-    /* degrees: "a degree in nursing", "a master's in biology", "a PhD" */
+    /* degrees: "a degree in nursing", "a master's in biology from LSE" */
     j = skip_det(S, k);
-    {
-        int q = j;
-        while (q < S->n && q - j < 3 && S_word(S, q) && !S_cls(S, q, LX_DEGREE) &&
-               !(tcls(&S->t[q]) & (LX_PREP | LX_CONJ)))
-            q++;
-        if (S_cls(S, q, LX_DEGREE)) {
-            int e = q + 1;
-            if (S_is(S, e, "'s"))
-                e++;
-            if (S_is(S, e, "degree"))
-                e++;
-            if (S_is(S, e, "in")) {
-                int s2 = skip_det(S, e + 1);
-                int e2 = np_end(x, S, s2, 5, NP_OF);
-                if (e2 > s2)
-                    add_fact(x, S, f->sj, "education", toks_str(x, S, s2, e2), NULL,
-                             pol, base, s2, e2, EX_ENT_CONCEPT);
-            } else if (!tis(&S->t[q], "degree") && !tis(&S->t[q], "degrees") &&
-                       !S_is(S, q + 1, "'s")) {
-                add_fact(x, S, f->sj, "education", toks_str(x, S, j, e), NULL, pol,
-                         fbase(f, 0.8f), j, e, (ex_entity_type)-1);
-            }
-            return;
-        }
-    }
+    if (degree_at(f, k, pol, base) > k)
+        return;
     /* "a job at X" */
     if (S_is(S, j, "job") || (S_is(S, j, "new") && S_is(S, j + 1, "job"))) {
         int q = S_is(S, j, "new") ? j + 2 : j + 1;
@@ -3730,6 +4183,7 @@ static void m_speak(fr *f)
     sent *S = f->S;
     int k = f->k;
     while (S_is(S, k, "a") || S_is(S, k, "little") || S_is(S, k, "some") ||
+           S_is(S, k, "any") || S_is(S, k, "only") || S_is(S, k, "mostly") ||
            S_is(S, k, "fluent") || S_is(S, k, "basic") || S_is(S, k, "bit") ||
            S_is(S, k, "of") || S_is(S, k, "conversational") ||
            S_is(S, k, "decent") || S_is(S, k, "broken"))
@@ -3737,6 +4191,32 @@ static void m_speak(fr *f)
     if (!S_cls(S, k, LX_LANG) && !(S_is(S, k, "sign") && S_is(S, k + 1, "language")))
         return;
     emit_list(f, k, "language", pol, base, EX_ENT_CONCEPT, LX_LANG | LX_DEGREE);
+}
+
+/* skill_value -- the verb phrase at j as a skill, its verb as a gerund
+ * ("drive stick" -> "driving stick", "swim" -> "swimming"); "code in
+ * Python" gives the language, handled by the caller. */
+static char *skill_value(xctx *x, sent *S, int j, int *b)
+{
+    char *vp = vp_value(x, S, j, b);
+    if (!vp || !tverb(&S->t[j]))
+        return vp;
+    const char *lemma = lx_verb_name(tverb(&S->t[j]));
+    size_t ln = strlen(lemma);
+    if (strncmp(vp, lemma, ln) != 0 || (vp[ln] != 0 && vp[ln] != ' '))
+        return vp;
+    char g[40];
+    gerund(lemma, g, sizeof g);
+    size_t n = strlen(g) + strlen(vp + ln) + 1;
+    char *out = dm_malloc(n);
+    if (!out) {
+        x->err = DM_ENOMEM;
+        dm_free(vp);
+        return NULL;
+    }
+    snprintf(out, n, "%s%s", g, vp + ln);
+    dm_free(vp);
+    return out;
 }
 
 /* m_can -- "I can swim", "I can't cook", "I know how to knit". */
@@ -3754,7 +4234,13 @@ static void m_can(fr *f)
         return;
     }
     int b;
-    char *val = vp_value(x, S, v->main, &b);
+    /* "I can code in Python and a bit of Rust" */
+    if (S_is(S, v->main + 1, "in") && (S_cap(S, v->main + 2) || S_cls(S, v->main + 2, LX_LANG))) {
+        emit_list(f, v->main + 2, "skill", v->neg ? EX_NEGATED : EX_ASSERTED,
+                  fbase(f, 0.8f), EX_ENT_CONCEPT, 0);
+        return;
+    }
+    char *val = skill_value(x, S, v->main, &b);
     if (!val)
         return;
     /* "I can drive you there": an offer, not a skill. */
@@ -3810,11 +4296,20 @@ static bool hobby_tail(xctx *x, sent *S, int k)
         return true;
     if (S_is(S, k, "a") && S_is(S, k + 1, "lot"))
         return true;
+    /* "three times a week", "4 days a week" */
+    if ((S_cls(S, k, LX_NUM) || (k < S->n && S->t[k].type == T_NUM)) &&
+        (S_is(S, k + 1, "times") || S_is(S, k + 1, "days") || S_is(S, k + 1, "nights") ||
+         S_is(S, k + 1, "mornings")))
+        return true;
     if (S_is(S, k, "for") && (S_is(S, k + 1, "fun") || S_is(S, k + 1, "a")))
         return true;
     if ((S_is(S, k, "in") || S_is(S, k, "during")) && S_is(S, k + 1, "my"))
         return true;
-    if (S_is(S, k, "on") && (S_is(S, k + 1, "weekends") || S_is(S, k + 1, "the")))
+    if (S_is(S, k, "on") && (S_is(S, k + 1, "weekends") || S_is(S, k + 1, "the") ||
+                             S_cls(S, k + 1, LX_DAY)))
+        return true;
+    if ((S_is(S, k, "most") || S_is(S, k, "every") || S_is(S, k, "each")) &&
+        S_word(S, k + 1))
         return true;
     if (S_is(S, k, "with") || S_is(S, k, "professionally") ||
         S_is(S, k, "competitively") || S_is(S, k, "twice") ||
@@ -3851,6 +4346,20 @@ static void m_do(fr *f)
 {
     sent *S = f->S;
     xctx *x = f->x;
+    if (!f->v->future && !f->v->modal && !f->v->neg && degree_at(f, f->k,
+        EX_ASSERTED, fbase(f, 0.85f)) > f->k)
+        return;
+    /* "I do intermittent fasting", "I've been doing keto" */
+    if (!f->v->past && !f->v->future && !f->v->modal && !f->v->used_to) {
+        int a = skip_det(S, f->k);
+        int b = np_end(x, S, a, 3, 0);
+        if (b > a && b - a <= 2 && S_cls(S, b - 1, LX_DIET)) {
+            add_fact(x, S, f->sj, "diet", toks_str(x, S, a, b), NULL,
+                     f->v->neg ? EX_NEGATED : EX_ASSERTED, fbase(f, 0.85f), a, b,
+                     EX_ENT_CONCEPT);
+            return;
+        }
+    }
     if (!habitual(f))
         return;
     int a = skip_det(S, f->k);
@@ -3867,9 +4376,19 @@ static void m_hobby_verb(fr *f)
 {
     sent *S = f->S;
     xctx *x = f->x;
-    if (!habitual(f) || f->v->neg)
+    bool ongoing = f->v->perfect && f->v->progressive && !f->v->past;
+    if ((!habitual(f) && !ongoing) || f->v->neg)
         return;
-    if (!hobby_tail(x, S, f->v->next))
+    int nx = f->v->next;
+    /* "I run 5k", "I swim 20 laps": a measure of the activity */
+    if (nx < S->n && (S->t[nx].type == T_NUM || (S_word(S, nx) && S->t[nx].w[0] >= '0' &&
+                                                 S->t[nx].w[0] <= '9'))) {
+        nx++;
+        /* "40 laps" */
+        if (S_word(S, nx) && !S->t[nx].lx && !(S->t[nx].flags & TF_CAP))
+            nx++;
+    }
+    if (!hobby_tail(x, S, nx))
         return;
     char g[40];
     gerund(lx_verb_name(f->v->verb), g, sizeof g);
@@ -3881,7 +4400,7 @@ static void m_hobby_verb(fr *f)
 static void m_want(fr *f)
 {
     const vg *v = f->v;
-    if (v->past || v->future || v->neg || v->used_to || f->sj->kind == SJ_OTHER)
+    if (v->past || v->future || v->neg || v->used_to)
         return;
     int vb = v->verb;
     if (vb == LV_PLAN) {
@@ -3934,6 +4453,40 @@ static void m_turn(fr *f)
 {
     ex_polarity pol;
     float base = 0.9f;
+    const vg *v = f->v;
+    if (!v->past && !v->perfect && !v->neg && !v->modal) {
+        /* "Grandpa turns 90 on Sunday", "I'm turning 25 tomorrow": a
+         * birthday to come is a milestone, not yet the age; "turning 31
+         * today" is the age now. */
+        int b0;
+        if (age_at(f->S, f->k, &b0) <= 0)
+            return;
+        const timex *tx = sent_time(f->x, f->S);
+        bool today = tx->kind != TIMEX_WINDOW ||
+                     (tx->from_us <= f->x->day_from + DAY_US / 2 &&
+                      tx->to_us <= f->x->day_from + DAY_US + DAY_US / 2 &&
+                      tx->to_us > f->x->day_from);
+        if (!today || v->future) {
+            if (tx->kind == TIMEX_WINDOW) {
+                add_event(f->x, f->S, EX_EV_MILESTONE,
+                          toks_str(f->x, f->S, v->main, b0), 0.7f, v->main, b0, f->sj);
+                if (f->x->out->n_events > 0) {
+                    ex_event *e = &f->x->out->events[f->x->out->n_events - 1];
+                    plan_window(f->x, f->S, &e->from_us, &e->to_us);
+                }
+            }
+            f->event_done = true;
+            return;
+        }
+        if (!v->progressive && tx->kind != TIMEX_WINDOW)
+            return; /* "he turns 90" with no time: nothing to say */
+        char buf[16];
+        snprintf(buf, sizeof buf, "%d", age_at(f->S, f->k, &b0));
+        add_fact(f->x, f->S, f->sj, "age", xstrdup(f->x, buf), NULL, EX_ASSERTED,
+                 fbase(f, 0.85f), f->k, b0, (ex_entity_type)-1);
+        frame_event(f, EX_EV_MILESTONE, v->main, f->k + 1);
+        return;
+    }
     if (is_future(f) || !change(f, &pol, &base))
         return;
     int b;
@@ -4012,8 +4565,16 @@ static void m_misc_state(fr *f)
     int k = f->k, vb = f->v->verb;
     if (!state(f, &pol, &base))
         return;
-    if (vb == LV_SUFFER && S_is(S, k, "from")) {
+    if (vb == LV_SUFFER && (S_is(S, k, "from") ||
+                            (S_is(S, k, "with") && S_cls(S, np_end(x, S, k + 1, 4, 0) - 1,
+                                                         LX_HEALTH)))) {
         emit_list(f, k + 1, "health", pol, base, EX_ENT_CONCEPT, 0);
+    } else if (vb == LV_RECOVER && S_is(S, k, "from") && !f->v->past) {
+        /* "recovering from knee surgery" */
+        int a = skip_det(S, k + 1), b = np_end(x, S, a, 4, 0);
+        if (b > a && !vague_np(S, a, b))
+            add_fact(x, S, f->sj, "health", toks_str(x, S, a, b), NULL, pol, 0.8f,
+                     a, b, EX_ENT_CONCEPT);
     } else if (vb == LV_IDENTIFY && S_is(S, k, "as") && f->sj->kind == SJ_SPEAKER) {
         int b;
         const char *g = gender_value(S, k + 1, &b, false);
@@ -4066,7 +4627,7 @@ static void m_learn(fr *f)
     int j = skip_adv(S, k + 1), b;
     if (j >= S->n || !tverb(&S->t[j]) || weak_verb(tverb(&S->t[j])))
         return;
-    char *val = vp_value(x, S, j, &b);
+    char *val = skill_value(x, S, j, &b);
     if (val)
         add_fact(x, S, f->sj, "skill", val, NULL, pol, base, j, b,
                  (ex_entity_type)-1);
@@ -4178,18 +4739,8 @@ static void m_get(fr *f)
         return;
     }
     if (S_cls(S, j, LX_DEGREE)) {
-        int q = j + 1;
-        if (S_is(S, q, "degree"))
-            q++;
-        if (S_is(S, q, "in")) {
-            int s2 = skip_det(S, q + 1);
-            int e2 = np_end(x, S, s2, 5, NP_OF);
-            if (e2 > s2)
-                add_fact(x, S, f->sj, "education", toks_str(x, S, s2, e2), NULL,
-                         pol, fbase(f, 0.85f), s2, e2, EX_ENT_CONCEPT);
-            q = e2;
-        }
-        frame_event(f, EX_EV_MILESTONE, v->main, q);
+        int q = degree_at(f, k, pol, fbase(f, 0.85f));
+        frame_event(f, EX_EV_MILESTONE, v->main, q > k ? q : j + 1);
     }
 }
 
@@ -4302,7 +4853,92 @@ static void m_school(fr *f)
         school |= (tcls(&S->t[q]) & LX_SCHOOL) != 0;
     if (!school)
         return;
-    emit_org(f, j, "education.school", pol, fbase(f, v->past ? 0.8f : 0.85f));
+    /* "I went to Stanford for a conference": a visit */
+    if (vb == LV_GO && S_is(S, b, "for") && S_cls(S, b + 1, LX_ART | LX_POSS))
+        return;
+    int e = emit_org(f, j, "education.school", pol, fbase(f, v->past ? 0.8f : 0.85f));
+    /* "I went to Georgia Tech for computer science" */
+    if (e > j && S_is(S, e, "for") && !S_cls(S, e + 1, LX_ART | LX_POSS | LX_NUM) &&
+        !(e + 1 < S->n && S->t[e + 1].type == T_NUM)) {
+        int s2 = e + 1, e2 = np_end(x, S, s2, 4, NP_OF);
+        if (e2 > s2 && !vague_np(S, s2, e2) && !in_time(x, S, s2))
+            add_fact(x, S, f->sj, "education", toks_str(x, S, s2, e2), NULL, pol,
+                     fbase(f, 0.8f), s2, e2, EX_ENT_CONCEPT);
+    }
+}
+
+/* degree_word -- token q names a qualification ("PhD", "master's",
+ * "associate's", "bootcamp"). */
+static bool degree_word(const sent *S, int q)
+{
+    if (S_cls(S, q, LX_DEGREE) || S_is(S, q, "bootcamp") || S_is(S, q, "undergrad"))
+        return true;
+    if (S_word(S, q) && S_is(S, q + 1, "'s")) {
+        char w[32];
+        snprintf(w, sizeof w, "%s's", S->t[q].w);
+        const lx_entry *e = lx_find(w, strlen(w));
+        return e && (e->cls & LX_DEGREE);
+    }
+    return false;
+}
+
+/* degree_at -- a qualification at k ("my PhD in neuroscience", "a master's
+ * in economics", "my MBA", "a coding bootcamp", "my undergrad") and where
+ * it was earned ("at McGill", "from Wharton"): the education is the field
+ * when one is given, else the qualification.  Returns the end, or k. */
+static int degree_at(fr *f, int k, ex_polarity pol, float base)
+{
+    sent *S = f->S;
+    xctx *x = f->x;
+    int j = skip_det(S, k);
+    int s0 = j;
+    while (S_cls(S, j, LX_MODADJ) || S_is(S, j, "private") || S_is(S, j, "first"))
+        j++;
+    int q = j;
+    while (q < S->n && q - j < 2 && S_word(S, q) && !degree_word(S, q) &&
+           !(tcls(&S->t[q]) & (LX_PREP | LX_CONJ | LX_SUB | LX_ART | LX_POSS)))
+        q++;
+    if (!degree_word(S, q))
+        return k;
+    if (tis(&S->t[q], "certification") || tis(&S->t[q], "certificate"))
+        return k;
+    int e = q + 1;
+    if (S_is(S, e, "'s"))
+        e++;
+    if (S_is(S, e, "degree"))
+        e++;
+    int end = e;
+    if (S_is(S, e, "in")) {
+        int s2 = skip_det(S, e + 1);
+        int e2 = np_end(x, S, s2, 5, NP_OF);
+        if (e2 > s2 && !vague_np(S, s2, e2)) {
+            add_fact(x, S, f->sj, "education", toks_str(x, S, s2, e2), NULL, pol,
+                     base, s2, e2, EX_ENT_CONCEPT);
+            end = e2;
+        }
+    } else if (!S_is(S, q, "degree") && !S_is(S, q, "degrees") &&
+               !S_is(S, q, "undergrad")) {
+        add_fact(x, S, f->sj, "education", toks_str(x, S, s0 < j ? j : s0, e), NULL,
+                 pol, fbase(f, 0.8f), j, e, (ex_entity_type)-1);
+    }
+    if (S_is(S, end, "at") || S_is(S, end, "from"))
+        end = emit_org(f, end + 1, "education.school", pol, fbase(f, 0.85f));
+    return end;
+}
+
+/* m_finish -- "I finished my PhD at Imperial", "did my undergrad at Seoul
+ * National University", "I'm doing my master's in law". */
+static void m_finish(fr *f)
+{
+    const vg *v = f->v;
+    if (v->future || v->modal || v->neg || v->used_to)
+        return;
+    if (f->v->verb != LV_DO && !(v->past || v->perfect))
+        return;
+    int e = degree_at(f, f->k, v->corr ? EX_CORRECTION : EX_ASSERTED,
+                      fbase(f, 0.85f));
+    if (e > f->k && f->v->verb != LV_DO)
+        frame_event(f, EX_EV_MILESTONE, v->main, e);
 }
 
 static void m_origin(fr *f)
@@ -4331,6 +4967,25 @@ static void m_go(fr *f)
 {
     sent *S = f->S;
     int k = f->k;
+    /* "I went vegan in January": a change of diet */
+    if (S_cls(S, k, LX_DIET) && (f->v->past || f->v->perfect) && !f->v->neg &&
+        (clause_end_tok(S, k + 1) || S_cls(S, k + 1, LX_CONJ | LX_PREP | LX_ADV) ||
+         in_time(f->x, S, k + 1))) {
+        add_fact(f->x, S, f->sj, "diet", xstrdup(f->x, S->t[k].w), NULL,
+                 EX_ASSERTED, fbase(f, 0.85f), k, k + 1, EX_ENT_CONCEPT);
+        frame_event(f, EX_EV_PREFERENCE, f->v->main, k + 1);
+        return;
+    }
+    /* "I go rock climbing": a word before the activity */
+    if (S_word(S, k) && !(tform(&S->t[k]) & LXF_ING) && S_word(S, k + 1) &&
+        (tform(&S->t[k + 1]) & LXF_ING) &&
+        (tcls(&S->t[k + 1]) & (LX_ACTIVITY | LX_HOBBYV)) &&
+        !S_cls(S, k, LX_PREP | LX_ART | LX_POSS | LX_ADV) && habitual(f) &&
+        !f->v->neg && hobby_tail(f->x, S, k + 2)) {
+        add_fact(f->x, S, f->sj, "hobby", toks_str(f->x, S, k, k + 2), NULL,
+                 EX_ASSERTED, fbase(f, 0.85f), k, k + 2, EX_ENT_CONCEPT);
+        return;
+    }
     const tok *t = k < S->n ? &S->t[k] : NULL;
     if (t && habitual(f) && !f->v->neg && (tform(t) & LXF_ING) &&
         (tcls(t) & (LX_ACTIVITY | LX_HOBBYV)) && hobby_tail(f->x, S, k + 1)) {
@@ -4461,7 +5116,7 @@ static void generic_event(fr *f)
             dm_free(val);
             return;
         }
-        if (f->sj->kind != SJ_OTHER) {
+        {
             char *val2 = xstrdup(x, val);
             add_fact(x, S, f->sj, "plan", val2, NULL, EX_ASSERTED,
                      fbase(f, timed || v->future ? 0.85f : 0.7f), v->main, b,
@@ -4550,7 +5205,7 @@ static void frame(xctx *x, sent *S, const subj *sj, const vg *v)
         m_injury(&f);
         break;
     case LV_SUFFER: case LV_IDENTIFY: case LV_FOLLOW: case LV_VOLUNTEER:
-    case LV_RESIDE:
+    case LV_RESIDE: case LV_RECOVER:
         m_misc_state(&f);
         break;
     case LV_TAKE: case LV_PICK: m_pickup(&f); break;
@@ -4561,6 +5216,7 @@ static void frame(xctx *x, sent *S, const subj *sj, const vg *v)
         m_school(&f);
         break;
     case LV_GO: m_go(&f); break;
+    case LV_FINISH: case LV_COMPLETE: m_finish(&f); break;
     case LV_GROW: case LV_COME: m_origin(&f); break;
     default: break;
     }
@@ -4570,13 +5226,16 @@ static void frame(xctx *x, sent *S, const subj *sj, const vg *v)
 /* ---- possessives and other sentence patterns ----------------------------- */
 
 static void subject_frames(xctx *x, sent *S, const subj *sj, int vstart);
+static void subject_frames_vg(xctx *x, sent *S, const subj *sj, const vg *v0,
+                              bool third);
 
 /* family_names -- after "my sister" at relation token r: "Ann", ", Ann,",
  * "named Ann", "'s name is Ann", "s, Emma and Jake"; emits the facts and
  * starts a frame for a single name that is followed by a verb. */
-static void family_names(xctx *x, sent *S, const subj *own, int r, bool ok)
+static void family_names(xctx *x, sent *S, const subj *own, int r, bool ok,
+                         int rel_of)
 {
-    int rel = S->t[r].lx->data;
+    int rel = rel_of >= 0 ? rel_of : S->t[r].lx->data;
     if (rel < 0 || rel >= (int)N_FAMILY)
         return;
     int gender = rel_gender(&S->t[r]);
@@ -4596,6 +5255,10 @@ static void family_names(xctx *x, sent *S, const subj *own, int r, bool ok)
     int n_names = 0, first_a = -1, first_b = -1, end = j;
     for (int g = 0; g < 4; g++) {
         int e = name_run(S, j);
+        /* "my daughter sofia": written lowercase, a known first name */
+        if (e <= j && g == 0 && j == r + 1 && S_word(S, j) && S->t[j].lx &&
+            S->t[j].lx->cls == LX_FIRSTNAME)
+            e = j + 1;
         if (e <= j || speaker_tok(x, S, j))
             break;
         if (tcls(&S->t[j]) & (LX_DAY | LX_MONTH)) {
@@ -4661,6 +5324,15 @@ static void family_names(xctx *x, sent *S, const subj *own, int r, bool ok)
     subject_frames(x, S, &sj, v);
 }
 
+/* has_lang_before -- a language word precedes token p in S. */
+static bool has_lang_before(const sent *S, int p)
+{
+    for (int q = 0; q < p; q++)
+        if (S_cls(S, q, LX_LANG) && (S_is(S, q + 1, "language") || S_is(S, q + 1, "is")))
+            return true;
+    return false;
+}
+
 /* poss_at -- what follows a possessive of the speaker at j ("my" at p). */
 static void poss_at(xctx *x, sent *S, const subj *own, int p, int j, bool ok)
 {
@@ -4675,59 +5347,90 @@ static void poss_at(xctx *x, sent *S, const subj *own, int p, int j, bool ok)
     f.event_done = true;
     f.k = j;
     int q = j;
-    while (S_cls(S, q, LX_KINADJ) && !S_cls(S, q, LX_FAMILY | LX_ANIMAL) &&
-           q - j < 3)
+    while ((S_cls(S, q, LX_KINADJ | LX_NUM) ||
+            (q < S->n && S->t[q].type == T_NUM)) &&
+           !S_cls(S, q, LX_FAMILY | LX_ANIMAL) && q - j < 3)
         q++;
     if (S_cls(S, q, LX_FAMILY)) {
-        family_names(x, S, own, q, ok);
+        family_names(x, S, own, q, ok, -1);
+        return;
+    }
+    /* "my oldest, Noah", "my youngest Charlie": a child */
+    if ((S_is(S, j, "oldest") || S_is(S, j, "youngest") || S_is(S, j, "eldest") ||
+         S_is(S, j, "firstborn")) &&
+        (S_cap(S, j + 1) || (S_punct(S, j + 1, ',') && S_cap(S, j + 2)))) {
+        family_names(x, S, own, j, ok, 7);
         return;
     }
     if (!ok)
         return;
     if (S_cls(S, q, LX_ANIMAL)) {
-        /* "my dog Max", "my cat, Luna,", "my dog's name is Max" */
+        /* "my dog Max", "my cat, Luna,", "my dog's name is Max", "my two
+         * cats, Salt and Pepper" */
         int e = q + 1;
         if (S_is(S, e, "'s") && S_is(S, e + 1, "name") &&
             (S_is(S, e + 2, "is") || S_is(S, e + 2, "'s")))
             e += 3;
         else if (S_punct(S, e, ','))
             e++;
-        int ne = name_run(S, e);
-        if (ne > e && !(tcls(&S->t[e]) & (LX_DAY | LX_MONTH | LX_ORGNAME))) {
-            const char *sp = lx_species(S->t[q].lx->data);
+        int first = e, last = e;
+        for (int g = 0; g < 4; g++) {
+            int ne = name_run(S, e);
+            if (ne <= e || (tcls(&S->t[e]) & (LX_DAY | LX_MONTH | LX_ORGNAME)))
+                break;
             /* "my dog Max died": no longer a pet */
             int d = skip_adv(S, S_punct(S, ne, ',') ? ne + 1 : ne);
             bool died = S_is(S, d, "died") ||
-                        (S_is(S, d, "passed") && S_is(S, d + 1, "away"));
-            char *nm = toks_str(x, S, e, ne);
-            if (nm && sp) {
-                size_t n = strlen(nm) + strlen(sp) + 4;
-                char *val = dm_malloc(n);
-                if (!val) {
-                    x->err = DM_ENOMEM;
-                } else {
-                    snprintf(val, n, "%s (%s)", nm, sp);
-                    add_fact(x, S, own, "pet", val, NULL,
-                             died ? EX_NEGATED : EX_ASSERTED, died ? 0.85f : 0.9f,
-                             e, ne, (ex_entity_type)-1);
-                    if (died) {
-                        char *w = toks_str(x, S, p + 1, d + (S_is(S, d, "passed") ? 2 : 1));
-                        add_event(x, S, EX_EV_MILESTONE, w, 0.8f, p + 1, d + 1, own);
-                    }
-                    add_entity(x, nm, EX_ENT_CONCEPT, 0.8f, tspan(S, e, ne));
-                }
+                        (S_is(S, d, "passed") && (S_is(S, d + 1, "away") ||
+                                                  !S_word(S, d + 1) ||
+                                                  in_time(x, S, d + 1)));
+            f.v = &none;
+            fr g2 = f;
+            g2.sj = own;
+            pet_named(&g2, e, ne, died ? EX_NEGATED : EX_ASSERTED,
+                      died ? 0.85f : 0.9f);
+            if (died) {
+                int we = d + (S_is(S, d, "passed") && S_is(S, d + 1, "away") ? 2 : 1);
+                char *w = toks_str(x, S, p + 1, we);
+                add_event(x, S, EX_EV_MILESTONE, w, 0.8f, p + 1, we, own);
             }
-            dm_free(nm);
+            last = ne;
+            e = ne;
+            if (S_punct(S, e, ',') && S_is(S, e + 1, "and"))
+                e += 2;
+            else if (S_is(S, e, "and") && S_cap(S, e + 1))
+                e++;
+            else
+                break;
         }
+        (void)first;
+        (void)last;
         return;
+    }
+    /* "our house is in Ontario", "our new apartment in Lyon": where the
+     * speaker lives (not "my apartment's kitchen"). */
+    {
+        int h = j;
+        while (S_is(S, h, "new") || S_is(S, h, "current") || S_is(S, h, "own") ||
+               S_is(S, h, "little") || S_is(S, h, "tiny"))
+            h++;
+        if (home_word(S, h) && !S_is(S, h, "home") && own->kind == SJ_SPEAKER) {
+            int w = h + 1;
+            if (S_is(S, w, "is") || S_is(S, w, "'s"))
+                w++;
+            if (S_is(S, w, "in") && !S_cls(S, w + 1, LX_ART | LX_POSS)) {
+                emit_place(x, S, own, w + 1, false, EX_ASSERTED,
+                           w > h + 1 ? 0.85f : 0.8f, NULL);
+                return;
+            }
+        }
     }
     const tok *t = j < S->n ? &S->t[j] : NULL;
     if (!t)
         return;
     int k = j + 1;
-    if (tis(t, "full") || tis(t, "real") || tis(t, "first") || tis(t, "last")) {
-        if (!S_is(S, k, "name"))
-            return;
+    if ((tis(t, "full") || tis(t, "real") || tis(t, "first") || tis(t, "last")) &&
+        S_is(S, k, "name")) {
         t = &S->t[k];
         k++;
     }
@@ -4770,6 +5473,13 @@ static void poss_at(xctx *x, sent *S, const subj *own, int p, int j, bool ok)
                      (ex_entity_type)-1);
         return;
     }
+    if ((tis(t, "absolute") || tis(t, "all-time") || tis(t, "total") ||
+         tis(t, "very")) &&
+        (S_is(S, j + 1, "favorite") || S_is(S, j + 1, "favourite"))) {
+        t = &S->t[j + 1];
+        j++;
+        k = j + 1;
+    }
     if ((tis(t, "favorite") || tis(t, "favourite") || tis(t, "fave")) &&
         (S_is(S, p - 1, "is") || S_is(S, p - 1, "'s") || S_is(S, p - 1, "are"))) {
         /* "Pizza is my favorite food." */
@@ -4808,6 +5518,15 @@ static void poss_at(xctx *x, sent *S, const subj *own, int p, int j, bool ok)
                       EX_ENT_CONCEPT, 0);
         return;
     }
+    if ((tis(t, "field") || tis(t, "industry") || tis(t, "sector")) && is && !neg &&
+        own->kind == SJ_SPEAKER) {
+        int ia, ib;
+        float ic;
+        if (industry_at(x, S, v, &ia, &ib, &ic) > v)
+            add_fact(x, S, own, "work.industry", toks_str(x, S, ia, ib), NULL, pol,
+                     ic < 0.85f ? ic : 0.85f, ia, ib, EX_ENT_CONCEPT);
+        return;
+    }
     if ((tis(t, "hobby") || tis(t, "hobbies") || tis(t, "passion")) &&
         (is || S_is(S, k, "include"))) {
         emit_list(&f, k + 1, "hobby", pol, 0.85f, EX_ENT_CONCEPT, 0);
@@ -4825,10 +5544,21 @@ static void poss_at(xctx *x, sent *S, const subj *own, int p, int j, bool ok)
             emit_place(x, S, own, w + 1, true, pol, 0.85f, NULL);
         return;
     }
-    if ((tis(t, "native") || tis(t, "first") || tis(t, "mother")) &&
-        (S_is(S, j + 1, "language") || S_is(S, j + 1, "tongue")) &&
+    bool ordl = tis(t, "native") || tis(t, "first") || tis(t, "mother") ||
+                tis(t, "second") || tis(t, "third");
+    if (ordl && (S_is(S, j + 1, "language") || S_is(S, j + 1, "tongue")) &&
         (S_is(S, j + 2, "is") || S_is(S, j + 2, "'s")))
         emit_list(&f, j + 3, "language", pol, 0.9f, EX_ENT_CONCEPT, LX_LANG);
+    /* "English is my second language" */
+    else if (ordl && (S_is(S, j + 1, "language") || S_is(S, j + 1, "tongue")) &&
+             (S_is(S, p - 1, "is") || S_is(S, p - 1, "'s")) && S_cls(S, p - 2, LX_LANG))
+        add_fact(x, S, own, "language", toks_str(x, S, p - 2, p - 1), NULL,
+                 EX_ASSERTED, 0.9f, p - 2, p - 1, EX_ENT_CONCEPT);
+    /* "... my first is Tagalog" after a language was named */
+    else if (ordl && (S_is(S, j + 1, "is") || S_is(S, j + 1, "'s")) &&
+             S_cls(S, j + 2, LX_LANG) && has_lang_before(S, p))
+        add_fact(x, S, own, "language", toks_str(x, S, j + 2, j + 3), NULL,
+                 EX_ASSERTED, 0.85f, j + 2, j + 3, EX_ENT_CONCEPT);
 }
 
 /* org_sentence -- "Acme is a healthcare company", "Acme Corp is in the
@@ -4971,6 +5701,13 @@ static void specials(xctx *x, sent *S)
             if (i > 0 && (S_is(S, i - 1, "not") || S_is(S, i - 1, "to") ||
                           S_is(S, i - 1, "'d") || S_cls(S, i - 1, LX_MODAL)))
                 continue;
+            /* "everyone calls me Bubba", "nobody calls me Elizabeth": what
+             * others say, not the name asked for ("call me Liz", "you can
+             * call me Liz"). */
+            if (S_is(S, i, "calls") ||
+                (i > 0 && S_word(S, i - 1) && !S_cls(S, i - 1, LX_CAN | LX_ADV) &&
+                 !(tcls(&S->t[i - 1]) & LX_INTERJ)))
+                continue;
             int e = name_run(S, i + 2);
             if (e > i + 2) {
                 me.pos = i;
@@ -4991,6 +5728,55 @@ static void specials(xctx *x, sent *S)
             }
         }
     }
+    /* Idioms of taste: "nothing beats X", "can't get enough of X". */
+    for (int i = 0; i + 2 < S->n && !x->assistant; i++) {
+        if (S->t[i].mark & (TM_HYPO | TM_REPORTED | TM_WISH))
+            break;
+        int at = -1;
+        if (S_is(S, i, "nothing") && (S_is(S, i + 1, "beats") ||
+                                      (S_is(S, i + 1, "compares") && S_is(S, i + 2, "to"))))
+            at = S_is(S, i + 1, "beats") ? i + 2 : i + 3;
+        else if (S_is(S, i, "get") && S_is(S, i + 1, "enough") && S_is(S, i + 2, "of") &&
+                 i >= 2 && S_is(S, i - 1, "not") && S_is(S, i - 2, "can"))
+            at = i + 3;
+        if (at < 0)
+            continue;
+        fr g;
+        vg none;
+        memset(&none, 0, sizeof none);
+        none.main = i;
+        me.pos = i;
+        g.x = x;
+        g.S = S;
+        g.sj = &me;
+        g.v = &none;
+        g.k = at;
+        g.event_done = true;
+        emit_list(&g, at, "preference.likes", EX_ASSERTED, 0.75f, EX_ENT_CONCEPT, 0);
+        break;
+    }
+    /* "Lisbon is home (now)", "home is Lisbon": where the speaker lives. */
+    for (int i = 0; i + 2 < S->n && !x->assistant; i++) {
+        if (S->t[i].mark & (TM_HYPO | TM_REPORTED | TM_WISH | TM_SUBCL))
+            break;
+        int a, b;
+        place p;
+        if (S_is(S, i, "home") && (S_is(S, i + 1, "is") || S_is(S, i + 1, "'s")) &&
+            (i == 0 || !S_cls(S, i - 1, LX_POSS | LX_ART)) &&
+            place_at(x, S, i + 2, &a, &b, &p) && p.gp) {
+            me.pos = i;
+            emit_place(x, S, &me, i + 2, false, EX_ASSERTED, 0.85f, NULL);
+            break;
+        }
+        if (S_cap(S, i) && (i == 0 || !S_cap(S, i - 1)) &&
+            place_at(x, S, i, &a, &b, &p) && p.gp &&
+            (S_is(S, b, "is") || S_is(S, b, "'s")) && S_is(S, b + 1, "home") &&
+            (clause_end_tok(S, b + 2) || S_is(S, b + 2, "now"))) {
+            me.pos = i;
+            emit_place(x, S, &me, i, false, EX_ASSERTED, 0.85f, NULL);
+            break;
+        }
+    }
     int f = first_content(S);
     /* Fragments: "Born and raised in Texas.", "Name's Jake." */
     if (!x->assistant && f < S->n && (S->t[f].flags & TF_CAP)) {
@@ -5003,6 +5789,27 @@ static void specials(xctx *x, sent *S)
                 j += 2;
             if (S_is(S, j, "in"))
                 emit_place(x, S, &me, j + 1, true, EX_ASSERTED, 0.85f, NULL);
+        }
+        /* "Jon's the name" */
+        if (S_cap(S, f) && S_is(S, f + 1, "'s") && S_is(S, f + 2, "the") &&
+            S_is(S, f + 3, "name")) {
+            int e = name_run(S, f);
+            if (e == f + 1)
+                add_fact(x, S, &me, "name", toks_str(x, S, f, e), NULL, EX_ASSERTED,
+                         0.85f, f, e, EX_ENT_PERSON);
+        }
+        /* "This is Keiko," / "It's Tomás, by the way" opening a turn */
+        if (S->off == 0 && ((S_is(S, f, "this") && S_is(S, f + 1, "is")) ||
+                            (S_is(S, f, "it") && S_is(S, f + 1, "'s")))) {
+            int e = name_run(S, f + 2);
+            bool intro = S_is(S, f, "this") ||
+                         (S_punct(S, e, ',') && (S_is(S, e + 1, "by") ||
+                                                 S_is(S, e + 1, "btw")));
+            if (e > f + 2 && intro && (clause_end_tok(S, e) || S_is(S, e, "here")) &&
+                (tcls(&S->t[f + 2]) & ~(uint64_t)LX_FIRSTNAME) == 0)
+                add_fact(x, S, &me, "name", toks_str(x, S, f + 2, e), NULL,
+                         EX_ASSERTED, S->t[f + 2].lx ? 0.85f : 0.7f, f + 2, e,
+                         EX_ENT_PERSON);
         }
         if ((S_is(S, f, "name") && S_is(S, f + 1, "'s")) ||
             (S_is(S, f, "the") && S_is(S, f + 1, "name") && S_is(S, f + 2, "'s"))) {
@@ -5029,8 +5836,86 @@ static void specials(xctx *x, sent *S)
 
 /* ---- subjects ----------------------------------------------------------- */
 
+/* implied_vg -- a verb group whose subject and auxiliary are left out, as
+ * people write in chat: "Moved to Denver last year" (I moved), "Living in
+ * Leeds" (I'm living), "Been at Acme for years" (I've been), "Been knitting
+ * a lot" (I've been knitting), and after a comma in a list of what the
+ * speaker does: "I'm 35, live in Chennai, work as ...".  base_ok admits a
+ * base form ("live"), which at the start of a sentence would be an
+ * imperative.  Fails on anything else. */
+static bool implied_vg(const sent *S, int k, bool base_ok, vg *v)
+{
+    memset(v, 0, sizeof *v);
+    if (k >= S->n || S->t[k].type != T_WORD || tis(&S->t[k], "i"))
+        return false;
+    const tok *t = &S->t[k];
+    int vb = tverb(t);
+    uint8_t fm = tform(t);
+    if (vb == LV_NONE || (tcls(t) & (LX_MODAL | LX_WILL | LX_CAN | LX_DO)))
+        return false;
+    if (tis(t, "been")) {
+        /* "Been knitting a lot" / "Been a nurse for years" */
+        int q = skip_adv(S, k + 1);
+        v->perfect = true;
+        if (q < S->n && tverb(&S->t[q]) && (tform(&S->t[q]) & LXF_ING) &&
+            !(S->t[q].flags & TF_CAP)) {
+            v->progressive = true;
+            v->main = q;
+            v->verb = tverb(&S->t[q]);
+            v->form = tform(&S->t[q]);
+            v->next = q + 1;
+        } else {
+            v->copula = true;
+            v->main = k;
+            v->verb = LV_BE;
+            v->next = k + 1;
+        }
+        return true;
+    }
+    if (vb == LV_BE || vb == LV_HAVE)
+        return false; /* "is", "was", "has": another subject's verb */
+    if ((fm & LXF_ING) && !(fm & (LXF_BASE | LXF_PAST))) {
+        v->progressive = true;
+    } else if ((fm & LXF_PAST) && !(fm & LXF_BASE)) {
+        v->past = true;
+    } else if ((fm & LXF_BASE) && base_ok) {
+        ;
+    } else {
+        return false;
+    }
+    v->main = k;
+    v->verb = vb;
+    v->form = fm;
+    v->next = k + 1;
+    for (int q = v->next; q < S->n && q < v->next + 12; q++)
+        if (S_is(S, q, "anymore") || (S_is(S, q, "any") && S_is(S, q + 1, "more")))
+            v->anymore = true;
+    return true;
+}
+
+/* copula_start -- token i can open another complement of "be" in a list
+ * ("I'm 35, divorced, a nurse at ..., from Ohio"). */
+static bool copula_start(const sent *S, int i)
+{
+    if (i >= S->n)
+        return false;
+    const tok *t = &S->t[i];
+    if (t->type == T_NUM)
+        return !(t->flags & TF_ORD);
+    if (t->type != T_WORD || (tcls(t) & (LX_SUBJ | LX_POSS)))
+        return false;
+    if (tcls(t) & (LX_ART | LX_RELSTAT | LX_DIET | LX_NUM | LX_HEALTHADJ))
+        return !(tcls(t) & LX_SUBJ);
+    return tis(t, "from") || tis(t, "allergic") || tis(t, "obsessed") ||
+           tis(t, "retired") || tis(t, "fluent") || tis(t, "based") ||
+           tis(t, "conversational") ||
+           tis(t, "originally");
+}
+
 /* subject_frames -- the verb group at vstart for subject sj, and the verb
- * groups coordinated with it ("I live in Austin and work at Acme"). */
+ * groups coordinated with it ("I live in Austin and work at Acme", "I'm 35,
+ * live in Chennai, work as ..."), and the further complements of a copula
+ * ("I'm 41, divorced, a nurse"). */
 static void subject_frames(xctx *x, sent *S, const subj *sj, int vstart)
 {
     vg v;
@@ -5040,30 +5925,59 @@ static void subject_frames(xctx *x, sent *S, const subj *sj, int vstart)
                   !tis(st, "my") && !tis(st, "your"));
     if (!parse_vg(S, vstart, third, &v))
         return;
+    subject_frames_vg(x, S, sj, &v, third);
+}
+
+static void subject_frames_vg(xctx *x, sent *S, const subj *sj, const vg *v0,
+                              bool third)
+{
+    vg v = *v0;
     S->consumed = 0;
     frame(x, S, sj, &v);
+    bool copula = v.copula;
+    vg cop = v;
     int i = v.next > S->consumed ? v.next : S->consumed;
-    for (int guard = 0; guard < 4 && i < S->n; i++) {
+    for (int guard = 0; guard < 6 && i < S->n; i++) {
         const tok *t = &S->t[i];
         if ((tcls(t) & LX_SUB) || (tcls(t) & LX_SUBJ) || tis(t, "that"))
             return;
         if (t->type == T_PUNCT && t->p != ',')
             return;
-        if (!(tis(t, "and") || tis(t, "but")))
+        bool comma = tpunct(t, ',');
+        if (!(tis(t, "and") || tis(t, "but") || comma))
             continue;
         int k = skip_adv(S, i + 1);
-        if (k >= S->n || S->t[k].type != T_WORD || (tcls(&S->t[k]) & LX_SUBJ))
+        if (comma && S_is(S, k, "and"))
+            k = skip_adv(S, k + 1);
+        if (k >= S->n || S->t[k].type == T_PUNCT || (tcls(&S->t[k]) & LX_SUBJ))
             return;
         const tok *u = &S->t[k];
-        if (!tverb(u) && !(tcls(u) & (LX_NEG | LX_DO | LX_WILL | LX_CAN | LX_HAVE)))
-            continue;
         vg w;
-        if (!parse_vg(S, i + 1, third, &w) || w.copula)
+        bool ok = false;
+        if (copula && copula_start(S, k) && !(tcls(u) & LX_NEG)) {
+            ;
+        } else if (tverb(u) ||
+                   (tcls(u) & (LX_NEG | LX_DO | LX_WILL | LX_CAN | LX_HAVE))) {
+            ok = parse_vg(S, skip_adv(S, i + 1) == k ? i + 1 : k, third, &w) &&
+                 !w.copula;
+            /* "..., living in Oslo", "..., studied chemistry at ..." */
+            if (!ok && sj->kind == SJ_SPEAKER)
+                ok = implied_vg(S, k, true, &w) && !w.copula;
+        }
+        if (ok) {
+            S->consumed = 0;
+            frame(x, S, sj, &w);
+            i = (w.next > S->consumed ? w.next : S->consumed) - 1;
+            guard++;
             continue;
-        S->consumed = 0;
-        frame(x, S, sj, &w);
-        i = (w.next > S->consumed ? w.next : S->consumed) - 1;
-        guard++;
+        }
+        if (copula && copula_start(S, k)) {
+            cop.next = k;
+            S->consumed = 0;
+            frame(x, S, sj, &cop);
+            guard++;
+            i = (S->consumed > k ? S->consumed : k + 1) - 1;
+        }
     }
 }
 
@@ -5081,8 +5995,94 @@ static int resolve(xctx *x, bool female)
     return n == 1 ? found : -1;
 }
 
+/* gerund_subject -- the -ing phrase at k is the subject of a verb that
+ * follows ("Moving to Denver was the best decision", "Gardening keeps me
+ * sane"), not a clause whose "I'm" was left out. */
+static bool gerund_subject(const sent *S, int k)
+{
+    for (int q = k + 1; q < S->n && q < k + 10; q++) {
+        const tok *t = &S->t[q];
+        if (t->type == T_PUNCT || (tcls(t) & (LX_CONJ | LX_SUB)))
+            return false;
+        if (t->flags & (TF_CAP | TF_UPPER))
+            continue; /* "in May" is no modal */
+        if ((tcls(t) & (LX_BE | LX_MODAL | LX_WILL)) ||
+            (tis(t, "'s") && S_cls(S, q + 1, LX_ART | LX_DET | LX_ADV | LX_NEG)) ||
+            tis(t, "has") || tis(t, "'d"))
+            return true;
+        if (tverb(t) && (tform(t) & LXF_S3) && !(tform(t) & (LXF_BASE | LXF_PAST)))
+            return true;
+    }
+    return false;
+}
+
+/* dropped_subject -- a sentence that leaves out its "I" ("Moved to Denver
+ * last year", "Living in Leeds these days", "Just started a new job at
+ * Stripe", "Been at Acme for 8 years", "Can't stand country music"):
+ * the speaker's frames from its first verb. */
+static void dropped_subject(xctx *x, sent *S)
+{
+    if (x->assistant)
+        return;
+    int k = skip_adv(S, first_content(S));
+    if (k >= S->n || S->t[k].type != T_WORD ||
+        (S->t[k].mark & (TM_HYPO | TM_REPORTED | TM_WISH)))
+        return;
+    vg v;
+    int vb = tverb(&S->t[k]);
+    bool like = vb == LV_LOVE || vb == LV_LIKE || vb == LV_ENJOY ||
+                vb == LV_ADORE || vb == LV_HATE || vb == LV_DETEST ||
+                vb == LV_LOATHE || vb == LV_PREFER || vb == LV_DISLIKE;
+    if (tcls(&S->t[k]) & (LX_CAN | LX_DO)) {
+        /* "Can't stand X", "Don't eat meat anymore" is an order; only the
+         * idioms of taste are read. */
+        if (!parse_vg(S, k, false, &v) || !v.neg ||
+            (v.verb != LV_STAND && v.verb != LV_GET))
+            return;
+    } else if (!implied_vg(S, k, like, &v)) {
+        /* Verbless fragments about oneself: "Single and not looking",
+         * "Male, 45", "Vegan for 6 years", "Big fan of Radiohead", "Not
+         * into sports", "Allergic to sulfa drugs", "Fluent in Mandarin". */
+        int c = k;
+        bool neg = false;
+        if (S_is(S, c, "not") || S_is(S, c, "never")) {
+            neg = true;
+            c = skip_adv(S, c + 1);
+        }
+        const tok *t = c < S->n ? &S->t[c] : NULL;
+        if (!t || t->type != T_WORD)
+            return;
+        bool frag = tis(t, "into") || tis(t, "allergic") || tis(t, "fluent") ||
+                    tis(t, "conversational") ||
+                    ((tis(t, "big") || tis(t, "huge") || tis(t, "fan")) &&
+                     (S_is(S, c + 1, "fan") || S_is(S, c + 1, "of"))) ||
+                    (!neg && (tcls(t) & (LX_RELSTAT | LX_DIET)) &&
+                     !S_cls(S, c + 1, LX_FOOD | LX_OCC) &&
+                     (clause_end_tok(S, c + 1) || S_cls(S, c + 1, LX_CONJ | LX_PREP) ||
+                      S_is(S, c + 1, "since"))) ||
+                    (!neg && (tis(t, "male") || tis(t, "female")) &&
+                     clause_end_tok(S, c + 1));
+        if (!frag)
+            return;
+        memset(&v, 0, sizeof v);
+        v.copula = true;
+        v.verb = LV_BE;
+        v.main = k;
+        v.next = c;
+        v.neg = neg;
+        for (int q = c; q < S->n && q < c + 12; q++)
+            if (S_is(S, q, "anymore") || S_is(S, q, "longer"))
+                v.anymore = true;
+    }
+    if (v.progressive && !v.perfect && gerund_subject(S, k))
+        return;
+    subj sj = {SJ_SPEAKER, 0, 0, k, 1.0f};
+    subject_frames_vg(x, S, &sj, &v, false);
+}
+
 static void subjects(xctx *x, sent *S)
 {
+    dropped_subject(x, S);
     for (int i = 0; i < S->n; i++) {
         const tok *t = &S->t[i];
         if (t->type != T_WORD)
@@ -5394,6 +6394,19 @@ int ex_extract(const ex_input *in, ex_result *out)
             bool ok = !S.question &&
                       !(S.t[i].mark & (TM_HYPO | TM_REPORTED | TM_WISH));
             poss_at(&x, &S, &sj, i, named ? i + 2 : i + 1, ok);
+        }
+        /* "Grandma Betty", "Uncle Bob": a relation used as a title */
+        for (int i = 0; i < S.n && !x.err && !x.assistant; i++) {
+            if (!S_cls(&S, i, LX_FAMILY) || !(S.t[i].flags & TF_CAP) ||
+                !S_cap(&S, i + 1) || S_cls(&S, i + 1, LX_FAMILY) ||
+                (i > 0 && (S_cls(&S, i - 1, LX_POSS | LX_ART) || S_cap(&S, i - 1))))
+                continue;
+            int rel = S.t[i].lx->data;
+            if (!(rel == 11 || rel == 12 || rel == 15 || rel == 16 || rel == 17))
+                continue;
+            subj sj = {SJ_SPEAKER, 0, 0, i, 1.0f};
+            bool ok = !S.question && !(S.t[i].mark & (TM_HYPO | TM_REPORTED | TM_WISH));
+            family_names(&x, &S, &sj, i, ok, -1);
         }
         if (!S.question) {
             specials(&x, &S);

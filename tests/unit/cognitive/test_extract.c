@@ -136,7 +136,7 @@ static const fcase PERSONAL[] = {
     {"I'm a woman.", "", "gender", "female", A, 0.85f, 1},
     {"I identify as non-binary.", "", "gender", "non-binary", A, 0.85f, 1},
     {"As a trans woman, I think about this a lot.", "", "gender",
-     "transgender woman", A, 0.8f, 1},
+     "female", A, 0.8f, 1},
 };
 
 static void test_personal(void **state)
@@ -253,10 +253,10 @@ static void test_family(void **state)
 }
 
 static const fcase LIFE[] = {
-    {"I have a dog named Max.", "", "pet", "Max (dog)", A, 0.85f, 1},
-    {"I have two cats named Luna and Milo.", "", "pet", "Milo (cat)", A, 0.85f, 1},
+    {"I have a dog named Max.", "", "pet", "Max", A, 0.85f, 1},
+    {"I have two cats named Luna and Milo.", "", "pet", "Milo", A, 0.85f, 1},
     {"We adopted a puppy.", "", "pet", "dog", A, 0.6f, 0.85f},
-    {"My dog Max died last week.", "", "pet", "Max (dog)", N, 0.75f, 1},
+    {"My dog Max died last week.", "", "pet", "Max", N, 0.75f, 1},
     {"I love sushi.", "", "preference.likes", "sushi", A, 0.75f, 0.9f},
     {"I love sushi and ramen.", "", "preference.likes", "ramen", A, 0.75f, 0.9f},
     {"I can't stand jazz.", "", "preference.dislikes", "jazz", A, 0.75f, 0.9f},
@@ -295,8 +295,8 @@ static const fcase LIFE[] = {
      1},
     {"I'm fluent in German.", "", "language", "German", A, 0.85f, 1},
     {"I don't speak Russian.", "", "language", "Russian", N, 0.85f, 1},
-    {"I can play the piano.", "", "skill", "play the piano", A, 0.75f, 0.9f},
-    {"I can't swim.", "", "skill", "swim", N, 0.75f, 0.9f},
+    {"I can play the piano.", "", "skill", "playing the piano", A, 0.75f, 0.9f},
+    {"I can't swim.", "", "skill", "swimming", N, 0.75f, 0.9f},
     {"I know how to code.", "", "skill", "code", A, 0.8f, 0.9f},
     {"I'm good at math.", "", "skill", "math", A, 0.75f, 0.9f},
 };
@@ -322,7 +322,7 @@ static const fcase WORDINGS[] = {
     {"My husband's name is Mark.", "", "family.spouse", "Mark", A, 0.85f, 1},
     {"I'm a widow.", "", "relationship", "widowed", A, 0.85f, 1},
     {"I have a golden retriever named Buddy.", "", "pet",
-     "Buddy (golden retriever)", A, 0.85f, 1},
+     "Buddy", A, 0.85f, 1},
     {"Pizza is my favorite food.", "", "preference.likes", "pizza", A, 0.8f, 1},
     {"I'm a huge fan of the Lakers.", "", "preference.likes", "Lakers", A, 0.8f,
      1},
@@ -416,7 +416,6 @@ static const char *const NOT_FACTS[] = {
     "I'm 5 minutes away.",
     "I'm 100% sure.",
     "I'm happy.",
-    "I'm Canadian.",
     "I'm a big mess.",
     "I have two sons.",
     "I lived in Paris for three years.",
@@ -661,6 +660,125 @@ static void test_relations(void **state)
     ex_result_free(&r);
 }
 
+/* ---- constructions: dropped subjects, lists, fragments, idioms --------- */
+
+static const fcase CONSTRUCTIONS[] = {
+    /* the subject left out */
+    {"Moved to Halifax last spring.", "", "location.city", "Halifax", A, 0.85f, 1},
+    {"Currently living in Perth.", "", "location.city", "Perth", A, 0.85f, 1},
+    {"Just started a new role at Nvidia!", "", "work.employer", "Nvidia", A, 0.85f, 1},
+    {"Been at Oracle for six years.", "", "work.employer", "Oracle", A, 0.75f, 1},
+    {"Went keto in February.", "", "diet", "keto", A, 0.8f, 1},
+    {"Recovering from a hip replacement.", "", "health", "hip replacement", A, 0.75f, 1},
+    {"Can't stand reality shows.", "", "preference.dislikes", "reality shows", A, 0.75f, 1},
+    /* lists of what the speaker does or is */
+    {"I'm 44, live in Calgary, teach piano.", "", "age", "44", A, 0.85f, 1},
+    {"I'm 44, live in Calgary, teach piano.", "", "location.city", "Calgary", A, 0.85f, 1},
+    {"I'm 44, live in Calgary, teach piano.", "", "work.title", "piano teacher", A, 0.75f, 1},
+    {"I'm 29, married, a pharmacist at Boots.", "", "relationship", "married", A, 0.85f, 1},
+    {"I'm 29, married, a pharmacist at Boots.", "", "work.title", "pharmacist", A, 0.85f, 1},
+    {"I'm a welder, 38, living in Gdansk.", "", "location.city", "Gdansk", A, 0.55f, 1},
+    {"I'm 70 and retired.", "", "work.title", "retired", A, 0.8f, 1},
+    /* fragments about oneself */
+    {"Divorced and happy about it.", "", "relationship", "divorced", A, 0.85f, 1},
+    {"Vegetarian since college.", "", "diet", "vegetarian", A, 0.85f, 1},
+    {"Allergic to wasp stings, sadly.", "", "allergy", "wasp stings", A, 0.85f, 1},
+    {"Huge fan of Bruce Springsteen.", "", "preference.likes", "Bruce Springsteen", A, 0.8f, 1},
+    {"Not really into horror movies.", "", "preference.dislikes", "horror movies", A, 0.7f, 1},
+    {"Male, 52, new to running.", "", "age", "52", A, 0.85f, 1},
+    /* tastes */
+    {"I'm a die-hard Celtics fan.", "", "preference.likes", "Celtics", A, 0.75f, 1},
+    {"I'm more of a dog person.", "", "preference.likes", "dogs", A, 0.75f, 1},
+    {"I love baking.", "", "hobby", "baking", A, 0.75f, 1},
+    {"Nothing beats a hot cup of cocoa.", "", "preference.likes", "cocoa", A, 0.7f, 1},
+    {"I can't stand the taste of cilantro.", "", "preference.dislikes", "cilantro", A, 0.75f, 1},
+    {"I really like blues, especially Muddy Waters.", "", "preference.likes",
+     "Muddy Waters", A, 0.75f, 1},
+    {"Tacos are my all-time favorite.", "", "preference.likes", "tacos", A, 0.8f, 1},
+    {"I'm no longer a fan of reality TV.", "", "preference.likes", "reality TV", N, 0.75f, 1},
+    /* places: which reading, and a second place after a comma */
+    {"I live in Portland.", "", "location.city", "Portland", A, 0.85f, 1},
+    {"Just moved to Portland, Maine.", "", "location.region", "Maine", A, 0.85f, 1},
+    {"I live in Singapore.", "", "location.city", "Singapore", A, 0.85f, 1},
+    {"I live in Scotland.", "", "location.country", "Scotland", A, 0.85f, 1},
+    {"I live in Oslo.", "", "location.city", "Oslo", A, 0.85f, 1},
+    {"I live in Chile, in Santiago.", "", "location.city", "Santiago", A, 0.85f, 1},
+    {"I'm in Houston now.", "", "location.city", "Houston", A, 0.85f, 1},
+    {"Our flat is in Bristol.", "", "location.city", "Bristol", A, 0.7f, 1},
+    {"Madrid is home now.", "", "location.city", "Madrid", A, 0.8f, 1},
+    {"I'm a Texas resident.", "", "location.region", "Texas", A, 0.85f, 1},
+    {"I'm Peruvian.", "", "origin", "Peru", A, 0.75f, 1},
+    {"I'm Welsh, from Cardiff.", "", "origin", "Cardiff", A, 0.8f, 1},
+    /* pets: the name when given, else the animal as said */
+    {"We got a kitten, his name is Mochi.", "", "pet", "Mochi", A, 0.7f, 1},
+    {"I have three ducks.", "", "pet", "ducks", A, 0.85f, 1},
+    {"My two dogs, Pip and Rolo, are asleep.", "", "pet", "Rolo", A, 0.85f, 1},
+    /* languages */
+    {"I'm a native Hindi speaker.", "", "language", "Hindi", A, 0.85f, 1},
+    {"Fluent in Korean, conversational in German.", "", "language", "German", A, 0.85f, 1},
+    {"Portuguese is my first language.", "", "language", "Portuguese", A, 0.85f, 1},
+    {"I speak only Greek at home.", "", "language", "Greek", A, 0.85f, 1},
+    /* education */
+    {"I have a master's in history from Yale.", "", "education.school", "Yale", A, 0.8f, 1},
+    {"I did my PhD at MIT.", "", "education", "PhD", A, 0.75f, 1},
+    {"I went to Cornell for architecture.", "", "education", "architecture", A, 0.75f, 1},
+    /* relatives */
+    {"Uncle Ray is 60.", "Ray", "age", "60", A, 0.75f, 1},
+    {"my brother tom lives in Boise", "", "family.brother", "tom", A, 0.85f, 1},
+    {"My youngest, Ellie, just started school.", "", "family.child", "Ellie", A, 0.85f, 1},
+    {"My cousin Priya is moving to Leeds in June.", "Priya", "plan", "move to Leeds", A,
+     0.6f, 1},
+    /* names */
+    {"I'm Dr. Lena Fischer.", "", "name", "Lena Fischer", A, 0.75f, 1},
+    {"This is Omar, back again.", "", "name", "Omar", A, 0.6f, 1},
+    /* skills, health, hobbies, work */
+    {"I can drive a forklift.", "", "skill", "driving a forklift", A, 0.75f, 0.9f},
+    {"I struggle with insomnia.", "", "health", "insomnia", A, 0.8f, 1},
+    {"I go ice skating every Sunday.", "", "hobby", "ice skating", A, 0.8f, 1},
+    {"I swim 40 laps most mornings.", "", "hobby", "swimming", A, 0.7f, 1},
+    {"I teach middle school math.", "", "work.title", "middle school math teacher", A,
+     0.75f, 1},
+    {"I joined Pfizer as a chemist.", "", "work.title", "chemist", A, 0.85f, 1},
+    {"My field is aerospace.", "", "work.industry", "aerospace", A, 0.8f, 1},
+    {"Turning 40 today!", "", "age", "40", A, 0.8f, 1},
+};
+
+/* Readings the constructions above must not produce. */
+static const char *const CONSTRUCTIONS_NOT[] = {
+    "I'm in Houston for a wedding this weekend.",
+    "Everyone calls me Red.",
+    "My nephew turns 10 on Friday.",
+    "Moving to Boston was a mistake.",
+    "I went to Harvard for a conference.",
+};
+
+static void test_constructions(void **state)
+{
+    check_cases(CONSTRUCTIONS, sizeof CONSTRUCTIONS / sizeof *CONSTRUCTIONS, NULL,
+                "user");
+    int bad = 0;
+    for (size_t i = 0; i < sizeof CONSTRUCTIONS_NOT / sizeof *CONSTRUCTIONS_NOT; i++) {
+        ex_result r = run(CONSTRUCTIONS_NOT[i], NULL, "user");
+        size_t n = 0;
+        for (size_t k = 0; k < r.n_facts; k++)
+            n += r.facts[k].confidence >= 0.5f;
+        if (n) {
+            print_message("UNWANTED \"%s\"\n", CONSTRUCTIONS_NOT[i]);
+            dump(&r);
+            bad++;
+        }
+        ex_result_free(&r);
+    }
+    assert_int_equal(bad, 0);
+    /* "City, Region": the city is where one lives, the region only where
+     * the city is. */
+    ex_result r = run("I live in Portland, Oregon.", NULL, "user");
+    assert_non_null(find_rel(&r, "", "lives_in", "Portland"));
+    assert_null(find_rel(&r, "", "lives_in", "Oregon"));
+    assert_non_null(find_rel(&r, "Portland", "located_in", "Oregon"));
+    ex_result_free(&r);
+}
+
 static void test_entities(void **state)
 {
     ex_result r = run("Hey Mel! I visited Paris with Jordan and we ate at a "
@@ -720,10 +838,10 @@ static void test_long_turn(void **state)
         {"Luis", "work.title", "chef"},
         {"", "family.son", "Mateo"},
         {"Mateo", "age", "9"},
-        {"", "pet", "Biscuit (dog)"},
+        {"", "pet", "Biscuit"},
         {"", "diet", "vegetarian"},
         {"", "allergy", "cats"},
-        {"", "preference.likes", "hiking"},
+        {"", "hobby", "hiking"},
         {"", "hobby", "cello"},
         {"", "plan", "visit Lisbon"},
     };
@@ -983,6 +1101,7 @@ int main(void)
         cmocka_unit_test(test_third_person_speaker),
         cmocka_unit_test(test_events),
         cmocka_unit_test(test_relations),
+        cmocka_unit_test(test_constructions),
         cmocka_unit_test(test_entities),
         cmocka_unit_test(test_long_turn),
         cmocka_unit_test(test_garbage),
