@@ -686,7 +686,13 @@ typedef struct dm_profile_params {
     int history;            /* nonzero: every fact of the subject, in every
                                state (as_of is then ignored) */
     const char *slot;       /* NULL = every slot; else only this one */
+    float min_confidence;   /* facts less sure than this are kept but not
+                               shown (an assistant's echo, a guess); 0 =
+                               DM_PROFILE_MIN_CONFIDENCE, negative = all;
+                               with history, every fact is shown */
 } dm_profile_params;
+
+#define DM_PROFILE_MIN_CONFIDENCE 0.5f
 
 /*
  * dm_profile -- the facts of a user (or of an entity the user spoke of),

@@ -515,6 +515,7 @@ int dm_profile(dm_db *db, const dm_profile_params *p, dm_fact **out, size_t *n)
         return eng_unknown_user(tenant_name(p->tenant), p->user_id);
     }
     const char *subject = p->subject ? p->subject : "";
+    float min_conf = p->min_confidence ? p->min_confidence : DM_PROFILE_MIN_CONFIDENCE;
     dm_fact *r = dm_calloc(u->facts.n ? u->facts.n : 1, sizeof *r);
     size_t m = 0;
     rc = r ? DM_OK : err_set_msg(DM_ENOMEM, "out of memory");
@@ -527,6 +528,8 @@ int dm_profile(dm_db *db, const dm_profile_params *p, dm_fact **out, size_t *n)
         if (!p->history && (p->as_of_us ? !facts_current_at(f, p->as_of_us)
                                         : f->state != FACT_CURRENT))
             continue;
+        if (!p->history && f->confidence < min_conf)
+            continue; /* kept: a later mention can confirm it */
         if (fill_fact(&r[m++], f))
             rc = err_set_msg(DM_ENOMEM, "out of memory");
     }

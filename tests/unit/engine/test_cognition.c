@@ -400,6 +400,48 @@ static void test_chat(void **state)
     tu_rmrf(dir);
 }
 
+/* What an assistant says about the user is kept but not shown until the
+ * user says it. */
+static void test_assistant_echo(void **state)
+{
+    (void)state;
+    const char *dir = tu_tmpdir("test_cognition_echo");
+    dm_options o;
+    tm_options(&o);
+    dm_db *db;
+    assert_rc(dm_open(dir, &o, &db), DM_OK);
+    dm_remember_params p;
+    dm_remember_params_init(&p);
+    p.user_id = "di";
+    p.session_id = "s1";
+    p.role = "assistant";
+    p.text = "You live in Lisbon.";
+    p.time_us = T0;
+    assert_rc(dm_remember(db, &p, NULL), DM_OK);
+    dm_fact *f;
+    size_t n;
+    profile(db, "di", 0, 0, &f, &n);
+    assert_null(slot_of(f, n, "location.city"));
+    dm_facts_free(f, n);
+    profile(db, "di", 0, 1, &f, &n);
+    const dm_fact *echo = slot_of(f, n, "location.city");
+    assert_non_null(echo);
+    assert_true(echo->confidence < DM_PROFILE_MIN_CONFIDENCE);
+    dm_facts_free(f, n);
+    dm_profile_params all = { .user_id = "di", .min_confidence = -1 };
+    assert_rc(dm_profile(db, &all, &f, &n), DM_OK);
+    assert_non_null(slot_of(f, n, "location.city"));
+    dm_facts_free(f, n);
+    /* The user says it: one fact, two sources, shown. */
+    remember(db, "di", "I live in Lisbon.", T0 + DAY, NULL);
+    profile(db, "di", 0, 0, &f, &n);
+    assert_non_null(slot_of(f, n, "location.city"));
+    assert_int_equal(slot_of(f, n, "location.city")->n_sources, 2);
+    dm_facts_free(f, n);
+    assert_rc(dm_close(db), DM_OK);
+    tu_rmrf(dir);
+}
+
 static void test_errors(void **state)
 {
     (void)state;
@@ -444,6 +486,7 @@ int main(void)
         cmocka_unit_test(test_move_history_as_of),
         cmocka_unit_test(test_events_graph_perceive),
         cmocka_unit_test(test_chat),
+        cmocka_unit_test(test_assistant_echo),
         cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
