@@ -683,6 +683,9 @@ typedef struct dm_profile_params {
                                what is known of it */
     int64_t as_of_us;       /* 0 = now: the current facts; else the facts
                                true at that time as known at that time */
+    int as_known_now;       /* with as_of: the facts true at that time as
+                               known now (a career told today answers
+                               "where did I work in 2012?") */
     int history;            /* nonzero: every fact of the subject, in every
                                state (as_of is then ignored) */
     const char *slot;       /* NULL = every slot; else only this one */

@@ -277,6 +277,11 @@ bool facts_current_at(const fact *f, int64_t t)
     return f->ended_us > t && f->valid_to_us > t;
 }
 
+bool facts_valid_at(const fact *f, int64_t t)
+{
+    return f->valid_from_us <= t && (f->valid_to_us == FACT_OPEN || f->valid_to_us > t);
+}
+
 /* ------------------------------------------------------------ planning */
 
 static int plan_push(fact_plan *p, size_t f, int event, const char *old_value,

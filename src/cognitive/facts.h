@@ -132,6 +132,10 @@ bool facts_entity_match(const char *a, const char *b);
  * valid from before t, and not ended by a change said by t. */
 bool facts_current_at(const fact *f, int64_t t_us);
 
+/* facts_valid_at -- f was true at t as known now: valid from before t and
+ * not ended by then (valid time only; when it was said does not matter). */
+bool facts_valid_at(const fact *f, int64_t t_us);
+
 /* Records (docs/format.md, "F" and "Y").  encode appends to out; decode
  * fills *f with owned copies (free with fact_fini).  Errors: DM_ECORRUPT
  * with the offset, DM_EVERSION, DM_ENOMEM. */

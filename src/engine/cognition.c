@@ -525,8 +525,10 @@ int dm_profile(dm_db *db, const dm_profile_params *p, dm_fact **out, size_t *n)
                                        : !f->subject[0];
         if (!same_subject || (p->slot && strcmp(p->slot, f->slot)))
             continue;
-        if (!p->history && (p->as_of_us ? !facts_current_at(f, p->as_of_us)
-                                        : f->state != FACT_CURRENT))
+        bool holds = !p->as_of_us       ? f->state == FACT_CURRENT
+                     : p->as_known_now ? facts_valid_at(f, p->as_of_us)
+                                       : facts_current_at(f, p->as_of_us);
+        if (!p->history && !holds)
             continue;
         if (!p->history && f->confidence < min_conf)
             continue; /* kept: a later mention can confirm it */

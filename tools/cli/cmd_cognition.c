@@ -119,6 +119,7 @@ int cli_cmd_remember(const cli_globals *g, int argc, char **argv)
 static const cli_opt profile_opts[] = {
     { "user", 'u', true }, { "as-of", 0, true },  { "history", 0, false },
     { "slot", 0, true },   { "entity", 0, true }, { "tenant", 0, true },
+    { "known-now", 0, false },
 };
 
 static json_t *fact_json(const dm_fact *f)
@@ -150,6 +151,7 @@ int cli_cmd_profile(const cli_globals *g, int argc, char **argv)
     if ((s = cli_get(&a, "as-of")) && (st = cli_parse_time(cmd, "--as-of", s, &p.as_of_us)) != CLI_OK)
         return st;
     p.history = cli_get(&a, "history") != NULL;
+    p.as_known_now = cli_get(&a, "known-now") != NULL;
     p.slot = cli_get(&a, "slot");
     p.subject = cli_get(&a, "entity");
     p.tenant = cli_get(&a, "tenant");

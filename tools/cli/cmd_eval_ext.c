@@ -257,8 +257,11 @@ static int statement(ev_ctx *x, json_t *st, const char *where)
 static int facts_of(dm_db *db, json_t *c, const char *slot, int64_t as_of, int history,
                     dm_fact **f, size_t *n)
 {
+    /* The set's as_of is valid time as known after the last turn
+     * (tests/data/cognition/README.md). */
     dm_profile_params p = { .user_id = "u", .slot = slot, .as_of_us = as_of,
-                            .history = history, .subject = jstr(c, "subject") };
+                            .as_known_now = 1, .history = history,
+                            .subject = jstr(c, "subject") };
     int rc = dm_profile(db, &p, f, n);
     if (rc == DM_ENOTFOUND) {
         *f = NULL;

@@ -212,6 +212,8 @@ static const char help_profile[] =
     "\n"
     "  -u, --user U         the user (required)\n"
     "      --as-of ISO8601  the facts true at that time, as known then\n"
+    "      --known-now      with --as-of: as known now (what was true then,\n"
+    "                       including what was only said later)\n"
     "      --history        every fact, superseded and retracted ones too\n"
     "      --slot S         only slot S (e.g. location.city)\n"
     "      --entity NAME    what is known of an entity the user spoke of\n"

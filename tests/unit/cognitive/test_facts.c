@@ -102,6 +102,10 @@ static void test_supersede_and_history(void **state)
     assert_false(facts_current_at(austin, T0 + 200 * DAY));
     assert_true(facts_current_at(find_value(&s, "location.city", "Denver"), T0 + 200 * DAY));
     assert_false(facts_current_at(austin, T0 - DAY));
+    /* As known now, valid time alone decides. */
+    assert_true(facts_valid_at(austin, T0 + 149 * DAY));
+    assert_false(facts_valid_at(austin, T0 + 150 * DAY));
+    assert_false(facts_valid_at(austin, T0 - DAY));
     fact_set_fini(&s);
 }
 
