@@ -131,6 +131,50 @@ static int graph_apply(eng_user *u, const fact_plan *p)
     return rc ? graph_build(u) : DM_OK;
 }
 
+/* REQUIRES: u's write lock.  One more event span of the turn id. */
+static int span_add(eng_user *u, const uint8_t id[16], int64_t from, int64_t to)
+{
+    uint32_t doc = eng_doc_find(u, id);
+    if (doc == UINT32_MAX || to <= from)
+        return DM_OK; /* the turn is gone: nothing to find */
+    if (u->n_spans == u->spans_cap) {
+        uint32_t cap = u->spans_cap ? u->spans_cap * 2 : 16;
+        eng_span *n = dm_realloc(u->spans, cap * sizeof *n);
+        if (!n)
+            return err_set_msg(DM_ENOMEM, "out of memory");
+        u->spans = n;
+        u->spans_cap = cap;
+    }
+    u->spans[u->n_spans++] = (eng_span){ from, to, doc };
+    return DM_OK;
+}
+
+/* REQUIRES: u's write lock.  The spans of every E record of u. */
+static int spans_load(dm_db *db, eng_user *u)
+{
+    uint8_t lo[KEY_MAX];
+    size_t lo_len = key_user_kind(lo, KEY_EVENT, &u->tu);
+    iter *it = NULL;
+    int rc = kv_iter_new(db->kv, NULL, &it);
+    u->n_spans = 0;
+    for (eng_seek(it, buf_slice_of(lo, lo_len)); !rc && eng_valid(it); iter_next(it)) {
+        buf_slice k = iter_key(it), v = iter_value(it);
+        if (k.len < lo_len || memcmp(k.ptr, lo, lo_len))
+            break;
+        /* version, type, flags, confidence, from, to, mentioned, source */
+        if (v.len < 3 + 4 + 24 + 16) {
+            rc = err_set_msg(DM_ECORRUPT, "event record of %zu bytes is too short", v.len);
+            break;
+        }
+        int64_t from = (int64_t)dec_u64(v.ptr + 7), to = (int64_t)dec_u64(v.ptr + 15);
+        rc = span_add(u, v.ptr + 31, from, to);
+    }
+    if (!rc && it)
+        rc = iter_status(it);
+    iter_free(it);
+    return rc;
+}
+
 /* REQUIRES: u's write lock.  Reads every F record of u into u->facts and
  * builds its graph. */
 int eng_facts_load(dm_db *db, eng_user *u)
@@ -171,7 +215,7 @@ int eng_facts_load(dm_db *db, eng_user *u)
     }
     fact_set_fini(&u->facts);
     u->facts = s;
-    if ((rc = graph_build(u))) {
+    if ((rc = graph_build(u)) || (rc = spans_load(db, u))) {
         fact_set_fini(&u->facts);
         return rc;
     }
@@ -404,6 +448,8 @@ int dm_remember(dm_db *db, const dm_remember_params *p, dm_remember_result *out)
         rc = commit_plan(db, u, &plan, &ex, r.id.bytes, a.event_time_us, extractor, now);
     if (!rc)
         rc = graph_apply(u, &plan);
+    for (size_t i = 0; !rc && i < ex.n_events; i++)
+        rc = span_add(u, r.id.bytes, ex.events[i].from_us, ex.events[i].to_us);
     if (rc) {
         /* Memory must not run ahead of the disk: reload on next use. */
         fact_set_fini(&u->facts);

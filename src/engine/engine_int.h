@@ -88,6 +88,9 @@ typedef struct eng_user {
     fact_set facts;             /* the user's facts (cognition.c) */
     graph *graph;               /* the current facts as a graph; NULL
                                    until the facts are loaded */
+    struct eng_span *spans;     /* when the user's events happened, by the
+                                   turn that told them (cognition.c) */
+    uint32_t n_spans, spans_cap;
     bool queued;                /* in the indexer's queue; guarded by db->ix.mu */
 } eng_user;
 
@@ -235,6 +238,14 @@ int eng_decay_user_locked(dm_db *db, eng_user *u, int64_t now_us, float threshol
 /* cognition.c: read the user's facts and build its graph.  REQUIRES:
  * the write lock.  Done once per load; a no-op when loaded. */
 int eng_facts_load(dm_db *db, eng_user *u);
+/* An event's time and the document of the turn that told it: the
+ * temporal leg finds "what did I do on Saturday" in a turn said on
+ * Monday. */
+typedef struct eng_span {
+    int64_t from_us, to_us;
+    uint32_t doc;
+} eng_span;
+
 /* The name of the user's own node in its graph. */
 #define ENG_USER_NODE "user"
 

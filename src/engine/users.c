@@ -148,6 +148,9 @@ void eng_user_reset(eng_user *u)
     u->facts_loaded = false;
     graph_free(u->graph);
     u->graph = NULL;
+    dm_free(u->spans);
+    u->spans = NULL;
+    u->n_spans = u->spans_cap = 0;
 }
 
 void eng_user_free(eng_user *u)

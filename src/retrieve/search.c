@@ -6,7 +6,8 @@
  *      compile the metadata filter (filter.c);
  *   2. candidates: the vector leg (HNSW or exact, with the pending tail),
  *      the BM25 leg, the temporal leg (memories inside the query's time
- *      window ranked by their BM25 and similarity; or, for "recently", the
+ *      window, or whose reported events are, ranked by their BM25 and
+ *      similarity; or, for "recently", the
  *      other legs' candidates newest first), the graph leg (the memories
  *      behind the user's facts that a walk from the query's entities and
  *      the user reaches, where the query asks about them), each `depth`
@@ -337,6 +338,27 @@ static int temporal_leg(req *r, size_t qlen)
         }
         docs[n++] = d;
     }
+    /* Turns whose events happened in the window, though said outside it
+     * ("I went hiking last Saturday", said on Monday). */
+    uint32_t n_said = n;
+    for (uint32_t i = 0; !overflow && i < u->n_spans; i++) {
+        const eng_span *sp = &u->spans[i];
+        const eng_doc *e = &u->docs[sp->doc];
+        if ((r->tto && sp->from_us >= r->tto) || (r->tfrom && sp->to_us <= r->tfrom) ||
+            !(e->flags & DOC_LIVE) ||
+            ((!r->tfrom || e->ts >= r->tfrom) && (!r->tto || e->ts < r->tto)))
+            continue; /* outside the window, gone, or already in by its own time */
+        bool dup = false;
+        for (uint32_t j = n_said; j < n && !dup; j++)
+            dup = docs[j] == sp->doc;
+        if (dup)
+            continue;
+        if (n == cap) {
+            overflow = true;
+            break;
+        }
+        docs[n++] = sp->doc;
+    }
     if (overflow) {
         /* Too many to score one by one: the window's own best by BM25 and
          * by the vector index, each a search restricted to the window;
@@ -369,6 +391,17 @@ static int temporal_leg(req *r, size_t qlen)
         }
         dm_free(h);
         dm_free(bh);
+        for (uint32_t i = 0; !rc && i < u->n_spans && n < room; i++) {
+            const eng_span *sp = &u->spans[i];
+            if ((r->tto && sp->from_us >= r->tto) || (r->tfrom && sp->to_us <= r->tfrom) ||
+                !(u->docs[sp->doc].flags & DOC_LIVE))
+                continue;
+            bool dup = false;
+            for (uint32_t j = 0; j < n && !dup; j++)
+                dup = docs[j] == sp->doc;
+            if (!dup)
+                docs[n++] = sp->doc;
+        }
         if (rc)
             goto out;
     }

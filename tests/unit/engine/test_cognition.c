@@ -188,6 +188,17 @@ static void test_events_graph_perceive(void **state)
             found = true;
     assert_true(found);
     dm_events_free(e, ne);
+    /* The temporal leg finds the turn by its event's day, though it was
+     * said two days later. */
+    remember(db, "cy", "Nothing much happened today.", mon + DAY / 2, NULL);
+    dm_search_params tq = { .user_id = "cy", .query = "what did I do on May 6, 2023?", .k = 5,
+                            .now_us = mon + 2 * DAY, .legs = DM_LEG_TEMPORAL,
+                            .flags = DM_NO_REFRESH | DM_NO_NEIGHBOURS };
+    dm_search_result *tr;
+    assert_rc(dm_search(db, &tq, &tr), DM_OK);
+    assert_int_equal(tr->n, 1);
+    assert_string_equal(tr->hits[0].memory.text, "I went hiking last Saturday.");
+    dm_search_result_free(tr);
     /* A window that ends before it: none. */
     ep.to_us = mon - 3 * DAY;
     assert_rc(dm_events(db, &ep, &e, &ne), DM_OK);
