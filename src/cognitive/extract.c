@@ -18,7 +18,8 @@
  *      before/after/until ..." clause up to its comma describes an event's
  *      circumstances and gives events but no facts ("When I turned ten,
  *      ..." is no age).  A sentence opening with "Actually", "Correction",
- *      "Sorry," or "I mean" makes its asserted facts corrections.
+ *      "Sorry, I meant" or "I mean" makes its asserted facts corrections
+ *      (an apology alone corrects nothing).
  *   2. noun-phrase patterns anchored on a possessive: "my name is X", "my
  *      birthday is X", "my sister Ann", "my dog Max", "my favorite food is
  *      X", "X is my favorite", "my hobby is X", "my goal is to X", "my
@@ -47,7 +48,18 @@
  *      45", "Big fan of X", "Not into sports", "Allergic to soy").
  *   4. events from frames whose verb is an activity, milestone or social
  *      verb in the past or present perfect, and plans from future frames;
- *      the time is timex_parse (src/retrieve/timex.h) over the sentence.
+ *      the type is refined by the particle or object ("passed away",
+ *      "started running", "visited the Louvre", "had lunch with Ann"), the
+ *      present perfect progressive is an ongoing state (no event), another
+ *      person's coming wedding is a milestone and a relative's coming visit
+ *      social.  The dates follow the labelled set's conventions
+ *      (tests/data/cognition/README.md): own_window reads "N days/weeks/
+ *      months/years ago" (one day, months clamped to the month's end),
+ *      "tonight", "last night", "tomorrow", "the week after next", "on the
+ *      15th", "the 1st of next month", "at the end of the year", "between
+ *      the 3rd and the 10th of August" and "the weekend"; anything else is
+ *      timex_parse (src/retrieve/timex.h) over the sentence, widened to
+ *      whole days, with a plan's bare weekday, month or season moved ahead.
  *   5. entities: those named by facts and relations, then capitalised
  *      spans typed by the gazetteer, organisation suffixes, well-known
  *      organisation and first-name lists and the preposition before them.
@@ -752,6 +764,10 @@ typedef struct xctx {
     char *orgs[MAX_ORGS]; /* organisation names seen (borrowed from out) */
     int n_orgs;
     int64_t day_from;     /* the turn's day */
+    bool joint;           /* reading "Ann and I ..." for Ann */
+    bool ev_future;       /* the event being added lies ahead even when its
+                             type is not a plan ("my cousin is getting
+                             married in June") */
     bool no_lives_in;     /* the location fact being added is the wider of
                              two places: no lives_in relation for it */
 } xctx;
@@ -1108,6 +1124,9 @@ static void add_fact(xctx *x, sent *S, const subj *sj, const char *slot,
         goto drop;
     if (sj->kind == SJ_OTHER && !strcmp(slot, "name"))
         goto drop;
+    /* "Ann and I": a shared pet or trip is the speaker's, told for both. */
+    if (x->joint && (!strcmp(slot, "pet") || !strcmp(slot, "plan") || !strcmp(slot, "goal")))
+        goto drop;
     if (S->correction && pol == EX_ASSERTED)
         pol = EX_CORRECTION;
     if (sj->pos >= 0 && sj->pos < S->n && (S->t[sj->pos].mark & TM_SUBCL))
@@ -1135,6 +1154,29 @@ static void add_fact(xctx *x, sent *S, const subj *sj, const char *slot,
             if (conf > f->confidence)
                 f->confidence = conf;
             goto drop;
+        }
+    }
+    /* "I left Acme and joined Initech", "I don't live in Boston anymore,
+     * I'm in Providence now": the home or employer given up earlier in
+     * the same sentence is the one this replaces, so it becomes the
+     * prev_value instead of a fact of its own (as "moved from Austin to
+     * Denver" does).  Its string moves, so names borrowed from it stay
+     * valid. */
+    if (pol != EX_NEGATED && !prev &&
+        (!strncmp(slot, "location.", 9) || !strcmp(slot, "work.employer"))) {
+        for (size_t i = r->n_facts; i-- > 0;) {
+            ex_fact *o = &r->facts[i];
+            if (o->span.off < S->off)
+                break;
+            if (o->polarity != EX_NEGATED || strcmp(o->slot, slot) ||
+                strcmp(o->subject, subject))
+                continue;
+            prev = o->value;
+            dm_free(o->subject);
+            dm_free(o->slot);
+            memmove(o, o + 1, (r->n_facts - i - 1) * sizeof *o);
+            r->n_facts--;
+            break;
         }
     }
     ex_fact *e = grow(x, r->facts, r->n_facts, &x->cap_f, sizeof *e);
@@ -1246,8 +1288,9 @@ static const char *const MONTH_NAMES[12] = {
     "January", "February", "March",     "April",   "May",      "June",
     "July",    "August",   "September", "October", "November", "December"};
 
-/* plan_window -- a plan said with a bare weekday or month that timex read
- * as the past one ("on Saturday", "in June") means the next one. */
+/* plan_window -- a plan said with a bare weekday, month or season that
+ * timex read as the past one ("on Saturday", "in June", "in the fall")
+ * means the next one. */
 static void plan_window(xctx *x, sent *S, int64_t *from, int64_t *to)
 {
     if (*to > x->day_from)
@@ -1258,7 +1301,10 @@ static void plan_window(xctx *x, sent *S, int64_t *from, int64_t *to)
             continue;
         if (tcls(&S->t[i]) & LX_DAY)
             weekday = true;
-        if (tcls(&S->t[i]) & LX_MONTH)
+        /* A season moves by a year like a month does. */
+        if ((tcls(&S->t[i]) & LX_MONTH) || tis(&S->t[i], "summer") ||
+            tis(&S->t[i], "fall") || tis(&S->t[i], "autumn") || tis(&S->t[i], "winter") ||
+            tis(&S->t[i], "spring"))
             month = true;
         if (tis(&S->t[i], "last") || tis(&S->t[i], "ago"))
             return;
@@ -1280,6 +1326,228 @@ static void plan_window(xctx *x, sent *S, int64_t *from, int64_t *to)
             *to = nt;
         }
     }
+}
+
+/* ---- event dates the extractor computes itself -------------------------- */
+
+/* The windows below follow the date conventions of the labelled set
+ * (tests/data/cognition/README.md): "N weeks ago" is one day, not a week;
+ * "on the 15th" is the nearest such day in the event's direction; "the
+ * week after next" is a Monday-to-Sunday week.  timex reads a query's time
+ * as a search range, which is wider on purpose, so these phrases are read
+ * here first and timex is the fallback. */
+
+/* week_monday -- the Monday (days since the epoch) of the week of day z;
+ * 1970-01-01 was a Thursday. */
+static int64_t week_monday(int64_t z)
+{
+    int64_t wd = z + 3 - fdiv(z + 3, 7) * 7; /* 0 = Monday */
+    return z - wd;
+}
+
+static int month_len(int64_t y, int m)
+{
+    return (int)(days_civil(m == 12 ? y + 1 : y, m == 12 ? 1 : m + 1, 1) -
+                 days_civil(y, m, 1));
+}
+
+/* shift_months -- day z moved by n calendar months, the day of the month
+ * clamped to the target month's length ("a month ago" said on March 31 is
+ * February 28 or 29). */
+static int64_t shift_months(int64_t z, int64_t n)
+{
+    int64_t y;
+    int m, d;
+    civil_days(z, &y, &m, &d);
+    int64_t mi = y * 12 + (m - 1) + n;
+    y = fdiv(mi, 12);
+    m = (int)(mi - y * 12) + 1;
+    int ml = month_len(y, m);
+    return days_civil(y, m, d > ml ? ml : d);
+}
+
+/* count_before -- the count of a "<count> <unit> ago" phrase whose unit is
+ * token u: digits, a number word, "a"/"an", "a couple of", "a few". */
+static int count_before(const sent *S, int u)
+{
+    int c = u - 1;
+    if (S_is(S, c, "of") && S_is(S, c - 1, "couple"))
+        return 2;
+    if (S_is(S, c, "few"))
+        return 3;
+    if (S_is(S, c, "a") || S_is(S, c, "an") || S_is(S, c, "one"))
+        return 1;
+    if (c >= 0 && S->t[c].type == T_NUM && S->t[c].num > 0 && S->t[c].num < 1000)
+        return S->t[c].num;
+    if (S_cls(S, c, LX_NUM) && S->t[c].lx->data > 0)
+        return S->t[c].lx->data;
+    return 0;
+}
+
+/* day_of_month -- the day n (1..31) nearest to day z in the given
+ * direction: the latest on or before z (past) or the earliest after z
+ * (future); months too short for n are skipped. */
+static int64_t day_of_month(int64_t z, int n, bool future)
+{
+    int64_t y;
+    int m, d;
+    civil_days(z, &y, &m, &d);
+    for (int k = 0; k < 14; k++) {
+        int64_t mi = y * 12 + (m - 1) + (future ? k : -k);
+        int64_t yy = fdiv(mi, 12);
+        int mm = (int)(mi - yy * 12) + 1;
+        if (n > month_len(yy, mm))
+            continue;
+        int64_t c = days_civil(yy, mm, n);
+        if (future ? c > z : c <= z)
+            return c;
+    }
+    return z;
+}
+
+/* own_window -- a time phrase of S read by the conventions above; future
+ * says which way a bare day points (plans look ahead).  Returns false when
+ * S has none of these phrases. */
+static bool own_window(xctx *x, const sent *S, bool future, int64_t *from, int64_t *to)
+{
+    int64_t z = fdiv(x->day_from, DAY_US);
+    for (int i = 0; i < S->n; i++) {
+        const tok *t = &S->t[i];
+        if (t->type != T_WORD && t->type != T_NUM)
+            continue;
+        /* "three weeks ago", "a couple of months ago" */
+        if (tis(t, "ago") && i > 0) {
+            const char *u = S->t[i - 1].w;
+            int n = count_before(S, i - 1);
+            if (n <= 0)
+                continue;
+            int64_t d;
+            if (!strcmp(u, "day") || !strcmp(u, "days"))
+                d = z - n;
+            else if (!strcmp(u, "week") || !strcmp(u, "weeks"))
+                d = z - 7 * (int64_t)n;
+            else if (!strcmp(u, "month") || !strcmp(u, "months"))
+                d = shift_months(z, -n);
+            else if (!strcmp(u, "year") || !strcmp(u, "years"))
+                d = shift_months(z, -12 * (int64_t)n);
+            else
+                continue;
+            *from = d * DAY_US;
+            *to = *from + DAY_US;
+            return true;
+        }
+        /* parts of today and of yesterday: timex reads "tonight" as the
+         * hours to the next morning, the event is of the turn's day */
+        if (tis(t, "tonight") || tis(t, "today") ||
+            (tis(t, "this") && (S_is(S, i + 1, "morning") || S_is(S, i + 1, "afternoon") ||
+                                S_is(S, i + 1, "evening")))) {
+            *from = z * DAY_US;
+            *to = *from + DAY_US;
+            return true;
+        }
+        if ((tis(t, "last") && S_is(S, i + 1, "night")) || tis(t, "yesterday")) {
+            bool before = S_is(S, i - 1, "before") && S_is(S, i - 2, "day");
+            *from = (z - (before ? 2 : 1)) * DAY_US;
+            *to = *from + DAY_US;
+            return true;
+        }
+        /* "tomorrow" (and its common misspelling) */
+        if (tis(t, "tomorrow") || tis(t, "tomorow") || tis(t, "tmrw")) {
+            *from = (z + 1) * DAY_US;
+            *to = *from + DAY_US;
+            return true;
+        }
+        /* "the week after next" */
+        if (tis(t, "week") && S_is(S, i + 1, "after") && S_is(S, i + 2, "next")) {
+            *from = (week_monday(z) + 14) * DAY_US;
+            *to = *from + 7 * DAY_US;
+            return true;
+        }
+        /* "at the end of the year" / "by the end of this year" */
+        if (tis(t, "end") && S_is(S, i + 1, "of") &&
+            (S_is(S, i + 2, "the") || S_is(S, i + 2, "this")) && S_is(S, i + 3, "year")) {
+            int64_t y;
+            int m, d;
+            civil_days(z, &y, &m, &d);
+            *from = days_civil(y, 12, 1) * DAY_US;
+            *to = days_civil(y + 1, 1, 1) * DAY_US;
+            return true;
+        }
+        /* "between the 3rd and the 10th of August" */
+        if (tis(t, "between")) {
+            int j = i + 1, a = 0, b = 0, mon = 0;
+            if (S_is(S, j, "the"))
+                j++;
+            if (j < S->n && S->t[j].type == T_NUM && (S->t[j].flags & TF_ORD))
+                a = S->t[j++].num;
+            if (!a || !S_is(S, j, "and"))
+                continue;
+            j++;
+            if (S_is(S, j, "the"))
+                j++;
+            if (j < S->n && S->t[j].type == T_NUM && (S->t[j].flags & TF_ORD))
+                b = S->t[j++].num;
+            if (S_is(S, j, "of"))
+                j++;
+            if (S_cls(S, j, LX_MONTH))
+                mon = S->t[j].lx->data;
+            if (!mon || a < 1 || b < a || b > 31)
+                continue;
+            int64_t y;
+            int m, d;
+            civil_days(z, &y, &m, &d);
+            if (future && days_civil(y, mon, a) <= z)
+                y++;
+            else if (!future && days_civil(y, mon, a) > z)
+                y--;
+            if (b > month_len(y, mon))
+                continue;
+            *from = days_civil(y, mon, a) * DAY_US;
+            *to = (days_civil(y, mon, b) + 1) * DAY_US;
+            return true;
+        }
+        /* "the 1st of next month", "on the 15th" (no month named) */
+        if (t->type == T_NUM && (t->flags & TF_ORD) && t->num >= 1 && t->num <= 31 &&
+            S_is(S, i - 1, "the") && !S_cls(S, i + 1, LX_MONTH) &&
+            !(S_is(S, i + 1, "of") && S_cls(S, i + 2, LX_MONTH)) &&
+            !S_cls(S, i - 2, LX_MONTH)) {
+            if (S_is(S, i + 1, "of") && S_is(S, i + 3, "month") &&
+                (S_is(S, i + 2, "next") || S_is(S, i + 2, "this"))) {
+                int64_t base = S_is(S, i + 2, "next") ? shift_months(z, 1) : z;
+                int64_t y;
+                int m, d;
+                civil_days(base, &y, &m, &d);
+                if (t->num > month_len(y, m))
+                    continue;
+                *from = days_civil(y, m, t->num) * DAY_US;
+            } else if (S_is(S, i - 2, "on")) {
+                *from = day_of_month(z, t->num, future) * DAY_US;
+            } else {
+                continue;
+            }
+            *to = *from + DAY_US;
+            return true;
+        }
+        /* "the weekend" without "this"/"next"/"last": the one just past,
+         * or for a plan the coming one. */
+        if (tis(t, "weekend") && S_is(S, i - 1, "the") && !S_is(S, i + 1, "of")) {
+            int64_t mon = week_monday(z);
+            *from = (future ? mon + 5 : mon - 2) * DAY_US;
+            *to = *from + 2 * DAY_US;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* whole_days -- a window widened to whole days: "this morning" ends at the
+ * turn's time, but an event of this morning is the whole day. */
+static void whole_days(int64_t *from, int64_t *to)
+{
+    *from = fdiv(*from, DAY_US) * DAY_US;
+    *to = fdiv(*to + DAY_US - 1, DAY_US) * DAY_US;
+    if (*to <= *from)
+        *to = *from + DAY_US;
 }
 
 /* speaker_tok -- token i is the speaker's own name. */
@@ -1374,12 +1642,16 @@ static void add_event(xctx *x, sent *S, ex_event_type type, char *what,
     int64_t from = x->day_from, to = x->day_from + DAY_US;
     bool has = false;
     const timex *tx = sent_time(x, S);
-    if (tx->kind == TIMEX_WINDOW) {
+    bool fut = type == EX_EV_PLAN || x->ev_future;
+    if (own_window(x, S, fut, &from, &to)) {
+        has = true;
+    } else if (tx->kind == TIMEX_WINDOW) {
         from = tx->from_us;
         to = tx->to_us;
         has = true;
-        if (type == EX_EV_PLAN)
+        if (fut)
             plan_window(x, S, &from, &to);
+        whole_days(&from, &to);
     }
     /* Who: the subject when it is someone else, and the people named in
      * the clause. */
@@ -1828,6 +2100,15 @@ static bool place_at(xctx *x, sent *S, int i, int *a, int *b, place *p)
 static int emit_place(xctx *x, sent *S, const subj *sj, int i, bool origin,
                       ex_polarity pol, float base, char *prev)
 {
+    /* "rural Vermont", "upstate New York": a lowercase word that says
+     * which part is no part of the name. */
+    if (S_is(S, i, "rural") || S_is(S, i, "suburban") || S_is(S, i, "downtown") ||
+        S_is(S, i, "upstate") || S_is(S, i, "coastal") || S_is(S, i, "central") ||
+        S_is(S, i, "northern") || S_is(S, i, "southern") || S_is(S, i, "eastern") ||
+        S_is(S, i, "western")) {
+        if (!(S->t[i].flags & TF_CAP) && S_cap(S, i + 1))
+            i++;
+    }
     int a, b;
     place p;
     bool negfirst = false;
@@ -1967,7 +2248,8 @@ static bool parse_vg(const sent *S, int i, bool third, vg *v)
             j++;
             continue;
         }
-        if (tis(t, "actually"))
+        /* "..., but I actually live in X" contrasts, it corrects nothing */
+        if (tis(t, "actually") && !S_is(S, i - 2, "but"))
             v->corr = true;
         if ((c & LX_ADV) && !vb)
             continue;
@@ -2054,6 +2336,17 @@ static bool parse_vg(const sent *S, int i, bool third, vg *v)
             be = false;
             j++;
             continue;
+        }
+        /* "I can code", "I code in Go": a skill word the lexicon keeps as
+         * a noun is the verb here; the frame reads it as an ability. */
+        if (vb == LV_NONE && (c & LX_SKILLV) && !(t->flags & (TF_CAP | TF_UPPER)) &&
+            !be && (v->can || (!aux && S_is(S, j + 1, "in") && S_cap(S, j + 2)))) {
+            v->can = true;
+            v->main = j;
+            v->verb = LV_NONE;
+            v->form = LXF_BASE;
+            v->next = j + 1;
+            goto tense;
         }
         if (vb != LV_NONE) {
             uint8_t fm = tform(t);
@@ -2152,8 +2445,16 @@ static void sentence_marks(xctx *x, sent *S)
     /* A correction: "Actually, ...", "Sorry, ...", "I mean ...". */
     if (f < S->n) {
         const tok *t = &S->t[f];
+        /* An apology corrects only when a correction follows ("Sorry, I
+         * meant Leeds", "sorry, not Leeds"); "Sorry, I should have said
+         * hello" corrects nothing. */
+        bool apology_corrects = !tis(t, "sorry");
+        for (int q = f + 2; q < S->n && q < f + 10 && !apology_corrects; q++)
+            apology_corrects = S_is(S, q, "meant") || S_is(S, q, "mean") ||
+                               S_is(S, q, "actually") || S_is(S, q, "not") ||
+                               S_is(S, q, "typo");
         if (tis(t, "actually") || tis(t, "correction") ||
-            ((tcls(t) & LX_CORR) && S_punct(S, f + 1, ',')) ||
+            ((tcls(t) & LX_CORR) && S_punct(S, f + 1, ',') && apology_corrects) ||
             (tis(t, "i") && (S_is(S, f + 1, "mean") || S_is(S, f + 1, "meant"))))
             S->correction = true;
     }
@@ -2210,6 +2511,9 @@ static void sentence_marks(xctx *x, sent *S)
                      vb == LV_EXPECT)
                 mark_from(S, k + 1, neg ? TM_WISH : TM_HEDGE);
             else if (vb == LV_WONDER || vb == LV_ASK)
+                mark_from(S, k + 1, TM_HYPO);
+            /* "I never said I was moving": words denied are no statement */
+            else if (neg && (vb == LV_SAY || vb == LV_TELL))
                 mark_from(S, k + 1, TM_HYPO);
         } else if (!tis(&S->t[j], "we")) {
             /* "my mom thinks I ...", "she said ...", "people say ..." */
@@ -2281,6 +2585,17 @@ static bool is_future(fr *f)
     if (f->v->future)
         return true;
     if (f->v->progressive && !f->v->past) {
+        /* "Tomorrow I'm running a half marathon", "I'm babysitting
+         * tonight": a day read here that lies ahead. */
+        int64_t a, b;
+        if (own_window(f->x, f->S, true, &a, &b)) {
+            if (a > f->x->day_from)
+                return true;
+            for (int q = 0; q < f->S->n; q++)
+                if (S_is(f->S, q, "tonight"))
+                    return a == f->x->day_from;
+            return false;
+        }
         const timex *tx = sent_time(f->x, f->S);
         if (tx->kind != TIMEX_WINDOW)
             return false;
@@ -2450,6 +2765,15 @@ static void emit_title(fr *f, int a, int b, ex_polarity pol, float base)
 {
     add_fact(f->x, f->S, f->sj, "work.title", toks_str(f->x, f->S, a, b), NULL,
              pol, base, a, b, (ex_entity_type)-1);
+    /* "a dentist in Tulsa", "teaches piano in Tulsa": a job said with a
+     * place is done where the person lives (the labelled set's reading);
+     * only a place the gazetteer knows, so "a nurse in the ICU" gives
+     * nothing. */
+    int c, d;
+    place p;
+    if (pol != EX_NEGATED && S_is(f->S, b, "in") && S_cap(f->S, b + 1) &&
+        place_at(f->x, f->S, b + 1, &c, &d, &p) && p.gp && !f->v->past && !f->v->used_to)
+        emit_place(f->x, f->S, f->sj, b + 1, false, pol, fbase(f, 0.75f), NULL);
 }
 
 /* industry_at -- an industry at i ("healthcare", "the tech industry",
@@ -2555,6 +2879,62 @@ static int age_at(const sent *S, int i, int *b)
     return v;
 }
 
+/* relday_word -- "today", "tomorrow" or "yesterday" at i. */
+static bool relday_word(const sent *S, int i)
+{
+    return S_is(S, i, "today") || S_is(S, i, "tomorrow") || S_is(S, i, "yesterday");
+}
+
+/* holiday_date -- a holiday on a fixed day at i ("on Christmas Eve",
+ * "Valentine's Day", "New Year's Day") as "December 24"; NULL when none.
+ * Holidays that move with the calendar (Easter, Thanksgiving) give none:
+ * they are no birthday. */
+static char *holiday_date(xctx *x, const sent *S, int i, int *b)
+{
+    static const struct {
+        const char *w1, *w2; /* w2 NULL: one word; "-" any or none */
+        const char *date;
+    } H[] = {{"christmas", "eve", "December 24"},    {"christmas", "-", "December 25"},
+             {"xmas", "eve", "December 24"},         {"xmas", "-", "December 25"},
+             {"halloween", "-", "October 31"},       {"valentine", "day", "February 14"},
+             {"valentines", "day", "February 14"},   {"new", "year", "January 1"},
+             {"independence", "day", "July 4"},      {"boxing", "day", "December 26"}};
+    if (S_is(S, i, "on"))
+        i++;
+    if (S_is(S, i, "the"))
+        i++;
+    for (size_t k = 0; k < sizeof H / sizeof *H; k++) {
+        if (!S_is(S, i, H[k].w1))
+            continue;
+        int e = i + 1;
+        if (!strcmp(H[k].w2, "-")) {
+            if (S_is(S, e, "day"))
+                e++;
+            if (S_is(S, e, "eve"))
+                continue;
+        } else {
+            if (S_is(S, e, "'s"))
+                e++;
+            if (!S_is(S, e, H[k].w2))
+                continue;
+            e++;
+            if (S_is(S, e, "'s")) /* "New Year's ..." */
+                e++;
+        }
+        if (!strcmp(H[k].w1, "new")) {
+            if (S_is(S, e, "eve")) {
+                *b = e + 1;
+                return xstrdup(x, "December 31");
+            }
+            if (S_is(S, e, "day"))
+                e++;
+        }
+        *b = e;
+        return xstrdup(x, H[k].date);
+    }
+    return NULL;
+}
+
 /* date_value -- a calendar date at i ("March 3rd", "the 3rd of March",
  * "March 3, 1990", "May") as "March 3" / "March 3, 1990" / "May". */
 static char *date_value(xctx *x, const sent *S, int i, int *b)
@@ -2635,6 +3015,10 @@ static int emit_list(fr *f, int i, const char *slot, ex_polarity pol,
             a = skip_det(S, a + 2);
         if (S_is(S, a, "little") && S_cls(S, a + 1, LX_LANG))
             a++;
+        /* "a bit of Rust", "a little Go": the amount is no part of it */
+        if ((S_is(S, a, "bit") && S_is(S, a + 1, "of")) ||
+            (S_is(S, a, "little") && S_cap(S, a + 1)))
+            a += S_is(S, a, "bit") ? 2 : 1;
         /* "the smell of durian", "the novels of Murakami", "a bowl of
          * pho": what is liked is the thing itself. */
         int a2 = a;
@@ -2830,6 +3214,87 @@ static void emit_goal(fr *f, int i, const char *slot, float base)
 
 /* frame_event -- the frame's event: the words from token s (the main verb
  * by default) to e (the end of the verb phrase by default). */
+/* A thing whose getting is a life change, not an outing ("got my
+ * license", "got the keys"). */
+static bool milestone_thing(const tok *t)
+{
+    static const char *const W[] = {"license", "licence", "keys", "diploma", "degree",
+                                    "citizenship", "visa", "tattoo", "tattoos",
+                                    "permit", "passport", "certification"};
+    for (size_t k = 0; k < sizeof W / sizeof *W; k++)
+        if (tis(t, W[k]))
+            return true;
+    return false;
+}
+
+/* student_year -- a year in school at i ("sophomore", "second-year"). */
+static bool student_year(const sent *S, int i)
+{
+    static const char *const W[] = {"freshman", "sophomore", "first-year", "second-year",
+                                    "third-year", "fourth-year", "final-year", "1st-year",
+                                    "2nd-year", "3rd-year"};
+    for (size_t k = 0; k < sizeof W / sizeof *W; k++)
+        if (S_is(S, i, W[k]))
+            return true;
+    return false;
+}
+
+/* ing_form -- an -ing form, also of a verb the lexicon does not know
+ * ("journaling"). */
+static bool ing_form(const sent *S, int i)
+{
+    if (!S_word(S, i))
+        return false;
+    const tok *t = &S->t[i];
+    if (tverb(t) && (tform(t) & LXF_ING))
+        return true;
+    size_t n = strlen(t->w);
+    return (!t->lx || (tcls(t) & LX_ACTIVITY)) && n > 5 && !strcmp(t->w + n - 3, "ing");
+}
+
+/* event_type_of -- the type of an event whose verb is at s, refined by
+ * the particle or object that changes what the verb means: "passed away"
+ * and "broke up" are life changes, "found out" is learning something new
+ * about oneself, "started running" and "gave up coffee" are changes of
+ * habit, "visited the Louvre" (a place, not a person) is an outing, "got
+ * my license" / "got my first tattoo" a life change. */
+static ex_event_type event_type_of(const fr *f, ex_event_type type, int s)
+{
+    const sent *S = f->S;
+    int vb = tverb(&S->t[s]);
+    if (type == EX_EV_PLAN)
+        return type;
+    if ((vb == LV_PASS && (S_is(S, s + 1, "away") || clause_end_tok(S, s + 1) ||
+                           S_cls(S, s + 1, LX_TIME) || S_is(S, s + 1, "last") ||
+                           S_is(S, s + 1, "on") || S_is(S, s + 1, "in"))) ||
+        (vb == LV_BREAK && S_is(S, s + 1, "up")) || (vb == LV_FIND && S_is(S, s + 1, "out")))
+        return EX_EV_MILESTONE;
+    if ((vb == LV_START || vb == LV_BEGIN) && ing_form(S, s + 1))
+        return EX_EV_PREFERENCE;
+    if ((vb == LV_START || vb == LV_BEGIN) && S_cls(S, s + 1, LX_ART) &&
+        S_is(S, s + 2, "new") && (S_is(S, s + 3, "diet") || S_is(S, s + 3, "routine") ||
+                                  S_is(S, s + 3, "habit")))
+        return EX_EV_PREFERENCE;
+    if (vb == LV_GIVE && S_is(S, s + 1, "up"))
+        return EX_EV_PREFERENCE;
+    if ((vb == LV_FINISH || vb == LV_COMPLETE) && ing_form(S, s + 1))
+        return EX_EV_ACTIVITY;
+    if (vb == LV_VISIT && type == EX_EV_SOCIAL && S_is(S, s + 1, "the") &&
+        !S_cls(S, s + 2, LX_FAMILY))
+        return EX_EV_ACTIVITY;
+    if (vb == LV_GET && type == EX_EV_ACTIVITY) {
+        int j = s + 1;
+        if (S_cls(S, j, LX_POSS | LX_ART))
+            j++;
+        bool first = S_is(S, j, "first");
+        while (j < s + 5 && j < S->n && S_word(S, j) && !milestone_thing(&S->t[j]))
+            j++;
+        if (first || (j < S->n && milestone_thing(&S->t[j])))
+            return EX_EV_MILESTONE;
+    }
+    return type;
+}
+
 static void frame_event(fr *f, ex_event_type type, int s, int e)
 {
     if (f->event_done || f->x->err)
@@ -2837,6 +3302,12 @@ static void frame_event(fr *f, ex_event_type type, int s, int e)
     sent *S = f->S;
     if (s < 0)
         s = f->v->main;
+    /* "I've been teaching for years": an ongoing state, not an event. */
+    if (type != EX_EV_PLAN && f->v->perfect && f->v->progressive) {
+        f->event_done = true;
+        return;
+    }
+    type = event_type_of(f, type, s);
     if (e <= s)
         e = vp_end(f->x, S, s, 12);
     if (e <= s)
@@ -3014,6 +3485,11 @@ static void m_be(fr *f)
         }
         if (S_is(S, j, "in") || S_is(S, j, "and"))
             emit_place(x, S, sj, j + 1, true, EX_ASSERTED, fbase(f, 0.9f), NULL);
+        /* "my niece was born last week": a birth in the family, told with
+         * its time, is a milestone (the speaker's own birth is a fact). */
+        if (tis(t, "born") && sj->kind == SJ_OTHER && v->past &&
+            sent_time(x, S)->kind == TIMEX_WINDOW)
+            frame_event(f, EX_EV_MILESTONE, k, k + 1);
         return;
     }
     if (tis(t, "promoted") && S_is(S, k + 1, "to")) {
@@ -3122,6 +3598,11 @@ static void m_be(fr *f)
         emit_place(x, S, sj, k + 2, false, pol, base, NULL);
         return;
     }
+    /* "based out of Nairobi" */
+    if (tis(t, "based") && S_is(S, k + 1, "out") && S_is(S, k + 2, "of")) {
+        emit_place(x, S, sj, k + 3, false, pol, base, NULL);
+        return;
+    }
     /* "I'm in Toronto now", "I've been in LA for a decade" (with a time
      * span: "I've been in Paris" alone is a visit). */
     if (tis(t, "in") && !S_cls(S, k + 1, LX_ART | LX_POSS)) {
@@ -3184,9 +3665,27 @@ static void m_be(fr *f)
                  fbase(f, 0.85f), k, k + 1, (ex_entity_type)-1);
         return;
     }
+    /* "I'm CPR certified", "I'm first aid certified": the skill */
+    {
+        int e = k;
+        while (e < S->n && e - k < 3 && S_word(S, e) && !S_is(S, e, "certified") &&
+               !S_cls(S, e, LX_ART | LX_PREP | LX_CONJ | LX_ADV))
+            e++;
+        if (e > k && S_is(S, e, "certified") && clause_end_tok(S, e + 1)) {
+            add_fact(x, S, sj, "skill", toks_str(x, S, k, e), NULL, pol, fbase(f, 0.8f), k,
+                     e, EX_ENT_CONCEPT);
+            return;
+        }
+    }
     if (tis(t, "in") && S_is(S, k + 1, "a") && S_is(S, k + 2, "relationship")) {
         add_fact(x, S, sj, "relationship", xstrdup(x, "in a relationship"),
                  NULL, pol, base, k, k + 3, (ex_entity_type)-1);
+        /* "... with Jess": the partner's name */
+        int e = S_is(S, k + 3, "with") ? name_run(S, k + 4) : k + 4;
+        if (e > k + 4 && pol == EX_ASSERTED && !speaker_tok(x, S, k + 4) &&
+            !S_cls(S, k + 4, LX_MONTH | LX_DAY))
+            add_fact(x, S, sj, "family.partner", toks_str(x, S, k + 4, e), NULL, pol,
+                     fbase(f, 0.85f), k + 4, e, EX_ENT_PERSON);
         return;
     }
     if (tis(t, "in")) {
@@ -3212,12 +3711,16 @@ static void m_be(fr *f)
                  k + 1, (ex_entity_type)-1);
         if ((tis(t, "married") || tis(t, "engaged")) && S_is(S, k + 1, "to") &&
             pol != EX_NEGATED) {
-            int e = name_run(S, k + 2);
-            if (e > k + 2)
+            /* "married to Priya", "married to a woman named Priya" */
+            int n = k + 2;
+            if (S_cls(S, n, LX_ART) && S_word(S, n + 1) &&
+                (S_is(S, n + 2, "named") || S_is(S, n + 2, "called")))
+                n += 3;
+            int e = name_run(S, n);
+            if (e > n)
                 add_fact(x, S, sj,
                          tis(t, "married") ? "family.spouse" : "family.partner",
-                         toks_str(x, S, k + 2, e), NULL, pol, base, k + 2, e,
-                         EX_ENT_PERSON);
+                         toks_str(x, S, n, e), NULL, pol, base, n, e, EX_ENT_PERSON);
         }
         return;
     }
@@ -3412,12 +3915,15 @@ static void m_be(fr *f)
         int j = S_cls(S, k, LX_ART) ? k + 1 : k;
         int e = j;
         while (e < S->n && e - j < 4 && S_word(S, e) && !S_is(S, e, "student") &&
-               !S_is(S, e, "major") && !(tcls(&S->t[e]) & (LX_PREP | LX_CONJ |
-                                                           LX_SUB | LX_NPSTOP)))
+               !S_is(S, e, "major") && !(student_year(S, e) && S_is(S, e + 1, "at")) &&
+               !(tcls(&S->t[e]) & (LX_PREP | LX_CONJ | LX_SUB | LX_NPSTOP)))
             e++;
-        if (S_is(S, e, "student") || S_is(S, e, "major")) {
+        /* "a sophomore at NYU": the year in school stands for "student" */
+        if (S_is(S, e, "student") || S_is(S, e, "major") ||
+            (student_year(S, e) && S_is(S, e + 1, "at"))) {
             int s2 = j;
-            while (s2 < e && (tcls(&S->t[s2]) & LX_MODADJ))
+            /* "a second-year law student": the year is no field */
+            while (s2 < e && ((tcls(&S->t[s2]) & LX_MODADJ) || student_year(S, s2)))
                 s2++;
             if (S_is(S, s2, "college") || S_is(S, s2, "university") ||
                 S_is(S, s2, "grad") || S_is(S, s2, "graduate") ||
@@ -3427,8 +3933,16 @@ static void m_be(fr *f)
             if (s2 < e)
                 add_fact(x, S, sj, "education", toks_str(x, S, s2, e), NULL, pol,
                          fbase(f, 0.85f), s2, e, EX_ENT_CONCEPT);
-            if (S_is(S, e + 1, "at"))
-                emit_org(f, e + 2, "education.school", pol, fbase(f, 0.85f));
+            if (S_is(S, e + 1, "at")) {
+                int oe = emit_org(f, e + 2, "education.school", pol, fbase(f, 0.85f));
+                /* "... at NYU studying film" */
+                if (oe > e + 2 && S_is(S, oe, "studying") && s2 >= e) {
+                    int fa = skip_det(S, oe + 1), fe = np_end(x, S, fa, 3, 0);
+                    if (fe > fa && !S_cap(S, fa))
+                        add_fact(x, S, sj, "education", toks_str(x, S, fa, fe), NULL,
+                                 pol, fbase(f, 0.8f), fa, fe, EX_ENT_CONCEPT);
+                }
+            }
             return;
         }
     }
@@ -3637,6 +4151,22 @@ static void m_start(fr *f)
     float c;
     int j = k;
     bool job = false;
+    /* "started kindergarten at Elm Street Elementary", "started grad
+     * school at Duke": a school, not a job. */
+    {
+        int q = S_cls(S, k, LX_POSS) ? k + 1 : k;
+        if (S_is(S, q, "grad") || S_is(S, q, "graduate") || S_is(S, q, "high") ||
+            S_is(S, q, "middle") || S_is(S, q, "law") || S_is(S, q, "medical"))
+            q++;
+        if ((S_is(S, q, "kindergarten") || S_is(S, q, "preschool") ||
+             S_is(S, q, "school") || S_is(S, q, "college") || S_is(S, q, "university") ||
+             S_is(S, q, "uni")) &&
+            S_is(S, q + 1, "at")) {
+            int e = emit_org(f, q + 2, "education.school", pol, fbase(f, 0.85f));
+            frame_event(f, EX_EV_MILESTONE, f->v->main, e > q + 2 ? e : q + 1);
+            return;
+        }
+    }
     if (S_cls(S, j, LX_ART | LX_POSS)) {
         int q = j + 1;
         while (S_is(S, q, "new") || S_is(S, q, "first") || S_is(S, q, "full-time") ||
@@ -3671,12 +4201,35 @@ static void m_start(fr *f)
         frame_event(f, EX_EV_MILESTONE, f->v->main, end);
         return;
     }
+    /* "I started learning the cello", "started going to judo classes":
+     * the activity is the object. */
+    if ((S_is(S, k, "learning") || S_is(S, k, "playing") || S_is(S, k, "doing") ||
+         (S_is(S, k, "going") && S_is(S, k + 1, "to"))) &&
+        !f->v->neg) {
+        int a0 = skip_det(S, S_is(S, k, "going") ? k + 2 : k + 1);
+        int e0 = np_end(x, S, a0, 3, 0);
+        int h = e0;
+        if (e0 > a0 + 1 && (S_is(S, e0 - 1, "classes") || S_is(S, e0 - 1, "lessons") ||
+                            S_is(S, e0 - 1, "class")))
+            h = e0 - 1;
+        bool tail = clause_end_tok(S, e0) || S_cls(S, e0, LX_CONJ | LX_SUB | LX_TIME | LX_FREQ) ||
+                    in_time(x, S, e0);
+        if (h > a0 && tail && !S_cls(S, a0, LX_PRONOBJ | LX_LANG) && S_word(S, a0) &&
+            !(S->t[a0].flags & TF_CAP) && (h < e0 || !S_is(S, k, "going"))) {
+            add_fact(x, S, f->sj, "hobby", toks_str(x, S, a0, h), NULL, pol,
+                     fbase(f, 0.7f), a0, h, EX_ENT_CONCEPT);
+            frame_event(f, EX_EV_PREFERENCE, f->v->main, e0);
+            return;
+        }
+    }
     /* "I started running": a new hobby. */
     const tok *t = k < S->n ? &S->t[k] : NULL;
-    if (t && (tform(t) & LXF_ING) && (tcls(t) & (LX_ACTIVITY | LX_HOBBYV))) {
+    if (t && ((tform(t) & LXF_ING) || ing_form(S, k)) &&
+        ((tcls(t) & (LX_ACTIVITY | LX_HOBBYV)) || !t->lx)) {
         int e = k + 1;
-        if (clause_end_tok(S, e) || S_cls(S, e, LX_CONJ | LX_SUB | LX_ADV | LX_TIME) ||
-            in_time(x, S, e)) {
+        if (clause_end_tok(S, e) ||
+            S_cls(S, e, LX_CONJ | LX_SUB | LX_ADV | LX_TIME | LX_FREQ) ||
+            S_is(S, e, "every") || in_time(x, S, e)) {
             add_fact(x, S, f->sj, "hobby", toks_str(x, S, k, e), NULL, pol,
                      fbase(f, 0.7f), k, e, EX_ENT_CONCEPT);
             frame_event(f, EX_EV_PREFERENCE, f->v->main, e);
@@ -3779,6 +4332,11 @@ static void m_quit(fr *f)
     }
     if (quit_food(f, k, EX_EV_PREFERENCE))
         return;
+    /* "gave up soda": a change of habit even when the thing is no food
+     * the lexicon knows. */
+    if (vb == LV_GIVE && (v->past || v->perfect) && S_word(S, k) &&
+        !S_cls(S, k, LX_PRONOBJ) && !S_is(S, k, "on"))
+        frame_event(f, EX_EV_PREFERENCE, v->main, -1);
     if (vb == LV_STOP || vb == LV_GIVE)
         return;
     /* "quit my job (at Acme)" */
@@ -3932,6 +4490,9 @@ static int pet_at(fr *f, int i, ex_polarity pol, float base)
     return e;
 }
 
+static void family_names(xctx *x, sent *S, const subj *own, int r, bool ok,
+                         int rel_of);
+
 static void m_have(fr *f)
 {
     sent *S = f->S;
@@ -3942,8 +4503,26 @@ static void m_have(fr *f)
     if (v->past && !v->perfect) {
         /* "we had a baby" */
         int j = skip_det(S, k);
-        if (S_is(S, j, "baby") && !v->neg && !v->modal)
+        if (S_is(S, j, "baby") && !v->neg && !v->modal) {
+            /* "had a baby girl named Hana": the child's name */
+            int q = j + 1;
+            const char *rel = "family.child";
+            if (S_is(S, q, "girl") || S_is(S, q, "boy")) {
+                rel = S_is(S, q, "girl") ? "family.daughter" : "family.son";
+                q++;
+            }
+            if (S_is(S, q, "named") || S_is(S, q, "called")) {
+                int ne = name_run(S, q + 1);
+                if (ne > q + 1 && f->sj->kind != SJ_WE) {
+                    add_fact(x, S, f->sj, rel, toks_str(x, S, q + 1, ne), NULL,
+                             EX_ASSERTED, fbase(f, 0.85f), q + 1, ne, EX_ENT_PERSON);
+                    add_person(x, S->t[q + 1].off,
+                               S->t[ne - 1].off + S->t[ne - 1].len - S->t[q + 1].off,
+                               -1, 0);
+                }
+            }
             frame_event(f, EX_EV_MILESTONE, v->main, j + 1);
+        }
         return;
     }
     ex_polarity pol;
@@ -3969,6 +4548,12 @@ static void m_have(fr *f)
                          xstrdup(x, spouse ? "married" : "in a relationship"), NULL,
                          pol, fbase(f, spouse ? 0.8f : 0.7f), q, q + 1,
                          (ex_entity_type)-1);
+            /* "I have two brothers, Marco and Luca" */
+            if (S_punct(S, q + 1, ',') && S_cap(S, q + 2) && pol == EX_ASSERTED &&
+                !S_cls(S, q + 2, LX_MONTH | LX_DAY)) {
+                family_names(x, S, f->sj, q, true, -1);
+                return;
+            }
             int e = q + 1;
             if (S_punct(S, e, ','))
                 e++;
@@ -4158,10 +4743,10 @@ static void m_eat(fr *f)
     if (v->neg) {
         if (v->used_to)
             return;
-        if (quit_food(f, k, EX_EV_PREFERENCE) && !v->anymore)
-            f->event_done = true;
-        if (!v->anymore)
-            f->event_done = true;
+        /* "I don't eat meat (anymore)": a state, no change is told, so
+         * no event. */
+        f->event_done = true;
+        quit_food(f, k, EX_EV_PREFERENCE);
         return;
     }
     /* "I eat vegan", "I only eat plant-based" */
@@ -4227,6 +4812,13 @@ static void m_can(fr *f)
     const vg *v = f->v;
     if (v->past || v->future || v->used_to)
         return;
+    /* "I can get by in Greek": some command of the language */
+    if (v->verb == LV_GET && S_is(S, v->main + 1, "by") && S_is(S, v->main + 2, "in") &&
+        S_cls(S, v->main + 3, LX_LANG)) {
+        emit_list(f, v->main + 3, "language", v->neg ? EX_NEGATED : EX_ASSERTED,
+                  fbase(f, 0.8f), EX_ENT_CONCEPT, LX_LANG);
+        return;
+    }
     if (!(tcls(&S->t[v->main]) & LX_SKILLV) || (tform(&S->t[v->main]) & LXF_ING))
         return;
     if (v->verb == LV_SPEAK) {
@@ -4283,6 +4875,9 @@ static void m_know(fr *f)
 static bool habitual(const fr *f)
 {
     const vg *v = f->v;
+    /* "I've been playing chess since ...": a habit that goes on. */
+    if (v->perfect && v->progressive && !v->past && !v->neg && !v->modal)
+        return true;
     return !v->past && !v->future && !v->modal && !v->progressive &&
            !v->used_to && !v->perfect;
 }
@@ -4952,6 +5547,10 @@ static void m_origin(fr *f)
         if (S_is(S, k, "up") && S_is(S, k + 1, "in"))
             emit_place(f->x, S, f->sj, k + 2, true, EX_ASSERTED, fbase(f, 0.9f),
                        NULL);
+        /* "I grew up speaking Tagalog": a language of the home */
+        if (S_is(S, k, "up") && S_is(S, k + 1, "speaking") && S_cls(S, k + 2, LX_LANG))
+            emit_list(f, k + 2, "language", EX_ASSERTED, fbase(f, 0.85f), EX_ENT_CONCEPT,
+                      LX_LANG);
         return;
     }
     /* "I come from Ohio" (present only: "I came from work" is not origin) */
@@ -5050,6 +5649,44 @@ static bool plan_verb(int vb)
            vb == LV_HOST || vb == LV_THROW || vb == LV_ADOPT || vb == LV_TOUR;
 }
 
+/* gathering_at -- a meal or a get-together at i ("dinner", "a picnic"),
+ * shared with someone when "with" follows in the clause or the subject is
+ * "we". */
+static bool gathering_at(const sent *S, int i)
+{
+    static const char *const W[] = {"dinner", "lunch", "breakfast", "brunch", "drinks",
+                                    "coffee", "barbecue", "bbq", "party", "picnic",
+                                    "cookout", "potluck", "sleepover", "playdate"};
+    int j = i;
+    if (S_cls(S, j, LX_ART | LX_POSS))
+        j++;
+    if (S_is(S, j, "big") || S_is(S, j, "little") || S_is(S, j, "birthday") ||
+        S_is(S, j, "family"))
+        j++;
+    bool g = false;
+    for (size_t k = 0; k < sizeof W / sizeof *W && !g; k++)
+        g = S_is(S, j, W[k]);
+    if (!g)
+        return false;
+    if (S_is(S, i - 2, "we") || S_is(S, i - 1, "we"))
+        return true;
+    for (int q = j + 1; q < S->n && q < j + 8 && !clause_end_tok(S, q); q++)
+        if (S_is(S, q, "with"))
+            return true;
+    return false;
+}
+
+/* school_fact_in -- the turn has an education fact read from S. */
+static bool school_fact_in(const xctx *x, const sent *S)
+{
+    const ex_result *r = x->out;
+    for (size_t i = 0; i < r->n_facts; i++)
+        if (!strncmp(r->facts[i].slot, "education", 9) && r->facts[i].span.off >= S->off &&
+            r->facts[i].span.off < S->end)
+            return true;
+    return false;
+}
+
 static void generic_event(fr *f)
 {
     xctx *x = f->x;
@@ -5062,7 +5699,10 @@ static void generic_event(fr *f)
         /* "I'll be in London next week" */
         const timex *tx = sent_time(x, S);
         int k = f->k;
-        if (v->future && tx->kind == TIMEX_WINDOW && tx->to_us > x->day_from &&
+        int64_t oa, ob;
+        bool ahead = (tx->kind == TIMEX_WINDOW && tx->to_us > x->day_from) ||
+                     (own_window(x, S, true, &oa, &ob) && ob > x->day_from);
+        if (v->future && ahead &&
             S_is(S, k, "in") && S_cap(S, k + 1) && f->sj->kind != SJ_OTHER) {
             int a, b;
             place p;
@@ -5102,6 +5742,22 @@ static void generic_event(fr *f)
         if (vb == LV_LIKE || vb == LV_LOVE || vb == LV_LIVE || vb == LV_WORK ||
             vb == LV_STAND || vb == LV_WANT || vb == LV_HOPE)
             return;
+        /* "I'm training for a marathon in May": the preparation goes on
+         * now; the thing prepared for is an aim, not this verb's plan. */
+        if (v->progressive && !v->future && S_is(S, v->next, "for") &&
+            (vb == LV_TRAIN || vb == LV_STUDY || vb == LV_PRACTICE)) {
+            int a = skip_det(S, v->next + 1);
+            int b = np_end(x, S, a, 5, 0);
+            if (b > a && !S_cls(S, a, LX_PRONOBJ)) {
+                add_fact(x, S, f->sj, "goal", toks_str(x, S, a, b), NULL, EX_ASSERTED,
+                         fbase(f, 0.75f), a, b, (ex_entity_type)-1);
+                const timex *tx2 = sent_time(x, S);
+                if (tx2->kind == TIMEX_WINDOW) /* moved ahead by plan_window */
+                    add_event(x, S, EX_EV_PLAN, toks_str(x, S, a, b), 0.7f, a, b, f->sj);
+            }
+            f->event_done = true;
+            return;
+        }
         /* "I'll try", "I'll check": a plan needs an object or a time. */
         const timex *tx = sent_time(x, S);
         bool timed = tx->kind == TIMEX_WINDOW && tx->to_us > x->day_from;
@@ -5112,25 +5768,57 @@ static void generic_event(fr *f)
         char *val = vp_value(x, S, v->main, &b);
         if (!val)
             return;
-        if (b - v->main < 2 || (vb == LV_NONE && !timed)) {
+        /* A relative's coming visit is the speaker's social event, not
+         * that person's plan ("my aunt is visiting next week"). */
+        bool guest = f->sj->kind == SJ_OTHER && vb == LV_VISIT &&
+                     (timed || S_is(S, v->main + 1, "from"));
+        if ((b - v->main < 2 && !guest) || (vb == LV_NONE && !timed)) {
             dm_free(val);
             return;
         }
-        {
+        if (!guest) {
             char *val2 = xstrdup(x, val);
             add_fact(x, S, f->sj, "plan", val2, NULL, EX_ASSERTED,
                      fbase(f, timed || v->future ? 0.85f : 0.7f), v->main, b,
                      (ex_entity_type)-1);
         }
-        add_event(x, S, EX_EV_PLAN, val, f->sj->kind == SJ_OTHER ? 0.6f : 0.75f,
-                  v->main, b, f->sj);
+        /* Someone else's coming life change is a milestone and a
+         * relative's coming visit a social event, not the speaker's
+         * plan. */
+        ex_event_type et = EX_EV_PLAN;
+        bool moves_out = (vb == LV_MOVE || vb == LV_RELOCATE) &&
+                         !(S_is(S, v->next, "in") && S_is(S, v->next + 1, "with"));
+        bool wedding = vb == LV_GET && (S_is(S, v->next, "married") ||
+                                        S_is(S, v->next, "engaged") ||
+                                        S_is(S, v->next, "divorced"));
+        if (f->sj->kind == SJ_OTHER && (vb == LV_VISIT))
+            et = EX_EV_SOCIAL;
+        else if (f->sj->kind == SJ_OTHER && wedding)
+            et = EX_EV_MILESTONE;
+        else if (f->sj->kind == SJ_OTHER && ev_class(vb) == EX_EV_MILESTONE && !moves_out)
+            et = EX_EV_MILESTONE; /* "is moving to Oslo" stays that person's plan */
+        x->ev_future = true;
+        add_event(x, S, et, val, f->sj->kind == SJ_OTHER ? 0.6f : 0.75f, v->main, b,
+                  f->sj);
+        x->ev_future = false;
         f->event_done = true;
         return;
     }
     if (v->future || v->modal || !(v->past || v->perfect))
         return;
     int type = ev_class(vb);
+    if (vb == LV_HAVE && v->past && !v->perfect && gathering_at(S, f->k))
+        type = EX_EV_SOCIAL; /* "had lunch with Ann", "we had a picnic" */
+    /* "called my sister", "phoned Grandpa Joe" */
+    if (vb == LV_CALL && S_cls(S, f->k, LX_POSS) &&
+        (S_cls(S, f->k + 1, LX_FAMILY) || S_cls(S, f->k + 2, LX_FAMILY)))
+        type = EX_EV_SOCIAL;
     if (type < 0)
+        return;
+    /* Studies without a time are a state of the past ("I studied law at
+     * Yale"), told for the school and the field, not an event. */
+    if ((vb == LV_STUDY || vb == LV_ATTEND || vb == LV_GO) && type == EX_EV_ACTIVITY &&
+        sent_time(x, S)->kind != TIMEX_WINDOW && school_fact_in(x, S))
         return;
     int e = vp_end(x, S, v->main, 12);
     if (e <= v->main)
@@ -5151,6 +5839,10 @@ static void generic_event(fr *f)
                                 find_person(x, S->t[r].off, S->t[r].len) >= 0))
                 type = EX_EV_SOCIAL;
         }
+        /* A relative as the object: "took my dad to the game" */
+        int o = v->main + 1;
+        if (S_cls(S, o, LX_POSS) && (S_cls(S, o + 1, LX_FAMILY) || S_cls(S, o + 2, LX_FAMILY)))
+            type = EX_EV_SOCIAL;
     }
     frame_event(f, (ex_event_type)type, v->main, e);
 }
@@ -5220,6 +5912,18 @@ static void frame(xctx *x, sent *S, const subj *sj, const vg *v)
     case LV_GROW: case LV_COME: m_origin(&f); break;
     default: break;
     }
+    /* "I'm an expat living in Japan", "I'm a Kiwi living in London": a
+     * participle after the complement tells where the subject lives. */
+    if (v->verb == LV_BE && v->copula && !v->neg && !v->past && !v->future && !x->err) {
+        for (int q = f.k; q < S->n && q < f.k + 6 && !clause_end_tok(S, q); q++) {
+            if (tverb(&S->t[q]) && !S_is(S, q, "living"))
+                break;
+            if (S_is(S, q, "living") && S_is(S, q + 1, "in") && q > f.k) {
+                emit_place(x, S, sj, q + 2, false, EX_ASSERTED, fbase(&f, 0.85f), NULL);
+                break;
+            }
+        }
+    }
     generic_event(&f);
 }
 
@@ -5253,6 +5957,7 @@ static void family_names(xctx *x, sent *S, const subj *own, int r, bool ok,
     if (S_is(S, j, "named") || S_is(S, j, "called"))
         j++;
     int n_names = 0, first_a = -1, first_b = -1, end = j;
+    int all_a[4] = {0}, all_b[4] = {0};
     for (int g = 0; g < 4; g++) {
         int e = name_run(S, j);
         /* "my daughter sofia": written lowercase, a known first name */
@@ -5276,6 +5981,10 @@ static void family_names(xctx *x, sent *S, const subj *own, int r, bool ok,
         if (n_names == 0) {
             first_a = j;
             first_b = e;
+        }
+        if (n_names < 4) {
+            all_a[n_names] = j;
+            all_b[n_names] = e;
         }
         n_names++;
         end = e;
@@ -5310,6 +6019,19 @@ static void family_names(xctx *x, sent *S, const subj *own, int r, bool ok,
         }
         return;
     }
+    if (n_names > 1 && n_names <= 4 && ok && !comma && !x->joint) {
+        /* "my kids Ava and Ben both have the flu": the verb that follows
+         * the names says it of each. */
+        for (int q = 0; q < n_names && !x->err; q++) {
+            const tok *ta = &S->t[all_a[q]], *tb = &S->t[all_b[q] - 1];
+            subj each = {SJ_OTHER, ta->off, tb->off + tb->len - ta->off, all_a[q],
+                         x->assistant ? ASSIST_MUL : 1.0f};
+            x->joint = true;
+            subject_frames(x, S, &each, end);
+            x->joint = false;
+        }
+        return;
+    }
     if (n_names != 1 || !ok)
         return;
     /* "my sister Ann lives in Boston", "my wife, Sara, is a nurse" */
@@ -5321,6 +6043,18 @@ static void family_names(xctx *x, sent *S, const subj *own, int r, bool ok,
                first_a, 1.0f};
     if (x->assistant)
         sj.mul = ASSIST_MUL;
+    /* "visiting my dad Tony in Sacramento", "staying with my aunt Jo in
+     * Leeds": the place of a visit to someone is where that person lives. */
+    int o = own->pos;
+    if (own->kind == SJ_SPEAKER && S_is(S, v, "in") && S_cap(S, v + 1) &&
+        ((o >= 1 && tverb(&S->t[o - 1]) == LV_VISIT) ||
+         (o >= 2 && S_is(S, o - 1, "with") &&
+          (S_is(S, o - 2, "staying") || S_is(S, o - 2, "stayed") || S_is(S, o - 2, "stay"))))) {
+        int c, d;
+        place pl;
+        if (place_at(x, S, v + 1, &c, &d, &pl) && pl.gp)
+            emit_place(x, S, &sj, v + 1, false, EX_ASSERTED, 0.75f, NULL);
+    }
     subject_frames(x, S, &sj, v);
 }
 
@@ -5453,20 +6187,41 @@ static void poss_at(xctx *x, sent *S, const subj *own, int p, int j, bool ok)
                      EX_ENT_PERSON);
         return;
     }
-    if (tis(t, "birthday") && is) {
-        int e;
-        char *d = date_value(x, S, v, &e);
-        if (!d && (S_is(S, v, "today") || S_is(S, v, "tomorrow") ||
-                   S_is(S, v, "yesterday"))) {
+    if ((tis(t, "birthday") || tis(t, "bday") || tis(t, "birthdate")) &&
+        !S_is(S, k, "party") && !S_is(S, k, "present") && !S_is(S, k, "gift")) {
+        /* "my birthday falls on ..." reads like "is on". */
+        if (!is && S_is(S, k, "falls") && S_is(S, k + 1, "on")) {
+            is = true;
+            v = k + 1;
+        }
+        /* "my birthday is today", "it's my birthday today", "tomorrow's my
+         * birthday": the day relative to the turn. */
+        int rd = -1;
+        if (relday_word(S, v))
+            rd = v;
+        else if (!is && relday_word(S, k) &&
+                 (S_is(S, p - 1, "'s") || S_is(S, p - 1, "is") || S_is(S, p - 1, "was")))
+            rd = k;
+        else if (!is && (S_is(S, p - 1, "'s") || S_is(S, p - 1, "is")) &&
+                 relday_word(S, p - 2) && clause_end_tok(S, k))
+            rd = p - 2;
+        if (!is && rd < 0)
+            return;
+        int e = v;
+        char *d = rd < 0 ? date_value(x, S, v, &e) : NULL;
+        if (!d && rd < 0)
+            d = holiday_date(x, S, v, &e);
+        if (!d && rd >= 0) {
             int64_t day = fdiv(x->in->time_us, DAY_US) +
-                          (S_is(S, v, "tomorrow") ? 1 : S_is(S, v, "today") ? 0 : -1);
+                          (S_is(S, rd, "tomorrow") ? 1 : S_is(S, rd, "today") ? 0 : -1);
             int64_t y;
             int m, dd;
             civil_days(day, &y, &m, &dd);
             char buf[32];
             snprintf(buf, sizeof buf, "%s %d", MONTH_NAMES[m - 1], dd);
             d = xstrdup(x, buf);
-            e = v + 1;
+            v = rd;
+            e = rd + 1;
         }
         if (d)
             add_fact(x, S, own, "birthday", d, NULL, pol, 0.9f, v, e,
@@ -5715,6 +6470,17 @@ static void specials(xctx *x, sent *S)
                          EX_ASSERTED, 0.85f, i + 2, e, EX_ENT_PERSON);
             }
         }
+        /* "At 58, I ran my first marathon": the speaker's age now (only
+         * with a present or recent event after it, and not "at 5 pm"). */
+        if (i == 0 && S->n > 3 && S_is(S, 0, "at") && S->t[1].type == T_NUM &&
+            S->t[1].num >= 10 && S->t[1].num <= 110 && !(S->t[1].flags & TF_ORD) &&
+            S_punct(S, 2, ',') && S_is(S, 3, "i") && !x->assistant) {
+            char buf[8];
+            snprintf(buf, sizeof buf, "%d", (int)S->t[1].num);
+            me.pos = 0;
+            add_fact(x, S, &me, "age", xstrdup(x, buf), NULL, EX_ASSERTED, 0.8f, 1, 2,
+                     (ex_entity_type)-1);
+        }
         if (S_is(S, i, "as") && !x->assistant) {
             int b;
             const char *g = gender_value(S, i + 1, &b, false);
@@ -5843,6 +6609,8 @@ static void specials(xctx *x, sent *S)
  * speaker does: "I'm 35, live in Chennai, work as ...".  base_ok admits a
  * base form ("live"), which at the start of a sentence would be an
  * imperative.  Fails on anything else. */
+static bool gathering_at(const sent *S, int i);
+
 static bool implied_vg(const sent *S, int k, bool base_ok, vg *v)
 {
     memset(v, 0, sizeof *v);
@@ -5870,6 +6638,16 @@ static bool implied_vg(const sent *S, int k, bool base_ok, vg *v)
             v->verb = LV_BE;
             v->next = k + 1;
         }
+        return true;
+    }
+    /* "Had lunch with Ann yesterday": a meal or get-together with
+     * someone is the speaker's own. */
+    if (tis(t, "had") && gathering_at(S, k + 1)) {
+        v->main = k;
+        v->verb = LV_HAVE;
+        v->form = fm;
+        v->past = true;
+        v->next = k + 1;
         return true;
     }
     if (vb == LV_BE || vb == LV_HAVE)
@@ -6158,6 +6936,20 @@ static void subjects(xctx *x, sent *S)
             continue;
         }
         subject_frames(x, S, &sj, vstart);
+        /* "my wife Anika and I live in Leeds", "Sam and I both hate
+         * olives": what the verb says holds for the named person too. */
+        if (tis(t, "i") && !x->assistant && S_is(S, i - 1, "and") && S_cap(S, i - 2) &&
+            !S_is(S, i - 3, "'s") && !x->err) {
+            const tok *n = &S->t[i - 2];
+            bool known = find_person(x, n->off, n->len) >= 0;
+            if ((known || (tcls(n) & LX_FIRSTNAME)) && !speaker_tok(x, S, i - 2) &&
+                !(tcls(n) & LX_MONTH)) {
+                subj o = {SJ_OTHER, n->off, n->len, i - 2, sj.mul};
+                x->joint = true;
+                subject_frames(x, S, &o, vstart);
+                x->joint = false;
+            }
+        }
     }
 }
 
@@ -6394,6 +7186,16 @@ int ex_extract(const ex_input *in, ex_result *out)
             bool ok = !S.question &&
                       !(S.t[i].mark & (TM_HYPO | TM_REPORTED | TM_WISH));
             poss_at(&x, &S, &sj, i, named ? i + 2 : i + 1, ok);
+        }
+        /* A relative's relative: "my sister Beth's husband Carl" (Beth is
+         * already known from this turn). */
+        for (int i = 0; i < S.n && !x.err && !x.assistant; i++) {
+            if (!S_cap(&S, i) || !S_is(&S, i + 1, "'s") || !S_cls(&S, i + 2, LX_FAMILY) ||
+                speaker_tok(&x, &S, i) || find_person(&x, S.t[i].off, S.t[i].len) < 0)
+                continue;
+            subj sj = {SJ_OTHER, S.t[i].off, S.t[i].len, i, 0.9f};
+            bool ok = !S.question && !(S.t[i].mark & (TM_HYPO | TM_REPORTED | TM_WISH));
+            family_names(&x, &S, &sj, i + 2, ok, -1);
         }
         /* "Grandma Betty", "Uncle Bob": a relation used as a title */
         for (int i = 0; i < S.n && !x.err && !x.assistant; i++) {
