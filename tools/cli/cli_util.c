@@ -29,11 +29,17 @@
  */
 #include "cli.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
 
 /* ------------------------------------------------------------- errors */
 
@@ -531,4 +537,65 @@ int cli_require(const char *cmd, const cli_args *a, const char *name, const char
     if (!*out || !**out)
         return cli_usage(cmd, "--%s is required", name);
     return CLI_OK;
+}
+
+/* ------------------------------------------------------- temporary dirs */
+
+char *cli_make_tmpdir(const char *cmd)
+{
+    const char *base = getenv("TMPDIR");
+    if (!base || !*base)
+        base = "/tmp";
+    size_t n = strlen(base) + sizeof "/deltamemory-eval.XXXXXX";
+    char *path = dm_malloc(n);
+    if (path)
+        snprintf(path, n, "%s/deltamemory-eval.XXXXXX", base);
+    if (!path) {
+        cli_error(cmd, "out of memory");
+        return NULL;
+    }
+    if (!mkdtemp(path)) {
+        cli_error(cmd, "cannot create a temporary directory in %s: %s", base,
+                  strerror(errno));
+        dm_free(path);
+        return NULL;
+    }
+    return path;
+}
+
+/* Removes the tree at path (files and directories, no symlinks followed).
+ * 0, or -1 with errno of the first failure. */
+int cli_remove_tree(const char *path)
+{
+    struct stat sb;
+    if (lstat(path, &sb) != 0)
+        return errno == ENOENT ? 0 : -1;
+    if (!S_ISDIR(sb.st_mode))
+        return unlink(path);
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    int rc = 0, first_errno = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        char child[PATH_MAX];
+        int n = snprintf(child, sizeof child, "%s/%s", path, e->d_name);
+        if (n < 0 || (size_t)n >= sizeof child) {
+            rc = -1;
+            first_errno = first_errno ? first_errno : ENAMETOOLONG;
+            continue;
+        }
+        if (cli_remove_tree(child) != 0) {
+            rc = -1;
+            first_errno = first_errno ? first_errno : errno;
+        }
+    }
+    closedir(d);
+    if (rmdir(path) != 0 && rc == 0)
+        return -1;
+    if (rc != 0)
+        errno = first_errno;
+    return rc;
 }
