@@ -21,13 +21,21 @@
  *      "Sorry, I meant" or "I mean" makes its asserted facts corrections
  *      (an apology alone corrects nothing).
  *   2. noun-phrase patterns anchored on a possessive: "my name is X", "my
- *      birthday is X", "my sister Ann", "my dog Max", "my favorite food is
- *      X", "X is my favorite", "my hobby is X", "my goal is to X", "my
+ *      birthday is X", "my sister Ann", "my dad (Luc)", "my dog Max", "my
+ *      favorite food is X", "X is my favorite", "my hobby is X", "my goal is
+ *      to X", "my
  *      hometown is X", "call me X", the fragments "Name's X", "Born and
  *      raised in X", "Not Austin, Dallas" (after a location in the turn),
  *      "As a trans woman, I ..."; and organisation patterns: "Acme is a
  *      healthcare company", "Acme Corp is in the healthcare space", "Acme's
- *      office is in Boston", "Initech, a software company".
+ *      office is in Boston", "Initech, a software company".  Set phrases
+ *      outside the frames: verdicts on a bare noun that opens the sentence
+ *      ("Coffee is life", "Olives are gross", "Knitting keeps me sane";
+ *      an activity is a hobby), conditions ("Peanut allergy here", "I had
+ *      an allergic reaction to X", "I'm on medication for X", "I get
+ *      migraines") and a business of one's own ("I run a bakery called
+ *      X" -> title "bakery owner", employer X; "I founded a startup" ->
+ *      "founder").
  *   3. frames: a subject (I, we, a named person, the speaker's own name, a
  *      resolved he/she; for assistant turns "you") followed by a verb group
  *      parsed by hand (adverbs, negation, auxiliaries, modals, "going to",
@@ -2787,6 +2795,19 @@ static int industry_at(xctx *x, sent *S, int i, int *a, int *b, float *conf)
     int e = np_end(x, S, s, 4, 0);
     if (e <= s)
         return i;
+    /* "the oil and gas industry", "food and beverage": two sectors named
+     * as one, with the sector word after them or both known. */
+    if (S_is(S, e, "and") && e - s == 1) {
+        int e2 = np_end(x, S, e + 1, 2, 0);
+        if (e2 == e + 2 || e2 == e + 3) {
+            const tok *l2 = &S->t[e2 - 1];
+            bool tail2 = tis(l2, "industry") || tis(l2, "sector") || tis(l2, "business");
+            if ((tail2 && e2 == e + 3) ||
+                (e2 == e + 2 && (tcls(&S->t[s]) & LX_INDUSTRY) &&
+                 (tcls(&S->t[e + 1]) & LX_INDUSTRY)))
+                e = e2;
+        }
+    }
     int end = e;
     const tok *last = &S->t[e - 1];
     bool tail = tis(last, "industry") || tis(last, "field") ||
@@ -5228,6 +5249,8 @@ static void m_learn(fr *f)
                  (ex_entity_type)-1);
 }
 
+static int severity(const sent *S, int i);
+
 static void m_get(fr *f)
 {
     sent *S = f->S;
@@ -5243,6 +5266,21 @@ static void m_get(fr *f)
     }
     ex_polarity pol;
     float base = 0.9f;
+    /* "I get migraines", "I get really bad hay fever": a recurring
+     * condition, said in the present. */
+    if (!v->past && !v->perfect && !v->progressive) {
+        int h = severity(S, skip_det(S, k));
+        int e = np_end(x, S, h, 3, NP_LIST);
+        if (e > h && S_cls(S, e - 1, LX_HEALTH) && state(f, &pol, &base)) {
+            /* hay fever is an allergy (to pollen) by its name's usage */
+            bool hay = S_is(S, e - 1, "hay fever") ||
+                       (S_is(S, e - 2, "hay") && S_is(S, e - 1, "fever"));
+            add_fact(x, S, f->sj, hay ? "allergy" : "health", toks_str(x, S, h, e), NULL,
+                     pol, fbase(f, 0.8f), h, e, EX_ENT_CONCEPT);
+            return;
+        }
+        base = 0.9f;
+    }
     if (is_future(f) || !change(f, &pol, &base))
         return;
     if (S_is(S, k, "promoted") && S_is(S, k + 1, "to")) {
@@ -5954,6 +5992,15 @@ static void family_names(xctx *x, sent *S, const subj *own, int r, bool ok,
         j++;
         comma = true;
     }
+    /* "my dad (Jean-Luc) ...": the name in brackets, closed at once */
+    bool paren = false;
+    if (S_punct(S, j, '(') && S_cap(S, j + 1) && !comma) {
+        int pe = name_run(S, j + 1);
+        if (pe > j + 1 && S_punct(S, pe, ')')) {
+            j++;
+            paren = true;
+        }
+    }
     if (S_is(S, j, "named") || S_is(S, j, "called"))
         j++;
     int n_names = 0, first_a = -1, first_b = -1, end = j;
@@ -5989,10 +6036,40 @@ static void family_names(xctx *x, sent *S, const subj *own, int r, bool ok,
         n_names++;
         end = e;
         j = e;
+        if (paren) {
+            end = e + 1; /* past the ')' */
+            break;
+        }
         if (S_punct(S, j, ',') && S_cap(S, j + 1) && !comma)
             j++;
         else if (S_punct(S, j, ',') && S_is(S, j + 1, "and"))
             j += 2;
+        /* "my daughter Grace and her husband Tom": the second relative is
+         * the first one's, and what follows is said of both. */
+        if (g == 0 && S_is(S, j, "and") &&
+            (S_is(S, j + 1, "her") || S_is(S, j + 1, "his") || S_is(S, j + 1, "their")) &&
+            S_cls(S, j + 2, LX_FAMILY) && S->t[j + 2].lx) {
+            int r2 = j + 2, e2 = name_run(S, r2 + 1);
+            int rel2 = S->t[r2].lx->data;
+            if (e2 > r2 + 1 && rel2 >= 0 && rel2 < (int)N_FAMILY && !speaker_tok(x, S, r2 + 1)) {
+                char slot2[40];
+                snprintf(slot2, sizeof slot2, "family.%s", FAMILY_REL[rel2]);
+                const tok *ta = &S->t[first_a], *tb = &S->t[first_b - 1];
+                subj kin = {SJ_OTHER, ta->off, tb->off + tb->len - ta->off, first_a,
+                            x->assistant ? ASSIST_MUL : 1.0f};
+                if (ok)
+                    add_fact(x, S, &kin, slot2, toks_str(x, S, r2 + 1, e2), NULL,
+                             EX_ASSERTED, 0.85f, r2 + 1, e2, EX_ENT_PERSON);
+                add_person(x, S->t[r2 + 1].off,
+                           S->t[e2 - 1].off + S->t[e2 - 1].len - S->t[r2 + 1].off, rel2,
+                           rel_gender(&S->t[r2]));
+                all_a[1] = r2 + 1;
+                all_b[1] = e2;
+                n_names = 2;
+                end = e2;
+                break;
+            }
+        }
         if (S_is(S, j, "and") && S_cap(S, j + 1))
             j++;
         else if (j == e)
@@ -6444,6 +6521,333 @@ static void org_sentence(xctx *x, sent *S)
     }
 }
 
+/* severity -- skips words of degree or frequency before a condition
+ * ("really bad migraines", "a severe nut allergy"): they are no part of
+ * it. */
+static int severity(const sent *S, int i)
+{
+    static const char *const w[] = {"really", "very", "pretty", "quite", "bad",
+                                    "terrible", "awful", "severe", "mild", "serious",
+                                    "deadly", "frequent", "occasional", "major",
+                                    "minor", "slight", "massive", "horrible", "super"};
+    for (;;) {
+        bool hit = false;
+        for (size_t q = 0; q < sizeof w / sizeof *w && !hit; q++)
+            hit = S_is(S, i, w[q]);
+        if (!hit)
+            return i;
+        i++;
+    }
+}
+
+/* first_word -- the first token of S after interjections, sentence
+ * adverbs and their commas ("Well, ...", "Also ..."). */
+static int first_word(const sent *S)
+{
+    int i = 0;
+    while (i < S->n && i < 4 &&
+           ((tcls(&S->t[i]) & LX_INTERJ) || S_punct(S, i, ',') || S_is(S, i, "also") ||
+            S_is(S, i, "honestly") || S_is(S, i, "oh") || S_is(S, i, "so")))
+        i++;
+    return i;
+}
+
+/* health_phrases -- conditions told in set phrases rather than frames:
+ * the fragment "Shellfish allergy here", "I had an allergic reaction to
+ * X", "I'm on medication for X", "I take meds for X", "I live with X"
+ * (X a condition).  Only the speaker's
+ * own: the clause must open with "I" (or be the fragment). */
+static void health_phrases(xctx *x, sent *S, subj *me)
+{
+    int i0 = first_word(S);
+    if (i0 >= S->n)
+        return;
+    /* "Severe nut allergy, so ...", "Peanut allergy here." */
+    {
+        int a = severity(S, i0);
+        int h = a;
+        while (h < S->n && h < a + 3 && S_word(S, h) && !S_is(S, h, "allergy") &&
+               !S_is(S, h, "allergies") &&
+               !(tcls(&S->t[h]) & (LX_ART | LX_POSS | LX_DET | LX_SUBJ | LX_PRONOBJ |
+                                   LX_BE | LX_HAVE | LX_PREP | LX_CONJ | LX_FAMILY)))
+            h++;
+        if (h > a && (S_is(S, h, "allergy") || S_is(S, h, "allergies")) &&
+            (h + 1 == S->n || S_punct(S, h + 1, ',') || S_punct(S, h + 1, '.') ||
+             S_punct(S, h + 1, '!') || S_is(S, h + 1, "here"))) {
+            char *v = toks_str(x, S, a, h);
+            /* the capital of the sentence's first word is no name's */
+            if (v && a == i0 && !(S->t[a].flags & TF_UPPER) && v[0] >= 'A' && v[0] <= 'Z')
+                v[0] = (char)(v[0] - 'A' + 'a');
+            me->pos = a;
+            add_fact(x, S, me, "allergy", v, NULL, EX_ASSERTED, 0.8f, a, h + 1,
+                     EX_ENT_CONCEPT);
+            return;
+        }
+    }
+    if (!S_is(S, i0, "i"))
+        return;
+    for (int i = i0 + 1; i + 2 < S->n; i++) {
+        if (S->t[i].mark & (TM_HYPO | TM_REPORTED | TM_WISH | TM_SUBCL))
+            return;
+        if (S_cls(S, i, LX_SUBJ) || S_cls(S, i, LX_MODAL) || S_cls(S, i, LX_NEG) ||
+            (S_cls(S, i, LX_SUB) && !S_is(S, i, "once")) || S_punct(S, i, ','))
+            return;
+        /* "I had an allergic reaction to amoxicillin" */
+        if (S_is(S, i, "allergic") && (S_is(S, i + 1, "reaction") ||
+                                       S_is(S, i + 1, "reactions")) &&
+            S_is(S, i + 2, "to")) {
+            int a = skip_det(S, i + 3), b = np_end(x, S, a, 4, NP_LIST);
+            if (b > a && !vague_np(S, a, b)) {
+                me->pos = i;
+                add_fact(x, S, me, "allergy", toks_str(x, S, a, b), NULL, EX_ASSERTED,
+                         0.8f, i, b, EX_ENT_CONCEPT);
+            }
+            return;
+        }
+        /* "I live with Crohn's", "I've been living with MS for years" */
+        if (S_is(S, i, "with") && (S_is(S, i - 1, "live") || S_is(S, i - 1, "living"))) {
+            int a = skip_det(S, i + 1), b = np_end(x, S, a, 3, NP_LIST);
+            if (b > a && S_cls(S, b - 1, LX_HEALTH)) {
+                me->pos = i;
+                add_fact(x, S, me, "health", toks_str(x, S, a, b), NULL, EX_ASSERTED,
+                         0.8f, i - 1, b, EX_ENT_CONCEPT);
+            }
+            return;
+        }
+        /* "I'm on medication for my anxiety", "I take pills for migraines" */
+        if ((S_is(S, i, "medication") || S_is(S, i, "meds") || S_is(S, i, "medicine") ||
+             S_is(S, i, "pills") || S_is(S, i, "insulin") || S_is(S, i, "treatment")) &&
+            S_is(S, i + 1, "for") &&
+            (S_is(S, i - 1, "on") || S_is(S, i - 1, "take") || S_is(S, i - 1, "takes") ||
+             S_is(S, i - 1, "taking") || S_is(S, i - 1, "some") ||
+             S_is(S, i - 1, "daily") || S_is(S, i - 1, "getting"))) {
+            int a = skip_det(S, i + 2), b = np_end(x, S, a, 4, NP_LIST);
+            if (b > a && (S_cls(S, b - 1, LX_HEALTH) ||
+                          (S_is(S, b - 1, "pressure") && S_is(S, b - 2, "blood")))) {
+                me->pos = i;
+                add_fact(x, S, me, "health", toks_str(x, S, a, b), NULL, EX_ASSERTED,
+                         0.8f, i, b, EX_ENT_CONCEPT);
+            }
+            return;
+        }
+    }
+}
+
+static bool S_phrase(const sent *S, int i, const char *phrase);
+
+/* owned_business -- "I run a bakery (called X)", "I own a small
+ * landscaping business", "I opened a cafe", "I founded a startup": the
+ * speaker's title is its owner (or founder) and its name, when given, the
+ * employer. */
+static void owned_business(xctx *x, sent *S, subj *me)
+{
+    static const char *const concrete[] = {
+        "bakery", "cafe", "café", "restaurant", "bar", "pub", "shop", "store",
+        "bookstore", "bookshop", "salon", "barbershop", "gym", "studio", "farm",
+        "brewery", "winery", "boutique", "clinic", "practice", "daycare", "food truck",
+        "gallery", "hotel", "inn", "diner", "pizzeria", "kennel", "nursery", "garage",
+        "florist", "pharmacy", "dealership", "franchise", "hostel", "vineyard"};
+    static const char *const generic[] = {"business", "company", "firm", "startup",
+                                          "agency", "consultancy", "nonprofit"};
+    int i = first_word(S);
+    if (!S_is(S, i, "i"))
+        return;
+    int v = i + 1;
+    while (S_is(S, v, "also") || S_is(S, v, "just") || S_is(S, v, "actually") ||
+           S_is(S, v, "now") || S_is(S, v, "still") || S_is(S, v, "recently"))
+        v++;
+    if (v >= S->n || (S->t[v].mark & (TM_HYPO | TM_REPORTED | TM_WISH | TM_SUBCL)))
+        return;
+    bool found = false, past = false;
+    if (S_is(S, v, "run") || S_is(S, v, "own") || S_is(S, v, "co-own") ||
+        S_is(S, v, "manage"))
+        found = true;
+    else if (S_is(S, v, "opened") || S_is(S, v, "started") || S_is(S, v, "founded") ||
+             S_is(S, v, "launched") || S_is(S, v, "co-founded") || S_is(S, v, "cofounded"))
+        found = past = true;
+    else if (S_is(S, v, "have") && S_is(S, v + 1, "my") && S_is(S, v + 2, "own"))
+        found = true;
+    if (!found)
+        return;
+    int h = v + 1;
+    if (S_is(S, h, "my") && S_is(S, h + 1, "own"))
+        h += 2;
+    else if (S_is(S, h, "a") || S_is(S, h, "an") || S_is(S, h, "my") || S_is(S, h, "our"))
+        h++;
+    else
+        return;
+    const char *head = NULL;
+    bool gen = false;
+    int e = -1;
+    for (int q = h; q < S->n && q < h + 4 && !head; q++) {
+        if (!S_word(S, q) || (tcls(&S->t[q]) & (LX_PREP | LX_CONJ | LX_SUB)))
+            break;
+        for (size_t c = 0; c < sizeof concrete / sizeof *concrete && !head; c++)
+            if (S_phrase(S, q, concrete[c])) {
+                head = concrete[c];
+                e = q + (strchr(concrete[c], ' ') ? 2 : 1);
+            }
+        for (size_t c = 0; c < sizeof generic / sizeof *generic && !head; c++)
+            if (S_is(S, q, generic[c])) {
+                head = generic[c];
+                gen = true;
+                e = q + 1;
+            }
+    }
+    /* "I run a shop class", "I manage a store" (a manager is no owner) */
+    if (!head || (e < S->n && S_word(S, e) && !(tcls(&S->t[e]) & (LX_PREP | LX_CONJ |
+                                                                 LX_TIME | LX_ADV)) &&
+                  !S_is(S, e, "called") && !S_is(S, e, "named") && !S_is(S, e, "last") &&
+                  !S_is(S, e, "this") && !S_is(S, e, "back") && !S_is(S, e, "with")))
+        return;
+    if (S_is(S, v, "manage"))
+        return;
+    char title[48];
+    if (past && gen && !S_is(S, v, "opened"))
+        snprintf(title, sizeof title, "founder");
+    else if (gen)
+        snprintf(title, sizeof title, "business owner");
+    else
+        snprintf(title, sizeof title, "%s owner", head);
+    float base = past ? 0.75f : 0.85f;
+    me->pos = v;
+    add_fact(x, S, me, "work.title", xstrdup(x, title), NULL, EX_ASSERTED, base, v, e,
+             (ex_entity_type)-1);
+    /* its name: "called Crumb & Co", "named Blue Door" */
+    for (int q = e; q < S->n && q < e + 6; q++) {
+        if (S_punct(S, q, '.') || S_punct(S, q, '!') || S_punct(S, q, ';'))
+            break;
+        if (!S_is(S, q, "called") && !S_is(S, q, "named"))
+            continue;
+        int a = q + 1, b = a;
+        while (b < S->n && b < a + 5 &&
+               ((S_word(S, b) && (S->t[b].flags & (TF_CAP | TF_UPPER))) ||
+                (b > a && (S_punct(S, b, '&') || S_is(S, b, "'s") || S_is(S, b, "of") ||
+                           S_is(S, b, "and")) &&
+                 S_word(S, b + 1) && (S->t[b + 1].flags & (TF_CAP | TF_UPPER)))))
+            b++;
+        if (b > a)
+            add_fact(x, S, me, "work.employer", toks_str(x, S, a, b), NULL, EX_ASSERTED,
+                     base, q, b, EX_ENT_ORG);
+        break;
+    }
+}
+
+/* S_phrase -- the words of phrase (separated by single spaces) stand at
+ * i of S. */
+static bool S_phrase(const sent *S, int i, const char *phrase)
+{
+    char w[32];
+    while (*phrase) {
+        size_t n = strcspn(phrase, " ");
+        if (n >= sizeof w)
+            return false;
+        memcpy(w, phrase, n);
+        w[n] = 0;
+        if (!S_is(S, i, w))
+            return false;
+        i++;
+        phrase += n;
+        while (*phrase == ' ')
+            phrase++;
+    }
+    return true;
+}
+
+/* taste_verdict -- "X is life", "X are disgusting", "X keeps me sane" at
+ * the start of S: a like or dislike of X (an activity's -ing form is a
+ * hobby). */
+static void taste_verdict(xctx *x, sent *S, subj *me)
+{
+    static const char *const good[] = {"life", "amazing", "awesome", "delicious",
+                                       "heaven", "everything", "the best", "my jam",
+                                       "my thing", "my weakness", "my guilty pleasure",
+                                       "my happy place", "so good"};
+    static const char *const bad[] = {"disgusting", "gross", "revolting",
+                                      "the worst", "awful", "vile", "nasty",
+                                      "terrible", "horrible", "inedible"};
+    int a = first_word(S);
+    int b = a;
+    while (b < S->n && b < a + 4 && S_word(S, b) &&
+           !(tcls(&S->t[b]) & (LX_BE | LX_PREP | LX_CONJ | LX_SUB | LX_ART |
+                               LX_POSS | LX_DET | LX_SUBJ | LX_PRONOBJ | LX_MODAL | LX_NEG |
+                               LX_QWORD | LX_INTERJ)) &&
+           !tis(&S->t[b], "keeps") && !tis(&S->t[b], "keep") &&
+           (b == a || !(S->t[b].flags & (TF_CAP | TF_UPPER))))
+        b++;
+    if (b == a || b >= S->n || ((S->t[a].flags & TF_UPPER) && S->t[a].len > 1))
+        return;
+    /* a known place or name is no taste ("Denver is amazing") */
+    for (int q = a; q < b; q++)
+        if (tis(&S->t[q], "it") || tis(&S->t[q], "this") || tis(&S->t[q], "that") ||
+            tis(&S->t[q], "life") || tis(&S->t[q], "work") || tis(&S->t[q], "today") ||
+            tis(&S->t[q], "everything") || tis(&S->t[q], "everyone") ||
+            tis(&S->t[q], "people") || tis(&S->t[q], "weather") ||
+            (tcls(&S->t[q]) & (LX_FIRSTNAME | LX_DEMONYM | LX_DAY | LX_MONTH | LX_TIME |
+                                LX_VAGUE | LX_FAMILY | LX_OCC | LX_ORGSUF)))
+            return;
+    int k = b;
+    const char *slot = NULL;
+    if (S_is(S, k, "is") || S_is(S, k, "are") || S_is(S, k, "'s") ||
+        S_is(S, k, "'re")) {
+        k++;
+        while (k < S->n && (S_is(S, k, "just") || S_is(S, k, "so") || S_is(S, k, "really") ||
+                            S_is(S, k, "absolutely") || S_is(S, k, "honestly") ||
+                            S_is(S, k, "literally") || S_is(S, k, "seriously")))
+            k++;
+        for (size_t g = 0; g < sizeof good / sizeof *good && !slot; g++)
+            if (S_phrase(S, k, good[g]))
+                slot = "preference.likes";
+        for (size_t g = 0; g < sizeof bad / sizeof *bad && !slot; g++)
+            if (S_phrase(S, k, bad[g]))
+                slot = "preference.dislikes";
+    } else if ((S_is(S, k, "keeps") || S_is(S, k, "keep")) && S_is(S, k + 1, "me") &&
+               (S_is(S, k + 2, "sane") || S_is(S, k + 2, "going") ||
+                S_is(S, k + 2, "grounded") || S_is(S, k + 2, "happy") ||
+                S_is(S, k + 2, "calm"))) {
+        slot = "preference.likes";
+    }
+    if (!slot)
+        return;
+    {
+        /* "... is the worst part of the job": the verdict must end the
+         * clause. */
+        int e = k;
+        const char *const *list = !strcmp(slot, "preference.dislikes") ? bad : good;
+        size_t nl = !strcmp(slot, "preference.dislikes") ? sizeof bad / sizeof *bad
+                                                          : sizeof good / sizeof *good;
+        if (S_is(S, k, "keeps") || S_is(S, k, "keep"))
+            e = k + 3;
+        else
+            for (size_t g = 0; g < nl; g++)
+                if (S_phrase(S, k, list[g])) {
+                    e = k + 1 + (strchr(list[g], ' ') ? 1 : 0) + (strchr(list[g], ' ') && strchr(strchr(list[g], ' ') + 1, ' ') ? 1 : 0);
+                    break;
+                }
+        if (e < S->n && S_word(S, e) && !(tcls(&S->t[e]) & (LX_ADV | LX_CONJ | LX_TIME)) &&
+            !S_is(S, e, "these") && !S_is(S, e, "every") && !S_is(S, e, "to"))
+            return;
+        int pa, pb;
+        place pl;
+        if (place_at(x, S, a, &pa, &pb, &pl) && pl.gp)
+            return;
+    }
+    /* An activity liked this way is a pastime: "Gardening keeps me sane",
+     * "Chess is my thing". */
+    if (!strcmp(slot, "preference.likes") &&
+        (activity_gerund(S, a, b) || (b == a + 1 && S_cls(S, a, LX_ACTIVITY)) ||
+         (b == a + 1 && S_is(S, k, "keeps") && strlen(S->t[a].w) > 5 &&
+          !strcmp(S->t[a].w + strlen(S->t[a].w) - 3, "ing"))))
+        slot = "hobby";
+    char *v = toks_str(x, S, a, b);
+    if (!v)
+        return;
+    if (v[0] >= 'A' && v[0] <= 'Z' && !(S->t[a].flags & TF_UPPER))
+        v[0] = (char)(v[0] - 'A' + 'a');
+    me->pos = a;
+    add_fact(x, S, me, slot, v, NULL, EX_ASSERTED, 0.75f, a, k, EX_ENT_CONCEPT);
+}
+
 /* specials -- "call me X", "as a trans woman, I ...", "not Austin, Dallas". */
 static void specials(xctx *x, sent *S)
 {
@@ -6521,6 +6925,18 @@ static void specials(xctx *x, sent *S)
         emit_list(&g, at, "preference.likes", EX_ASSERTED, 0.75f, EX_ENT_CONCEPT, 0);
         break;
     }
+    /* Verdicts on a bare noun that opens the sentence are the speaker's
+     * taste: "Coffee is life", "Olives are disgusting", "Jazz is my jam",
+     * "Knitting keeps me sane".  The subject must carry no article,
+     * possessive or pronoun and no capital past its first letter, so "The
+     * weather is awful", "My boss is the worst" and "Paris is amazing"
+     * say nothing about the speaker's tastes. */
+    if (!x->assistant && S->n >= 3 && !(S->t[0].mark & (TM_HYPO | TM_REPORTED | TM_WISH)))
+        taste_verdict(x, S, &me);
+    if (!x->assistant && S->n >= 2 && !(S->t[0].mark & (TM_HYPO | TM_REPORTED | TM_WISH)))
+        health_phrases(x, S, &me);
+    if (!x->assistant && S->n >= 3 && !(S->t[0].mark & (TM_HYPO | TM_REPORTED | TM_WISH)))
+        owned_business(x, S, &me);
     /* "Lisbon is home (now)", "home is Lisbon": where the speaker lives. */
     for (int i = 0; i + 2 < S->n && !x->assistant; i++) {
         if (S->t[i].mark & (TM_HYPO | TM_REPORTED | TM_WISH | TM_SUBCL))

@@ -1389,6 +1389,7 @@ static const lx_entry ENTRIES[] = {
     {"hazel", LX_FIRSTNAME, LV_NONE, 0, 0},
     {"he", LX_SUBJ, LV_NONE, 0, 0},
     {"head", 0, LV_HEAD, LXF_BASE, 0},
+    {"headaches", LX_HEALTH, LV_NONE, 0, 0},
     {"headed", 0, LV_HEAD, LXF_PAST | LXF_PP, 0},
     {"heading", 0, LV_HEAD, LXF_ING, 0},
     {"heads", 0, LV_HEAD, LXF_S3, 0},

@@ -519,6 +519,21 @@ static const char *const NOT_FACTS[] = {
     "I'm starting to realize that rest matters.",
     "I'm planning a few.",
     "I'll be 30 next month.",
+    "The traffic is awful today.",
+    "My landlord is the worst.",
+    "Lisbon is amazing.",
+    "Rent is the worst part of living here.",
+    "My nephew has a bad nut allergy.",
+    "Pollen allergies are common in spring.",
+    "I have a headache.",
+    "Should I get migraines checked?",
+    "My aunt had an allergic reaction to wasp stings.",
+    "I run five miles a day.",
+    "I run the night shift on weekends.",
+    "I manage a shoe store.",
+    "My uncle owns a bakery.",
+    "If I owned a cafe I would open it early.",
+    "I live with two roommates.",
 };
 
 static void test_not_facts(void **state)
@@ -961,6 +976,92 @@ static void test_constructions(void **state)
     ex_result_free(&r);
 }
 
+/* ---- opinions without a frame, and conditions in set phrases ------------- */
+
+static const fcase VERDICTS[] = {
+    {"Tea is life.", "", "preference.likes", "tea", A, 0.7f, 0.8f},
+    {"Honestly, tea is life.", "", "preference.likes", "tea", A, 0.7f, 0.8f},
+    {"Raw onions are disgusting.", "", "preference.dislikes", "raw onions", A, 0.7f,
+     0.8f},
+    {"Licorice is just vile.", "", "preference.dislikes", "licorice", A, 0.7f, 0.8f},
+    {"Blue cheese is the worst, sorry.", "", "preference.dislikes", "blue cheese", A,
+     0.7f, 0.8f},
+    {"Salsa music is my jam", "", "preference.likes", "salsa music", A, 0.7f, 0.8f},
+    {"Knitting keeps me sane.", "", "hobby", "knitting", A, 0.7f, 0.8f},
+    {"Bouldering keeps me going these days.", "", "hobby", "bouldering", A, 0.7f,
+     0.8f},
+    {"Chess is my thing.", "", "hobby", "chess", A, 0.7f, 0.8f},
+    {"Espresso keeps me going.", "", "preference.likes", "espresso", A, 0.7f, 0.8f},
+    {"Nothing beats a hot bath.", "", "preference.likes", "hot bath", A, 0.7f, 0.8f},
+};
+
+static const fcase CONDITIONS[] = {
+    {"Peanut allergy here.", "", "allergy", "peanut", A, 0.75f, 0.85f},
+    {"Mild dairy allergy, so skip the cream.", "", "allergy", "dairy", A, 0.75f,
+     0.85f},
+    {"I had an allergic reaction to amoxicillin as a kid.", "", "allergy", "amoxicillin",
+     A, 0.75f, 0.85f},
+    {"I get cluster headaches.", "", "health", "cluster headaches", A, 0.75f, 0.85f},
+    {"I get really bad migraines.", "", "health", "migraines", A, 0.75f, 0.85f},
+    {"I no longer get migraines.", "", "health", "migraines", N, 0.75f, 0.85f},
+    {"I get hay fever in June.", "", "allergy", "hay fever", A, 0.75f, 0.85f},
+    {"I'm on medication for epilepsy.", "", "health", "epilepsy", A, 0.75f, 0.85f},
+    {"I take pills for my high blood pressure.", "", "health", "high blood pressure",
+     A, 0.75f, 0.85f},
+    {"I was diagnosed with ADHD at 30.", "", "health", "ADHD", A, 0.85f, 1},
+    {"I have type 1 diabetes.", "", "health", "type 1 diabetes", A, 0.85f, 1},
+    {"I've been living with epilepsy since my teens.", "", "health", "epilepsy", A,
+     0.75f, 0.85f},
+};
+
+static const fcase OWNERS[] = {
+    {"I run a tiny bakery.", "", "work.title", "bakery owner", A, 0.8f, 0.9f},
+    {"I own a flower shop called Petal & Stem.", "", "work.title", "shop owner", A,
+     0.8f, 0.9f},
+    {"I own a flower shop called Petal & Stem.", "", "work.employer", "Petal & Stem",
+     A, 0.8f, 0.9f},
+    {"I have my own plumbing business.", "", "work.title", "business owner", A, 0.8f,
+     0.9f},
+    {"I opened a ramen restaurant last spring.", "", "work.title", "restaurant owner",
+     A, 0.7f, 0.8f},
+    {"I founded a startup named Quillwork in Oslo.", "", "work.title", "founder", A,
+     0.7f, 0.8f},
+    {"I founded a startup named Quillwork in Oslo.", "", "work.employer", "Quillwork",
+     A, 0.7f, 0.8f},
+};
+
+static const fcase SECTORS[] = {
+    {"I work in the food and beverage industry.", "", "work.industry",
+     "food and beverage", A, 0.7f, 1},
+    {"I've been in the pulp and paper sector for years.", "", "work.industry",
+     "pulp and paper", A, 0.7f, 1},
+    {"I'm in enterprise software sales.", "", "work.industry",
+     "enterprise software sales", A, 0.7f, 1},
+};
+
+static const fcase BRACKETS[] = {
+    {"My uncle (Marco) lives in Turin.", "", "family.uncle", "Marco", A, 0.85f, 1},
+    {"My uncle (Marco) lives in Turin.", "Marco", "location.city", "Turin", A, 0.7f,
+     1},
+    {"My stepmom (Ingrid) is a pharmacist.", "", "family.mother", "Ingrid", A, 0.85f,
+     1},
+    {"My cousin Ravi and his wife Meera moved to Pune.", "", "family.cousin", "Ravi",
+     A, 0.85f, 1},
+    {"My cousin Ravi and his wife Meera moved to Pune.", "Ravi", "family.spouse",
+     "Meera", A, 0.8f, 0.9f},
+    {"My cousin Ravi and his wife Meera moved to Pune.", "Meera", "location.city",
+     "Pune", A, 0.5f, 1},
+};
+
+static void test_verdicts_conditions(void **state)
+{
+    check_cases(BRACKETS, sizeof BRACKETS / sizeof *BRACKETS, NULL, "user");
+    check_cases(SECTORS, sizeof SECTORS / sizeof *SECTORS, NULL, "user");
+    check_cases(OWNERS, sizeof OWNERS / sizeof *OWNERS, NULL, "user");
+    check_cases(VERDICTS, sizeof VERDICTS / sizeof *VERDICTS, NULL, "user");
+    check_cases(CONDITIONS, sizeof CONDITIONS / sizeof *CONDITIONS, NULL, "user");
+}
+
 static void test_entities(void **state)
 {
     ex_result r = run("Hey Mel! I visited Paris with Jordan and we ate at a "
@@ -1287,6 +1388,7 @@ int main(void)
         cmocka_unit_test(test_relations),
         cmocka_unit_test(test_constructions),
         cmocka_unit_test(test_entities),
+        cmocka_unit_test(test_verdicts_conditions),
         cmocka_unit_test(test_long_turn),
         cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_errors),
