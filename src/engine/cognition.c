@@ -468,21 +468,17 @@ int dm_remember(dm_db *db, const dm_remember_params *p, dm_remember_result *out)
 
 /* ------------------------------------------------------------- profile */
 
-/* Lock u for reading its facts: the read lock when they are loaded, else
- * the write lock to load them.  *is_write tells which was taken. */
-static int lock_facts(dm_db *db, eng_user *u, bool *is_write)
+int eng_user_lock_facts(dm_db *db, eng_user *u)
 {
     int rc = eng_user_lock_read(db, u);
-    if (rc)
+    if (rc || u->facts_loaded || !u->exists)
         return rc;
-    *is_write = false;
-    if (u->facts_loaded || !u->exists)
-        return DM_OK;
     eng_user_unlock(u);
     if ((rc = eng_user_lock_write(db, u)))
         return rc;
-    *is_write = true;
-    return u->exists ? eng_facts_load(db, u) : DM_OK;
+    if (u->exists && (rc = eng_facts_load(db, u)))
+        eng_user_unlock(u);
+    return rc;
 }
 
 static int fill_fact(dm_fact *d, const fact *f)
@@ -550,10 +546,9 @@ int dm_profile(dm_db *db, const dm_profile_params *p, dm_fact **out, size_t *n)
     if (!db || !p || !out || !n)
         return err_set_msg(DM_EINVAL, "profile: no database, parameters or output");
     eng_user *u = NULL;
-    bool is_write = false;
     int rc = eng_scope_user(db, p->tenant, p->user_id, &u);
     if (!rc)
-        rc = lock_facts(db, u, &is_write);
+        rc = eng_user_lock_facts(db, u);
     if (rc)
         return rc;
     if (!u->exists) {

@@ -238,6 +238,10 @@ int eng_decay_user_locked(dm_db *db, eng_user *u, int64_t now_us, float threshol
 /* cognition.c: read the user's facts and build its graph.  REQUIRES:
  * the write lock.  Done once per load; a no-op when loaded. */
 int eng_facts_load(dm_db *db, eng_user *u);
+/* Lock u to read its facts and graph: the read lock when they are loaded,
+ * else the write lock, held while they load.  Unlock with eng_user_unlock;
+ * on an error nothing is held. */
+int eng_user_lock_facts(dm_db *db, eng_user *u);
 /* An event's time and the document of the turn that told it: the
  * temporal leg finds "what did I do on Saturday" in a turn said on
  * Monday. */

@@ -110,20 +110,6 @@ static int copy_out(const graph *g, const graph_hit *hits, size_t n, dm_graph_re
     return DM_OK;
 }
 
-/* Lock u for reading with its graph built (the write lock to build it). */
-static int lock_graph(dm_db *db, eng_user *u, bool *is_write)
-{
-    int rc = eng_user_lock_read(db, u);
-    *is_write = false;
-    if (rc || u->facts_loaded || !u->exists)
-        return rc;
-    eng_user_unlock(u);
-    if ((rc = eng_user_lock_write(db, u)))
-        return rc;
-    *is_write = true;
-    return u->exists ? eng_facts_load(db, u) : DM_OK;
-}
-
 static int with_graph(dm_db *db, const char *tenant, const char *user_id, const char *entity,
                       const char *text, uint32_t depth, dm_graph_result **out)
 {
@@ -132,10 +118,9 @@ static int with_graph(dm_db *db, const char *tenant, const char *user_id, const 
     if (!db || !out)
         return err_set_msg(DM_EINVAL, "graph: no database or output");
     eng_user *u = NULL;
-    bool is_write;
     int rc = eng_scope_user(db, tenant, user_id, &u);
     if (!rc)
-        rc = lock_graph(db, u, &is_write);
+        rc = eng_user_lock_facts(db, u);
     if (rc)
         return rc;
     if (!u->exists) {
@@ -165,7 +150,6 @@ static int with_graph(dm_db *db, const char *tenant, const char *user_id, const 
                 n = MAX_NODES;
         }
     }
-    (void)is_write; /* either lock is released the same way */
     rc = copy_out(g, hits, g ? n : 0, out);
     eng_user_unlock(u);
     dm_free(hits);
