@@ -207,6 +207,12 @@ typedef struct dm_options {
     const char *llm_api_key_env; /* env var with the key; NULL = DM_LLM_API_KEY */
     uint32_t llm_timeout_ms;    /* per attempt; 0 = 30000 */
     uint32_t llm_max_calls;     /* extraction calls per turn; 0 = 2 */
+
+    /* Extraction runs after the write (docs/cognition.md): stored turns
+     * queue for a background thread.  Past this many queued turns in all
+     * (or 1,024 of one user) a writer extracts its own user's turns
+     * before its add returns.  0 = 16384. */
+    uint32_t extract_queue_max;
 } dm_options;
 
 /* dm_options_init -- fill o with the defaults above. */
@@ -297,6 +303,10 @@ typedef struct dm_add_params {
     size_t text_len;         /* 0 = strlen(text) */
     int64_t event_time_us;   /* 0 = now */
     const char *metadata;    /* a JSON object; NULL = {} */
+    int no_extract;          /* nonzero: store the text only.  By default
+                                the text's facts, events and relations are
+                                extracted after the add returns, as for a
+                                dm_remember turn (dm_sync_extraction waits) */
     float salience;          /* initial salience in [0, 1]; default 1 */
     float decay_rate;        /* per day, >= 0; negative (the init value) =
                                 the default for its kind, user and tenant
@@ -618,6 +628,9 @@ typedef struct dm_remember_params {
     size_t text_len;        /* 0 = strlen(text) */
     int64_t time_us;        /* when it was said; 0 = now */
     const char *metadata;   /* a JSON object; NULL = {} */
+    int async;              /* nonzero: return once the turn is stored and
+                               queued for extraction (the counts of the
+                               result are then zero) */
 } dm_remember_params;
 
 DM_API void dm_remember_params_init(dm_remember_params *p);
@@ -634,17 +647,21 @@ typedef struct dm_remember_result {
 
 /*
  * dm_remember -- store a turn (as dm_add: durable and searchable at once),
- * then extract its facts with the built-in extractor and merge them into
+ * then (unless p->async) wait until its extraction has run: extract its
+ * facts with the built-in extractor (or the chat model) and merge them into
  * the user's facts: a new value of a single-valued slot supersedes the old
  * one (kept in history), the same fact said again is merged (one more
  * source, higher confidence), a negation retracts, derived facts follow
  * (a city's region and country, an employer's industry).  The facts and
  * their history entries are written in one atomic batch after the turn.
+ * The user's turns queued before this one are extracted first, in order.
  * *out (may be NULL) receives the id and the counts.
  * Errors: as dm_add; after the turn is stored, DM_EIO / DM_ENOMEM from
- * the facts' write (the turn stays stored; remembering it again is
- * idempotent: a fact never takes the same source twice).
- * Thread safety: safe; one user's remembers are serialized.
+ * the facts' write (the turn stays stored and queued: it is extracted
+ * again at the next open; the merge is idempotent: a fact never takes the
+ * same source twice).
+ * Thread safety: safe; one user's turns are extracted in the order they
+ * were stored, one batch at a time; other users never wait for them.
  */
 DM_API int dm_remember(dm_db *db, const dm_remember_params *p, dm_remember_result *out);
 
@@ -926,6 +943,10 @@ typedef struct dm_stats {
     uint64_t n_replayed;       /* index log entries replayed since open */
     uint64_t index_pending;    /* vectors of loaded users not yet linked into
                                   their graph (searched exactly meanwhile) */
+    uint64_t extract_queued;   /* stored turns waiting for extraction */
+    uint64_t extract_done;     /* turns extracted since open */
+    uint64_t extract_failed;   /* turns whose extraction failed since open
+                                  (queued again at the next open) */
     char model[160];           /* embedding model name */
     uint32_t dim;
     /* The chat model, since open (all zero without one). */
@@ -949,6 +970,16 @@ DM_API int dm_stats_get(dm_db *db, dm_stats *out);
  * wait.  Errors: DM_EINVAL (db NULL).
  */
 DM_API int dm_sync_indexes(dm_db *db);
+
+/*
+ * dm_sync_extraction -- wait until every turn stored so far has been
+ * extracted and its facts merged (the extraction queue is empty).  Facts,
+ * profiles, events and the graph leg see a turn only after its
+ * extraction; the turn itself is searchable at once.  Thread safety:
+ * safe from any thread; turns stored meanwhile may extend the wait.
+ * Errors: DM_EINVAL (db NULL).
+ */
+DM_API int dm_sync_extraction(dm_db *db);
 
 #ifdef __cplusplus
 }

@@ -33,6 +33,7 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/err.h"
+#include "base/log.h"
 #include "cognitive/extract.h"
 #include "cognitive/facts.h"
 #include "cognitive/llm.h"
@@ -242,20 +243,19 @@ static int event_encode(const ex_event *e, int64_t mentioned_us, const uint8_t s
     return rc ? err_set_msg(DM_ENOMEM, "out of memory encoding an event") : DM_OK;
 }
 
-/* REQUIRES: u's write lock.  Writes the facts the plan touched, one
- * history entry per change and the turn's events, in one batch. */
-static int commit_plan(dm_db *db, eng_user *u, const fact_plan *p, const ex_result *ex,
-                       const uint8_t source[16], int64_t mentioned_us, const char *extractor,
-                       int64_t recorded_us)
+/* REQUIRES: u's write lock.  Puts the facts the plan touched, one
+ * history entry per change and the turn's events into b. */
+static int plan_put(dm_db *db, eng_user *u, kv_batch *b, const fact_plan *p,
+                    const ex_result *ex, const uint8_t source[16], int64_t mentioned_us,
+                    const char *extractor, int64_t recorded_us)
 {
     if (!p->n && !ex->n_events)
         return DM_OK;
-    kv_batch *b = kv_batch_new();
     buf v;
     buf_init(&v);
     uint8_t k[KEY_MAX];
     bool *done = dm_calloc(u->facts.n, sizeof *done);
-    int rc = b && done ? DM_OK : err_set_msg(DM_ENOMEM, "out of memory writing facts");
+    int rc = done || !u->facts.n ? DM_OK : err_set_msg(DM_ENOMEM, "out of memory writing facts");
     for (size_t i = 0; i < p->n && !rc; i++) {
         const fact_change *c = &p->c[i];
         const fact *f = &u->facts.f[c->f];
@@ -286,11 +286,8 @@ static int commit_plan(dm_db *db, eng_user *u, const fact_plan *p, const ex_resu
         if (!(rc = event_encode(&ex->events[i], mentioned_us, source, &v)))
             rc = kv_batch_put(b, buf_slice_of(k, kl), buf_slice_of(v.ptr, v.len));
     }
-    if (!rc)
-        rc = eng_write(db, b);
     dm_free(done);
     buf_fini(&v);
-    kv_batch_free(b);
     return rc;
 }
 
@@ -367,12 +364,124 @@ static void count_changes(const fact_plan *p, dm_remember_result *r)
     }
 }
 
+/* One job's extraction, done with no lock held. */
+typedef struct xwork {
+    ex_result ex;
+    const char *extractor;
+    int rc;
+} xwork;
+
+static void extract_one(dm_db *db, const eng_xjob *j, xwork *w)
+{
+    /* A transcript's "Name: " label in front of the speaker's own words is
+     * not part of what was said. */
+    ex_input in = { .text = j->text, .len = j->text_len, .speaker = j->speaker,
+                    .role = j->assistant ? "assistant" : "user", .time_us = j->ts };
+    size_t sl = j->speaker ? strlen(j->speaker) : 0;
+    if (sl && in.len > sl + 1 && !strncmp(in.text, j->speaker, sl) && in.text[sl] == ':') {
+        in.text += sl + 1;
+        in.len -= sl + 1;
+        while (in.len && in.text[0] == ' ') {
+            in.text++;
+            in.len--;
+        }
+    }
+    w->extractor = "builtin";
+    if ((w->rc = ex_extract(&in, &w->ex)))
+        return;
+    if (db->llm) {
+        /* The chat model's reading, checked; the built-in one when the
+         * model cannot give a valid answer. */
+        ex_result lx;
+        bool used = false;
+        uint32_t calls = db->opt.llm_max_calls ? db->opt.llm_max_calls : 2;
+        if (!llm_extract(db->llm, &in, &w->ex, calls, &lx, &used)) {
+            ex_result_free(&w->ex);
+            w->ex = lx;
+            w->extractor = used ? "llm" : "builtin";
+        }
+    }
+}
+
+int eng_extract_batch(dm_db *db, eng_user *u, eng_xjob *const *jobs, size_t n)
+{
+    xwork *w = dm_calloc(n ? n : 1, sizeof *w);
+    if (!w)
+        return err_set_msg(DM_ENOMEM, "out of memory extracting %zu turns", n);
+    for (size_t i = 0; i < n; i++)
+        extract_one(db, jobs[i], &w[i]);
+    int rc = eng_user_lock_write(db, u);
+    if (rc) {
+        for (size_t i = 0; i < n; i++)
+            ex_result_free(&w[i].ex);
+        dm_free(w);
+        return rc;
+    }
+    kv_batch *b = kv_batch_new();
+    fact_plan *plans = dm_calloc(n ? n : 1, sizeof *plans);
+    if (!b || !plans)
+        rc = err_set_msg(DM_ENOMEM, "out of memory merging facts");
+    if (!rc)
+        rc = eng_facts_load(db, u);
+    int64_t now = (int64_t)clock_wall_us();
+    for (size_t i = 0; i < n && !rc; i++) {
+        const eng_xjob *j = jobs[i];
+        uint8_t k[KEY_MAX];
+        size_t kl = key_pending(k, &u->tu, j->id);
+        if ((rc = kv_batch_delete(b, buf_slice_of(k, kl))))
+            break;
+        uint32_t doc = eng_doc_find(u, j->id);
+        if (doc == UINT32_MAX || w[i].rc) {
+            /* The memory was deleted before its turn came, or the text
+             * could not be read (the extractor said why): nothing to
+             * merge.  A failure is not retried: it would fail again. */
+            if (w[i].rc)
+                log_msg(LOG_WARN, "extraction of a turn failed: %s", err_last_msg());
+            continue;
+        }
+        fact_ctx c = { .mentioned_us = j->ts, .recorded_us = now, .extractor = w[i].extractor,
+                       .new_id = new_id_cb, .id_arg = db,
+                       .similar = similar_cb, .sim_arg = db };
+        memcpy(c.source, j->id, 16);
+        rc = facts_apply(&u->facts, &w[i].ex, &c, &plans[i]);
+        if (!rc)
+            rc = plan_put(db, u, b, &plans[i], &w[i].ex, j->id, j->ts, w[i].extractor, now);
+        if (!rc)
+            rc = graph_apply(u, &plans[i]);
+        for (size_t e = 0; !rc && e < w[i].ex.n_events; e++)
+            rc = span_add(u, j->id, w[i].ex.events[e].from_us, w[i].ex.events[e].to_us);
+    }
+    if (!rc && n)
+        rc = eng_write(db, b);
+    if (rc) {
+        /* Memory must not run ahead of the disk: reload on next use. */
+        fact_set_fini(&u->facts);
+        u->facts_loaded = false;
+        graph_free(u->graph);
+        u->graph = NULL;
+    }
+    eng_user_unlock(u);
+    for (size_t i = 0; i < n; i++) {
+        if (!rc && jobs[i]->wait) {
+            eng_xwait *x = jobs[i]->wait;
+            count_changes(&plans[i], &x->r);
+            x->rc = w[i].rc;
+            /* The waiter reads it after xq.mu (extractq.c). */
+        }
+        if (plans)
+            fact_plan_fini(&plans[i]);
+        ex_result_free(&w[i].ex);
+    }
+    dm_free(plans);
+    dm_free(w);
+    kv_batch_free(b);
+    return rc;
+}
+
 int dm_remember(dm_db *db, const dm_remember_params *p, dm_remember_result *out)
 {
-    dm_remember_result r;
-    memset(&r, 0, sizeof r);
     if (out)
-        *out = r;
+        memset(out, 0, sizeof *out);
     if (!db || !p)
         return err_set_msg(DM_EINVAL, "remember: no database or parameters");
     if (p->role && strcmp(p->role, "user") && strcmp(p->role, "assistant"))
@@ -382,7 +491,6 @@ int dm_remember(dm_db *db, const dm_remember_params *p, dm_remember_result *out)
     int rc = remember_metadata(p, &meta);
     if (rc)
         return rc;
-    int64_t now = (int64_t)clock_wall_us();
     dm_add_params a;
     dm_add_params_init(&a);
     a.tenant = p->tenant;
@@ -392,77 +500,26 @@ int dm_remember(dm_db *db, const dm_remember_params *p, dm_remember_result *out)
     a.role = p->role ? p->role : "user";
     a.text = p->text;
     a.text_len = p->text_len;
-    a.event_time_us = p->time_us ? p->time_us : now;
+    a.event_time_us = p->time_us ? p->time_us : (int64_t)clock_wall_us();
     a.metadata = meta ? meta : p->metadata;
-    rc = dm_add(db, &a, &r.id);
+    eng_xwait wait;
+    memset(&wait, 0, sizeof wait);
+    dm_id id;
+    rc = eng_add_wait(db, &a, &id, p->async ? NULL : &wait);
     free(meta); /* jansson's */
     if (rc)
         return rc;
-
-    /* Extraction runs with no lock held.  A transcript's "Name: " label in
-     * front of the speaker's own words is not part of what was said. */
-    ex_input in = { .text = p->text, .len = p->text_len ? p->text_len : strlen(p->text),
-                    .speaker = p->speaker, .role = a.role, .time_us = a.event_time_us };
-    size_t sl = p->speaker ? strlen(p->speaker) : 0;
-    if (sl && in.len > sl + 1 && !strncmp(in.text, p->speaker, sl) && in.text[sl] == ':') {
-        in.text += sl + 1;
-        in.len -= sl + 1;
-        while (in.len && in.text[0] == ' ') {
-            in.text++;
-            in.len--;
-        }
+    if (!p->async) {
+        eng_user *u = NULL;
+        if ((rc = eng_scope_user(db, p->tenant, p->user_id, &u)))
+            return rc;
+        eng_xq_run(db, u, &wait);
+        rc = wait.rc;
     }
-    ex_result ex;
-    if ((rc = ex_extract(&in, &ex)))
-        return rc;
-    const char *extractor = "builtin";
-    if (db->llm) {
-        /* The chat model's reading, checked; the built-in one when the
-         * model cannot give a valid answer. */
-        ex_result lx;
-        bool used = false;
-        uint32_t calls = db->opt.llm_max_calls ? db->opt.llm_max_calls : 2;
-        if (!llm_extract(db->llm, &in, &ex, calls, &lx, &used)) {
-            ex_result_free(&ex);
-            ex = lx;
-            extractor = used ? "llm" : "builtin";
-        }
+    if (out) {
+        *out = wait.r;
+        out->id = id;
     }
-    eng_user *u = NULL;
-    rc = eng_scope_user(db, p->tenant, p->user_id, &u);
-    if (!rc)
-        rc = eng_user_lock_write(db, u);
-    if (rc) {
-        ex_result_free(&ex);
-        return rc;
-    }
-    fact_plan plan = { 0 };
-    fact_ctx c = { .mentioned_us = a.event_time_us, .recorded_us = now,
-                   .extractor = extractor, .new_id = new_id_cb, .id_arg = db,
-                   .similar = similar_cb, .sim_arg = db };
-    memcpy(c.source, r.id.bytes, 16);
-    rc = eng_facts_load(db, u);
-    if (!rc)
-        rc = facts_apply(&u->facts, &ex, &c, &plan);
-    if (!rc)
-        rc = commit_plan(db, u, &plan, &ex, r.id.bytes, a.event_time_us, extractor, now);
-    if (!rc)
-        rc = graph_apply(u, &plan);
-    for (size_t i = 0; !rc && i < ex.n_events; i++)
-        rc = span_add(u, r.id.bytes, ex.events[i].from_us, ex.events[i].to_us);
-    if (rc) {
-        /* Memory must not run ahead of the disk: reload on next use. */
-        fact_set_fini(&u->facts);
-        u->facts_loaded = false;
-        graph_free(u->graph);
-        u->graph = NULL;
-    }
-    eng_user_unlock(u);
-    count_changes(&plan, &r);
-    fact_plan_fini(&plan);
-    ex_result_free(&ex);
-    if (out)
-        *out = r;
     return rc;
 }
 
@@ -470,6 +527,8 @@ int dm_remember(dm_db *db, const dm_remember_params *p, dm_remember_result *out)
 
 int eng_user_lock_facts(dm_db *db, eng_user *u)
 {
+    /* A reader of facts sees every turn stored before it asked. */
+    eng_xq_run(db, u, NULL);
     int rc = eng_user_lock_read(db, u);
     if (rc || u->facts_loaded || !u->exists)
         return rc;
@@ -645,6 +704,8 @@ int dm_history(dm_db *db, const char *tenant, const char *user_id, const dm_id *
         return err_set_msg(DM_EINVAL, "history: no database, id or output");
     eng_user *u = NULL;
     int rc = eng_scope_user(db, tenant, user_id, &u);
+    if (!rc)
+        eng_xq_run(db, u, NULL); /* the facts of every turn stored so far */
     if (rc)
         return rc;
     uint8_t lo[KEY_MAX];
@@ -759,6 +820,8 @@ int dm_events(dm_db *db, const dm_events_params *p, dm_event **out, size_t *n)
         return err_set_msg(DM_EINVAL, "events: from is after to");
     eng_user *u = NULL;
     int rc = eng_scope_user(db, p->tenant, p->user_id, &u);
+    if (!rc)
+        eng_xq_run(db, u, NULL); /* the events of every turn stored so far */
     if (!rc)
         rc = eng_user_lock_read(db, u);
     if (rc)

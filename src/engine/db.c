@@ -415,6 +415,15 @@ int dm_open(const char *path, const dm_options *options, dm_db **out)
     if (rc)
         goto fail;
     eng_indexer_start(db);
+    eng_xq_start(db);
+    if ((rc = eng_xq_recover(db))) {
+        /* The database is fine; the turns left unextracted are not lost
+         * (their records stay) but cannot be queued now. */
+        char msg[256];
+        snprintf(msg, sizeof msg, "%s", err_last_msg());
+        dm_close(db);
+        return err_set_msg(rc, "queueing the turns still to extract: %s", msg);
+    }
     *out = db;
     return DM_OK;
 fail:
@@ -446,6 +455,7 @@ int dm_close(dm_db *db)
 {
     if (!db)
         return DM_OK;
+    eng_xq_stop(db);
     eng_indexer_stop(db);
     int rc = eng_users_close(db);
     int rc2 = kv_close(db->kv);
@@ -507,6 +517,13 @@ int dm_stats_get(dm_db *db, dm_stats *out)
             pthread_rwlock_unlock(&u->rw);
         }
         pthread_mutex_unlock(&st->mu);
+    }
+    if (db->xq.inited) {
+        pthread_mutex_lock(&db->xq.mu);
+        out->extract_queued = db->xq.n_jobs;
+        out->extract_done = db->xq.n_done;
+        out->extract_failed = db->xq.n_failed;
+        pthread_mutex_unlock(&db->xq.mu);
     }
     if (db->llm) {
         llm_usage lu;

@@ -14,6 +14,8 @@
  * -> user rwlock -> storage engine locks; id_mu and the indexer's mutex
  * are leaves.  The indexer thread (indexer.c) links pending vectors and
  * takes due checkpoints under the user's write lock, one slice at a time.
+ * The extraction queue's mutex (extractq.c) is a leaf too: a writer takes
+ * it under its user's lock to queue a turn, never the other way round.
  *
  * A user's in-memory state ("loaded") is built on first use: from its index
  * checkpoint plus the index log written after it, or, for a user without a
@@ -92,6 +94,12 @@ typedef struct eng_user {
                                    turn that told them (cognition.c) */
     uint32_t n_spans, spans_cap;
     bool queued;                /* in the indexer's queue; guarded by db->ix.mu */
+    /* Turns waiting for extraction (extractq.c), oldest first; guarded by
+     * db->xq.mu, like the two flags after them. */
+    struct eng_xjob *xhead, *xtail;
+    uint32_t n_xjobs;
+    bool xqueued;               /* in the extraction queue's ring */
+    bool xbusy;                 /* a thread is extracting a batch of it */
 } eng_user;
 
 typedef struct eng_stripe {
@@ -127,6 +135,43 @@ typedef struct eng_indexer {
     uint64_t next_decay_us;     /* monotonic time of the next decay pass */
 } eng_indexer;
 
+/* What a dm_remember that waits for its own turn's extraction learns. */
+typedef struct eng_xwait {
+    dm_remember_result r;
+    int rc;
+    bool done;
+} eng_xwait;
+
+/* One stored turn waiting for extraction.  Its 'P' record (keys.h) says
+ * the same on disk, so that a crash loses no job. */
+typedef struct eng_xjob {
+    struct eng_xjob *next;
+    uint8_t id[16];
+    int64_t ts;                 /* the turn's time (the memory key's) */
+    int64_t recorded_us;        /* when it was stored */
+    bool assistant;             /* said by the assistant */
+    char *speaker;              /* NULL = not known */
+    char *text;
+    size_t text_len;
+    eng_xwait *wait;            /* NULL = nobody waits for it */
+} eng_xjob;
+
+/* The extraction queue (extractq.c).  mu is a leaf lock. */
+typedef struct eng_xqueue {
+    pthread_t thread;
+    pthread_mutex_t mu;         /* guards the fields below and the users' x* */
+    pthread_cond_t work;        /* a user was queued, or stop */
+    pthread_cond_t done;        /* broadcast when a batch ends */
+    eng_user **q;               /* ring of users with jobs and no thread */
+    uint32_t head, n, cap;
+    uint64_t n_jobs;            /* queued, all users */
+    uint64_t max_jobs;          /* past this a writer extracts inline */
+    uint64_t n_done, n_failed;  /* since open */
+    bool stop;
+    bool running;               /* the thread exists */
+    bool inited;
+} eng_xqueue;
+
 /* Pending (unlinked) vectors a user may have before its writers link the
  * excess themselves; a search scans them exactly (~15 µs per thousand). */
 #define ENG_PENDING_MAX 4096
@@ -147,6 +192,7 @@ struct dm_db {
     uint64_t id_rand;
     atomic_uint_fast64_t n_checkpoints, n_replayed;
     eng_indexer ix;
+    eng_xqueue xq;
     atomic_uint_fast64_t decay_gen; /* bumped by dm_set_decay_rate */
     atomic_bool has_decay_rates;    /* some user or tenant rate is stored */
     struct llm *llm;                /* the chat model; NULL = none */
@@ -216,6 +262,9 @@ int eng_unknown_user(const char *tenant, const char *user);
  * only).  REQUIRES: u's write lock. */
 int eng_put_log(eng_user *u, kv_batch *b, buf *v, int op, const uint8_t id[16],
                 int64_t ts, buf_slice old_text);
+/* dm_add of one memory whose extraction wait (may be NULL) waits for:
+ * its fields are filled once the turn's extraction has run. */
+int eng_add_wait(dm_db *db, const dm_add_params *p, dm_id *out_id, eng_xwait *wait);
 
 /* salience.c */
 /* The current salience: stored * e^(-rate * days since the last refresh),
@@ -238,8 +287,9 @@ int eng_decay_user_locked(dm_db *db, eng_user *u, int64_t now_us, float threshol
 /* cognition.c: read the user's facts and build its graph.  REQUIRES:
  * the write lock.  Done once per load; a no-op when loaded. */
 int eng_facts_load(dm_db *db, eng_user *u);
-/* Lock u to read its facts and graph: the read lock when they are loaded,
- * else the write lock, held while they load.  Unlock with eng_user_unlock;
+/* Lock u to read its facts and graph, after extracting the turns it has
+ * queued: the read lock when they are loaded, else the write lock, held
+ * while they load.  Unlock with eng_user_unlock;
  * on an error nothing is held. */
 int eng_user_lock_facts(dm_db *db, eng_user *u);
 /* An event's time and the document of the turn that told it: the
@@ -249,6 +299,32 @@ typedef struct eng_span {
     int64_t from_us, to_us;
     uint32_t doc;
 } eng_span;
+
+/* Extract the turns jobs[0..n) of u (oldest first) and merge what they
+ * say into u's facts, events and graph; each job's 'P' record goes in the
+ * same write.  Takes u's write lock (REQUIRES: not held).  A job whose
+ * memory was deleted meanwhile is dropped.  Fills the jobs' waiters. */
+int eng_extract_batch(dm_db *db, eng_user *u, eng_xjob *const *jobs, size_t n);
+
+/* extractq.c: extraction after the write. */
+int eng_xq_start(dm_db *db);                      /* at open; never fails */
+int eng_xq_recover(dm_db *db);                    /* at open: queue the 'P' records */
+void eng_xq_stop(dm_db *db);                      /* at close: ends after the batch */
+/* A job for the memory item just stored (REQUIRES: u's write lock, the
+ * write durable); NULL on DM_ENOMEM (the 'P' record keeps it for the next
+ * open).  metadata may carry "speaker". */
+eng_xjob *eng_xjob_new(const uint8_t id[16], int64_t ts, int64_t recorded_us,
+                       const char *role, const char *text, size_t text_len,
+                       const char *metadata);
+/* Queue job for u (REQUIRES: u's write lock, held by the writer that
+ * stored the turn, so that one user's jobs queue in write order).  True
+ * when the caller must run u's queue itself once it has unlocked u (no
+ * thread, or the queue past its bounds). */
+bool eng_xq_push(dm_db *db, eng_user *u, eng_xjob *job);
+/* Extract u's queued turns in this thread until wait->done (wait NULL:
+ * until u has none).  REQUIRES: no user lock held. */
+void eng_xq_run(dm_db *db, eng_user *u, eng_xwait *wait);
+void eng_xjob_free(eng_xjob *job);
 
 /* The name of the user's own node in its graph. */
 #define ENG_USER_NODE "user"

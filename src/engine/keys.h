@@ -19,6 +19,7 @@
  *   'F' tu id:16                  a fact (src/cognitive/facts.c)
  *   'Y' tu target:16 cid:16       a change of a fact: its history
  *   'E' tu from:8 id:16           an event, by when it happened
+ *   'P' tu id:16                  a turn whose extraction is still to run
  */
 #ifndef DM_ENGINE_KEYS_H
 #define DM_ENGINE_KEYS_H
@@ -39,6 +40,7 @@ enum {
     KEY_FACT = 'F',
     KEY_CHANGE = 'Y',
     KEY_EVENT = 'E',
+    KEY_PENDING = 'P',
 };
 
 /* Longest user prefix: two length bytes and two 255-byte names. */
@@ -127,6 +129,12 @@ static inline size_t key_change(uint8_t *out, const key_tu *tu, const uint8_t ta
     return n + 32;
 }
 
+static inline size_t key_pending(uint8_t *out, const key_tu *tu, const uint8_t id[16])
+{
+    size_t n = key_user_kind(out, KEY_PENDING, tu);
+    memcpy(out + n, id, 16);
+    return n + 16;
+}
 static inline size_t key_event(uint8_t *out, const key_tu *tu, int64_t from_us,
                                const uint8_t id[16])
 {

@@ -55,6 +55,7 @@ typedef struct add_item {
     int64_t ts, record_us;
     float *vec;       /* into the batch's vector array */
     uint32_t order;   /* position in the caller's array */
+    eng_xwait *wait;  /* a dm_remember waiting for the extraction; NULL */
 } add_item;
 
 static int validate_add(dm_db *db, const dm_add_params *p, size_t idx, bool name_idx,
@@ -192,6 +193,13 @@ static int add_prepare(dm_db *db, eng_user *u, add_item *items, size_t n, kv_bat
             rc = kv_batch_put(b, buf_slice_of(ik, 17), buf_slice_of(iv, u->tu.len + 8));
         if (!rc)
             rc = eng_put_log(u, b, v, LOG_ADD, it->id, it->ts, buf_slice_of("", 0));
+        if (!rc && !p->no_extract) {
+            /* The extraction job, durable with the turn (extractq.c). */
+            uint8_t pv[8];
+            enc_be64(pv, key_ts_encode(it->ts));
+            kl = key_pending(k, &u->tu, it->id);
+            rc = kv_batch_put(b, buf_slice_of(k, kl), buf_slice_of(pv, 8));
+        }
     }
     u->n_memories += n;
     if (!rc)
@@ -210,6 +218,32 @@ static void add_unprepare(eng_user *u, size_t n, uint64_t useq, uint64_t first)
     u->n_memories -= n;
     u->next_useq = useq;
     u->log_first = first;
+}
+
+/* Queue the extraction of items[0..n) of u, stored durably.  True when
+ * the caller must run u's queue once it has unlocked u.  REQUIRES: write
+ * lock, so that the user's turns queue in the order they were written. */
+static bool add_queue(dm_db *db, eng_user *u, add_item *items, size_t n)
+{
+    bool run = false;
+    for (size_t i = 0; i < n; i++) {
+        const dm_add_params *p = items[i].p;
+        if (p->no_extract)
+            continue;
+        eng_xjob *j = eng_xjob_new(items[i].id, items[i].ts, items[i].record_us, p->role,
+                                   p->text, items[i].text_len, items[i].metadata);
+        if (!j) {
+            /* The 'P' record keeps the job for the next open. */
+            if (items[i].wait) {
+                items[i].wait->rc = err_set_msg(DM_ENOMEM, "out of memory queueing extraction");
+                items[i].wait->done = true;
+            }
+            continue;
+        }
+        j->wait = items[i].wait;
+        run |= eng_xq_push(db, u, j);
+    }
+    return run;
 }
 
 /* Index items[0..n) of u after their batch is durable.  REQUIRES: write lock. */
@@ -241,6 +275,7 @@ typedef struct add_group {
     size_t first, n;
     uint64_t saved_useq, saved_first;
     bool locked, prepared;
+    bool run_queue;   /* extract the user's queue after unlocking */
 } add_group;
 
 /*
@@ -283,18 +318,26 @@ static int add_sorted(dm_db *db, add_item *items, size_t n)
     for (size_t x = 0; x < ng; x++) {
         if (rc && g[x].prepared)
             add_unprepare(g[x].u, g[x].n, g[x].saved_useq, g[x].saved_first);
-        else if (!rc)
+        else if (!rc) {
             add_apply(db, g[x].u, items + g[x].first, g[x].n);
+            g[x].run_queue = add_queue(db, g[x].u, items + g[x].first, g[x].n);
+        }
         if (g[x].locked)
             eng_user_unlock(g[x].u);
     }
+    for (size_t x = 0; x < ng; x++)
+        if (g[x].run_queue)
+            eng_xq_run(db, g[x].u, NULL);
     dm_free(g);
     kv_batch_free(b);
     buf_fini(&v);
     return rc;
 }
 
-int dm_add_batch(dm_db *db, const dm_add_params *ps, size_t n, dm_id *out_ids)
+/* dm_add_batch; wait (n == 1 only; may be NULL) learns the extraction's
+ * outcome once it has run. */
+static int add_batch(dm_db *db, const dm_add_params *ps, size_t n, dm_id *out_ids,
+                     eng_xwait *wait)
 {
     add_item *items = NULL;
     float *vecs = NULL;
@@ -374,6 +417,8 @@ int dm_add_batch(dm_db *db, const dm_add_params *ps, size_t n, dm_id *out_ids)
     for (size_t i = 0; i < n; i++)
         if (!ps[i].id)
             eng_new_id(db, items[i].id);
+    if (n == 1)
+        items[0].wait = wait;
     if (n > 1)
         qsort(items, n, sizeof *items, cmp_item);
     rc = add_sorted(db, items, n);
@@ -390,11 +435,23 @@ out:
     return rc;
 }
 
+int dm_add_batch(dm_db *db, const dm_add_params *ps, size_t n, dm_id *out_ids)
+{
+    return add_batch(db, ps, n, out_ids, NULL);
+}
+
 int dm_add(dm_db *db, const dm_add_params *p, dm_id *out_id)
 {
     if (!p)
         return err_set_msg(DM_EINVAL, "add: no parameters");
-    return dm_add_batch(db, p, 1, out_id);
+    return add_batch(db, p, 1, out_id, NULL);
+}
+
+int eng_add_wait(dm_db *db, const dm_add_params *p, dm_id *out_id, eng_xwait *wait)
+{
+    if (!p)
+        return err_set_msg(DM_EINVAL, "add: no parameters");
+    return add_batch(db, p, 1, out_id, wait);
 }
 
 /* ------------------------------------------------------------------ */

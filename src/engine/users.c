@@ -875,7 +875,8 @@ void eng_user_unlock(eng_user *u) { pthread_rwlock_unlock(&u->rw); }
 int eng_erase_locked(dm_db *db, eng_user *u, bool compact, uint64_t *n_erased)
 {
     static const int kinds[] = { KEY_MEMORY, KEY_LOG,  KEY_CKPT_CHUNK,
-                                 KEY_CKPT_HEAD, KEY_FACT, KEY_CHANGE, KEY_EVENT };
+                                 KEY_CKPT_HEAD, KEY_FACT, KEY_CHANGE, KEY_EVENT,
+                                 KEY_PENDING };
     uint8_t k[KEY_MAX], lo[KEY_MAX];
     buf v;
     buf_init(&v);

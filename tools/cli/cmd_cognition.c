@@ -89,6 +89,7 @@ int cli_cmd_remember(const cli_globals *g, int argc, char **argv)
     p.speaker = cli_get(&a, "speaker");
     p.tenant = cli_get(&a, "tenant");
     p.agent_id = cli_get(&a, "agent");
+    p.async = cli_get(&a, "async") != NULL;
     dm_db *db = NULL;
     if ((st = cli_open(g, cmd, true, false, &db)) != CLI_OK)
         return st;

@@ -740,8 +740,11 @@ static int ingest(eval_ctx *x, dm_db *db)
             goto done;
         }
     }
-    /* Search latency should be measured against settled indexes. */
-    int rc = dm_sync_indexes(db);
+    /* Search latency should be measured against settled indexes, and
+     * the graph leg against every turn's facts. */
+    int rc = dm_sync_extraction(db);
+    if (rc == DM_OK)
+        rc = dm_sync_indexes(db);
     if (rc != DM_OK) {
         st = cli_fail(x->cmd, rc, "waiting for the indexer");
         goto done;

@@ -250,12 +250,13 @@ static void print_memory_text(const dm_stats *m)
            m->wal_bytes);
     printf("index checkpoints written: %" PRIu64 ", index log entries "
            "replayed: %" PRIu64 "\n", m->n_checkpoints, m->n_replayed);
+    printf("turns waiting for extraction: %" PRIu64 "\n", m->extract_queued);
 }
 
 static json_t *memory_json(const dm_stats *m)
 {
     return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-                     "s:s, s:i}",
+                     "s:I, s:s, s:i}",
                      "users", (json_int_t)m->n_users,
                      "memories", (json_int_t)m->n_memories,
                      "loaded_users", (json_int_t)m->n_loaded_users,
@@ -266,6 +267,7 @@ static json_t *memory_json(const dm_stats *m)
                      "wal_bytes", (json_int_t)m->wal_bytes,
                      "checkpoints", (json_int_t)m->n_checkpoints,
                      "replayed", (json_int_t)m->n_replayed,
+                     "extract_queued", (json_int_t)m->extract_queued,
                      "model", m->model, "dim", (int)m->dim);
 }
 

@@ -200,7 +200,8 @@ static const char help_remember[] =
     "      --meta JSON      a metadata object\n"
     "      --agent A        the agent\n"
     "      --tenant T       the tenant (default \"default\")\n"
-    "      --async          accepted; extraction still finishes before return\n"
+    "      --async          do not wait for the counts (they print as 0); the\n"
+    "                       turn is still extracted before the command exits\n"
     "      --json           print {\"id\", \"facts\": {\"added\", \"merged\", ...}}\n";
 
 static const char help_profile[] =
