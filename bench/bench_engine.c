@@ -5,7 +5,9 @@
  * memories (defaults 10,000 x 100 + 100,000 = 1.1M memories), interleaved
  * round-robin the way many agents would write.  Texts are generated
  * English sentences (names, activities, places, times) embedded by the
- * built-in model.  Measured:
+ * built-in model; they are stored without extraction (no_extract: this
+ * measures the memory core; bench_retrieval's graph group measures
+ * remembering with extraction).  Measured:
  *   ingest      dm_add_batch of --batch memories (embedding included), one
  *               thread, sync mode batch (every call returns after its fsync)
  *   index_catchup  after the last add: time until the indexer thread has
@@ -158,6 +160,7 @@ int main(int argc, char **argv)
             /* Every (total / n_big)-th memory goes to the big user. */
             bool big = big_done < n_big && seq * n_big / total >= big_done;
             dm_add_params_init(&ps[nb]);
+            ps[nb].no_extract = 1;
             if (big) {
                 snprintf(users[nb], sizeof users[nb], "big");
                 big_done++;
@@ -302,6 +305,7 @@ int main(int argc, char **argv)
         for (uint32_t i = 0; i < (pass ? 1000 : n_warm); i++) {
             dm_add_params p;
             dm_add_params_init(&p);
+            p.no_extract = 1;
             char u[32];
             /* pass 0: each user once, first touch; pass 1: random, warm */
             snprintf(u, sizeof u, "user%05u", pass ? (uint32_t)bench_rng_below(&r2, n_warm) : i);

@@ -12,33 +12,57 @@
  * history and as_of queries read.
  *
  * Rules (docs/cognition.md explains why):
+ *   order       a turn's facts are taken in the order they became true
+ *               (valid_from; the text's order for equal times), so that a
+ *               career told newest first still ends each job with the next.
  *   duplicate   same subject and slot, and the values match: equal after
  *               facts_norm, the shorter's words all in the longer (not for
  *               descriptions: work.title, relationship, diet, age), the
  *               same place by the gazetteer, or (with an embedder)
- *               similarity >= FACT_SIM_DUP.  One fact gets one more source
+ *               similarity >= FACT_SIM_DUP.  Slots of things and
+ *               activities (hobby, preference.*, skill, allergy, health,
+ *               pet, education, language, goal, plan) also match by word
+ *               stems ("golf" / "golfing"); goals and plans, free
+ *               phrases, when more than half of the shorter's content
+ *               words, light verbs left out, are the other's ("go to
+ *               Japan" / "the Japan trip").  One fact gets one more source
  *               and confidence 1 - (1 - a)(1 - b), capped at 0.99; in a
  *               single-valued slot a fuller name said later ("Acme Corp"
- *               after "Acme") replaces the shown value.
+ *               after "Acme") replaces the shown value.  A liked activity
+ *               that is a current hobby merges into the hobby.
  *   supersede   single-valued slot, different value, or a correction:
  *               every current value of the slot ends (valid_to = the new
  *               fact's valid_from, never before its own), state
  *               superseded, other = the new fact.
  *   add         multi-valued slot, different value: beside the others.
  *               prev_value ("moved from Austin to Denver") also ends the
- *               named value in a multi-valued slot.
+ *               named value in a multi-valued slot; a prev_value the
+ *               slot never held enters the history, superseded by the
+ *               new value, valid from FACT_UNKNOWN_START (not when the
+ *               subject holds it at another place level).  A place said
+ *               to replace one the subject holds at another level ("I
+ *               meant Utrecht, not Rotterdam", Rotterdam the city) goes to
+ *               that level when the gazetteer knows it there.
  *   retract     a negation ends the matching current value; a negation
- *               that matches nothing changes nothing.
+ *               that names the slot instead ("I hit my goal", "I quit my
+ *               job") ends the slot's only current value; a negation that
+ *               matches nothing changes nothing.
+ *   done        a turn's event that has happened and that carries out a
+ *               current plan or goal of its subject (event_does) ends it;
+ *               so does a fact the turn asserts that the plan aimed at
+ *               ("move to Portland", then the city Portland: state_does).
  *   derive      after the turn: a subject's current city gives its region
  *               and country when the gazetteer knows the city without
  *               ambiguity (or the subject's region or country picks one);
  *               the user's employer plus a known industry of that
- *               employer gives work.industry.  Derived facts carry the
- *               sources of what they came from, extractor "derived".  A
- *               derived value that differs from a current one wins when
- *               this turn brought its basis (the newer evidence); when
- *               this turn brought the other value (a region the city is
- *               not in), the city ends instead.
+ *               employer gives work.industry; a spouse named makes the
+ *               user married, and the statuses and the spouse and partner
+ *               follow one another (derive_relationship).  Derived facts
+ *               carry the sources of what they came from, extractor
+ *               "derived".  A derived value that differs from a current
+ *               one wins when this turn brought its basis (the newer
+ *               evidence); when this turn brought the other value (a
+ *               region the city is not in), the city ends instead.
  *
  * Relations of an entity that say something about it (Acme Corp industry
  * healthcare, Acme Corp located_in Boston) are kept as facts of that
@@ -49,11 +73,14 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <utf8proc.h>
 
 #include "base/alloc.h"
 #include "base/err.h"
 #include "cognitive/gazetteer.h"
+#include "embed/tokenize.h"
+#include "index/analyze.h"
 
 #define REC_FACT_VERSION 1
 #define REC_CHANGE_VERSION 1
@@ -193,6 +220,115 @@ static bool describes(const char *slot)
            !strcmp(slot, "diet") || !strcmp(slot, "age") || !strcmp(slot, "gender");
 }
 
+/* ---------------------------------------------------------- word stems */
+
+#define MAX_TERMS 24
+#define TERM_MAX 24
+
+/* The content words of a value, stemmed (the retrieval analyzer's terms:
+ * stop words dropped, Snowball English stems), so that "golf" and
+ * "golfing", "cat" and "cats" meet. */
+typedef struct terms {
+    char w[MAX_TERMS][TERM_MAX];
+    size_t n;
+} terms;
+
+/* Verbs and nouns that say how a plan or goal is carried out, not what it
+ * is about ("go to Japan" and "the Japan trip" are one plan; "finished
+ * Boston" carries out "Boston Marathon"), in stemmed form.  They are left
+ * out when plans and goals are compared. */
+static bool light_term(const char *t)
+{
+    static const char *const light[] = { "go", "goe", "went", "gone", "get", "got",
+                                         "make", "made", "take", "took", "do", "done",
+                                         "start", "tri", "finish", "complet", "plan",
+                                         "want", "need", "becom", "trip", "final",
+                                         "realli", "actual", "will", "gonna" };
+    for (size_t i = 0; i < sizeof light / sizeof *light; i++)
+        if (!strcmp(t, light[i]))
+            return true;
+    return false;
+}
+
+/* The terms of value into *t; a value the analyzer rejects (invalid
+ * UTF-8) or that cannot be analyzed for lack of memory has none, so it
+ * matches nothing by its words. */
+static void value_terms(const char *value, bool drop_light, terms *t)
+{
+    t->n = 0;
+    tok_list l;
+    tok_list_init(&l);
+    if (value && !an_text(value, strlen(value), &l)) {
+        for (uint32_t i = 0; i < l.n && t->n < MAX_TERMS; i++) {
+            const char *w = tok_str(&l, i);
+            if (strlen(w) >= TERM_MAX || (drop_light && light_term(w)))
+                continue;
+            bool dup = false;
+            for (size_t k = 0; k < t->n && !dup; k++)
+                dup = !strcmp(t->w[k], w);
+            if (!dup)
+                strcpy(t->w[t->n++], w);
+        }
+    }
+    tok_list_fini(&l);
+}
+
+/* How many terms of a are terms of b. */
+static size_t terms_shared(const terms *a, const terms *b)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < a->n; i++)
+        for (size_t k = 0; k < b->n; k++)
+            if (!strcmp(a->w[i], b->w[k])) {
+                n++;
+                break;
+            }
+    return n;
+}
+
+/* Every stemmed content word of the value with fewer of them is one of
+ * the other's, and it has a word of three letters or more. */
+static bool stems_within(const char *a, const char *b)
+{
+    terms ta, tb;
+    value_terms(a, false, &ta);
+    value_terms(b, false, &tb);
+    const terms *s = ta.n <= tb.n ? &ta : &tb, *l = s == &ta ? &tb : &ta;
+    bool has_long = false;
+    for (size_t i = 0; i < s->n; i++)
+        has_long |= strlen(s->w[i]) >= 3;
+    return s->n && has_long && terms_shared(s, l) == s->n;
+}
+
+/* Plans and goals are free phrases, said differently each time ("go to
+ * Japan", "the Japan trip"): they are one when more than half of the
+ * content words of the shorter, the light ones left out, are the
+ * other's.  More than half, so that "visit mom" is not "visit Japan". */
+static bool phrases_match(const char *a, const char *b)
+{
+    terms ta, tb;
+    value_terms(a, true, &ta);
+    value_terms(b, true, &tb);
+    const terms *s = ta.n <= tb.n ? &ta : &tb, *l = s == &ta ? &tb : &ta;
+    return s->n && 2 * terms_shared(s, l) > s->n;
+}
+
+static bool is_phrase_slot(const char *slot)
+{
+    return !strcmp(slot, "goal") || !strcmp(slot, "plan");
+}
+
+/* Multi-valued slots that hold things and activities, not names: their
+ * values match by word stems.  Family slots hold names ("Ann" is not
+ * "Anne"). */
+static bool stems_slot(const char *slot)
+{
+    return !strncmp(slot, "preference.", 11) || !strcmp(slot, "hobby") ||
+           !strcmp(slot, "skill") || !strcmp(slot, "allergy") || !strcmp(slot, "health") ||
+           !strcmp(slot, "pet") || !strcmp(slot, "education") || !strcmp(slot, "language") ||
+           is_phrase_slot(slot);
+}
+
 static bool values_match(const fact_ctx *c, const char *slot, const char *a, const char *b)
 {
     char na[NORM_MAX], nb[NORM_MAX];
@@ -205,6 +341,10 @@ static bool values_match(const fact_ctx *c, const char *slot, const char *a, con
     if (describes(slot))
         return false;
     if (words_within(na, nb))
+        return true;
+    if (stems_slot(slot) && stems_within(a, b))
+        return true;
+    if (is_phrase_slot(slot) && phrases_match(a, b))
         return true;
     return c->similar && c->similar(c->sim_arg, a, b) >= FACT_SIM_DUP;
 }
@@ -254,7 +394,154 @@ void fact_set_fini(fact_set *s)
     for (size_t i = 0; i < s->n; i++)
         fact_fini(&s->f[i]);
     dm_free(s->f);
+    dm_free(s->heads);
+    dm_free(s->links);
     memset(s, 0, sizeof *s);
+}
+
+/* ---------------------------------------------------------- the index */
+
+/*
+ * A user may have tens of thousands of facts (its relatives' and friends'
+ * included); each turn looks up a few slots of a few subjects.  The
+ * lookups go through two chained hash indexes instead of a scan: by slot
+ * and subject key, and by slot alone.  The subject key is the name
+ * normalized with its company suffix dropped, so two subjects that
+ * facts_entity_match calls the same always share a key; a chain may hold
+ * other facts (another state, a colliding key), and every lookup checks
+ * its candidates exactly as the scan did.
+ */
+
+static uint64_t hash_bytes(uint64_t h, const char *p)
+{
+    for (; *p; p++)
+        h = (h ^ (uint8_t)*p) * 0x100000001b3ULL;
+    return h;
+}
+
+static uint64_t subject_key_hash(const char *subject)
+{
+    char n[NORM_MAX];
+    facts_norm(subject ? subject : "", n, sizeof n);
+    char k[NORM_MAX];
+    memcpy(k, n, sizeof k);
+    strip_company(k);
+    return hash_bytes(0xcbf29ce484222325ULL, k[0] ? k : n);
+}
+
+static uint64_t slot_hash(const char *slot) { return hash_bytes(0x84222325cbf29ceULL, slot); }
+
+static uint64_t pair_hash(uint64_t subject_h, const char *slot)
+{
+    return hash_bytes(subject_h ^ 0x9e3779b97f4a7c15ULL, slot);
+}
+
+/* Bring the index up to s->n facts; false when memory ran out (the
+ * lookups then scan what is not indexed).  Only the merge calls it (the
+ * writer's lock): lookups read the index and scan the facts added since. */
+static bool index_update(fact_set *s)
+{
+    if (s->n_indexed == s->n && s->heads)
+        return true;
+    if (s->n > UINT32_MAX - 1)
+        return false;
+    if (!s->heads || s->n > s->n_buckets) {
+        size_t nb = 64;
+        while (nb < s->n * 2)
+            nb *= 2;
+        uint32_t *h = dm_calloc(2 * nb, sizeof *h);
+        if (!h)
+            return false;
+        dm_free(s->heads);
+        s->heads = h;
+        s->n_buckets = nb;
+        s->n_indexed = 0;
+    }
+    if (s->links_cap < s->n) {
+        size_t cap = s->cap > s->n ? s->cap : s->n;
+        uint32_t *l = dm_realloc(s->links, 2 * cap * sizeof *l);
+        if (!l)
+            return false;
+        s->links = l;
+        s->links_cap = cap;
+    }
+    for (size_t i = s->n_indexed; i < s->n; i++) {
+        const fact *f = &s->f[i];
+        size_t a = pair_hash(subject_key_hash(f->subject), f->slot ? f->slot : "") &
+                   (s->n_buckets - 1);
+        size_t b = s->n_buckets + (slot_hash(f->slot ? f->slot : "") & (s->n_buckets - 1));
+        s->links[2 * i] = s->heads[a];
+        s->heads[a] = (uint32_t)i + 1;
+        s->links[2 * i + 1] = s->heads[b];
+        s->heads[b] = (uint32_t)i + 1;
+    }
+    s->n_indexed = s->n;
+    return true;
+}
+
+/*
+ * The facts of slot (of subject, unless subject is NULL: of anyone) that
+ * keep(f, arg) accepts, in the set's order, into a dm_malloc'd *out;
+ * returns how many.  Without memory for the index the set is scanned;
+ * without memory for the answer it is empty (*out NULL).
+ */
+typedef bool (*keep_fn)(const fact *f, const void *arg);
+
+typedef struct idx_list {
+    size_t *v;
+    size_t n, cap;
+    bool oom;
+} idx_list;
+
+static void idx_push(idx_list *l, size_t i)
+{
+    if (l->oom)
+        return;
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 8;
+        size_t *nv = dm_realloc(l->v, nc * sizeof *nv);
+        if (!nv) {
+            l->oom = true;
+            return;
+        }
+        l->v = nv;
+        l->cap = nc;
+    }
+    l->v[l->n++] = i;
+}
+
+static size_t lookup(const fact_set *s, const char *subject, const char *slot, keep_fn keep,
+                     const void *arg, size_t **out)
+{
+    idx_list l = { 0 };
+    size_t from = 0;
+    if (s->heads) {
+        int which = subject ? 0 : 1;
+        size_t b = subject ? pair_hash(subject_key_hash(subject), slot) & (s->n_buckets - 1)
+                           : s->n_buckets + (slot_hash(slot) & (s->n_buckets - 1));
+        for (uint32_t i = s->heads[b]; i; i = s->links[2 * (i - 1) + which]) {
+            const fact *f = &s->f[i - 1];
+            if (f->slot && !strcmp(f->slot, slot) && keep(f, arg))
+                idx_push(&l, i - 1);
+        }
+        /* Chains run newest first; the callers want the set's order. */
+        for (size_t i = 0; i < l.n / 2 && !l.oom; i++) {
+            size_t t = l.v[i];
+            l.v[i] = l.v[l.n - 1 - i];
+            l.v[l.n - 1 - i] = t;
+        }
+        from = s->n_indexed;
+    }
+    for (size_t i = from; i < s->n; i++)
+        if (s->f[i].slot && !strcmp(s->f[i].slot, slot) && keep(&s->f[i], arg))
+            idx_push(&l, i);
+    if (l.oom) {
+        dm_free(l.v);
+        l.v = NULL;
+        l.n = 0;
+    }
+    *out = l.v;
+    return l.n;
 }
 
 void fact_plan_fini(fact_plan *p)
@@ -412,22 +699,99 @@ static int merge_into(fact_set *s, size_t i, const char *value, float conf, bool
     return rc;
 }
 
+/* f is about subject ("" = the user). */
+static bool is_about(const fact *f, const char *subject)
+{
+    return f->subject[0] ? subject[0] && facts_entity_match(f->subject, subject) : !subject[0];
+}
+
+static bool keep_current_of(const fact *f, const void *subject)
+{
+    return f->state == FACT_CURRENT && is_about(f, subject);
+}
+
+static bool keep_current(const fact *f, const void *unused)
+{
+    (void)unused;
+    return f->state == FACT_CURRENT;
+}
+
+static int cmp_size(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The current goals and plans of subject (NULL: of anyone), in the set's
+ * order, into a dm_malloc'd *out; returns how many. */
+static size_t current_phrases(const fact_set *s, const char *subject, size_t **out)
+{
+    size_t *g, *p;
+    keep_fn keep = subject ? keep_current_of : keep_current;
+    size_t ng = lookup(s, subject, "goal", keep, subject, &g);
+    size_t np = lookup(s, subject, "plan", keep, subject, &p);
+    *out = g;
+    if (!np)
+        return ng;
+    size_t *all = dm_realloc(g, (ng + np) * sizeof *all);
+    if (!all) {
+        dm_free(p);
+        return ng;
+    }
+    memcpy(all + ng, p, np * sizeof *p);
+    dm_free(p);
+    qsort(all, ng + np, sizeof *all, cmp_size);
+    *out = all;
+    return ng + np;
+}
+
 /* The current facts of (subject, slot), into idx (at most max). */
 static size_t find_current(const fact_set *s, const char *subject, const char *slot,
                            size_t *idx, size_t max)
 {
-    size_t n = 0;
-    for (size_t i = 0; i < s->n && n < max; i++) {
-        const fact *f = &s->f[i];
-        if (f->state == FACT_CURRENT && !strcmp(f->slot, slot) &&
-            (f->subject[0] ? subject[0] && facts_entity_match(f->subject, subject)
-                           : !subject[0]))
-            idx[n++] = i;
-    }
+    size_t *v;
+    size_t n = lookup(s, subject, slot, keep_current_of, subject, &v);
+    if (n > max)
+        n = max;
+    if (n)
+        memcpy(idx, v, n * sizeof *idx);
+    dm_free(v);
     return n;
 }
 
 #define MAX_SAME 64
+
+/* value names the slot rather than a value of it: "my goal", "the plan",
+ * "my job" (the employer), "my major" (education). */
+static bool names_slot(const char *slot, const char *value)
+{
+    char n[NORM_MAX];
+    facts_norm(value, n, sizeof n);
+    const char *dot = strrchr(slot, '.');
+    const char *tail = dot ? dot + 1 : slot;
+    if (!strcmp(n, tail))
+        return true;
+    if (!strcmp(slot, "work.employer"))
+        return !strcmp(n, "job") || !strcmp(n, "company") || !strcmp(n, "employer");
+    if (!strcmp(slot, "education"))
+        return !strcmp(n, "major") || !strcmp(n, "degree") || !strcmp(n, "studies");
+    return false;
+}
+
+/* Some fact of (subject, slot), in any state, has a value matching value. */
+static bool keep_of(const fact *f, const void *subject) { return is_about(f, subject); }
+
+static bool held_ever(const fact_set *s, const char *subject, const char *slot,
+                      const char *value, const fact_ctx *c)
+{
+    size_t *v;
+    size_t n = lookup(s, subject, slot, keep_of, subject, &v);
+    bool held = false;
+    for (size_t i = 0; i < n && !held; i++)
+        held = values_match(c, slot, s->f[v[i]].value, value);
+    dm_free(v);
+    return held;
+}
 
 /* One fact of the turn. */
 static int apply_fact(fact_set *s, const char *subject, const char *slot, const char *value,
@@ -443,9 +807,16 @@ static int apply_fact(fact_set *s, const char *subject, const char *slot, const 
     if (!value || !value[0])
         return DM_OK;
     if (pol == EX_NEGATED) {
+        bool any = false;
         for (size_t k = 0; k < n && !rc; k++)
-            if (values_match(c, slot, s->f[idx[k]].value, value))
+            if (values_match(c, slot, s->f[idx[k]].value, value)) {
+                any = true;
                 rc = end_fact(s, idx[k], valid_from, NULL, NULL, c, p);
+            }
+        /* "I hit my goal", "I quit my job": the slot named instead of its
+         * value means the one value it holds. */
+        if (!rc && !any && n == 1 && names_slot(slot, value))
+            rc = end_fact(s, idx[0], valid_from, NULL, NULL, c, p);
         return rc;
     }
     /* Said again (a correction to the value already held confirms it). */
@@ -454,6 +825,32 @@ static int apply_fact(fact_set *s, const char *subject, const char *slot, const 
             *out_f = idx[k];
             return merge_into(s, idx[k], value, conf, single, c, p);
         }
+    /* Loving an activity the subject already has as a hobby is that
+     * hobby said again, not a second fact. */
+    if (!strcmp(slot, "preference.likes")) {
+        size_t h[MAX_SAME];
+        size_t nh = find_current(s, subject, "hobby", h, MAX_SAME);
+        for (size_t k = 0; k < nh; k++)
+            if (values_match(c, "hobby", s->f[h[k]].value, value)) {
+                *out_f = h[k];
+                return merge_into(s, h[k], s->f[h[k]].value, conf, false, c, p);
+            }
+    }
+    /* The value the turn says was replaced, when the slot never held it
+     * ("I used to live in Chicago, now I'm in Minneapolis" as the first
+     * word on the city): it goes into the history. */
+    /* "I switched my major to data science": the replaced value named
+     * by the slot is the slot's only current value. */
+    bool prev_slot = prev && prev[0] && n == 1 && names_slot(slot, prev);
+    bool prev_unknown = prev && prev[0] && !names_slot(slot, prev) &&
+                        !values_match(c, slot, prev, value) &&
+                        !held_ever(s, subject, slot, prev, c);
+    /* A place the subject holds at another level (the city, for a region
+     * said to replace it) is not a past value of this slot. */
+    static const char *const levels[] = { "location.city", "location.region",
+                                          "location.country" };
+    for (size_t w = 0; w < 3 && prev_unknown && !strncmp(slot, "location.", 9); w++)
+        prev_unknown = !held_ever(s, subject, levels[w], prev, c);
     size_t nf;
     if ((rc = new_fact(s, subject, slot, value, conf, valid_from, flags, extractor, c, &nf)))
         return rc;
@@ -464,9 +861,21 @@ static int apply_fact(fact_set *s, const char *subject, const char *slot, const 
     for (size_t k = 0; k < n && !rc; k++) {
         /* A single slot holds one value; in a multi-valued one only the
          * value the turn names as replaced ends. */
-        bool ends = single || (prev && prev[0] && values_match(c, slot, s->f[idx[k]].value, prev));
+        bool ends = single || prev_slot ||
+                    (prev && prev[0] && values_match(c, slot, s->f[idx[k]].value, prev));
         if (ends)
             rc = end_fact(s, idx[k], valid_from, by, value, c, p);
+    }
+    if (!rc && prev_unknown) {
+        /* When it began is not known: valid from FACT_UNKNOWN_START, so
+         * that "as known now" it held at any time before it ended. */
+        size_t pf;
+        rc = new_fact(s, subject, slot, prev, conf, FACT_UNKNOWN_START, flags, extractor, c,
+                      &pf);
+        if (!rc)
+            rc = plan_push(p, pf, FEV_ADD, NULL, prev, NULL, c);
+        if (!rc)
+            rc = end_fact(s, pf, valid_from, by, value, c, p);
     }
     *out_f = nf;
     return rc;
@@ -669,21 +1078,326 @@ static void touch(touched *t, size_t *n, size_t max, const char *subject, const 
         t[i].work = true;
 }
 
+/* The fact was said in this turn. */
+static bool said_now(const fact *f, const fact_ctx *c)
+{
+    return id_zero(c->source) ? f->mentioned_us == c->mentioned_us : has_source(f, c->source);
+}
+
+/* Statuses that end a marriage. */
+static bool ends_marriage(const char *status)
+{
+    char n[NORM_MAX];
+    facts_norm(status, n, sizeof n);
+    return !strcmp(n, "divorced") || !strcmp(n, "widowed") || !strcmp(n, "single");
+}
+
+/* A derived fact of the user, slot = the value (a name) of fact bi, or
+ * its subject when bi is a fact of another person: "Chris" from Chris's
+ * own status.  It carries bi's sources; *out its index. */
+static int derive_person(fact_set *s, const char *slot, size_t bi, int64_t from,
+                         const fact_ctx *c, fact_plan *p, size_t *out)
+{
+    const fact *b = &s->f[bi];
+    char *name = dm_strdup(b->subject[0] ? b->subject : b->value);
+    if (!name)
+        return DM_ENOMEM;
+    int rc = new_fact(s, "", slot, name, b->confidence * 0.9f, from, FACT_DERIVED, "derived",
+                      c, out);
+    /* new_fact may have moved the array: index, not pointer, from here. */
+    if (!rc)
+        rc = add_sources(&s->f[*out], &s->f[bi]);
+    if (!rc)
+        rc = plan_push(p, *out, FEV_ADD, NULL, name, NULL, c);
+    dm_free(name);
+    return rc;
+}
+
+/* The user's relationship status, spouse and partner after a turn that
+ * spoke of them: a spouse named in the turn makes the user married
+ * (derived, as a city gives its region), unless the status said is newer;
+ * a status said in the turn that ends a marriage (divorced, widowed,
+ * single) ends the current spouse, "single" the partner too; "married"
+ * said with a partner and no spouse makes the partner the spouse; and a
+ * person given the same status as the user in the same turn ("Chris and
+ * I got engaged") is the user's partner, or spouse for "married". */
+static int derive_relationship(fact_set *s, const fact_ctx *c, fact_plan *p)
+{
+    size_t si = 0, ri = 0;
+    bool has_spouse = find_current(s, "", "family.spouse", &si, 1) == 1;
+    bool has_rel = find_current(s, "", "relationship", &ri, 1) == 1;
+    if (has_rel && said_now(&s->f[ri], c) && !(s->f[ri].flags & FACT_DERIVED)) {
+        const fact *r = &s->f[ri];
+        char n[NORM_MAX];
+        facts_norm(r->value, n, sizeof n);
+        size_t pi = 0;
+        bool has_partner = find_current(s, "", "family.partner", &pi, 1) == 1 &&
+                           !said_now(&s->f[pi], c);
+        if (has_spouse && !said_now(&s->f[si], c) && ends_marriage(r->value))
+            return end_fact(s, si, r->valid_from_us, NULL, NULL, c, p);
+        if (has_partner && !strcmp(n, "single"))
+            return end_fact(s, pi, r->valid_from_us, NULL, NULL, c, p);
+        bool married = !strcmp(n, "married");
+        if (has_partner && !has_spouse && married) {
+            /* "We got married": the partner is now the spouse. */
+            size_t nf;
+            int rc = derive_person(s, "family.spouse", pi, r->valid_from_us, c, p, &nf);
+            if (!rc)
+                rc = end_fact(s, pi, r->valid_from_us, s->f[nf].id, s->f[nf].value, c, p);
+            return rc;
+        }
+        bool couple = married || !strcmp(n, "engaged") || !strcmp(n, "in a relationship");
+        if (!couple || has_spouse || (!married && find_current(s, "", "family.partner", &pi, 1)))
+            return DM_OK;
+        /* "Chris and I got engaged": the person given the same status in
+         * the same turn is the partner (the spouse, for "married"). */
+        size_t *v;
+        size_t nv = lookup(s, NULL, "relationship", keep_current, NULL, &v);
+        int rc = DM_OK;
+        for (size_t k = 0; k < nv; k++) {
+            const fact *o = &s->f[v[k]];
+            char on[NORM_MAX];
+            if (!o->subject[0] || !said_now(o, c))
+                continue;
+            facts_norm(o->value, on, sizeof on);
+            if (strcmp(on, n))
+                continue;
+            size_t nf;
+            rc = derive_person(s, married ? "family.spouse" : "family.partner", v[k],
+                               r->valid_from_us, c, p, &nf);
+            break;
+        }
+        dm_free(v);
+        return rc;
+    }
+    if (!has_spouse || !said_now(&s->f[si], c))
+        return DM_OK;
+    if (has_rel && s->f[ri].valid_from_us > s->f[si].valid_from_us)
+        return DM_OK; /* a status newer than the marriage stands */
+    return derive(s, "", "relationship", "married", si, NULL, 0, c, p);
+}
+
+#define DAY_US (86400LL * 1000000LL)
+
+/* Whose event it is: a person among its people whose name opens its
+ * description ("Priya moved to Portland"), else NULL: the user's ("went
+ * to Japan with Ann"). */
+static const char *event_actor(const ex_event *e)
+{
+    for (size_t w = 0; w < e->n_who; w++) {
+        size_t l = e->who[w] ? strlen(e->who[w]) : 0;
+        if (l && !strncasecmp(e->what, e->who[w], l) && (e->what[l] == ' ' || !e->what[l] ||
+                                                          e->what[l] == '\''))
+            return e->who[w];
+    }
+    return NULL;
+}
+
+/* The stem of the first word of s, into out (TERM_MAX bytes); "" when
+ * it has none (a stop word, nothing). */
+static void first_stem(const char *s, char *out)
+{
+    out[0] = 0;
+    while (*s == ' ')
+        s++;
+    size_t l = strcspn(s, " ");
+    if (!l || l >= TERM_MAX)
+        return;
+    char w[TERM_MAX];
+    memcpy(w, s, l);
+    w[l] = 0;
+    terms t;
+    value_terms(w, false, &t);
+    if (t.n)
+        strcpy(out, t.w[0]);
+}
+
+/* The event carries out plan or goal f: most content words of each are
+ * the other's (at least half of both sides, the light words left out),
+ * so that "went to Japan" does "go to Japan" and "finished Boston" the
+ * "Boston Marathon", while "went hiking" is not "hike the Appalachian
+ * Trail". */
+static bool event_does(const ex_event *e, const fact *f)
+{
+    terms te, tf;
+    value_terms(e->what, true, &te);
+    value_terms(f->value, true, &tf);
+    size_t shared = terms_shared(&tf, &te);
+    if (!shared || 2 * shared < tf.n || 2 * shared < te.n)
+        return false;
+    /* A plan that opens with its verb is done by a deed of that verb:
+     * "show my paintings" by "showed my paintings", not by "made this
+     * painting to show my path"; one that opens with a light verb ("go
+     * to Japan") by a light one ("went to Japan").  A plan named by its
+     * object ("Boston Marathon") has no verb to test. */
+    if (f->value[0] >= 'A' && f->value[0] <= 'Z')
+        return true;
+    const char *actor = event_actor(e);
+    char pv[TERM_MAX], ev[TERM_MAX];
+    first_stem(f->value, pv);
+    first_stem(e->what + (actor ? strlen(actor) : 0), ev);
+    if (!pv[0])
+        return true;
+    return light_term(pv) ? light_term(ev) : !strcmp(pv, ev);
+}
+
+/* Plans and goals the turn's events carried out end: an event that has
+ * happened by the turn (not a plan), that began no earlier than the day
+ * the plan was first said, and that is the plan's subject's (the user's,
+ * or a person's whose name opens the event: event_actor). */
+static int fulfil_plans(fact_set *s, const ex_result *ex, const fact_ctx *c, fact_plan *p)
+{
+    int rc = DM_OK;
+    for (size_t k = 0; k < ex->n_events && !rc; k++) {
+        const ex_event *e = &ex->events[k];
+        if (e->type == EX_EV_PLAN || !e->what || e->from_us > c->mentioned_us)
+            continue;
+        size_t *v;
+        size_t nv = current_phrases(s, NULL, &v);
+        for (size_t j = 0; j < nv && !rc; j++) {
+            size_t i = v[j];
+            const fact *f = &s->f[i];
+            if (f->state != FACT_CURRENT || said_now(f, c) ||
+                e->from_us < f->mentioned_us - f->mentioned_us % DAY_US)
+                continue;
+            const char *actor = event_actor(e);
+            bool about = f->subject[0] ? actor && facts_entity_match(actor, f->subject) : !actor;
+            if (about && event_does(e, f))
+                rc = end_fact(s, i, e->from_us, NULL, NULL, c, p);
+        }
+        dm_free(v);
+    }
+    return rc;
+}
+
+/* The slot for a place said to replace another ("I meant Utrecht, not
+ * Rotterdam"): the level at which the subject holds the replaced place,
+ * when the gazetteer knows the new one as a place of that level (Utrecht
+ * is a city as well as a province); else slot. */
+static const char *place_slot(const fact_set *s, const char *subject, const char *slot,
+                              const char *value, const char *prev, const fact_ctx *c)
+{
+    static const char *const levels[] = { "location.city", "location.region",
+                                          "location.country" };
+    static const int kinds[] = { GZ_CITY, GZ_REGION, GZ_COUNTRY };
+    if (!prev || !prev[0] || !value || strncmp(slot, "location.", 9))
+        return slot;
+    for (size_t w = 0; w < 3; w++) {
+        size_t i;
+        if (!strcmp(levels[w], slot) || find_current(s, subject, levels[w], &i, 1) != 1 ||
+            !values_match(c, levels[w], s->f[i].value, prev))
+            continue;
+        const gz_place *cand[16];
+        size_t n = gz_lookup(value, strlen(value), cand, 16);
+        for (size_t k = 0; k < n && k < 16; k++)
+            if ((int)cand[k]->kind == kinds[w])
+                return levels[w];
+    }
+    return slot;
+}
+
+/* Effective valid_from of a fact of the turn. */
+static int64_t fact_from(const ex_fact *f, const fact_ctx *c)
+{
+    return f->valid_from_us ? f->valid_from_us : c->mentioned_us;
+}
+
+/* Verbs of a plan or goal that a new state carries out, stemmed:
+ * "move to Portland" is done when the city is Portland, "join Acme" when
+ * the employer is Acme, "get married" when the status is married. */
+static bool change_term(const char *t)
+{
+    static const char *const verbs[] = { "move", "relocat", "join", "start", "switch",
+                                         "transfer", "go", "get", "adopt", "marri",
+                                         "becom", "enrol" };
+    for (size_t i = 0; i < sizeof verbs / sizeof *verbs; i++)
+        if (!strcmp(t, verbs[i]))
+            return true;
+    return light_term(t);
+}
+
+/* Holding value carries out the plan: its words are all the plan's, and
+ * the plan's other words are verbs of change only ("visit Portland" is
+ * not done by living there). */
+static bool state_does(const char *plan, const char *value)
+{
+    terms tp, tv;
+    value_terms(plan, false, &tp);
+    value_terms(value, false, &tv);
+    if (!tv.n || terms_shared(&tv, &tp) != tv.n)
+        return false;
+    for (size_t i = 0; i < tp.n; i++) {
+        bool in_value = false;
+        for (size_t k = 0; k < tv.n && !in_value; k++)
+            in_value = !strcmp(tp.w[i], tv.w[k]);
+        if (!in_value && !change_term(tp.w[i]))
+            return false;
+    }
+    return true;
+}
+
+/* Plans and goals that a fact the turn asserts carries out end (the
+ * subject's own facts; not the turn's own plans). */
+static int fulfil_by_facts(fact_set *s, const ex_result *ex, const fact_ctx *c, fact_plan *p)
+{
+    int rc = DM_OK;
+    for (size_t k = 0; k < ex->n_facts && !rc; k++) {
+        const ex_fact *x = &ex->facts[k];
+        const char *subject = x->subject ? x->subject : "";
+        if (x->polarity == EX_NEGATED || !x->value || is_phrase_slot(x->slot))
+            continue;
+        size_t *v;
+        size_t nv = current_phrases(s, subject, &v);
+        for (size_t j = 0; j < nv && !rc; j++) {
+            size_t i = v[j];
+            const fact *f = &s->f[i];
+            if (f->state != FACT_CURRENT || said_now(f, c))
+                continue;
+            if (state_does(f->value, x->value))
+                rc = end_fact(s, i, fact_from(x, c), NULL, NULL, c, p);
+        }
+        dm_free(v);
+    }
+    return rc;
+}
+
+
 int facts_apply(fact_set *s, const ex_result *ex, const fact_ctx *c, fact_plan *p)
 {
     touched t[32];
     size_t n_t = 0;
     int rc = DM_OK;
     const char *extractor = c->extractor ? c->extractor : "builtin";
-    for (size_t i = 0; i < ex->n_facts && !rc; i++) {
-        const ex_fact *f = &ex->facts[i];
-        size_t nf;
-        rc = apply_fact(s, f->subject ? f->subject : "", f->slot, f->value, f->prev_value,
-                        f->polarity, f->confidence, f->valid_from_us ? f->valid_from_us
-                                                                     : c->mentioned_us,
-                        extractor, 0, c, p, &nf);
-        touch(t, &n_t, 32, f->subject ? f->subject : "", f->slot);
+    /* The turn's facts in the order they became true ("IBM in 2010,
+     * Oracle in 2015, Salesforce since 2019", in any order of telling):
+     * each value of a single slot then ends the one before it.  Equal
+     * times keep the order of the text. */
+    size_t *order = ex->n_facts ? dm_malloc(ex->n_facts * sizeof *order) : NULL;
+    if (ex->n_facts && !order)
+        return DM_ENOMEM;
+    for (size_t i = 0; i < ex->n_facts; i++) {
+        size_t j = i;
+        int64_t vf = fact_from(&ex->facts[i], c);
+        while (j > 0 && fact_from(&ex->facts[order[j - 1]], c) > vf) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = i;
     }
+    bool marriage = false;
+    index_update(s); /* without memory for it, lookups scan */
+    for (size_t i = 0; i < ex->n_facts && !rc; i++) {
+        const ex_fact *f = &ex->facts[order[i]];
+        const char *subject = f->subject ? f->subject : "";
+        const char *slot = place_slot(s, subject, f->slot, f->value, f->prev_value, c);
+        size_t nf;
+        rc = apply_fact(s, subject, slot, f->value, f->prev_value, f->polarity, f->confidence,
+                        fact_from(f, c), extractor, 0, c, p, &nf);
+        touch(t, &n_t, 32, subject, slot);
+        marriage |= !subject[0] &&
+                    (!strcmp(f->slot, "family.spouse") || !strcmp(f->slot, "relationship"));
+    }
+    dm_free(order);
     for (size_t i = 0; i < ex->n_relations && !rc; i++) {
         const ex_relation *r = &ex->relations[i];
         if (!r->src || !r->src[0] || !r->dst || !r->dst[0] || !entity_fact_rel(r->rel))
@@ -701,6 +1415,12 @@ int facts_apply(fact_set *s, const ex_result *ex, const fact_ctx *c, fact_plan *
     }
     if (!rc && work)
         rc = derive_industry(s, c, p);
+    if (!rc && marriage)
+        rc = derive_relationship(s, c, p);
+    if (!rc)
+        rc = fulfil_plans(s, ex, c, p);
+    if (!rc)
+        rc = fulfil_by_facts(s, ex, c, p);
     return rc;
 }
 

@@ -41,6 +41,9 @@
 
 #define FACT_OPEN INT64_MAX /* valid_to / ended of a fact still true */
 #define FACT_SIM_DUP 0.92f  /* embedding similarity that makes a duplicate */
+/* valid_from of a value known only to have held before a change ("I used
+ * to live in Chicago, now I'm in Minneapolis"): the start is not known. */
+#define FACT_UNKNOWN_START 0
 
 enum fact_state { FACT_CURRENT = 0, FACT_SUPERSEDED = 1, FACT_RETRACTED = 2 };
 enum { FACT_DERIVED = 1 }; /* fact.flags */
@@ -75,6 +78,14 @@ typedef struct fact {
 typedef struct fact_set {
     fact *f;
     size_t n, cap;
+    /* The lookup index (facts.c), built lazily from f[0..n_indexed):
+     * bucket heads of chains by (slot, subject) in [0, n_buckets) and by
+     * slot in [n_buckets, 2 n_buckets), fact index + 1 (0 = end); links
+     * holds two next links per fact.  Subject and slot of a fact never
+     * change once set, so the index only grows (and is rebuilt when the
+     * buckets fill). */
+    uint32_t *heads, *links;
+    size_t n_buckets, n_indexed, links_cap;
 } fact_set;
 
 /* One change for the caller to write: fact f (an index into the set) was

@@ -2,7 +2,11 @@
  * test_facts.c -- merging extracted facts (src/cognitive/facts.c): new
  * facts, duplicates and near duplicates, supersession with history,
  * multi-valued slots, negation, correction, prev_value, derived places
- * and industry, as_of, idempotent re-runs, and the F record round trip.
+ * and industry, as_of, idempotent re-runs, and the F record round trip;
+ * the replaced value of a slot that never held it, matching by word stems
+ * and by the words of plans and goals, a liked activity that is a hobby,
+ * a turn's facts taken in time order, spouse, partner and relationship
+ * status, and plans and goals carried out by events and by new facts.
  * The extraction results are written by hand here: this tests the merge
  * rules, not the extractor.
  */
@@ -156,6 +160,24 @@ static void test_negation_correction_prev(void **state)
     ex_fact none = F("", "pet", "parrot", 0.9f);
     none.polarity = EX_NEGATED;
     assert_int_equal(say(&s, none, 3, 4), 0);
+    /* "I hit my goal": the slot named, its only value ends; with two
+     * goals it is not known which. */
+    say(&s, F("", "goal", "lose 20 pounds", 0.9f), 3, 10);
+    ex_fact hit = F("", "goal", "my goal", 0.9f);
+    hit.polarity = EX_NEGATED;
+    say(&s, hit, 4, 11);
+    assert_int_equal(count_current(&s, "", "goal"), 0);
+    assert_int_equal(find_value(&s, "goal", "lose 20 pounds")->state, FACT_RETRACTED);
+    say(&s, F("", "goal", "learn Spanish", 0.9f), 4, 12);
+    say(&s, F("", "goal", "buy a house", 0.9f), 4, 13);
+    assert_int_equal(say(&s, hit, 4, 14), 0);
+    assert_int_equal(count_current(&s, "", "goal"), 2);
+    /* "I quit my job" ends the employer. */
+    say(&s, F("", "work.employer", "Acme", 0.9f), 4, 15);
+    ex_fact quit = F("", "work.employer", "my job", 0.9f);
+    quit.polarity = EX_NEGATED;
+    say(&s, quit, 4, 16);
+    assert_int_equal(count_current(&s, "", "work.employer"), 0);
     /* Correction of a single slot. */
     say(&s, F("", "name", "Ally", 0.9f), 4, 5);
     ex_fact cor = F("", "name", "Ali", 0.9f);
@@ -171,6 +193,15 @@ static void test_negation_correction_prev(void **state)
     say(&s, pv, 8, 9);
     assert_int_equal(count_current(&s, "", "language"), 2);
     assert_int_equal(find_value(&s, "language", "French")->state, FACT_SUPERSEDED);
+    /* "I switched my major to data science": prev_value names the slot. */
+    say(&s, F("", "education", "computer science", 0.9f), 9, 17);
+    ex_fact sw = F("", "education", "data science", 0.9f);
+    sw.prev_value = "my major";
+    say(&s, sw, 10, 18);
+    assert_int_equal(count_current(&s, "", "education"), 1);
+    assert_string_equal(current(&s, "", "education", 0)->value, "data science");
+    assert_int_equal(find_value(&s, "education", "computer science")->state, FACT_SUPERSEDED);
+    assert_null(find_value(&s, "education", "my major"));
     fact_set_fini(&s);
 }
 
@@ -233,6 +264,311 @@ static void test_derived_industry(void **state)
     fact_set_fini(&s);
 }
 
+/* Apply a whole extraction at day d from source src. */
+static void apply_at(fact_set *s, const ex_result *ex, int d, uint8_t src)
+{
+    fact_ctx c = ctx_at(T0 + d * DAY, src);
+    fact_plan p = { 0 };
+    assert_int_equal(facts_apply(s, ex, &c, &p), DM_OK);
+    fact_plan_fini(&p);
+}
+
+static void test_prev_value_unknown(void **state)
+{
+    fact_set s = { 0 };
+    /* "I used to live in Chicago, now I'm in Minneapolis", the first word
+     * on the city: Chicago goes into the history, ended by the new city. */
+    ex_fact f = F("", "location.city", "Minneapolis", 0.9f);
+    f.prev_value = "Chicago";
+    say(&s, f, 10, 1);
+    assert_int_equal(count_current(&s, "", "location.city"), 1);
+    assert_string_equal(current(&s, "", "location.city", 0)->value, "Minneapolis");
+    const fact *chi = find_value(&s, "location.city", "Chicago");
+    assert_non_null(chi);
+    assert_int_equal(chi->state, FACT_SUPERSEDED);
+    assert_int_equal(chi->valid_from_us, FACT_UNKNOWN_START);
+    assert_int_equal(chi->valid_to_us, T0 + 10 * DAY);
+    assert_memory_equal(chi->other, find_value(&s, "location.city", "Minneapolis")->id, 16);
+    /* As known now it held before the move, not after. */
+    assert_true(facts_valid_at(chi, T0 - 100 * DAY));
+    assert_false(facts_valid_at(chi, T0 + 10 * DAY));
+    assert_int_equal(chi->n_sources, 1);
+    /* A value the history already holds is not added twice. */
+    ex_fact g = F("", "location.city", "Denver", 0.9f);
+    g.prev_value = "Chicago";
+    say(&s, g, 20, 2);
+    size_t n_chicago = 0;
+    for (size_t i = 0; i < s.n; i++)
+        n_chicago += !strcmp(s.f[i].slot, "location.city") && !strcmp(s.f[i].value, "Chicago");
+    assert_int_equal(n_chicago, 1);
+    assert_string_equal(current(&s, "", "location.city", 0)->value, "Denver");
+    fact_set_fini(&s);
+}
+
+static void test_corrected_place_level(void **state)
+{
+    fact_set s = { 0 };
+    say(&s, F("", "location.city", "Rotterdam", 0.9f), 0, 1);
+    assert_string_equal(current(&s, "", "location.region", 0)->value, "South Holland");
+    /* "I meant Utrecht, not Rotterdam", read as the province: Utrecht is
+     * a city too, and Rotterdam was the city, so the city is corrected. */
+    ex_fact f = F("", "location.region", "Utrecht", 0.8f);
+    f.prev_value = "Rotterdam";
+    f.polarity = EX_CORRECTION;
+    say(&s, f, 0, 2);
+    assert_int_equal(count_current(&s, "", "location.city"), 1);
+    assert_string_equal(current(&s, "", "location.city", 0)->value, "Utrecht");
+    assert_int_equal(find_value(&s, "location.city", "Rotterdam")->state, FACT_SUPERSEDED);
+    assert_string_equal(current(&s, "", "location.region", 0)->value, "Utrecht");
+    /* Rotterdam was never a region: no such history. */
+    for (size_t i = 0; i < s.n; i++)
+        assert_false(!strcmp(s.f[i].slot, "location.region") &&
+                     !strcmp(s.f[i].value, "Rotterdam"));
+    fact_set_fini(&s);
+}
+
+static void test_stems_match(void **state)
+{
+    fact_set s = { 0 };
+    /* "I play golf" read as golfing; "I gave up golf" ends it. */
+    say(&s, F("", "hobby", "golfing", 0.8f), 0, 1);
+    say(&s, F("", "hobby", "tennis", 0.8f), 0, 1);
+    ex_fact neg = F("", "hobby", "golf", 0.9f);
+    neg.polarity = EX_NEGATED;
+    say(&s, neg, 5, 2);
+    assert_int_equal(count_current(&s, "", "hobby"), 1);
+    assert_string_equal(current(&s, "", "hobby", 0)->value, "tennis");
+    assert_int_equal(find_value(&s, "hobby", "golfing")->state, FACT_RETRACTED);
+    /* Plurals of things meet too... */
+    say(&s, F("", "allergy", "peanuts", 0.9f), 6, 3);
+    say(&s, F("", "allergy", "peanut", 0.9f), 7, 4);
+    assert_int_equal(count_current(&s, "", "allergy"), 1);
+    assert_int_equal(current(&s, "", "allergy", 0)->n_sources, 2);
+    /* ...but names do not: two friends. */
+    say(&s, F("", "family.friend", "Ann", 0.9f), 8, 5);
+    say(&s, F("", "family.friend", "Anne", 0.9f), 9, 6);
+    assert_int_equal(count_current(&s, "", "family.friend"), 2);
+    fact_set_fini(&s);
+}
+
+static void test_plan_goal_phrases(void **state)
+{
+    fact_set s = { 0 };
+    say(&s, F("", "plan", "go to Japan", 0.7f), 0, 1);
+    say(&s, F("", "plan", "go to Paris", 0.7f), 1, 2);
+    say(&s, F("", "plan", "visit mom", 0.7f), 2, 3);
+    say(&s, F("", "plan", "visit Rome", 0.7f), 2, 4);
+    assert_int_equal(count_current(&s, "", "plan"), 4);
+    /* Visiting Paris is going there: the same plan. */
+    say(&s, F("", "plan", "visit Paris", 0.7f), 3, 5);
+    assert_int_equal(count_current(&s, "", "plan"), 4);
+    /* "We cancelled the Japan trip." */
+    ex_fact neg = F("", "plan", "Japan trip", 0.8f);
+    neg.polarity = EX_NEGATED;
+    say(&s, neg, 30, 6);
+    assert_int_equal(find_value(&s, "plan", "go to Japan")->state, FACT_RETRACTED);
+    assert_int_equal(count_current(&s, "", "plan"), 3);
+    /* The same goal in other words is one goal. */
+    say(&s, F("", "goal", "run a marathon", 0.8f), 31, 7);
+    say(&s, F("", "goal", "finally run a marathon", 0.8f), 32, 8);
+    say(&s, F("", "goal", "run a 50k", 0.8f), 33, 9);
+    assert_int_equal(count_current(&s, "", "goal"), 2);
+    fact_set_fini(&s);
+}
+
+static void test_liked_activity_is_hobby(void **state)
+{
+    fact_set s = { 0 };
+    say(&s, F("", "hobby", "hiking", 0.8f), 0, 1);
+    /* "Hiking is my favorite thing to do": the hobby again. */
+    say(&s, F("", "preference.likes", "hiking", 0.85f), 1, 2);
+    assert_int_equal(count_current(&s, "", "preference.likes"), 0);
+    assert_int_equal(count_current(&s, "", "hobby"), 1);
+    assert_int_equal(current(&s, "", "hobby", 0)->n_sources, 2);
+    /* A like that is no hobby stays a like. */
+    say(&s, F("", "preference.likes", "sushi", 0.8f), 2, 3);
+    assert_int_equal(count_current(&s, "", "preference.likes"), 1);
+    fact_set_fini(&s);
+}
+
+static void test_turn_in_time_order(void **state)
+{
+    fact_set s = { 0 };
+    /* A career told in one turn, newest first. */
+    ex_fact f[3] = { F("", "work.employer", "Salesforce", 0.8f),
+                     F("", "work.employer", "IBM", 0.9f),
+                     F("", "work.employer", "Oracle", 0.9f) };
+    const int64_t y2010 = 1262304000LL * 1000000LL, y2015 = 1420070400LL * 1000000LL,
+                  y2019 = 1546300800LL * 1000000LL;
+    f[0].valid_from_us = y2019;
+    f[1].valid_from_us = y2010;
+    f[2].valid_from_us = y2015;
+    ex_result ex = { 0 };
+    ex.facts = f;
+    ex.n_facts = 3;
+    apply_at(&s, &ex, 100, 1);
+    assert_int_equal(count_current(&s, "", "work.employer"), 1);
+    assert_string_equal(current(&s, "", "work.employer", 0)->value, "Salesforce");
+    const fact *ibm = find_value(&s, "work.employer", "IBM");
+    const fact *oracle = find_value(&s, "work.employer", "Oracle");
+    assert_int_equal(ibm->valid_to_us, y2015);
+    assert_int_equal(oracle->valid_from_us, y2015);
+    assert_int_equal(oracle->valid_to_us, y2019);
+    assert_true(facts_valid_at(ibm, y2010 + 100 * DAY));
+    assert_true(facts_valid_at(oracle, y2015 + 100 * DAY));
+    fact_set_fini(&s);
+}
+
+static void test_marriage(void **state)
+{
+    fact_set s = { 0 };
+    /* "My wife Karen": married, derived. */
+    say(&s, F("", "family.spouse", "Karen", 0.9f), 0, 1);
+    const fact *r = current(&s, "", "relationship", 0);
+    assert_non_null(r);
+    assert_string_equal(r->value, "married");
+    assert_true(r->flags & FACT_DERIVED);
+    /* "Karen and I divorced": the spouse ends. */
+    say(&s, F("", "relationship", "divorced", 0.9f), 100, 2);
+    assert_int_equal(count_current(&s, "", "family.spouse"), 0);
+    assert_int_equal(find_value(&s, "family.spouse", "Karen")->state, FACT_RETRACTED);
+    assert_string_equal(current(&s, "", "relationship", 0)->value, "divorced");
+    /* "I remarried, my wife's name is Joanna": married again. */
+    say(&s, F("", "family.spouse", "Joanna", 0.9f), 200, 3);
+    assert_int_equal(count_current(&s, "", "relationship"), 1);
+    assert_string_equal(current(&s, "", "relationship", 0)->value, "married");
+    assert_int_equal(find_value(&s, "relationship", "divorced")->state, FACT_SUPERSEDED);
+    fact_set_fini(&s);
+
+    fact_set t = { 0 };
+    /* Dating Chris, then "we got married": Chris is the spouse. */
+    say(&t, F("", "family.partner", "Chris", 0.9f), 0, 1);
+    say(&t, F("", "relationship", "engaged", 0.9f), 50, 2);
+    assert_string_equal(current(&t, "", "family.partner", 0)->value, "Chris");
+    say(&t, F("", "relationship", "married", 0.9f), 100, 3);
+    assert_int_equal(count_current(&t, "", "family.partner"), 0);
+    const fact *sp = current(&t, "", "family.spouse", 0);
+    assert_non_null(sp);
+    assert_string_equal(sp->value, "Chris");
+    assert_int_equal(sp->n_sources, 2);
+    assert_string_equal(current(&t, "", "relationship", 0)->value, "married");
+    fact_set_fini(&t);
+
+    fact_set v = { 0 };
+    /* "Chris and I got engaged": the user's and Chris's status in one
+     * turn make Chris the partner; "we got married" later, the spouse. */
+    ex_fact both[2] = { F("", "relationship", "engaged", 0.9f),
+                        F("Chris", "relationship", "engaged", 0.8f) };
+    ex_result ex = { 0 };
+    ex.facts = both;
+    ex.n_facts = 2;
+    apply_at(&v, &ex, 0, 1);
+    assert_string_equal(current(&v, "", "family.partner", 0)->value, "Chris");
+    assert_true(current(&v, "", "family.partner", 0)->flags & FACT_DERIVED);
+    say(&v, F("", "relationship", "married", 0.9f), 100, 2);
+    assert_string_equal(current(&v, "", "family.spouse", 0)->value, "Chris");
+    assert_int_equal(count_current(&v, "", "family.partner"), 0);
+    fact_set_fini(&v);
+
+    fact_set u = { 0 };
+    /* A breakup: "I'm single again" ends the partner. */
+    say(&u, F("", "family.partner", "Matt", 0.9f), 0, 1);
+    say(&u, F("", "relationship", "single", 0.9f), 30, 2);
+    assert_int_equal(count_current(&u, "", "family.partner"), 0);
+    fact_set_fini(&u);
+}
+
+static void test_plan_done_by_event(void **state)
+{
+    fact_set s = { 0 };
+    say(&s, F("", "plan", "go to Japan", 0.7f), 0, 1);
+    say(&s, F("", "goal", "hike the Appalachian Trail", 0.8f), 0, 1);
+    say(&s, F("", "goal", "Boston Marathon", 0.8f), 0, 1);
+    ex_event e = { 0 };
+    ex_result ex = { 0 };
+    ex.events = &e;
+    ex.n_events = 1;
+    /* A trip to Japan before the plan was made does not carry it out. */
+    e.type = EX_EV_ACTIVITY;
+    e.what = "went to Japan";
+    e.from_us = T0 - 300 * DAY;
+    e.to_us = e.from_us + DAY;
+    apply_at(&s, &ex, 10, 2);
+    assert_int_equal(count_current(&s, "", "plan"), 1);
+    /* Neither does a planned one. */
+    e.type = EX_EV_PLAN;
+    e.from_us = T0 + 20 * DAY;
+    apply_at(&s, &ex, 11, 3);
+    assert_int_equal(count_current(&s, "", "plan"), 1);
+    /* Making a painting is not showing one's paintings. */
+    say(&s, F("", "plan", "show my paintings", 0.7f), 0, 1);
+    e.type = EX_EV_ACTIVITY;
+    e.what = "made this painting";
+    e.from_us = T0 + 11 * DAY;
+    apply_at(&s, &ex, 12, 4);
+    assert_int_equal(count_current(&s, "", "plan"), 2);
+    e.what = "showed my paintings at the gallery";
+    apply_at(&s, &ex, 12, 4);
+    assert_int_equal(count_current(&s, "", "plan"), 1);
+    /* A short hike is not the whole trail. */
+    e.type = EX_EV_ACTIVITY;
+    e.what = "went hiking";
+    e.from_us = T0 + 11 * DAY;
+    apply_at(&s, &ex, 12, 4);
+    assert_int_equal(count_current(&s, "", "goal"), 2);
+    /* The trip made, the race run: they leave the plans and goals. */
+    e.what = "went to Japan with my sister";
+    e.from_us = T0 + 40 * DAY;
+    apply_at(&s, &ex, 45, 5);
+    assert_int_equal(count_current(&s, "", "plan"), 0);
+    assert_int_equal(find_value(&s, "plan", "go to Japan")->valid_to_us, T0 + 40 * DAY);
+    e.type = EX_EV_MILESTONE;
+    e.what = "Finished Boston";
+    e.from_us = T0 + 59 * DAY;
+    apply_at(&s, &ex, 60, 6);
+    assert_int_equal(count_current(&s, "", "goal"), 1);
+    assert_string_equal(current(&s, "", "goal", 0)->value, "hike the Appalachian Trail");
+    /* Someone else's move carries out their plan, not the user's. */
+    say(&s, F("", "plan", "move to Portland", 0.7f), 61, 7);
+    say(&s, F("Priya", "plan", "move to Portland", 0.7f), 61, 8);
+    char *who[1] = { "Priya" };
+    e.what = "Priya moved to Portland";
+    e.who = who;
+    e.n_who = 1;
+    e.from_us = T0 + 90 * DAY;
+    apply_at(&s, &ex, 100, 9);
+    assert_int_equal(count_current(&s, "Priya", "plan"), 0);
+    assert_int_equal(count_current(&s, "", "plan"), 1);
+    /* The user's own move, with Priya along, is the user's. */
+    e.what = "moved to Portland with Priya";
+    apply_at(&s, &ex, 101, 10);
+    assert_int_equal(count_current(&s, "", "plan"), 0);
+    fact_set_fini(&s);
+}
+
+static void test_plan_done_by_fact(void **state)
+{
+    fact_set s = { 0 };
+    say(&s, F("", "plan", "move to Portland", 0.7f), 0, 1);
+    say(&s, F("", "plan", "visit Seattle", 0.7f), 0, 1);
+    say(&s, F("", "plan", "get married", 0.7f), 0, 1);
+    say(&s, F("Tom", "plan", "move to Portland", 0.7f), 0, 1);
+    /* Living in Seattle is not visiting it. */
+    say(&s, F("", "location.city", "Seattle", 0.9f), 10, 2);
+    assert_int_equal(count_current(&s, "", "plan"), 3);
+    /* The user's move is not Tom's. */
+    say(&s, F("", "location.city", "Portland", 0.9f), 20, 3);
+    assert_int_equal(count_current(&s, "", "plan"), 2);
+    assert_int_equal(find_value(&s, "plan", "move to Portland")->state, FACT_RETRACTED);
+    assert_int_equal(count_current(&s, "Tom", "plan"), 1);
+    say(&s, F("Tom", "location.city", "Portland", 0.9f), 21, 4);
+    assert_int_equal(count_current(&s, "Tom", "plan"), 0);
+    say(&s, F("", "relationship", "married", 0.9f), 30, 5);
+    assert_int_equal(count_current(&s, "", "plan"), 1);
+    assert_string_equal(current(&s, "", "plan", 0)->value, "visit Seattle");
+    fact_set_fini(&s);
+}
+
 static void test_entity_match_and_norm(void **state)
 {
     char out[64];
@@ -283,6 +619,15 @@ int main(void)
         cmocka_unit_test(test_negation_correction_prev),
         cmocka_unit_test(test_derived_places),
         cmocka_unit_test(test_derived_industry),
+        cmocka_unit_test(test_prev_value_unknown),
+        cmocka_unit_test(test_corrected_place_level),
+        cmocka_unit_test(test_stems_match),
+        cmocka_unit_test(test_plan_goal_phrases),
+        cmocka_unit_test(test_liked_activity_is_hobby),
+        cmocka_unit_test(test_turn_in_time_order),
+        cmocka_unit_test(test_marriage),
+        cmocka_unit_test(test_plan_done_by_event),
+        cmocka_unit_test(test_plan_done_by_fact),
         cmocka_unit_test(test_entity_match_and_norm),
         cmocka_unit_test(test_record_round_trip),
     };
