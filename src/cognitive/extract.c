@@ -54,6 +54,35 @@
  *      verb ("Moving to Denver was ..."), and verbless fragments about
  *      oneself are read as after "I'm" ("Single and not looking", "Male,
  *      45", "Big fan of X", "Not into sports", "Allergic to soy").
+ *   3b. reading across the turn: a relative mentioned without a name
+ *      ("my mom's 70th birthday") is named by a later "Her name's Linda",
+ *      and a pet got by its species ("we adopted a cat") takes the name
+ *      of "her name's Miso"; "my daughter is called Ann", "Beth's husband
+ *      Carl" (another person's relative, any capitalised name); a name
+ *      used as a subject ("Ben moved out, he's in Columbus") is the
+ *      referent of a later he/she when no relative fits; "Tom and Priya
+ *      moved" says it of both; ", where he lives" after a place; "I meant
+ *      Square, not Stripe" and "Portland, Oregon actually" correct the
+ *      employer or home by the kind of name; "I start there" is the
+ *      organisation of a job, offer or internship named earlier.  A
+ *      sentence naming several years gives each clause its own year
+ *      ("started at IBM in 2010, moved to Oracle in 2015").  Chat
+ *      phrasings: "I'm on keto", "Six weeks vegetarian", "I quit keto",
+ *      "gave up golf", "getting into running", "going to a spin class",
+ *      "learning to surf", "joined the climbing club", "an avid cyclist",
+ *      "a decent cook" (skill), "As a male nurse, ...", "here in Austin",
+ *      ", now living in Bristol", "switched to OHSU", "switched my major
+ *      to X", "first week at Airbus", "I do accounting at PwC", "booked
+ *      flights to Reykjavik" (plan "trip to Reykjavik"), "cancelled the
+ *      Japan trip" (that plan negated), "Next goal: ...", "we had to put
+ *      Bram down" (the pet negated), "My birthday was yesterday, 29 now".
+ *      The slot named instead of a value: "I hit my goal", "gave up on
+ *      my goal", "dropped my plan", "quit my job" (no employer named) give
+ *      a negated fact whose value is the slot's name ("my goal", "my
+ *      plan", "my job"), and "switched my major to X" / "switched jobs to
+ *      Acme" give the new value with that name as prev_value ("my major",
+ *      "my job"); the fact set reads such a name as the slot's one current
+ *      value.
  *   4. events from frames whose verb is an activity, milestone or social
  *      verb in the past or present perfect, and plans from future frames;
  *      the type is refined by the particle or object ("passed away",
@@ -68,6 +97,14 @@
  *      the 3rd and the 10th of August" and "the weekend"; anything else is
  *      timex_parse (src/retrieve/timex.h) over the sentence, widened to
  *      whole days, with a plan's bare weekday, month or season moved ahead.
+ *      Events named by a noun with a time ("Big party this weekend", "The
+ *      party on Saturday was perfect", "I have a dentist appointment next
+ *      Tuesday") are plans ahead of the turn and social or activity events
+ *      behind it; "Salt passed away" names a death of any capitalised name;
+ *      what someone else did carries their name ("Ben moved out").  A
+ *      time said after "and"/"but" + a new subject, or after ";", belongs
+ *      to that clause ("Got an offer from Airbus and I start on the 1st":
+ *      the offer is the turn's day).
  *   5. entities: those named by facts and relations, then capitalised
  *      spans typed by the gazetteer, organisation suffixes, well-known
  *      organisation and first-name lists and the preposition before them.
@@ -745,6 +782,7 @@ typedef struct person {
     uint32_t off, len; /* the name in the text */
     int rel;           /* family index or -1 */
     int gender;        /* 1 female, 2 male, 0 unknown */
+    bool subject_only; /* named only as the subject of a verb */
 } person;
 
 typedef struct sent {
@@ -778,6 +816,10 @@ typedef struct xctx {
                              married in June") */
     bool no_lives_in;     /* the location fact being added is the wider of
                              two places: no lives_in relation for it */
+    int pending_rel;      /* family index of the speaker's last unnamed
+                             relative ("my mom's birthday"), or -1 */
+    int pending_gender;   /* its gender (see person) */
+    bool prefer_city;     /* read an ambiguous place name as its city */
 } xctx;
 
 enum { SJ_SPEAKER = 1, SJ_WE, SJ_OTHER };
@@ -1116,6 +1158,31 @@ static float eff_conf(const sent *S, const subj *sj, int i, float base)
  * relation and the entities it implies.  value and prev are owned (freed
  * here on any failure or duplicate).  a..b are the supporting tokens.
  */
+static int64_t days_civil(int64_t y, int m, int d);
+
+/* clause_year -- in a sentence that names more than one year ("I started
+ * at IBM in 2010, moved to Oracle in 2015"), the year of the clause
+ * around token a: "in/since/from YYYY" before the next comma or "and";
+ * 0 when the sentence has one time or the clause none. */
+static int clause_year(const sent *S, int a)
+{
+    int n_years = 0, year = 0;
+    for (int q = 0; q < S->n; q++)
+        if (S->t[q].type == T_NUM && S->t[q].len == 4 && S->t[q].num >= 1900 &&
+            S->t[q].num <= 2100)
+            n_years++;
+    if (n_years < 2)
+        return 0;
+    for (int q = a; q < S->n && !S_punct(S, q, ',') && !S_punct(S, q, ';') &&
+                    !S_is(S, q, "and");
+         q++)
+        if (S->t[q].type == T_NUM && S->t[q].len == 4 && S->t[q].num >= 1900 &&
+            S->t[q].num <= 2100 &&
+            (S_is(S, q - 1, "in") || S_is(S, q - 1, "since") || S_is(S, q - 1, "from")))
+            year = S->t[q].num;
+    return year;
+}
+
 static void add_fact(xctx *x, sent *S, const subj *sj, const char *slot,
                      char *value, char *prev, ex_polarity pol, float base,
                      int a, int b, ex_entity_type vtype)
@@ -1203,9 +1270,15 @@ static void add_fact(xctx *x, sent *S, const subj *sj, const char *slot,
     f->polarity = pol;
     f->confidence = conf;
     f->valid_from_us = x->in->time_us;
+    /* A plan or goal holds from when it is said; the sentence's time is
+     * when it is to happen. */
     const timex *tx = sent_time(x, S);
-    if (tx->kind == TIMEX_WINDOW && tx->from_us <= x->in->time_us)
+    if (tx->kind == TIMEX_WINDOW && tx->from_us <= x->in->time_us &&
+        strcmp(slot, "plan") && strcmp(slot, "goal"))
         f->valid_from_us = tx->from_us;
+    int cy = clause_year(S, a);
+    if (cy > 0 && days_civil(cy, 1, 1) * DAY_US <= x->in->time_us)
+        f->valid_from_us = days_civil(cy, 1, 1) * DAY_US;
     int lo = sj->kind != SJ_WE && sj->pos >= 0 && sj->pos < a ? sj->pos : a;
     f->span = tspan(S, lo, b);
 
@@ -1611,6 +1684,7 @@ static void add_person(xctx *x, uint32_t off, uint32_t len, int rel, int gender)
     q->len = len;
     q->rel = rel;
     q->gender = gender;
+    q->subject_only = false;
 }
 
 /* name_run -- a person's name at i: one capitalised word, and a second
@@ -1635,6 +1709,21 @@ static int name_run(const sent *S, int i)
     return e;
 }
 
+/* clause_break -- token q ends a clause that has a subject of its own
+ * after it: ";", or "and" / "but" before I, we, he, she or they. */
+static bool clause_break(const sent *S, int q)
+{
+    if (S_punct(S, q, ';'))
+        return true;
+    /* a bare comma does not part the times: "Settled in Brussels at
+     * last, we moved in on the 3rd" is one event told twice */
+    if (!(S_is(S, q, "and") || S_is(S, q, "but")))
+        return false;
+    int k = q + 1;
+    return S_is(S, k, "i") || S_is(S, k, "we") || S_is(S, k, "he") || S_is(S, k, "she") ||
+           S_is(S, k, "they");
+}
+
 static void add_event(xctx *x, sent *S, ex_event_type type, char *what,
                       float conf, int a, int b, const subj *sj)
 {
@@ -1651,15 +1740,44 @@ static void add_event(xctx *x, sent *S, ex_event_type type, char *what,
     bool has = false;
     const timex *tx = sent_time(x, S);
     bool fut = type == EX_EV_PLAN || x->ev_future;
-    if (own_window(x, S, fut, &from, &to)) {
+    /* The clause of the event: a time said in another clause with its
+     * own subject ("Got an offer from Airbus and I start on the 1st") is
+     * that clause's. */
+    int cs = 0, ce = S->n;
+    for (int q = a - 1; q > 0; q--)
+        if (clause_break(S, q)) {
+            cs = q + 1;
+            break;
+        }
+    for (int q = b0 > a ? b0 : a + 1; q < S->n; q++)
+        if (clause_break(S, q)) {
+            ce = q;
+            break;
+        }
+    sent sub = *S;
+    if (cs > 0 || ce < S->n) {
+        sub.t = S->t + cs;
+        sub.n = ce - cs;
+    }
+    bool tx_here = tx->kind == TIMEX_WINDOW &&
+                   (sub.n == S->n ||
+                    (S->off + tx->span_off >= S->t[cs].off &&
+                     S->off + tx->span_off < S->t[ce - 1].off + S->t[ce - 1].len));
+    if (own_window(x, &sub, fut, &from, &to)) {
         has = true;
-    } else if (tx->kind == TIMEX_WINDOW) {
+    } else if (tx_here) {
         from = tx->from_us;
         to = tx->to_us;
         has = true;
         if (fut)
             plan_window(x, S, &from, &to);
         whole_days(&from, &to);
+    }
+    int cy = clause_year(S, a);
+    if (cy > 0) {
+        from = days_civil(cy, 1, 1) * DAY_US;
+        to = days_civil(cy + 1, 1, 1) * DAY_US;
+        has = true;
     }
     /* Who: the subject when it is someone else, and the people named in
      * the clause. */
@@ -2008,7 +2126,7 @@ static bool within_pair(const place *p, const place *q, bool city_first,
 /* place_at -- a place name at i: a capitalised run ("New York", "St.
  * Louis", "the UK") or, lowercase, up to three words the gazetteer knows.
  * Sets [*a, *b) to its tokens and fills p; false when there is none. */
-static bool place_at(xctx *x, sent *S, int i, int *a, int *b, place *p)
+static bool place_at0(xctx *x, sent *S, int i, int *a, int *b, place *p)
 {
     if (S_is(S, i, "the"))
         i++;
@@ -2097,6 +2215,23 @@ static bool place_at(xctx *x, sent *S, int i, int *a, int *b, place *p)
         }
     }
     return false;
+}
+
+/* place_at -- place_at0, with the city reading of an ambiguous name
+ * when the context has asked for one (x->prefer_city: "I meant Utrecht,
+ * not Rotterdam" corrects a city with a city). */
+static bool place_at(xctx *x, sent *S, int i, int *a, int *b, place *p)
+{
+    if (!place_at0(x, S, i, a, b, p))
+        return false;
+    if (x->prefer_city && p->gp && p->gp->kind != GZ_CITY)
+        for (int k = 0; k < p->n_cand && k < 8; k++)
+            if (p->cand[k] && p->cand[k]->kind == GZ_CITY) {
+                p->gp = p->cand[k];
+                p->slot = "location.city";
+                break;
+            }
+    return true;
 }
 
 /*
@@ -2447,8 +2582,18 @@ static void sentence_marks(xctx *x, sent *S)
         if ((c0 & LX_QWORD) && (c1 & auxes) && !tis(&S->t[f], "when"))
             S->question = true;
         if ((c0 & auxes) && (c1 & (LX_SUBJ | LX_POSS)) &&
-            !(S->t[f + 1].flags & TF_SYN))
-            S->question = true;
+            !(S->t[f + 1].flags & TF_SYN)) {
+            /* "Did my sister call?" asks; "Did my last 20-miler on
+             * Saturday" tells: after "did" + a possessive, a question has
+             * its verb before the clause ends. */
+            bool q = true;
+            if ((c0 & LX_DO) && !(c1 & LX_SUBJ) && (c1 & LX_POSS)) {
+                q = false;
+                for (int k = f + 2; k < S->n && k < f + 8 && S_word(S, k) && !q; k++)
+                    q = tverb(&S->t[k]) && (tform(&S->t[k]) & LXF_BASE);
+            }
+            S->question = q;
+        }
     }
     /* A correction: "Actually, ...", "Sorry, ...", "I mean ...". */
     if (f < S->n) {
@@ -2488,8 +2633,20 @@ static void sentence_marks(xctx *x, sent *S)
                 if (!(S_cls(S, q, LX_CAN | LX_MODAL | LX_WILL) || S_is(S, q, "'d")))
                     continue;
             }
-            for (int q = k; q < S->n && !S_punct(S, q, ','); q++)
+            /* "After years of classes I'm fluent": with no subject of its
+             * own the clause is a prepositional phrase, over at the next
+             * subject pronoun. */
+            bool pp = (tis(t, "after") || tis(t, "before") || tis(t, "until") ||
+                       tis(t, "till")) &&
+                      !S_cls(S, k + 1, LX_SUBJ) && !S_cap(S, k + 1) &&
+                      !(tverb(&S->t[k + 1 < S->n ? k + 1 : k]) && k + 1 < S->n);
+            for (int q = k; q < S->n && !S_punct(S, q, ','); q++) {
+                if (pp && q > k + 1 &&
+                    (S_is(S, q, "i") || S_is(S, q, "we") || S_is(S, q, "he") ||
+                     S_is(S, q, "she")))
+                    break;
                 S->t[q].mark |= TM_SUBCL;
+            }
             continue;
         }
         if (tis(t, "according") && S_is(S, k + 1, "to")) {
@@ -2546,6 +2703,7 @@ typedef struct fr {
 
 static int degree_at(fr *f, int k, ex_polarity pol, float base);
 static bool habitual(const fr *f);
+static bool class_hobby(fr *f, int i);
 
 static float fbase(const fr *f, float c)
 {
@@ -2628,8 +2786,16 @@ static bool org_at(const sent *S, int i, int *a, int *b)
         return false;
     uint64_t bad = LX_FAMILY | LX_DAY | LX_SUBJ | LX_PRONOBJ | LX_DEMONYM |
                    LX_LANG | LX_TIME | LX_INTERJ | LX_POSS | LX_ART;
-    if ((tcls(&S->t[i]) & bad) && !(tcls(&S->t[i]) & LX_ORGNAME))
-        return false;
+    if ((tcls(&S->t[i]) & bad) && !(tcls(&S->t[i]) & LX_ORGNAME)) {
+        /* "Swedish Medical Center", "English National Opera": a
+         * nationality that opens a name ending in an organisation word. */
+        bool named = false;
+        if ((tcls(&S->t[i]) & (LX_DEMONYM | LX_LANG)) && !(tcls(&S->t[i]) & (bad & ~(LX_DEMONYM | LX_LANG))))
+            for (int q = i + 1; q < S->n && q < i + 5 && S_cap(S, q) && !named; q++)
+                named = S_cls(S, q, LX_ORGSUF | LX_SCHOOL);
+        if (!named)
+            return false;
+    }
     if (!S_cap(S, i)) {
         *a = i;
         *b = i + 1;
@@ -2720,6 +2886,19 @@ static bool title_at(const sent *S, int i, bool free_ok, int *a, int *b,
 {
     if (S_cls(S, i, LX_ART))
         i++;
+    /* "an avid photographer", "a decent cook": a pastime or a knack
+     * (agent_hobby), not a job. */
+    if (S_is(S, i, "avid") || S_is(S, i, "keen") || S_is(S, i, "amateur") ||
+        S_is(S, i, "huge") || S_is(S, i, "passionate") || S_is(S, i, "hobby") ||
+        S_is(S, i, "enthusiastic") || S_is(S, i, "die-hard") || S_is(S, i, "weekend") ||
+        S_is(S, i, "decent") || S_is(S, i, "terrible") || S_is(S, i, "lousy") ||
+        S_is(S, i, "mediocre") || S_is(S, i, "competent") || S_is(S, i, "casual"))
+        return false;
+    /* "a London-based designer": where the job is done is no part of its
+     * name (hired_by / based_title read the place). */
+    if (i < S->n && S_word(S, i) && (S->t[i].flags & TF_CAP) && strlen(S->t[i].w) > 6 &&
+        !strcmp(S->t[i].w + strlen(S->t[i].w) - 6, "-based"))
+        i++;
     int s = i, e = i, head = -1;
     while (e < S->n && e - s < 6) {
         const tok *t = &S->t[e];
@@ -2769,6 +2948,8 @@ static bool title_at(const sent *S, int i, bool free_ok, int *a, int *b,
     return true;
 }
 
+static int industry_at(xctx *x, sent *S, int i, int *a, int *b, float *conf);
+
 static void emit_title(fr *f, int a, int b, ex_polarity pol, float base)
 {
     add_fact(f->x, f->S, f->sj, "work.title", toks_str(f->x, f->S, a, b), NULL,
@@ -2782,6 +2963,17 @@ static void emit_title(fr *f, int a, int b, ex_polarity pol, float base)
     if (pol != EX_NEGATED && S_is(f->S, b, "in") && S_cap(f->S, b + 1) &&
         place_at(f->x, f->S, b + 1, &c, &d, &p) && p.gp && !f->v->past && !f->v->used_to)
         emit_place(f->x, f->S, f->sj, b + 1, false, pol, fbase(f, 0.75f), NULL);
+    /* "a lawyer in the entertainment industry", "an engineer in fintech":
+     * the industry the job is in. */
+    else if (pol != EX_NEGATED && S_is(f->S, b, "in") && !S_cap(f->S, b + 1) &&
+             !f->v->past && !f->v->used_to) {
+        float ic;
+        int e = industry_at(f->x, f->S, b + 1, &c, &d, &ic);
+        /* "in the energy division" is a part of a company, not a sector */
+        if (e > b + 1 && (e > d || S_cls(f->S, d - 1, LX_INDUSTRY)))
+            add_fact(f->x, f->S, f->sj, "work.industry", toks_str(f->x, f->S, c, d), NULL,
+                     pol, fbase(f, ic < 0.85f ? ic : 0.85f), c, d, EX_ENT_CONCEPT);
+    }
 }
 
 /* industry_at -- an industry at i ("healthcare", "the tech industry",
@@ -3209,7 +3401,15 @@ static void emit_goal(fr *f, int i, const char *slot, float base)
     if (!S_is(S, i, "to"))
         return;
     int j = skip_adv(S, i + 1);
-    if (j >= S->n || !tverb(&S->t[j]) || !(tform(&S->t[j]) & LXF_BASE))
+    /* A word the lexicon lacks right after "to" is a verb too ("want to
+     * save for a house"), when it is no other form. */
+    bool unknown = j < S->n && S_word(S, j) && !S->t[j].lx && !S_cap(S, j) &&
+                   !ly_adverb(&S->t[j]) && S->t[j].len > 2;
+    if (unknown) {
+        size_t wl = strlen(S->t[j].w);
+        unknown = strcmp(S->t[j].w + wl - 3, "ing") && strcmp(S->t[j].w + wl - 2, "ed");
+    }
+    if (j >= S->n || (!unknown && (!tverb(&S->t[j]) || !(tform(&S->t[j]) & LXF_BASE))))
         return;
     int vb = tverb(&S->t[j]);
     if (vb == LV_SAY || vb == LV_TELL || vb == LV_THINK || vb == LV_KNOW ||
@@ -3241,7 +3441,9 @@ static bool milestone_thing(const tok *t)
 {
     static const char *const W[] = {"license", "licence", "keys", "diploma", "degree",
                                     "citizenship", "visa", "tattoo", "tattoos",
-                                    "permit", "passport", "certification"};
+                                    "permit", "passport", "certification", "offer",
+                                    "promotion", "raise", "scholarship", "internship",
+                                    "twins", "triplets", "mortgage", "green card"};
     for (size_t k = 0; k < sizeof W / sizeof *W; k++)
         if (tis(t, W[k]))
             return true;
@@ -3298,11 +3500,44 @@ static ex_event_type event_type_of(const fr *f, ex_event_type type, int s)
         return EX_EV_PREFERENCE;
     if (vb == LV_GIVE && S_is(S, s + 1, "up"))
         return EX_EV_PREFERENCE;
+    /* "signed a lease", "signed the papers": a commitment made;
+     * "learned to swim": a skill gained. */
+    if (vb == LV_SIGN) {
+        for (int j = s + 1; j < s + 4 && j < S->n; j++)
+            if (S_is(S, j, "lease") || S_is(S, j, "contract") || S_is(S, j, "papers") ||
+                S_is(S, j, "mortgage") || S_is(S, j, "deal"))
+                return EX_EV_MILESTONE;
+    }
+    if (vb == LV_LEARN && S_is(S, s + 1, "to") && (tform(&S->t[s]) & LXF_PAST))
+        return EX_EV_MILESTONE;
     if ((vb == LV_FINISH || vb == LV_COMPLETE) && ing_form(S, s + 1))
         return EX_EV_ACTIVITY;
+    /* "Finished Boston in 3:41", "completed my first marathon": a race
+     * run is an outing, not a life change. */
+    if (vb == LV_FINISH || vb == LV_COMPLETE) {
+        int j = s + 1;
+        if (S_cls(S, j, LX_ART | LX_POSS))
+            j++;
+        while (j < s + 4 && (S_is(S, j, "first") || S_is(S, j, "last") ||
+                             S_is(S, j, "half") || S_is(S, j, "full")))
+            j++;
+        static const char *const R[] = {"marathon", "race", "triathlon", "5k", "10k",
+                                        "half-marathon", "ultra", "ironman"};
+        for (size_t q = 0; q < sizeof R / sizeof *R; q++)
+            if (S_is(S, j, R[q]))
+                return EX_EV_ACTIVITY;
+        const gz_place *g[1];
+        if (j == s + 1 && S_cap(S, j) && !S_cap(S, j + 1) &&
+            gz_lookup(f->x->text + S->t[j].off, S->t[j].len, g, 1) > 0)
+            return EX_EV_ACTIVITY;
+    }
     if (vb == LV_VISIT && type == EX_EV_SOCIAL && S_is(S, s + 1, "the") &&
         !S_cls(S, s + 2, LX_FAMILY))
         return EX_EV_ACTIVITY;
+    if (vb == LV_GET && (S_is(S, s + 1, "promoted") || S_is(S, s + 1, "hired") ||
+                         S_is(S, s + 1, "engaged") || S_is(S, s + 1, "married") ||
+                         S_is(S, s + 1, "divorced")))
+        return EX_EV_MILESTONE;
     if (vb == LV_GET && type == EX_EV_ACTIVITY) {
         int j = s + 1;
         if (S_cls(S, j, LX_POSS | LX_ART))
@@ -3334,7 +3569,39 @@ static void frame_event(fr *f, ex_event_type type, int s, int e)
     if (e <= s)
         return;
     float conf = f->sj->kind == SJ_OTHER ? 0.7f : 0.8f;
-    add_event(f->x, S, type, toks_str(f->x, S, s, e), conf, s, e, f->sj);
+    char *what = toks_str(f->x, S, s, e);
+    /* What someone else did names them ("Ben moved out", "Salt passed
+     * away"): the verb phrase alone reads as the speaker's own event.
+     * Plans keep their base-form verb phrase. */
+    if (what && type != EX_EV_PLAN && f->sj->kind == SJ_OTHER && !f->x->joint &&
+        !f->x->err) {
+        /* One event for what several people did together: the same verb
+         * phrase said of someone else already in the turn is that event. */
+        const ex_result *r = f->x->out;
+        size_t wl0 = strlen(what);
+        for (size_t i = 0; i < r->n_events; i++) {
+            size_t el = strlen(r->events[i].what);
+            if (r->events[i].type == type && el >= wl0 &&
+                !strcasecmp(r->events[i].what + el - wl0, what)) {
+                dm_free(what);
+                f->event_done = true;
+                return;
+            }
+        }
+        size_t nl = f->sj->len, wl = strlen(what);
+        char *w2 = dm_malloc(nl + 1 + wl + 1);
+        if (!w2) {
+            f->x->err = DM_ENOMEM;
+            dm_free(what);
+            return;
+        }
+        memcpy(w2, f->x->text + f->sj->off, nl);
+        w2[nl] = ' ';
+        memcpy(w2 + nl + 1, what, wl + 1);
+        dm_free(what);
+        what = w2;
+    }
+    add_event(f->x, S, type, what, conf, s, e, f->sj);
     f->event_done = true;
 }
 
@@ -3528,6 +3795,17 @@ static void m_be(fr *f)
         emit_list(f, k + 2, "health", EX_ASSERTED, fbase(f, 0.9f),
                   EX_ENT_CONCEPT, 0);
         frame_event(f, EX_EV_MILESTONE, k, -1);
+        return;
+    }
+    /* "I've been with Accenture for 5 years", "I'm with Deloitte now": an
+     * employer when the name is an organisation's. */
+    if (tis(t, "with") && !v->neg && !v->future && !v->modal && (!v->past || v->perfect) &&
+        sj->kind != SJ_WE && org_at(S, k + 1, &a, &b) &&
+        (S_cls(S, a, LX_ORGNAME) || S_cls(S, b - 1, LX_ORGSUF)) && !S_cls(S, a, LX_FIRSTNAME) &&
+        (clause_end_tok(S, b) || in_time(x, S, b) || S_is(S, b, "for") || S_is(S, b, "since") ||
+         S_is(S, b, "now") || S_is(S, b, "as") || S_cls(S, b, LX_CONJ))) {
+        emit_org(f, k + 1, "work.employer", v->corr ? EX_CORRECTION : EX_ASSERTED,
+                 fbase(f, 0.8f));
         return;
     }
     if (tis(t, "hired") || tis(t, "employed")) {
@@ -3750,6 +4028,8 @@ static void m_be(fr *f)
         int j = k;
         if (S_is(S, j, "on") && S_cls(S, j + 1, LX_ART))
             j += 2;
+        else if (S_is(S, j, "on") && S_cls(S, j + 1, LX_DIET)) /* "I'm on keto" */
+            j++;
         else if (S_cls(S, j, LX_ART))
             j++;
         while (S_is(S, j, "strict") || S_is(S, j, "full") ||
@@ -3760,7 +4040,8 @@ static void m_be(fr *f)
             if (S_is(S, e, "diet"))
                 e++;
             if (clause_end_tok(S, e) || S_cls(S, e, LX_CONJ | LX_SUB | LX_NPSTOP |
-                                                    LX_PREP | LX_ADV | LX_TIME)) {
+                                                    LX_PREP | LX_ADV | LX_TIME) ||
+                in_time(x, S, e) || (S_is(S, e, "these") && S_is(S, e + 1, "days"))) {
                 add_fact(x, S, sj, "diet", xstrdup(x, S->t[j].w), NULL, pol,
                          base, j, e, EX_ENT_CONCEPT);
                 return;
@@ -4033,11 +4314,55 @@ static void m_live(fr *f)
     if (!state(f, &pol, &base))
         return;
     int k = f->k;
+    /* "Currently in Mexico City for work, I live here now", "Moving to
+     * Denver was the best decision; I've lived here two years": "here" is
+     * the place the turn named last. */
+    if (S_is(f->S, k, "here") && !S_is(f->S, k + 1, "in") && f->sj->kind != SJ_OTHER &&
+        !f->v->past && !f->v->used_to) {
+        sent *S0 = f->S;
+        xctx *x0 = f->x;
+        int pa = -1;
+        for (int q = 0; q < f->sj->pos && q < S0->n; q++) {
+            int a, b;
+            place pl;
+            if (S_cap(S0, q) && (q == 0 || !S_cap(S0, q - 1)) &&
+                place_at(x0, S0, q, &a, &b, &pl) && pl.gp)
+                pa = a;
+        }
+        if (pa >= 0) {
+            emit_place(x0, S0, f->sj, pa, false, pol, fbase(f, 0.75f), NULL);
+            return;
+        }
+        for (size_t q = x0->out->n_entities; q-- > 0;) {
+            const ex_entity *en = &x0->out->entities[q];
+            place pc;
+            if (en->type != EX_ENT_PLACE || en->span.off >= S0->off)
+                continue;
+            if (classify(en->name, strlen(en->name), true, &pc) && pc.gp && pc.slot)
+                add_fact(x0, S0, f->sj, pc.slot, xstrdup(x0, en->name), NULL, pol,
+                         fbase(f, 0.7f), k, k + 1, EX_ENT_PLACE);
+            return;
+        }
+        return;
+    }
     if (S_is(f->S, k, "here") || S_is(f->S, k, "there") ||
         S_is(f->S, k, "now") || S_is(f->S, k, "currently"))
         k++;
-    if (S_is(f->S, k, "in") || (f->v->verb == LV_RESIDE && S_is(f->S, k, "at")))
-        emit_place(f->x, f->S, f->sj, k + 1, false, pol, base, NULL);
+    /* "lives in a care home in Brighton", "live in a small flat in
+     * Leeds": the dwelling, then the place. */
+    sent *S = f->S;
+    if (S_is(S, k, "in") && S_cls(S, k + 1, LX_ART | LX_POSS) && !S_cap(S, k + 2)) {
+        int q = k + 2;
+        while (q < S->n && q < k + 6 && S_word(S, q) && !S_cap(S, q) && !S_is(S, q, "in") &&
+               !S_cls(S, q, LX_PREP | LX_CONJ | LX_SUB))
+            q++;
+        if (q > k + 2 && S_is(S, q, "in") && S_cap(S, q + 1)) {
+            emit_place(f->x, S, f->sj, q + 1, false, pol, fbase(f, 0.8f), NULL);
+            return;
+        }
+    }
+    if (S_is(S, k, "in") || (f->v->verb == LV_RESIDE && S_is(S, k, "at")))
+        emit_place(f->x, S, f->sj, k + 1, false, pol, base, NULL);
 }
 
 /* m_move -- "moved to X", "moved from X to Y", "relocated to X",
@@ -4069,6 +4394,17 @@ static void m_move(fr *f)
         to = d + 1;
     if (to < 0)
         return;
+    /* "moved to Oracle in 2015": a known organisation that is no place is
+     * a new employer. */
+    if (S_cls(S, to, LX_ORGNAME) && S_cap(S, to) && c < 0 && f->sj->kind != SJ_WE) {
+        const gz_place *g[1];
+        if (gz_lookup(x->text + S->t[to].off, S->t[to].len, g, 1) == 0) {
+            int e = emit_org(f, to, "work.employer", pol, fbase(f, 0.8f));
+            if (e > to)
+                frame_event(f, EX_EV_MILESTONE, f->v->main, e);
+            return;
+        }
+    }
     if (c < 0 && place_at(x, S, to, &a, &b, &p) && S_is(S, b, "from")) {
         int e;
         if (place_at(x, S, b + 1, &c, &e, &p))
@@ -4160,18 +4496,116 @@ static void m_work(fr *f)
     }
 }
 
+/* job_before -- the turn's text before byte end speaks of a job ("an
+ * offer from Airbus", "an internship at Ford"), so a later "I start
+ * there" starts that job. */
+static bool job_before(const xctx *x, uint32_t end)
+{
+    static const char *const W[] = {"job", "offer", "internship", "position", "role",
+                                    "contract", "hired", "gig"};
+    for (uint32_t i = 0; i < end; i++) {
+        if (i > 0 && ((x->text[i - 1] >= 'a' && x->text[i - 1] <= 'z') ||
+                      (x->text[i - 1] >= 'A' && x->text[i - 1] <= 'Z')))
+            continue;
+        for (size_t k = 0; k < sizeof W / sizeof *W; k++) {
+            size_t n = strlen(W[k]);
+            if (i + n <= end && !strncasecmp(x->text + i, W[k], n))
+                return true;
+        }
+    }
+    return false;
+}
+
 static void m_start(fr *f)
 {
     sent *S = f->S;
     xctx *x = f->x;
     ex_polarity pol;
     float base = 0.9f;
+    /* "I start there on the 1st of next month", "I start at Google next
+     * week": a present tense with a day ahead is a plan ("start at X"),
+     * "there" the organisation the turn named last. */
+    bool bare = clause_end_tok(S, f->k) || S_cls(S, f->k, LX_MONTH | LX_DAY) ||
+                S_is(S, f->k, "on") || S_is(S, f->k, "next") || S_is(S, f->k, "tomorrow");
+    if (f->v->verb == LV_START && !f->v->past && !f->v->perfect &&
+        !f->v->neg && !f->v->modal && f->sj->kind == SJ_SPEAKER &&
+        (S_is(S, f->k, "there") || S_is(S, f->k, "at") ||
+         (bare && ((S->t[f->v->main].flags & TF_FIRST) || job_before(x, S->t[f->v->main].off))))) {
+        int64_t wf, wt;
+        bool ahead = own_window(x, S, true, &wf, &wt) && wf > x->day_from;
+        if (!ahead) {
+            /* "on Monday" said of a present-tense start is the next one */
+            const timex *tx = sent_time(x, S);
+            if (tx->kind == TIMEX_WINDOW) {
+                wf = tx->from_us;
+                wt = tx->to_us;
+                plan_window(x, S, &wf, &wt);
+                ahead = wf > x->in->time_us;
+            }
+        }
+        if (ahead) {
+            char *org = NULL;
+            int oa = f->k, ob = f->k + 1;
+            if (S_is(S, f->k, "at") && org_at(S, f->k + 1, &oa, &ob)) {
+                org = toks_str(x, S, oa, ob);
+            } else if (!S_is(S, f->k, "at") && job_before(x, S->t[f->v->main].off)) {
+                /* an organisation named earlier in this sentence: "Got an
+                 * offer from Airbus and I start on the 1st" */
+                for (int q = 0; q < f->sj->pos && !org; q++) {
+                    int a2, b2;
+                    if ((S_is(S, q, "from") || S_is(S, q, "at") || S_is(S, q, "with")) &&
+                        S_cap(S, q + 1) && org_at(S, q + 1, &a2, &b2) &&
+                        !S_cls(S, a2, LX_FIRSTNAME | LX_MONTH | LX_DAY)) {
+                        const gz_place *gq[1];
+                        if (gz_lookup(x->text + S->t[a2].off,
+                                      S->t[b2 - 1].off + S->t[b2 - 1].len - S->t[a2].off, gq,
+                                      1) == 0)
+                            org = toks_str(x, S, a2, b2);
+                    }
+                }
+                /* "there", or nothing: "Got an internship at Ford!
+                 * Starting June 5." */
+                for (size_t q = x->out->n_entities; q-- > 0 && !org;) {
+                    const ex_entity *en = &x->out->entities[q];
+                    const gz_place *gp[1];
+                    /* "an offer from Philips": typed a place only by its
+                     * preposition when the gazetteer does not know it */
+                    if (en->type == EX_ENT_ORG ||
+                        (en->type == EX_ENT_PLACE &&
+                         gz_lookup(en->name, strlen(en->name), gp, 1) == 0))
+                        org = xstrdup(x, en->name);
+                }
+            }
+            if (org) {
+                size_t n = strlen(org) + 10;
+                char *val = dm_malloc(n);
+                if (!val) {
+                    x->err = DM_ENOMEM;
+                    dm_free(org);
+                    return;
+                }
+                snprintf(val, n, "start at %s", org);
+                dm_free(org);
+                char *what = xstrdup(x, val);
+                add_fact(x, S, f->sj, "plan", val, NULL, EX_ASSERTED, fbase(f, 0.75f), oa, ob,
+                         (ex_entity_type)-1);
+                add_event(x, S, EX_EV_PLAN, what, 0.75f, f->v->main, ob, f->sj);
+                f->event_done = true;
+                return;
+            }
+        }
+    }
     if (is_future(f) || !change(f, &pol, &base))
         return;
     int k = f->k, a, b;
     float c;
     int j = k;
     bool job = false;
+    /* "I started going to a spin class": a new habit. */
+    if (S_is(S, k, "going") && class_hobby(f, k + 1)) {
+        frame_event(f, EX_EV_PREFERENCE, f->v->main, -1);
+        return;
+    }
     /* "started kindergarten at Elm Street Elementary", "started grad
      * school at Duke": a school, not a job. */
     {
@@ -4303,6 +4737,11 @@ static void m_join(fr *f)
         }
         dm_free(o);
         dm_free(su);
+        /* "joined the climbing club", "joined a chess club": the activity
+         * the club is for is a hobby. */
+        if (b - 1 > a && S_cls(S, b - 2, LX_ACTIVITY) && pol != EX_NEGATED)
+            add_fact(x, S, f->sj, "hobby", toks_str(x, S, b - 2, b - 1), NULL, pol,
+                     fbase(f, 0.75f), b - 2, b - 1, EX_ENT_CONCEPT);
         frame_event(f, EX_EV_ACTIVITY, f->v->main, b);
     }
 }
@@ -4323,6 +4762,99 @@ static bool quit_food(fr *f, int i, ex_event_type ev)
     return true;
 }
 
+/* slot_named -- "my goal", "our plan", "my fitness goal" at k: the slot a
+ * possessive phrase names instead of a value of it ("goal" or "plan"),
+ * with *end after the head; NULL when the phrase names none.  Up to two
+ * modifiers may stand before the head ("my weight loss goal"); "goal
+ * weight" is the goal too ("I reached my goal weight"). */
+static const char *slot_named(xctx *x, sent *S, int k, bool plan_too, int *end)
+{
+    if (!S_cls(S, k, LX_POSS) || S_is(S, k, "your"))
+        return NULL;
+    int h = k + 1;
+    while (h < k + 3 && S_word(S, h) && !S_cap(S, h) &&
+           !S_is(S, h, "goal") && !S_is(S, h, "plan") &&
+           !S_cls(S, h, LX_POSS | LX_ART | LX_PREP | LX_CONJ | LX_PRONOBJ) &&
+           !tverb(&S->t[h]))
+        h++;
+    const char *slot = S_is(S, h, "goal") ? "goal" : plan_too && S_is(S, h, "plan") ? "plan"
+                                                                                     : NULL;
+    if (!slot)
+        return NULL;
+    int e = h + 1;
+    if (!strcmp(slot, "goal") && S_is(S, e, "weight"))
+        e++;
+    /* "my goal of ...", "my plan to ..." name the goal as well; what
+     * follows is its value, which the slot name stands for here.  A noun
+     * after the head makes another thing ("my goal post"). */
+    if (!clause_end_tok(S, e) && !S_is(S, e, "to") &&
+        !S_cls(S, e, LX_PREP | LX_SUB | LX_CONJ | LX_TIME | LX_ADV) && !in_time(x, S, e))
+        return NULL;
+    *end = e;
+    return slot;
+}
+
+/* slot_ended -- the slot named at k (slot_named) given up or carried
+ * out: a negated fact whose value is the slot's name ("my goal"), which
+ * the fact set reads as the end of the slot's one current value. */
+static bool slot_ended(fr *f, int k, bool plan_too)
+{
+    sent *S = f->S;
+    xctx *x = f->x;
+    int e;
+    const char *slot = slot_named(x, S, k, plan_too, &e);
+    if (!slot)
+        return false;
+    /* The fact set reads "my" and "the" before a slot's name alone. */
+    char val[16];
+    snprintf(val, sizeof val, "%s %s", S_is(S, k, "my") ? "my" : "the", slot);
+    add_fact(x, S, f->sj, slot, xstrdup(x, val), NULL, EX_NEGATED, fbase(f, 0.8f), k, e,
+             (ex_entity_type)-1);
+    return true;
+}
+
+/* job_named -- "quit my job" with no organisation named: the employer
+ * slot named by the job ("my job", negated), for the speaker only (a
+ * household's "our jobs" are two). */
+static void job_named(fr *f, int k)
+{
+    sent *S = f->S;
+    if (f->sj->kind != SJ_SPEAKER || !S_is(S, k, "my"))
+        return;
+    add_fact(f->x, S, f->sj, "work.employer", xstrdup(f->x, "my job"), NULL, EX_NEGATED,
+             fbase(f, 0.8f), k, k + 2, (ex_entity_type)-1);
+}
+
+/* m_attain -- "I hit my goal", "finally reached my goal weight", "we
+ * met our goal": a goal carried out is no longer a goal.  Only a done
+ * deed counts: "almost hit my goal" and "I'll reach my goal" do not. */
+static void m_attain(fr *f)
+{
+    sent *S = f->S;
+    const vg *v = f->v;
+    if (v->neg || v->future || v->modal || v->used_to || v->progressive)
+        return;
+    if (!(v->past || v->perfect || (v->form & LXF_PAST)))
+        return;
+    for (int q = f->sj->pos + 1; q < f->k && q < S->n; q++)
+        if (S_is(S, q, "almost") || S_is(S, q, "nearly") || S_is(S, q, "never") ||
+            S_is(S, q, "hardly"))
+            return;
+    if (slot_ended(f, f->k, false))
+        frame_event(f, EX_EV_MILESTONE, v->main, -1);
+}
+
+/* m_drop -- "I dropped my plan", "we scrapped our plan", "abandoned my
+ * goal": the plan or goal named is off. */
+static void m_drop(fr *f)
+{
+    const vg *v = f->v;
+    if (v->neg || v->future || v->modal || v->used_to)
+        return;
+    if (slot_ended(f, f->k, true))
+        frame_event(f, EX_EV_MILESTONE, v->main, -1);
+}
+
 static void m_quit(fr *f)
 {
     sent *S = f->S;
@@ -4339,13 +4871,62 @@ static void m_quit(fr *f)
         int e = k + 2;
         if (S_is(S, e, "at") || S_is(S, e, "with"))
             e = emit_org(f, e + 1, "work.employer", EX_NEGATED, fbase(f, 0.85f));
+        else
+            job_named(f, k);
         frame_event(f, EX_EV_MILESTONE, v->main, e);
         return;
     }
+    /* "I quit smoking 6 months ago": a habit of health given up. */
+    if (!v->progressive && (vb == LV_QUIT || vb == LV_GIVE || vb == LV_STOP)) {
+        int d = vb == LV_GIVE && S_is(S, k, "up") ? k + 1 : k;
+        if ((S_is(S, d, "smoking") || S_is(S, d, "vaping") || S_is(S, d, "drinking")) &&
+            (clause_end_tok(S, d + 1) || in_time(x, S, d + 1) ||
+             S_cls(S, d + 1, LX_TIME | LX_CONJ | LX_SUB | LX_NUM) ||
+             (d + 1 < S->n && S->t[d + 1].type == T_NUM))) {
+            add_fact(x, S, f->sj, "health", toks_str(x, S, d, d + 1), NULL, EX_NEGATED,
+                     fbase(f, 0.8f), d, d + 1, EX_ENT_CONCEPT);
+            frame_event(f, EX_EV_MILESTONE, v->main, d + 1);
+            return;
+        }
+    }
+    /* "I quit keto", "gave up veganism": a diet dropped; "I gave up golf":
+     * a pastime dropped. */
+    if (!v->progressive && (vb == LV_QUIT || vb == LV_GIVE || vb == LV_STOP)) {
+        int k2 = vb == LV_GIVE && S_is(S, k, "up") ? k + 1 : k;
+        int d = skip_det(S, S_is(S, k2, "being") ? k2 + 1 : k2);
+        int e = d + (S_is(S, d + 1, "diet") ? 2 : 1);
+        if (S_cls(S, d, LX_DIET) && !S_cap(S, d) &&
+            (clause_end_tok(S, e) || in_time(x, S, e) ||
+             S_cls(S, e, LX_TIME | LX_CONJ | LX_ADV | LX_PREP))) {
+            add_fact(x, S, f->sj, "diet", xstrdup(x, S->t[d].w), NULL, EX_NEGATED,
+                     fbase(f, 0.85f), d, d + 1, EX_ENT_CONCEPT);
+            frame_event(f, EX_EV_PREFERENCE, v->main, e);
+            return;
+        }
+        /* "I quit playing tennis", "stopped doing yoga" */
+        if ((S_is(S, d, "playing") || S_is(S, d, "doing")) && d == k2 &&
+            S_cls(S, d + 1, LX_ACTIVITY) && !S_cap(S, d + 1))
+            d = k2 = d + 1;
+        if (S_cls(S, d, LX_ACTIVITY) && d == k2 && !S_cap(S, d) &&
+            (clause_end_tok(S, d + 1) || in_time(x, S, d + 1) ||
+             S_cls(S, d + 1, LX_TIME | LX_CONJ | LX_SUB))) {
+            add_fact(x, S, f->sj, "hobby", toks_str(x, S, d, d + 1), NULL, EX_NEGATED,
+                     fbase(f, 0.8f), d, d + 1, EX_ENT_CONCEPT);
+            frame_event(f, EX_EV_PREFERENCE, v->main, d + 1);
+            return;
+        }
+    }
+    /* "gave up soda": a change of habit even when the thing is no food
+     * the lexicon knows. */
     if (vb == LV_GIVE) {
         if (!S_is(S, k, "up"))
             return;
         k++;
+        /* "I gave up on my goal", "gave up my plan": the slot named. */
+        if (slot_ended(f, S_is(S, k, "on") ? k + 1 : k, true)) {
+            frame_event(f, EX_EV_MILESTONE, v->main, -1);
+            return;
+        }
     }
     if (vb == LV_STOP) {
         if (!S_is(S, k, "eating") && !S_is(S, k, "consuming"))
@@ -4353,18 +4934,19 @@ static void m_quit(fr *f)
     }
     if (quit_food(f, k, EX_EV_PREFERENCE))
         return;
-    /* "gave up soda": a change of habit even when the thing is no food
-     * the lexicon knows. */
     if (vb == LV_GIVE && (v->past || v->perfect) && S_word(S, k) &&
         !S_cls(S, k, LX_PRONOBJ) && !S_is(S, k, "on"))
         frame_event(f, EX_EV_PREFERENCE, v->main, -1);
     if (vb == LV_STOP || vb == LV_GIVE)
         return;
-    /* "quit my job (at Acme)" */
+    /* "quit my job (at Acme)"; without the organisation, the job named
+     * instead ("my job"), which ends the one employer held. */
     if (S_cls(S, k, LX_POSS) && (S_is(S, k + 1, "job") || S_is(S, k + 1, "position"))) {
         int e = k + 2;
         if (S_is(S, e, "at") || S_is(S, e, "with"))
             e = emit_org(f, e + 1, "work.employer", EX_NEGATED, fbase(f, 0.85f));
+        else
+            job_named(f, k);
         frame_event(f, EX_EV_MILESTONE, v->main, e);
         return;
     }
@@ -4543,6 +5125,9 @@ static void m_have(fr *f)
                 }
             }
             frame_event(f, EX_EV_MILESTONE, v->main, j + 1);
+        } else if ((S_is(S, k, "twins") || S_is(S, k, "triplets")) && !v->neg &&
+                   !v->modal) {
+            frame_event(f, EX_EV_MILESTONE, v->main, k + 1); /* "had twins" */
         }
         return;
     }
@@ -4770,8 +5355,15 @@ static void m_eat(fr *f)
         quit_food(f, k, EX_EV_PREFERENCE);
         return;
     }
-    /* "I eat vegan", "I only eat plant-based" */
-    if (S_cls(S, k, LX_DIET) && (clause_end_tok(S, k + 1) ||
+    /* "I eat vegan", "I only eat plant-based", "I only eat halal meat"
+     * (a diet that names the food it allows) */
+    bool only = false;
+    for (int q = f->sj->pos; q < v->main; q++)
+        only |= S_is(S, q, "only") || S_is(S, q, "strictly") || S_is(S, q, "always");
+    bool food_after = (S_cls(S, k + 1, LX_FOOD) || S_is(S, k + 1, "food")) && only &&
+                      !S_cls(S, k + 2, LX_FOOD) &&
+                      (clause_end_tok(S, k + 2) || S_cls(S, k + 2, LX_CONJ | LX_ADV | LX_PREP));
+    if (S_cls(S, k, LX_DIET) && (clause_end_tok(S, k + 1) || food_after ||
                                  S_cls(S, k + 1, LX_CONJ | LX_NPSTOP | LX_ADV)))
         add_fact(x, S, f->sj, "diet", xstrdup(x, S->t[k].w), NULL,
                  v->corr ? EX_CORRECTION : EX_ASSERTED, fbase(f, 0.85f), k, k + 1,
@@ -4953,9 +5545,19 @@ static void m_play(fr *f)
     bool act = false;
     for (int q = a; q < b; q++)
         act |= (tcls(&S->t[q]) & LX_ACTIVITY) != 0;
-    add_fact(x, S, f->sj, "hobby", toks_str(x, S, a, b), NULL,
-             f->v->neg ? EX_NEGATED : f->v->corr ? EX_CORRECTION : EX_ASSERTED,
+    ex_polarity pol = f->v->neg ? EX_NEGATED : f->v->corr ? EX_CORRECTION : EX_ASSERTED;
+    add_fact(x, S, f->sj, "hobby", toks_str(x, S, a, b), NULL, pol,
              fbase(f, act ? 0.9f : 0.75f), a, b, EX_ENT_CONCEPT);
+    /* "I play tennis and golf": a second game, not a verb of its own. */
+    for (int q = b; q + 1 < S->n && (S_is(S, q, "and") || S_punct(S, q, ',')) &&
+                    S_cls(S, q + 1, LX_ACTIVITY) && !S_cap(S, q + 1) &&
+                    !S_cls(S, q + 2, LX_ART | LX_POSS | LX_DET);
+         q += 2) {
+        add_fact(x, S, f->sj, "hobby", toks_str(x, S, q + 1, q + 2), NULL, pol,
+                 fbase(f, 0.9f), q + 1, q + 2, EX_ENT_CONCEPT);
+        if (q + 2 > S->consumed)
+            S->consumed = q + 2;
+    }
 }
 
 static void m_do(fr *f)
@@ -5156,6 +5758,21 @@ static void m_injury(fr *f)
     if (!change(f, &pol, &base) || !(f->v->past || f->v->perfect))
         return;
     int k = f->k;
+    if (f->v->verb == LV_BREAK && S_is(S, k, "up") && f->sj->kind == SJ_SPEAKER) {
+        /* "Matt and I broke up", "I broke up with Matt": no longer a
+         * partner. */
+        int n = -1, p = f->sj->pos;
+        if (S_is(S, k + 1, "with") && S_cap(S, k + 2))
+            n = k + 2;
+        else if (p >= 2 && S_is(S, p - 1, "and") && S_cap(S, p - 2) &&
+                 !S_is(S, p - 3, "'s"))
+            n = p - 2;
+        int e = n >= 0 ? name_run(S, n) : n;
+        if (n >= 0 && e > n && !speaker_tok(x, S, n) && !S_cls(S, n, LX_MONTH | LX_DAY))
+            add_fact(x, S, f->sj, "family.partner", toks_str(x, S, n, e), NULL,
+                     EX_NEGATED, fbase(f, 0.8f), n, e, EX_ENT_PERSON);
+        return;
+    }
     if (!S_cls(S, k, LX_POSS) || !S_cls(S, k + 1, LX_BODY))
         return;
     const char *adj = f->v->verb == LV_BREAK    ? "broken"
@@ -5233,6 +5850,20 @@ static void m_learn(fr *f)
     xctx *x = f->x;
     ex_polarity pol;
     float base = 0.7f;
+    /* "I'm learning to surf", "learning to knit this winter": a pastime
+     * taken up; the activity as a gerund is a hobby. */
+    if (f->v->progressive && !f->v->past && !f->v->neg && !f->v->modal &&
+        S_is(S, f->k, "to") && f->k + 1 < S->n &&
+        (tcls(&S->t[f->k + 1]) & LX_HOBBYV) && (tform(&S->t[f->k + 1]) & LXF_BASE) &&
+        (clause_end_tok(S, f->k + 2) || in_time(x, S, f->k + 2) ||
+         S_cls(S, f->k + 2, LX_CONJ | LX_PREP))) {
+        char g[48];
+        gerund(lx_verb_name(tverb(&S->t[f->k + 1])), g, sizeof g);
+        add_fact(x, S, f->sj, "hobby", xstrdup(x, g), NULL,
+                 f->v->corr ? EX_CORRECTION : EX_ASSERTED, fbase(f, 0.7f), f->k + 1,
+                 f->k + 2, EX_ENT_CONCEPT);
+        return;
+    }
     if (!change(f, &pol, &base) || !(f->v->past || f->v->perfect))
         return;
     int k = f->k;
@@ -5280,6 +5911,20 @@ static void m_get(fr *f)
             return;
         }
         base = 0.9f;
+    }
+    /* "I'm getting into running": a taste forming now. */
+    if (S_is(S, k, "into") && v->progressive && !v->past && !v->neg && !v->modal &&
+        !v->future && !S_cls(S, k + 1, LX_ART | LX_POSS | LX_DET)) {
+        int e = np_end(x, S, k + 1, MAX_VALUE_TOKS, 0);
+        if (e > k + 1 && !vague_np(S, k + 1, e)) {
+            const tok *h = &S->t[e - 1];
+            size_t hl = strlen(h->w);
+            bool act = (tcls(h) & LX_ACTIVITY) || (hl > 4 && !strcmp(h->w + hl - 3, "ing"));
+            add_fact(x, S, f->sj, act ? "hobby" : "preference.likes",
+                     toks_str(x, S, k + 1, e), NULL, v->corr ? EX_CORRECTION : EX_ASSERTED,
+                     fbase(f, 0.75f), k + 1, e, EX_ENT_CONCEPT);
+        }
+        return;
     }
     if (is_future(f) || !change(f, &pol, &base))
         return;
@@ -5329,6 +5974,14 @@ static void m_get(fr *f)
     if (S_is(S, k, "into")) {
         if (S_cls(S, k + 1, LX_ART | LX_POSS | LX_DET))
             return;
+        /* "got into Berkeley": admitted (no school fact yet, no taste) */
+        if (S_cap(S, k + 1) && (v->past || v->perfect)) {
+            int a2, b2;
+            if (org_at(S, k + 1, &a2, &b2)) {
+                frame_event(f, EX_EV_MILESTONE, v->main, b2);
+                return;
+            }
+        }
         int s2 = k + 1;
         int e = np_end(x, S, s2, MAX_VALUE_TOKS, 0);
         if (e <= s2 || vague_np(S, s2, e))
@@ -5600,6 +6253,31 @@ static void m_origin(fr *f)
 
 /* m_go -- "I go hiking on weekends" (a hobby), "I go to Ohio State
  * University" (a school); the past is an event (generic_event). */
+/* class_hobby -- "to a spin class", "to pottery classes" at i (the
+ * "to"): the activity of a class attended as a habit is a hobby
+ * ("spin", "pottery"). */
+static bool class_hobby(fr *f, int i)
+{
+    sent *S = f->S;
+    if (!S_is(S, i, "to"))
+        return false;
+    int a = i + 1;
+    if (S_cls(S, a, LX_ART | LX_POSS))
+        a++;
+    int h = a;
+    while (h < S->n && h < a + 3 && S_word(S, h) && !S_cap(S, h) &&
+           !S_is(S, h, "class") && !S_is(S, h, "classes") && !S_is(S, h, "lessons"))
+        h++;
+    if (h == a || !(S_is(S, h, "class") || S_is(S, h, "classes") || S_is(S, h, "lessons")) ||
+        S_cls(S, a, LX_ADV | LX_DET | LX_NUM) || S_is(S, h - 1, "first") ||
+        S_is(S, h - 1, "last") || S_is(S, h - 1, "next"))
+        return false;
+    add_fact(f->x, S, f->sj, "hobby", toks_str(f->x, S, a, h), NULL,
+             f->v->corr ? EX_CORRECTION : EX_ASSERTED, fbase(f, 0.75f), a, h,
+             EX_ENT_CONCEPT);
+    return true;
+}
+
 static void m_go(fr *f)
 {
     sent *S = f->S;
@@ -5611,6 +6289,18 @@ static void m_go(fr *f)
         add_fact(f->x, S, f->sj, "diet", xstrdup(f->x, S->t[k].w), NULL,
                  EX_ASSERTED, fbase(f, 0.85f), k, k + 1, EX_ENT_CONCEPT);
         frame_event(f, EX_EV_PREFERENCE, f->v->main, k + 1);
+        return;
+    }
+    /* "I go to a spin class twice a week" */
+    if (habitual(f) && !f->v->neg && class_hobby(f, k))
+        return;
+    /* "I go to the gym every day", "I've been going to the gym since
+     * January": the gym as a habit. */
+    if (habitual(f) && !f->v->neg && S_is(S, k, "to") && S_is(S, k + 1, "the") &&
+        S_is(S, k + 2, "gym") && f->sj->kind != SJ_WE) {
+        add_fact(f->x, S, f->sj, "hobby", toks_str(f->x, S, k + 2, k + 3), NULL,
+                 f->v->corr ? EX_CORRECTION : EX_ASSERTED, fbase(f, 0.75f), k + 2, k + 3,
+                 EX_ENT_CONCEPT);
         return;
     }
     /* "I go rock climbing": a word before the activity */
@@ -5885,6 +6575,201 @@ static void generic_event(fr *f)
     frame_event(f, (ex_event_type)type, v->main, e);
 }
 
+/* m_switch -- "switched to OHSU", "switched jobs to Acme": a new
+ * employer; "switched my major to data science", "changed majors to
+ * X": a new field of study, replacing the one held. */
+static void m_switch(fr *f)
+{
+    sent *S = f->S;
+    xctx *x = f->x;
+    ex_polarity pol;
+    float base = 0.8f;
+    if (is_future(f) || !change(f, &pol, &base) || pol == EX_NEGATED)
+        return;
+    int k = f->k;
+    /* "switched my major to X", "changed majors to X", "switched my major
+     * from X to Y": the field replaced is the one named after "from", or
+     * else the slot itself ("my major"), which the fact set reads as the
+     * one field of study held. */
+    int m = -1;
+    if ((S_is(S, k, "my") || S_is(S, k, "his") || S_is(S, k, "her")) &&
+        (S_is(S, k + 1, "major") || S_is(S, k + 1, "degree")))
+        m = k + 2;
+    else if (S_is(S, k, "majors"))
+        m = k + 1;
+    if (m >= 0) {
+        char *prev = NULL;
+        if (S_is(S, m, "from")) {
+            int pa = skip_det(S, m + 1), pb = np_end(x, S, pa, 4, NP_OF);
+            if (pb <= pa || !S_is(S, pb, "to") || S_cap(S, pa))
+                return;
+            prev = toks_str(x, S, pa, pb);
+            m = pb;
+        } else if (f->sj->kind == SJ_SPEAKER) {
+            prev = xstrdup(x, "my major");
+        }
+        int a = skip_det(S, m + 1), b = np_end(x, S, a, 4, NP_OF);
+        if (S_is(S, m, "to") && b > a && !vague_np(S, a, b) && !S_cap(S, a))
+            add_fact(x, S, f->sj, "education", toks_str(x, S, a, b), prev, pol,
+                     fbase(f, 0.85f), a, b, EX_ENT_CONCEPT);
+        else
+            dm_free(prev);
+        return;
+    }
+    /* "changed jobs to Acme" reads as "switched jobs"; "changed to X"
+     * alone says too little. */
+    bool jobs = S_is(S, k, "jobs") || S_is(S, k, "companies") || S_is(S, k, "employers");
+    if (f->v->verb == LV_CHANGE && !jobs)
+        return;
+    if (jobs || S_is(S, k, "over"))
+        k++;
+    /* "We switched to Verizon": a household changes providers, not jobs. */
+    if (!S_is(S, k, "to") || f->sj->kind == SJ_WE)
+        return;
+    int a, b;
+    place p;
+    /* "switched to Austin" is no employer; an unknown capitalised name is. */
+    if (!org_at(S, k + 1, &a, &b) ||
+        (place_at(x, S, k + 1, &a, &b, &p) && p.gp && !S_cls(S, k + 1, LX_ORGNAME)))
+        return;
+    int e = emit_org(f, k + 1, "work.employer", pol, base);
+    /* "switched jobs to Acme": the job left is the one held, named by
+     * the slot ("my job") when the sentence names no employer left. */
+    for (size_t i = x->out->n_facts; jobs && e > k + 1 && f->sj->kind == SJ_SPEAKER && i-- > 0;) {
+        ex_fact *o = &x->out->facts[i];
+        if (o->span.off < S->off)
+            break;
+        if (strcmp(o->slot, "work.employer") || o->polarity == EX_NEGATED)
+            continue;
+        if (!o->prev_value)
+            o->prev_value = xstrdup(x, "my job");
+        break;
+    }
+    if (e > k + 1)
+        frame_event(f, EX_EV_MILESTONE, f->v->main, e);
+}
+
+/* m_book -- "I booked flights to Reykjavik for March", "Booked a week in
+ * Bali for August": a trip booked is a plan ("trip to Reykjavik"). */
+static void m_book(fr *f)
+{
+    static const char *const W[] = {"flight", "flights", "ticket", "tickets", "trip",
+                                    "hotel", "week", "weekend", "vacation", "holiday",
+                                    "cabin", "cruise", "room", "airbnb", "stay",
+                                    "days", "nights", "getaway"};
+    sent *S = f->S;
+    xctx *x = f->x;
+    const vg *v = f->v;
+    if (v->neg || v->modal || v->future || v->used_to)
+        return;
+    int q = f->k, h = -1;
+    for (int n = 0; n < 4 && q < S->n && S_word(S, q) && h < 0; n++, q++)
+        for (size_t k = 0; k < sizeof W / sizeof *W && h < 0; k++)
+            if (S_is(S, q, W[k]))
+                h = q;
+    if (h < 0)
+        return;
+    int p = h + 1;
+    if (S_is(S, p, "there"))
+        return;
+    if (!(S_is(S, p, "to") || S_is(S, p, "in") || S_is(S, p, "for")) || !S_cap(S, p + 1))
+        return;
+    int a, b;
+    place pl;
+    if (!place_at(x, S, p + 1, &a, &b, &pl) || (S->t[a].flags & TF_FIRST))
+        return;
+    char *dst = toks_str(x, S, a, b);
+    if (!dst)
+        return;
+    size_t n = strlen(dst) + 9;
+    char *val = dm_malloc(n);
+    if (!val) {
+        dm_free(dst);
+        x->err = DM_ENOMEM;
+        return;
+    }
+    snprintf(val, n, "trip to %s", dst);
+    dm_free(dst);
+    char *what = xstrdup(x, val);
+    add_fact(x, S, f->sj, "plan", val, NULL, v->corr ? EX_CORRECTION : EX_ASSERTED,
+             fbase(f, 0.8f), a, b, (ex_entity_type)-1);
+    size_t ne = x->out->n_events;
+    add_event(x, S, EX_EV_PLAN, what, 0.8f, v->main, b, f->sj);
+    f->event_done = true;
+    /* "for March": the next March, which the time parser leaves alone
+     * after "for". */
+    if (x->out->n_events > ne && !x->out->events[ne].has_time) {
+        for (int q2 = b; q2 + 1 < S->n && q2 < b + 4; q2++) {
+            if (!S_is(S, q2, "for") || !S_cls(S, q2 + 1, LX_MONTH) || !S->t[q2 + 1].lx)
+                continue;
+            int m = S->t[q2 + 1].lx->data;
+            int64_t z = fdiv(x->day_from, DAY_US), y;
+            int cm, cd;
+            civil_days(z, &y, &cm, &cd);
+            if (m < 1 || m > 12)
+                break;
+            if (m <= cm)
+                y++;
+            ex_event *e = &x->out->events[ne];
+            e->from_us = days_civil(y, m, 1) * DAY_US;
+            e->to_us = days_civil(m == 12 ? y + 1 : y, m == 12 ? 1 : m + 1, 1) * DAY_US;
+            e->has_time = true;
+            break;
+        }
+    }
+}
+
+/* m_cancel -- "We cancelled the Japan trip", "I cancelled my trip to
+ * Lisbon": the plan of that trip is off ("trip to Japan", negated). */
+static void m_cancel(fr *f)
+{
+    sent *S = f->S;
+    xctx *x = f->x;
+    const vg *v = f->v;
+    if (v->neg || v->modal || v->future || !(v->past || v->perfect))
+        return;
+    int q = f->k;
+    /* "I cancelled my plan": the plan named, not one trip. */
+    if (slot_ended(f, q, true)) {
+        f->event_done = true;
+        return;
+    }
+    if (!S_cls(S, q, LX_ART | LX_POSS))
+        return;
+    q++;
+    int a = -1, b = -1;
+    bool trip = false;
+    if (S_cap(S, q)) {
+        /* "the Japan trip" */
+        place pl;
+        if (place_at(x, S, q, &a, &b, &pl) && pl.gp)
+            trip = S_is(S, b, "trip") || S_is(S, b, "vacation") || S_is(S, b, "holiday");
+    } else if (S_is(S, q, "trip") || S_is(S, q, "vacation") || S_is(S, q, "holiday") ||
+               S_is(S, q, "flight") || S_is(S, q, "flights")) {
+        /* "our trip to Lisbon" */
+        place pl;
+        if (S_is(S, q + 1, "to") && place_at(x, S, q + 2, &a, &b, &pl) && pl.gp)
+            trip = true;
+    }
+    if (!trip)
+        return;
+    char *dst = toks_str(x, S, a, b);
+    if (!dst)
+        return;
+    size_t n = strlen(dst) + 9;
+    char *val = dm_malloc(n);
+    if (!val) {
+        x->err = DM_ENOMEM;
+        dm_free(dst);
+        return;
+    }
+    snprintf(val, n, "trip to %s", dst);
+    dm_free(dst);
+    add_fact(x, S, f->sj, "plan", val, NULL, EX_NEGATED, fbase(f, 0.8f), a, b,
+             (ex_entity_type)-1);
+    f->event_done = true;
+}
+
 static void frame(xctx *x, sent *S, const subj *sj, const vg *v)
 {
     if (S->question || x->err)
@@ -5905,6 +6790,13 @@ static void frame(xctx *x, sent *S, const subj *sj, const vg *v)
     case LV_WORK: case LV_TEACH: m_work(&f); break;
     case LV_START: case LV_BEGIN: m_start(&f); break;
     case LV_JOIN: m_join(&f); break;
+    case LV_SWITCH: case LV_CHANGE: m_switch(&f); break;
+    case LV_BOOK: m_book(&f); break;
+    case LV_CANCEL: m_cancel(&f); break;
+    case LV_HIT: case LV_REACH: case LV_ACHIEVE: case LV_ACCOMPLISH: case LV_MEET:
+        m_attain(&f);
+        break;
+    case LV_DROP: case LV_ABANDON: case LV_SCRAP: m_drop(&f); break;
     case LV_QUIT: case LV_LEAVE: case LV_STOP: case LV_GIVE: case LV_LOSE:
         m_quit(&f);
         break;
@@ -5950,6 +6842,49 @@ static void frame(xctx *x, sent *S, const subj *sj, const vg *v)
     case LV_GROW: case LV_COME: m_origin(&f); break;
     default: break;
     }
+    /* "I'm training for a triathlon": the event prepared for is a goal
+     * (with a time, generic_event reads it together with its plan). */
+    if (v->verb == LV_TRAIN && v->progressive && !v->past && !v->future && !v->neg &&
+        !v->modal && S_is(S, f.k, "for") && sj->kind != SJ_WE && !x->err) {
+        int a = skip_det(S, f.k + 1), b = np_end(x, S, a, 5, 0);
+        if (b > a && !S_cls(S, a, LX_PRONOBJ) && !vague_np(S, a, b))
+            add_fact(x, S, sj, "goal", toks_str(x, S, a, b), NULL, EX_ASSERTED,
+                     fbase(&f, 0.75f), a, b, (ex_entity_type)-1);
+    }
+    /* "I do accounting at PwC", "I drive for Uber on weekends", "she
+     * writes for The Guardian": work done as a habit for a named
+     * organisation is work there. */
+    if ((v->verb == LV_DO || v->verb == LV_DRIVE || v->verb == LV_WRITE) && habitual(&f) &&
+        !v->neg && sj->kind != SJ_WE && !x->err) {
+        int q = f.k;
+        if (v->verb == LV_DO) {
+            int e = np_end(x, S, q, 3, 0);
+            q = e > q && !S_cls(S, q, LX_ART | LX_POSS | LX_PRONOBJ) ? e : -1;
+        }
+        int a, b;
+        if (q >= 0 && (S_is(S, q, "at") || S_is(S, q, "for")) && org_at(S, q + 1, &a, &b) &&
+            (S_cls(S, a, LX_ORGNAME) || S_cls(S, b - 1, LX_ORGSUF)) &&
+            !S_cls(S, a, LX_FIRSTNAME))
+            emit_org(&f, q + 1, "work.employer", v->corr ? EX_CORRECTION : EX_ASSERTED,
+                     fbase(&f, 0.75f));
+    }
+    /* "My aunt is visiting from Delhi", "Tom is flying in from Seattle":
+     * where a visitor comes from is their home. */
+    if ((v->verb == LV_VISIT || v->verb == LV_FLY || v->verb == LV_DRIVE ||
+         v->verb == LV_COME || v->verb == LV_TRAVEL) &&
+        !v->neg && !v->modal && sj->kind != SJ_WE && !x->err) {
+        int q = f.k;
+        while (q < S->n && q < f.k + 2 &&
+               (S_is(S, q, "in") || S_is(S, q, "over") || S_is(S, q, "up") ||
+                S_is(S, q, "down") || S_is(S, q, "all") || S_is(S, q, "the") ||
+                S_is(S, q, "way")))
+            q++;
+        int a, b;
+        place pl;
+        if (S_is(S, q, "from") && !(v->verb == LV_COME && !v->progressive && !v->future) &&
+            place_at(x, S, q + 1, &a, &b, &pl) && pl.gp)
+            emit_place(x, S, sj, q + 1, false, EX_ASSERTED, fbase(&f, 0.7f), NULL);
+    }
     /* "I'm an expat living in Japan", "I'm a Kiwi living in London": a
      * participle after the complement tells where the subject lives. */
     if (v->verb == LV_BE && v->copula && !v->neg && !v->past && !v->future && !x->err) {
@@ -5974,6 +6909,8 @@ static void subject_frames_vg(xctx *x, sent *S, const subj *sj, const vg *v0,
 /* family_names -- after "my sister" at relation token r: "Ann", ", Ann,",
  * "named Ann", "'s name is Ann", "s, Emma and Jake"; emits the facts and
  * starts a frame for a single name that is followed by a verb. */
+static void poss_at(xctx *x, sent *S, const subj *own, int p, int j, bool ok);
+
 static void family_names(xctx *x, sent *S, const subj *own, int r, bool ok,
                          int rel_of)
 {
@@ -6002,6 +6939,16 @@ static void family_names(xctx *x, sent *S, const subj *own, int r, bool ok,
         }
     }
     if (S_is(S, j, "named") || S_is(S, j, "called"))
+        j++;
+    /* "my daughter is called Ann", "Beth's husband is named Carl", "my
+     * brother is Tom": the name as the complement.  A bare "is" takes only
+     * a known first name ("my sister is Canadian" names nobody). */
+    else if ((S_is(S, j, "is") || S_is(S, j, "'s")) &&
+             (S_is(S, j + 1, "called") || S_is(S, j + 1, "named")) && S_cap(S, j + 2))
+        j += 2;
+    else if (S_is(S, j, "is") && S_cls(S, j + 1, LX_FIRSTNAME) && S_cap(S, j + 1) &&
+             name_run(S, j + 1) > j + 1 &&
+             (clause_end_tok(S, name_run(S, j + 1)) || S_is(S, name_run(S, j + 1), "and")))
         j++;
     int n_names = 0, first_a = -1, first_b = -1, end = j;
     int all_a[4] = {0}, all_b[4] = {0};
@@ -6075,6 +7022,34 @@ static void family_names(xctx *x, sent *S, const subj *own, int r, bool ok,
         else if (j == e)
             break;
     }
+    /* "my husband passed away in 2020": the death of an unnamed relative
+     * is an event all the same. */
+    if (n_names == 0 && ok && !x->assistant) {
+        int d = skip_adv(S, r + 1);
+        if (S_is(S, d, "died") || (S_is(S, d, "passed") && S_is(S, d + 1, "away"))) {
+            int e = d + (S_is(S, d, "passed") ? 2 : 1);
+            char *w = toks_str(x, S, r, e);
+            if (w)
+                add_event(x, S, EX_EV_MILESTONE, w, 0.7f, r, e, NULL);
+        } else if (d < S->n && (tform(&S->t[d]) & LXF_PAST) &&
+                   (tverb(&S->t[d]) == LV_RETIRE || tverb(&S->t[d]) == LV_GRADUATE ||
+                    tverb(&S->t[d]) == LV_TURN || tverb(&S->t[d]) == LV_MARRY ||
+                    tverb(&S->t[d]) == LV_MOVE) &&
+                   !(S->t[r].mark & TM_SUBCL)) {
+            /* "my dad retired last year", "my son turned 5 yesterday":
+             * a relative's milestone, told with the relation. */
+            int e = vp_end(x, S, d, 8);
+            char *w = e > d ? toks_str(x, S, r, e) : NULL;
+            if (w)
+                add_event(x, S, EX_EV_MILESTONE, w, 0.7f, r, e, NULL);
+        }
+    }
+    if (n_names == 0 && own->kind == SJ_SPEAKER && ok) {
+        /* "my mom's 70th birthday.  Her name's Linda": a relative named by
+         * a later sentence of the turn (name_later). */
+        x->pending_rel = rel;
+        x->pending_gender = gender;
+    }
     if (n_names == 0) {
         /* "Ann, my sister, ..." / "Ann is my sister" */
         int q = r - 1;
@@ -6111,6 +7086,16 @@ static void family_names(xctx *x, sent *S, const subj *own, int r, bool ok,
     }
     if (n_names != 1 || !ok)
         return;
+    /* "my daughter Mia's birthday is April 3rd": what is said of the
+     * relative's birthday, hometown, favourite ... is theirs. */
+    if (S_is(S, end, "'s") && S_word(S, end + 1) && !comma) {
+        subj kin = {SJ_OTHER, S->t[first_a].off,
+                    S->t[first_b - 1].off + S->t[first_b - 1].len - S->t[first_a].off,
+                    first_a, x->assistant ? ASSIST_MUL : 1.0f};
+        if (S_is(S, end + 1, "birthday") || S_is(S, end + 1, "bday"))
+            poss_at(x, S, &kin, end, end + 1, ok);
+        return;
+    }
     /* "my sister Ann lives in Boston", "my wife, Sara, is a nurse" */
     int v = end;
     if (comma && S_punct(S, v, ','))
@@ -6165,6 +7150,67 @@ static void poss_at(xctx *x, sent *S, const subj *own, int p, int j, bool ok)
     if (S_cls(S, q, LX_FAMILY)) {
         family_names(x, S, own, q, ok, -1);
         return;
+    }
+    /* "my coworker Jess just had a baby", "my neighbour, Frank, is a
+     * retired cop": a person the taxonomy has no relation for is still
+     * the subject of what follows. */
+    {
+        static const char *const ACQ[] = {
+            "coworker", "co-worker", "colleague", "roommate", "flatmate", "housemate",
+            "neighbor", "neighbour", "boss", "classmate", "teammate", "mentor",
+            "landlord", "landlady", "ex", "sister-in-law", "brother-in-law",
+            "mother-in-law", "father-in-law", "daughter-in-law", "son-in-law",
+            "stepdad", "stepmom", "stepmum", "stepson", "stepdaughter", "godson",
+            "goddaughter", "godmother", "godfather", "therapist", "doctor", "coach"};
+        int w = j;
+        if (S_is(S, w, "old") || S_is(S, w, "new") || S_is(S, w, "former"))
+            w++;
+        bool acq = false;
+        for (size_t k = 0; k < sizeof ACQ / sizeof *ACQ && !acq; k++)
+            acq = S_is(S, w, ACQ[k]);
+        int n = S_punct(S, w + 1, ',') ? w + 2 : w + 1;
+        int e = acq ? name_run(S, n) : n;
+        if (acq && ok && e > n && !speaker_tok(x, S, n) &&
+            !S_cls(S, n, LX_MONTH | LX_DAY | LX_ORGNAME)) {
+            const tok *ta = &S->t[n], *tb = &S->t[e - 1];
+            add_person(x, ta->off, tb->off + tb->len - ta->off, -1, 0);
+            subj them = {SJ_OTHER, ta->off, tb->off + tb->len - ta->off, n,
+                         x->assistant ? ASSIST_MUL : 1.0f};
+            int vs = e;
+            if (n == w + 2 && S_punct(S, vs, ','))
+                vs++;
+            else if (n == w + 2)
+                return;
+            subject_frames(x, S, &them, vs);
+            return;
+        }
+    }
+    /* "my baby Aria", "my toddler, Sam", "my 3-year-old, Remy": a child
+     * named by what they are; the age comes with it. */
+    {
+        size_t wl = S_word(S, j) ? strlen(S->t[j].w) : 0;
+        bool yo = wl > 9 && !strcmp(S->t[j].w + wl - 9, "-year-old") &&
+                  S->t[j].w[0] >= '1' && S->t[j].w[0] <= '9';
+        if ((yo || S_is(S, j, "baby") || S_is(S, j, "toddler") || S_is(S, j, "newborn")) &&
+            (S_cap(S, j + 1) || (S_punct(S, j + 1, ',') && S_cap(S, j + 2))) &&
+            !S_cls(S, j + (S_punct(S, j + 1, ',') ? 2 : 1), LX_MONTH | LX_DAY | LX_ORGNAME)) {
+            size_t before = x->out->n_facts;
+            family_names(x, S, own, j, ok, 7);
+            if (yo && ok && x->out->n_facts > before) {
+                int n = S_punct(S, j + 1, ',') ? j + 2 : j + 1, e = name_run(S, n);
+                int years = atoi(S->t[j].w);
+                if (e > n && years > 0 && years <= 25) {
+                    char num[12];
+                    snprintf(num, sizeof num, "%d", years);
+                    const tok *ta = &S->t[n], *tb = &S->t[e - 1];
+                    subj kid = {SJ_OTHER, ta->off, tb->off + tb->len - ta->off, n,
+                                x->assistant ? ASSIST_MUL : 1.0f};
+                    add_fact(x, S, &kid, "age", xstrdup(x, num), NULL, EX_ASSERTED, 0.8f, j,
+                             j + 1, (ex_entity_type)-1);
+                }
+            }
+            return;
+        }
     }
     /* "my oldest, Noah", "my youngest Charlie": a child */
     if ((S_is(S, j, "oldest") || S_is(S, j, "youngest") || S_is(S, j, "eldest") ||
@@ -6276,6 +7322,8 @@ static void poss_at(xctx *x, sent *S, const subj *own, int p, int j, bool ok)
         int rd = -1;
         if (relday_word(S, v))
             rd = v;
+        else if (!is && S_is(S, k, "was") && relday_word(S, k + 1)) /* "was yesterday" */
+            rd = k + 1;
         else if (!is && relday_word(S, k) &&
                  (S_is(S, p - 1, "'s") || S_is(S, p - 1, "is") || S_is(S, p - 1, "was")))
             rd = k;
@@ -6303,6 +7351,23 @@ static void poss_at(xctx *x, sent *S, const subj *own, int p, int j, bool ok)
         if (d)
             add_fact(x, S, own, "birthday", d, NULL, pol, 0.9f, v, e,
                      (ex_entity_type)-1);
+        /* "It's my birthday today!": the day itself is a milestone. */
+        if (d && rd >= 0 && (S_is(S, rd, "today") || S_is(S, rd, "yesterday")) &&
+            pol != EX_NEGATED)
+            add_event(x, S, EX_EV_MILESTONE, xstrdup(x, "birthday"), 0.7f, p, e, own);
+        /* "My birthday was yesterday, 29 now!": the age it brought. */
+        for (int c = e; d && rd >= 0 && c + 1 < S->n; c++) {
+            if (!S_punct(S, c, ',') || S->t[c + 1].type != T_NUM || !S_is(S, c + 2, "now"))
+                continue;
+            int ab, years = age_at(S, c + 1, &ab);
+            if (years > 0) {
+                char num[12];
+                snprintf(num, sizeof num, "%d", years);
+                add_fact(x, S, own, "age", xstrdup(x, num), NULL, EX_ASSERTED, 0.85f, c + 1,
+                         ab, (ex_entity_type)-1);
+            }
+            break;
+        }
         return;
     }
     if ((tis(t, "absolute") || tis(t, "all-time") || tis(t, "total") ||
@@ -6312,10 +7377,14 @@ static void poss_at(xctx *x, sent *S, const subj *own, int p, int j, bool ok)
         j++;
         k = j + 1;
     }
+    /* "Sushi is honestly my favorite food": adverbs after the verb. */
+    int pv = p - 1;
+    while (pv > 1 && S_cls(S, pv, LX_ADV) && !S_cls(S, pv, LX_NEG) && p - pv < 3)
+        pv--;
     if ((tis(t, "favorite") || tis(t, "favourite") || tis(t, "fave")) &&
-        (S_is(S, p - 1, "is") || S_is(S, p - 1, "'s") || S_is(S, p - 1, "are"))) {
+        (S_is(S, pv, "is") || S_is(S, pv, "'s") || S_is(S, pv, "are"))) {
         /* "Pizza is my favorite food." */
-        int e = p - 1, a = e;
+        int e = pv, a = e;
         while (a > 0 && S_word(S, a - 1) &&
                !(tcls(&S->t[a - 1]) & (LX_CONJ | LX_SUB | LX_PREP | LX_SUBJ |
                                        LX_INTERJ | LX_ADV)) &&
@@ -6364,8 +7433,29 @@ static void poss_at(xctx *x, sent *S, const subj *own, int p, int j, bool ok)
         emit_list(&f, k + 1, "hobby", pol, 0.85f, EX_ENT_CONCEPT, 0);
         return;
     }
-    if ((tis(t, "goal") || tis(t, "dream") || tis(t, "plan") ||
-         tis(t, "ambition") || tis(t, "aim")) && is && !neg) {
+    /* "my New Year's resolution is to ...", "one of my goals this year is
+     * to ...": the heading may carry a time before its verb. */
+    if (tis(t, "new") && S_is(S, j + 1, "year") && S_is(S, j + 2, "'s") &&
+        S_is(S, j + 3, "resolution")) {
+        t = &S->t[j + 3];
+        k = j + 4;
+        if (S_is(S, k, "is")) {
+            is = true;
+            v = skip_adv(S, k + 1);
+        }
+    }
+    if ((tis(t, "goal") || tis(t, "goals") || tis(t, "resolution") || tis(t, "aim")) && !is) {
+        int w = k;
+        while (w < S->n && w < k + 3 && (in_time(x, S, w) || S_is(S, w, "this") ||
+                                         S_is(S, w, "for") || S_is(S, w, "year")))
+            w++;
+        if (w > k && S_is(S, w, "is")) {
+            is = true;
+            v = skip_adv(S, w + 1);
+        }
+    }
+    if ((tis(t, "goal") || tis(t, "goals") || tis(t, "dream") || tis(t, "plan") ||
+         tis(t, "ambition") || tis(t, "aim") || tis(t, "resolution")) && is && !neg) {
         emit_goal(&f, v, tis(t, "plan") ? "plan" : "goal",
                   tis(t, "dream") ? 0.7f : 0.85f);
         return;
@@ -6462,7 +7552,10 @@ static void org_sentence(xctx *x, sent *S)
                 }
                 dm_free(pl);
             }
-        } else if (!appos && S_is(S, j, "in") && (orgish) && !personish) {
+        } else if (!appos && S_is(S, j, "in") && !personish &&
+                   (orgish || (b - a >= 2 && !placeish && S_cls(S, j + 1, LX_INDUSTRY)))) {
+            /* "Mercy Health is in healthcare": a name of two words said to
+             * be in an industry is an organisation. */
             int ia, ib;
             float ic;
             if (industry_at(x, S, j + 1, &ia, &ib, &ic) > j + 1) {
@@ -6849,6 +7942,620 @@ static void taste_verdict(xctx *x, sent *S, subj *me)
 }
 
 /* specials -- "call me X", "as a trans woman, I ...", "not Austin, Dallas". */
+/* here_in -- "I'm dreading July here in Austin", "the weather here in
+ * Leeds": the speaker speaks from the place, so lives there (at lower
+ * confidence; a visit says so and is left out). */
+static void here_in(xctx *x, sent *S)
+{
+    if (x->assistant)
+        return;
+    for (int i = 0; i + 2 < S->n; i++) {
+        if (!S_is(S, i, "here") || !S_is(S, i + 1, "in") || !S_cap(S, i + 2))
+            continue;
+        if (S->t[i].mark & (TM_HYPO | TM_REPORTED | TM_WISH | TM_SUBCL))
+            return;
+        for (int q = 0; q < S->n; q++)
+            if (S_is(S, q, "visiting") || S_is(S, q, "visit") || S_is(S, q, "trip") ||
+                S_is(S, q, "vacation") || S_is(S, q, "holiday") || S_is(S, q, "week") ||
+                S_is(S, q, "weekend") || S_is(S, q, "conference") || S_is(S, q, "you"))
+                return;
+        int a, b;
+        place pl;
+        if (!place_at(x, S, i + 2, &a, &b, &pl) || !pl.gp || strcmp(pl.slot, "location.city"))
+            return;
+        subj me = {SJ_SPEAKER, 0, 0, i, 1.0f};
+        emit_place(x, S, &me, i + 2, false, EX_ASSERTED, 0.7f, NULL);
+        return;
+    }
+}
+
+/* noun_events -- events named by a noun, not a verb, when the sentence
+ * gives their time: "Big party this weekend", "The party on Saturday was
+ * perfect", "I have a dentist appointment next Tuesday".  One ahead of
+ * the turn is a plan; one behind it social (a gathering) or an activity.
+ * Only for sentences whose frames gave no event. */
+static bool event_noun(const tok *t, bool *social)
+{
+    static const char *const G[] = {"party", "wedding", "barbecue", "bbq", "reunion",
+                                    "dinner", "brunch", "picnic", "cookout", "potluck",
+                                    "celebration", "shower", "sleepover"};
+    static const char *const A[] = {"appointment", "interview", "meeting", "concert",
+                                    "recital", "exam", "surgery", "checkup",
+                                    "check-up", "tournament", "race", "marathon",
+                                    "game", "match", "audition", "presentation",
+                                    "graduation", "ceremony", "trip", "flight"};
+    for (size_t k = 0; k < sizeof G / sizeof *G; k++)
+        if (tis(t, G[k])) {
+            *social = true;
+            return true;
+        }
+    for (size_t k = 0; k < sizeof A / sizeof *A; k++)
+        if (tis(t, A[k])) {
+            *social = false;
+            return true;
+        }
+    return false;
+}
+
+static void noun_events(xctx *x, sent *S, size_t ev0)
+{
+    ex_result *r = x->out;
+    if (x->assistant || r->n_events > ev0 || !may_have_time(S))
+        return;
+    int f = first_content(S);
+    if (f >= S->n || (S->t[f].mark & (TM_HYPO | TM_REPORTED | TM_WISH)))
+        return;
+    int a = f, h = -1;
+    bool social = false, have = false;
+    if ((S_is(S, f, "i") || S_is(S, f, "we")) &&
+        (S_is(S, f + 1, "have") || S_is(S, f + 1, "got") ||
+         (S_is(S, f + 1, "'ve") && S_is(S, f + 2, "got")))) {
+        /* "I have a dentist appointment next Tuesday" */
+        a = f + (S_is(S, f + 1, "'ve") ? 3 : 2);
+        if (!S_cls(S, a, LX_ART | LX_POSS))
+            return;
+        have = true;
+    }
+    int q = a;
+    if (S_cls(S, q, LX_ART | LX_POSS))
+        q++;
+    for (int n = 0; n < 3 && q < S->n && S_word(S, q) &&
+                    (!S_cap(S, q) || (S->t[q].flags & TF_FIRST));
+         n++, q++)
+        if (event_noun(&S->t[q], &social)) {
+            h = q;
+            break;
+        }
+    if (h < 0 || S_cls(S, h + 1, LX_FAMILY))
+        return;
+    /* After the noun: a time, a verb of how it went, or the end
+     * ("The party on Saturday was perfect", "Big party this weekend."). */
+    int e = h + 1;
+    if (!have) {
+        bool ok = clause_end_tok(S, e) || in_time(x, S, e) || S_is(S, e, "on") ||
+                  S_is(S, e, "was") || S_is(S, e, "is") || S_is(S, e, "went") ||
+                  S_is(S, e, "'s");
+        if (!ok)
+            return;
+    }
+    int64_t from, to;
+    bool fut = false;
+    if (own_window(x, S, true, &from, &to)) {
+        fut = from > x->day_from;
+    } else {
+        const timex *tx = sent_time(x, S);
+        if (tx->kind != TIMEX_WINDOW)
+            return;
+        from = tx->from_us;
+        to = tx->to_us;
+        /* "The party on Saturday was perfect": the verb says it is past;
+         * a bare fragment or "I have ..." looks ahead. */
+        bool past = S_is(S, e, "was") || S_is(S, e, "went");
+        for (int k = e; k < S->n && !past; k++)
+            past = S_is(S, k, "was") || S_is(S, k, "went") || S_is(S, k, "were");
+        if (!past) {
+            plan_window(x, S, &from, &to);
+            fut = from > x->in->time_us;
+        }
+    }
+    int b = h + 1;
+    while (b < S->n && (S_is(S, b, "on") || in_time(x, S, b)) && b < h + 4)
+        b++;
+    ex_event_type ty = fut ? EX_EV_PLAN : social ? EX_EV_SOCIAL : EX_EV_ACTIVITY;
+    if (fut)
+        x->ev_future = true;
+    int wa = a;
+    if (S_cls(S, wa, LX_ART | LX_POSS) && !have)
+        wa++;
+    add_event(x, S, ty, toks_str(x, S, wa, h + 1), 0.7f, wa, b, NULL);
+    x->ev_future = false;
+}
+
+/* goal_heading -- "Next goal: a 50k trail race in the fall", "Goal for
+ * 2024: finally finish my novel", "New Year's resolution: quit sugar": a
+ * goal named after a heading and a colon. */
+static void goal_heading(xctx *x, sent *S)
+{
+    if (x->assistant)
+        return;
+    int i = first_content(S);
+    while (i < S->n && (S_is(S, i, "next") || S_is(S, i, "new") || S_is(S, i, "my") ||
+                        S_is(S, i, "big") || S_is(S, i, "main") || S_is(S, i, "the") ||
+                        S_is(S, i, "year") || S_is(S, i, "'s")))
+        i++;
+    if (!(S_is(S, i, "goal") || S_is(S, i, "resolution")))
+        return;
+    int c = i + 1;
+    if (S_is(S, c, "for") || S_is(S, c, "this"))
+        while (c < S->n && c < i + 5 && !S_punct(S, c, ':'))
+            c++;
+    if (!S_punct(S, c, ':') || (S->t[i].mark & (TM_HYPO | TM_REPORTED | TM_WISH)))
+        return;
+    int a = skip_adv(S, c + 1);
+    if (a >= S->n)
+        return;
+    subj me = {SJ_SPEAKER, 0, 0, i, 1.0f};
+    int b;
+    if (tverb(&S->t[a]) && (tform(&S->t[a]) & LXF_BASE) && !S_cls(S, a, LX_ART)) {
+        char *v = vp_value(x, S, a, &b);
+        if (v && b - a >= 2)
+            add_fact(x, S, &me, "goal", v, NULL, EX_ASSERTED, 0.8f, a, b,
+                     (ex_entity_type)-1);
+        else
+            dm_free(v);
+        return;
+    }
+    a = skip_det(S, a);
+    b = np_end(x, S, a, MAX_VALUE_TOKS, 0);
+    if (b > a && !vague_np(S, a, b) && !S_cls(S, a, LX_SUBJ | LX_PRONOBJ))
+        add_fact(x, S, &me, "goal", toks_str(x, S, a, b), NULL, EX_ASSERTED, 0.8f, a, b,
+                 EX_ENT_CONCEPT);
+}
+
+/* deaths -- "Sadly Salt passed away last week", "Biscuit died on
+ * Sunday": the death of a named being the lexicon does not know (a known
+ * first name is a subject of the frames); "we had to put Bram down", "put
+ * our dog to sleep": a pet no longer had, and the day it happened. */
+static void deaths(xctx *x, sent *S)
+{
+    if (x->assistant || S->question)
+        return;
+    for (int i = 0; i < S->n && !x->err; i++) {
+        if (S->t[i].mark & (TM_HYPO | TM_REPORTED | TM_WISH | TM_SUBCL))
+            continue;
+        /* "put Bram down", "put Bram to sleep", "put down our cat" */
+        if (S_is(S, i, "put") && i + 2 < S->n) {
+            int a = i + 1, b;
+            bool down_first = S_is(S, a, "down");
+            if (down_first)
+                a++;
+            bool poss = S_cls(S, a, LX_POSS);
+            if (poss)
+                a++;
+            if (poss && S_cls(S, a, LX_ANIMAL))
+                b = a + 1;
+            else if (!poss && S_cap(S, a) && !S_cls(S, a, LX_SUBJ | LX_DAY | LX_MONTH))
+                b = name_run(S, a);
+            else
+                continue;
+            if (b <= a)
+                continue;
+            int e = b;
+            if (!down_first) {
+                if (S_is(S, e, "down"))
+                    e++;
+                else if (S_is(S, e, "to") && S_is(S, e + 1, "sleep"))
+                    e += 2;
+                else
+                    continue;
+            }
+            subj me = {SJ_SPEAKER, 0, 0, i, 1.0f};
+            add_fact(x, S, &me, "pet", toks_str(x, S, a, b), NULL, EX_NEGATED, 0.8f, a, b,
+                     EX_ENT_CONCEPT);
+            add_event(x, S, EX_EV_MILESTONE, toks_str(x, S, i, e), 0.75f, i, e, NULL);
+            return;
+        }
+        /* "Salt passed away" */
+        /* An adverb that opens the sentence is capitalised too ("Sadly"). */
+        size_t wl = strlen(S->t[i].w);
+        bool ly = (S->t[i].flags & TF_FIRST) && wl > 4 && !strcmp(S->t[i].w + wl - 2, "ly");
+        bool prev_ly = i > 0 && (S->t[i - 1].flags & TF_FIRST) &&
+                       strlen(S->t[i - 1].w) > 4 &&
+                       !strcmp(S->t[i - 1].w + strlen(S->t[i - 1].w) - 2, "ly");
+        if (!S_cap(S, i) || (S->t[i].lx && !(tcls(&S->t[i]) & LX_ANIMAL)) || ly ||
+            (i > 0 && ((S_cap(S, i - 1) && !prev_ly &&
+                        !((S->t[i - 1].flags & TF_FIRST) && S_cls(S, i - 1, LX_ADV | LX_INTERJ))) ||
+                       S_cls(S, i - 1, LX_POSS | LX_ART | LX_PREP | LX_ANIMAL | LX_FAMILY))))
+            continue;
+        int b = name_run(S, i);
+        if (b <= i || speaker_tok(x, S, i))
+            continue;
+        int d = skip_adv(S, b);
+        bool died = S_is(S, d, "died") || (S_is(S, d, "passed") && S_is(S, d + 1, "away"));
+        if (!died)
+            continue;
+        const gz_place *g[1];
+        if (gz_lookup(x->text + S->t[i].off, S->t[i].len, g, 1) > 0)
+            continue;
+        int e = d + (S_is(S, d, "passed") ? 2 : 1);
+        char *w = toks_str(x, S, i, e);
+        if (!w)
+            return;
+        char *nm = toks_str(x, S, i, b);
+        bool told = !nm;
+        for (size_t q = 0; q < x->out->n_events && !told; q++)
+            told = strstr(x->out->events[q].what, nm) != NULL;
+        dm_free(nm);
+        if (told) {
+            dm_free(w);
+            return;
+        }
+        add_event(x, S, EX_EV_MILESTONE, w, 0.7f, i, e, NULL);
+        return;
+    }
+}
+
+/* first_day_at -- "First week at Airbus done", "my first day at Acme
+ * went well": the speaker works there now. */
+static void first_day_at(xctx *x, sent *S)
+{
+    if (x->assistant)
+        return;
+    int f = first_content(S);
+    int i = f;
+    if (S_is(S, i, "my"))
+        i++;
+    if (!S_is(S, i, "first") ||
+        !(S_is(S, i + 1, "day") || S_is(S, i + 1, "week") || S_is(S, i + 1, "month")) ||
+        !S_is(S, i + 2, "at") || (S->t[i].mark & (TM_HYPO | TM_REPORTED | TM_WISH)))
+        return;
+    int a, b;
+    place pl;
+    if (!org_at(S, i + 3, &a, &b) || S_cls(S, a, LX_FIRSTNAME) ||
+        (place_at(x, S, i + 3, &a, &b, &pl) && pl.gp && !S_cls(S, a, LX_ORGNAME)))
+        return;
+    /* school is a different story: "first day at Lincoln High" */
+    if (S_cls(S, b - 1, LX_SCHOOL))
+        return;
+    subj me = {SJ_SPEAKER, 0, 0, i, 1.0f};
+    add_fact(x, S, &me, "work.employer", toks_str(x, S, a, b), NULL, EX_ASSERTED, 0.8f, a, b,
+             EX_ENT_ORG);
+}
+
+static int resolve(xctx *x, bool female);
+
+/* where_lives -- "Tom is flying in from Seattle, where he lives", "I
+ * grew up in Ohio but now work in Austin, where I live": a place followed
+ * by ", where <subject> live(s)" is that subject's home. */
+static void where_lives(xctx *x, sent *S)
+{
+    for (int i = 2; i + 2 < S->n && !x->err; i++) {
+        if (!S_punct(S, i - 1, ',') || !S_is(S, i, "where"))
+            continue;
+        int w = i + 1, l = skip_adv(S, i + 2);
+        if (!(S_is(S, l, "lives") || S_is(S, l, "live")) || !clause_end_tok(S, l + 1))
+            continue;
+        /* the place that ends before the comma */
+        int p0 = -1;
+        for (int q = i - 2; q >= 0 && q >= i - 5; q--) {
+            int a, b;
+            place pl;
+            if (S_cap(S, q) && (q == 0 || !S_cap(S, q - 1)) && place_at(x, S, q, &a, &b, &pl) &&
+                b == i - 1) {
+                p0 = q;
+                break;
+            }
+        }
+        if (p0 < 0 || (S->t[i].mark & (TM_HYPO | TM_REPORTED | TM_WISH)))
+            continue;
+        subj sj = {0, 0, 0, w, x->assistant ? ASSIST_MUL : 1.0f};
+        if (S_is(S, w, "i") && !x->assistant) {
+            sj.kind = SJ_SPEAKER;
+        } else if (S_is(S, w, "he") || S_is(S, w, "she")) {
+            int r = resolve(x, S_is(S, w, "she"));
+            if (r < 0)
+                continue;
+            sj.kind = SJ_OTHER;
+            sj.off = x->people[r].off;
+            sj.len = x->people[r].len;
+            sj.mul *= 0.9f;
+        } else {
+            continue;
+        }
+        emit_place(x, S, &sj, p0, false, EX_ASSERTED, 0.8f, NULL);
+    }
+}
+
+/* now_living -- "Born and raised in Glasgow, now living in Bristol",
+ * "Grew up in Ohio; currently based in Austin": a clause after a comma
+ * that leaves out "I'm" says where the speaker lives, when the sentence
+ * speaks of nobody else. */
+static void now_living(xctx *x, sent *S)
+{
+    if (x->assistant)
+        return;
+    for (int q = 0; q < S->n; q++)
+        if (S_cls(S, q, LX_SUBJ) && !S_is(S, q, "i"))
+            return;
+        else if (S_cap(S, q) && S_cls(S, q, LX_FIRSTNAME) && !speaker_tok(x, S, q) &&
+                 !S_cls(S, q - 1, LX_PREP))
+            return;
+    for (int p = 1; p + 3 < S->n; p++) {
+        if (!S_punct(S, p, ',') && !S_punct(S, p, ';'))
+            continue;
+        int k = p + 1;
+        if (!(S_is(S, k, "now") || S_is(S, k, "currently") || S_is(S, k, "still")))
+            continue;
+        k++;
+        if (S->t[k].mark & (TM_HYPO | TM_REPORTED | TM_WISH | TM_SUBCL))
+            return;
+        if ((S_is(S, k, "living") || S_is(S, k, "based")) && S_is(S, k + 1, "in")) {
+            subj me = {SJ_SPEAKER, 0, 0, k, 1.0f};
+            emit_place(x, S, &me, k + 2, false, EX_ASSERTED, 0.85f, NULL);
+            return;
+        }
+    }
+}
+
+/* agent_hobby -- "I'm a huge gamer", "I'm an avid cyclist", "keen
+ * gardener here": a person named by a pastime has it as a hobby.  Words
+ * that are also trades (gardener, baker, photographer) count only with a
+ * word of enthusiasm before them. */
+static void agent_hobby(xctx *x, sent *S)
+{
+    static const char *const AG[][2] = {
+        {"runner", "running"},       {"cyclist", "cycling"},   {"climber", "climbing"},
+        {"hiker", "hiking"},         {"swimmer", "swimming"},  {"surfer", "surfing"},
+        {"skier", "skiing"},         {"snowboarder", "snowboarding"},
+        {"gamer", "gaming"},         {"knitter", "knitting"},  {"golfer", "golf"},
+        {"birder", "birding"},       {"skater", "skating"},    {"bookworm", "reading"},
+        {"reader", "reading"},       {"gardener", "gardening"}, {"baker", "baking"},
+        {"photographer", "photography"}, {"painter", "painting"},
+        {"dancer", "dancing"},       {"cook", "cooking"},      {"fisherman", "fishing"},
+        {"angler", "fishing"},       {"kayaker", "kayaking"},  {"sailor", "sailing"},
+        {"triathlete", "triathlon"}, {"yogi", "yoga"},
+    };
+    if (x->assistant)
+        return;
+    for (int i = 0; i + 3 < S->n; i++) {
+        if (!S_is(S, i, "i") || !(S_is(S, i + 1, "am") || S_is(S, i + 1, "'m")))
+            continue;
+        if (S->t[i].mark & (TM_HYPO | TM_REPORTED | TM_WISH | TM_SUBCL))
+            return;
+        int q = skip_adv(S, i + 2);
+        if (!(S_is(S, q, "a") || S_is(S, q, "an")))
+            return;
+        q++;
+        bool keen = false, knack = false;
+        /* "a decent cook", "a strong swimmer": a skill ("a good cook" is
+         * praise rather than a statement of ability) */
+        if (S_is(S, q, "decent") || S_is(S, q, "strong") || S_is(S, q, "competent") ||
+            S_is(S, q, "skilled") || S_is(S, q, "certified")) {
+            knack = true;
+            q++;
+        }
+        while (q < S->n && (S_is(S, q, "huge") || S_is(S, q, "big") || S_is(S, q, "avid") ||
+                            S_is(S, q, "keen") || S_is(S, q, "passionate") ||
+                            S_is(S, q, "amateur") || S_is(S, q, "casual") ||
+                            S_is(S, q, "serious") || S_is(S, q, "die-hard") ||
+                            S_is(S, q, "hardcore") || S_is(S, q, "enthusiastic") ||
+                            S_is(S, q, "total") || S_is(S, q, "weekend") ||
+                            S_is(S, q, "hobby") || S_is(S, q, "lifelong"))) {
+            keen = true;
+            q++;
+        }
+        if (!(clause_end_tok(S, q + 1) || S_cls(S, q + 1, LX_CONJ | LX_PREP | LX_ADV)))
+            return;
+        for (size_t k = 0; k < sizeof AG / sizeof *AG; k++) {
+            if (!S_is(S, q, AG[k][0]))
+                continue;
+            if (k >= 16 && !keen && !knack) /* a trade as well */
+                return;
+            subj me = {SJ_SPEAKER, 0, 0, i, 1.0f};
+            add_fact(x, S, &me, knack ? "skill" : "hobby", xstrdup(x, AG[k][1]), NULL,
+                     S->correction ? EX_CORRECTION : EX_ASSERTED, 0.8f, q, q + 1,
+                     EX_ENT_CONCEPT);
+            return;
+        }
+        return;
+    }
+}
+
+/* as_a -- "As a 29-year-old guy, is it too late ...", "As a male nurse I
+ * get ...", "As a teacher, I ...": the speaker describes themself before
+ * the clause, even when the clause asks something. */
+static void as_a(xctx *x, sent *S)
+{
+    if (x->assistant)
+        return;
+    int i = first_content(S);
+    if (!S_is(S, i, "as") || !(S_is(S, i + 1, "a") || S_is(S, i + 1, "an")))
+        return;
+    if (S->t[i].mark & (TM_HYPO | TM_REPORTED | TM_WISH))
+        return;
+    int q = i + 2, e = q;
+    /* the description runs to the comma or to "I" */
+    while (e < S->n && e < q + 6 && !S_punct(S, e, ',') && !S_is(S, e, "i"))
+        e++;
+    if (e >= S->n || e == q)
+        return;
+    subj me = {SJ_SPEAKER, 0, 0, i, 1.0f};
+    size_t wl = S_word(S, q) ? strlen(S->t[q].w) : 0;
+    if (wl > 9 && !strcmp(S->t[q].w + wl - 9, "-year-old")) {
+        int years = atoi(S->t[q].w);
+        if (years >= 10 && years <= 110) {
+            char num[12];
+            snprintf(num, sizeof num, "%d", years);
+            add_fact(x, S, &me, "age", xstrdup(x, num), NULL, EX_ASSERTED, 0.8f, q, q + 1,
+                     (ex_entity_type)-1);
+        }
+        q++;
+    }
+    const char *g = NULL;
+    if (q < e && (S_is(S, q, "male") || S_is(S, q, "man") || S_is(S, q, "guy") ||
+                  S_is(S, q, "dude")))
+        g = "male";
+    else if (q < e && (S_is(S, q, "female") || S_is(S, q, "woman") || S_is(S, q, "gal") ||
+                       S_is(S, q, "lady")))
+        g = "female";
+    if (g && (q + 1 == e || S_cls(S, q + 1, LX_OCC))) {
+        add_fact(x, S, &me, "gender", xstrdup(x, g), NULL, EX_ASSERTED, 0.8f, q, q + 1,
+                 (ex_entity_type)-1);
+        q++;
+    }
+    int a, b;
+    float c;
+    if (q < e && S_cls(S, e - 1, LX_OCC) && title_at(S, q, false, &a, &b, &c) && b == e) {
+        fr f;
+        vg none;
+        memset(&none, 0, sizeof none);
+        none.main = i;
+        f.x = x;
+        f.S = S;
+        f.sj = &me;
+        f.v = &none;
+        f.k = q;
+        f.event_done = true;
+        emit_title(&f, a, b, EX_ASSERTED, c < 0.8f ? c : 0.8f);
+    }
+}
+
+/* outgrown -- "I outgrew my milk allergy", "she's outgrown her allergy to
+ * eggs": an allergy no longer had. */
+static void outgrown(xctx *x, sent *S)
+{
+    for (int i = 1; i + 2 < S->n; i++) {
+        if (!(S_is(S, i, "outgrew") || S_is(S, i, "outgrown")) || !S_cls(S, i + 1, LX_POSS))
+            continue;
+        if (S->t[i].mark & (TM_HYPO | TM_REPORTED | TM_WISH))
+            return;
+        int a = i + 2, b = a;
+        while (b < S->n && b < a + 3 && S_word(S, b) && !S_is(S, b, "allergy") &&
+               !S_is(S, b, "allergies"))
+            b++;
+        int va = a, vb = b;
+        if (S_is(S, b, "allergy") && b == a && S_is(S, b + 1, "to")) {
+            va = b + 2;
+            vb = np_end(x, S, va, 3, 0);
+        } else if (!S_is(S, b, "allergy") || b == a) {
+            return;
+        }
+        if (vb <= va)
+            return;
+        /* the subject: "I" or a named person before the verb */
+        subj sj = {SJ_SPEAKER, 0, 0, i - 1, x->assistant ? ASSIST_MUL : 1.0f};
+        int s0 = i - 1;
+        if (S_is(S, s0, "'ve") || S_is(S, s0, "has") || S_is(S, s0, "have") ||
+            S_is(S, s0, "finally") || S_is(S, s0, "just"))
+            s0--;
+        if (!(S_is(S, s0, "i") && !x->assistant))
+            return;
+        sj.pos = s0;
+        add_fact(x, S, &sj, "allergy", toks_str(x, S, va, vb), NULL, EX_NEGATED, 0.8f, va,
+                 vb, EX_ENT_CONCEPT);
+        return;
+    }
+}
+
+/* hired_by -- "Deloitte hired me last year": an organisation taking the
+ * speaker on; and "a London-based
+ * designer": the place the speaker works from. */
+static void hired_by(xctx *x, sent *S)
+{
+    if (x->assistant)
+        return;
+    for (int i = 0; i + 2 < S->n; i++) {
+        if (S->t[i].mark & (TM_HYPO | TM_REPORTED | TM_WISH | TM_SUBCL))
+            continue;
+        size_t wl = S_word(S, i) ? strlen(S->t[i].w) : 0;
+        if (wl > 6 && (S->t[i].flags & TF_CAP) && !strcmp(S->t[i].w + wl - 6, "-based") &&
+            S_cls(S, i - 1, LX_ART) && (S_is(S, i - 2, "am") || S_is(S, i - 2, "'m")) &&
+            S_is(S, i - 3, "i") && S_cls(S, i + 1, LX_OCC)) {
+            const gz_place *g[1];
+            if (gz_lookup(x->text + S->t[i].off, S->t[i].len - 6, g, 1) > 0) {
+                subj me = {SJ_SPEAKER, 0, 0, i - 3, 1.0f};
+                char *pl = dm_malloc(S->t[i].len - 5);
+                if (!pl) {
+                    x->err = DM_ENOMEM;
+                    return;
+                }
+                memcpy(pl, x->text + S->t[i].off, S->t[i].len - 6);
+                pl[S->t[i].len - 6] = 0;
+                place pc;
+                const char *slot = classify(pl, strlen(pl), true, &pc) && pc.slot
+                                       ? pc.slot : "location.city";
+                add_fact(x, S, &me, slot, pl, NULL, EX_ASSERTED, 0.8f, i, i + 1,
+                         EX_ENT_PLACE);
+            }
+            continue;
+        }
+        if (!S_cap(S, i) || (i > 0 && S_cap(S, i - 1)))
+            continue;
+        int a, b;
+        if (!org_at(S, i, &a, &b) || S_cls(S, a, LX_FIRSTNAME | LX_SUBJ))
+            continue;
+        int h = skip_adv(S, b);
+        /* an offer is not a job yet: only "hired" */
+        if (!S_is(S, h, "hired") || !S_is(S, h + 1, "me"))
+            continue;
+        const gz_place *g[1];
+        if (gz_lookup(x->text + S->t[a].off, S->t[b - 1].off + S->t[b - 1].len - S->t[a].off,
+                      g, 1) > 0)
+            continue;
+        subj me = {SJ_SPEAKER, 0, 0, h + 1, 1.0f};
+        add_fact(x, S, &me, "work.employer", toks_str(x, S, a, b), NULL, EX_ASSERTED, 0.8f, a,
+                 b, EX_ENT_ORG);
+        add_event(x, S, EX_EV_MILESTONE, toks_str(x, S, a, h + 2), 0.75f, a, h + 2, &me);
+        return;
+    }
+}
+
+/* own_work -- "I freelance as a translator" (title "freelance
+ * translator"), "I'm a stay-at-home dad" (that title as written). */
+static void own_work(xctx *x, sent *S)
+{
+    if (x->assistant)
+        return;
+    for (int i = 0; i + 3 < S->n; i++) {
+        if (!S_is(S, i, "i") || (S->t[i].mark & (TM_HYPO | TM_REPORTED | TM_WISH | TM_SUBCL)))
+            continue;
+        int k = skip_adv(S, i + 1);
+        subj me = {SJ_SPEAKER, 0, 0, i, 1.0f};
+        if (S_is(S, k, "freelance") && S_is(S, k + 1, "as")) {
+            int a, b;
+            float c;
+            if (title_at(S, k + 2, true, &a, &b, &c)) {
+                char *t = toks_str(x, S, a, b);
+                if (!t)
+                    return;
+                size_t n = strlen(t) + 11;
+                char *v = dm_malloc(n);
+                if (!v) {
+                    dm_free(t);
+                    x->err = DM_ENOMEM;
+                    return;
+                }
+                snprintf(v, n, "freelance %s", t);
+                dm_free(t);
+                add_fact(x, S, &me, "work.title", v, NULL, S->correction ? EX_CORRECTION
+                                                                         : EX_ASSERTED,
+                         0.85f, a, b, (ex_entity_type)-1);
+            }
+            return;
+        }
+        if ((S_is(S, k, "am") || S_is(S, k, "'m")) && S_cls(S, k + 1, LX_ART) &&
+            S_is(S, k + 2, "stay-at-home") &&
+            (S_is(S, k + 3, "dad") || S_is(S, k + 3, "mom") || S_is(S, k + 3, "mum") ||
+             S_is(S, k + 3, "parent") || S_is(S, k + 3, "mother") ||
+             S_is(S, k + 3, "father"))) {
+            add_fact(x, S, &me, "work.title", toks_str(x, S, k + 2, k + 4), NULL,
+                     S->correction ? EX_CORRECTION : EX_ASSERTED, 0.85f, k + 2, k + 4,
+                     (ex_entity_type)-1);
+            return;
+        }
+    }
+}
+
 static void specials(xctx *x, sent *S)
 {
     subj me = {SJ_SPEAKER, 0, 0, 0, x->assistant ? ASSIST_MUL : 1.0f};
@@ -7012,6 +8719,67 @@ static void specials(xctx *x, sent *S)
         if (slot) {
             me.pos = f;
             emit_place(x, S, &me, f, false, EX_CORRECTION, 0.8f, NULL);
+        }
+    }
+    if (x->assistant || (S->t[f].mark & (TM_HYPO | TM_REPORTED | TM_WISH)))
+        return;
+    /* "I meant Square, not Stripe", "sorry, I meant Utrecht": the value
+     * the speaker corrects, of the slot its kind of name belongs to (a
+     * place is where they live, an organisation where they work). */
+    for (int i = f; i + 2 < S->n && i < f + 4; i++) {
+        if (!S_is(S, i, "i") || !(S_is(S, i + 1, "meant") || S_is(S, i + 1, "mean")))
+            continue;
+        int j = i + 2, a, b, c = -1, d = -1;
+        place pl;
+        if (!S_cap(S, j))
+            break;
+        bool is_place = place_at(x, S, j, &a, &b, &pl) && pl.gp &&
+                        !S_cls(S, j, LX_ORGNAME);
+        if (!is_place && !org_at(S, j, &a, &b))
+            break;
+        if (!is_place && (S_cls(S, a, LX_FIRSTNAME | LX_MONTH | LX_DAY | LX_LANG) ||
+                          S_cls(S, a, LX_DEMONYM)))
+            break;
+        int n = b;
+        if (S_punct(S, n, ','))
+            n++;
+        if (S_is(S, n, "not") && S_cap(S, n + 1)) {
+            place q;
+            if (!(is_place ? place_at(x, S, n + 1, &c, &d, &q) : org_at(S, n + 1, &c, &d)))
+                c = d = -1;
+        }
+        if (!clause_end_tok(S, c >= 0 ? d : b) && !S_punct(S, c >= 0 ? d : b, ','))
+            break;
+        me.pos = i;
+        char *prev = c >= 0 ? toks_str(x, S, c, d) : NULL;
+        /* the value replaced is a city: so is the one meant */
+        place pq;
+        int c2, d2;
+        x->prefer_city = is_place && c >= 0 && place_at(x, S, c, &c2, &d2, &pq) && pq.gp &&
+                         pq.gp->kind == GZ_CITY;
+        if (is_place)
+            emit_place(x, S, &me, j, false, EX_CORRECTION, 0.85f, prev);
+        else
+            add_fact(x, S, &me, "work.employer", toks_str(x, S, a, b), prev,
+                     EX_CORRECTION, 0.8f, a, b, EX_ENT_ORG);
+        x->prefer_city = false;
+        break;
+    }
+    /* "Portland, Oregon actually.": the place itself, corrected. */
+    if (S_cap(S, f) && !S_cls(S, f, LX_FIRSTNAME)) {
+        int a, b;
+        place pl;
+        int q = f;
+        if (place_at(x, S, q, &a, &b, &pl) && pl.gp && a == f) {
+            int e = b;
+            int c2, d2;
+            place p2;
+            if (S_punct(S, e, ',') && place_at(x, S, e + 1, &c2, &d2, &p2) && p2.gp)
+                e = d2;
+            if (S_is(S, e, "actually") && clause_end_tok(S, e + 1)) {
+                me.pos = f;
+                emit_place(x, S, &me, f, false, EX_CORRECTION, 0.8f, NULL);
+            }
         }
     }
 }
@@ -7178,15 +8946,25 @@ static void subject_frames_vg(xctx *x, sent *S, const subj *sj, const vg *v0,
 /* resolve -- he/she: the only person of that gender named in this turn. */
 static int resolve(xctx *x, bool female)
 {
-    int found = -1, n = 0;
+    /* The people the turn introduced ("my sister Ann") come first; a name
+     * seen only as a subject ("Ben moved out, he's in Columbus") is the
+     * referent only when no such person fits. */
+    int found = -1, n = 0, found_subj = -1, n_subj = 0;
     for (int i = 0; i < x->n_people; i++) {
         int g = x->people[i].gender;
-        if (g == (female ? 1 : 2) || g == 0) {
+        if (g != (female ? 1 : 2) && g != 0)
+            continue;
+        if (x->people[i].subject_only) {
+            found_subj = i;
+            n_subj++;
+        } else {
             found = i;
             n++;
         }
     }
-    return n == 1 ? found : -1;
+    if (n > 0)
+        return n == 1 ? found : -1;
+    return n_subj == 1 ? found_subj : -1;
 }
 
 /* gerund_subject -- the -ing phrase at k is the subject of a verb that
@@ -7227,6 +9005,16 @@ static void dropped_subject(xctx *x, sent *S)
     bool like = vb == LV_LOVE || vb == LV_LIKE || vb == LV_ENJOY ||
                 vb == LV_ADORE || vb == LV_HATE || vb == LV_DETEST ||
                 vb == LV_LOATHE || vb == LV_PREFER || vb == LV_DISLIKE;
+    if (S_is(S, k, "did") && S_cls(S, k + 1, LX_POSS | LX_ART) && !S->question &&
+        !S_is(S, k + 1, "you") && may_have_time(S)) {
+        /* "Did my last 20-miler on Saturday": "did" as the main verb of
+         * something the speaker did. */
+        int e = vp_end(x, S, k, 12);
+        subj sj = {SJ_SPEAKER, 0, 0, k, 1.0f};
+        if (e > k + 2)
+            add_event(x, S, EX_EV_ACTIVITY, toks_str(x, S, k, e), 0.7f, k, e, &sj);
+        return;
+    }
     if (tcls(&S->t[k]) & (LX_CAN | LX_DO)) {
         /* "Can't stand X", "Don't eat meat anymore" is an order; only the
          * idioms of taste are read. */
@@ -7239,6 +9027,12 @@ static void dropped_subject(xctx *x, sent *S)
          * into sports", "Allergic to sulfa drugs", "Fluent in Mandarin". */
         int c = k;
         bool neg = false;
+        /* "Six weeks vegetarian and counting": how long, then what. */
+        if ((S_cls(S, c, LX_NUM) || (c < S->n && S->t[c].type == T_NUM)) &&
+            (S_is(S, c + 1, "weeks") || S_is(S, c + 1, "months") ||
+             S_is(S, c + 1, "years") || S_is(S, c + 1, "days")) &&
+            S_cls(S, c + 2, LX_DIET))
+            c += 2;
         if (S_is(S, c, "not") || S_is(S, c, "never")) {
             neg = true;
             c = skip_adv(S, c + 1);
@@ -7247,6 +9041,7 @@ static void dropped_subject(xctx *x, sent *S)
         if (!t || t->type != T_WORD)
             return;
         bool frag = tis(t, "into") || tis(t, "allergic") || tis(t, "fluent") ||
+                    (tis(t, "based") && (S_is(S, c + 1, "in") || S_is(S, c + 1, "out"))) ||
                     tis(t, "conversational") ||
                     ((tis(t, "big") || tis(t, "huge") || tis(t, "fan")) &&
                      (S_is(S, c + 1, "fan") || S_is(S, c + 1, "of"))) ||
@@ -7332,7 +9127,13 @@ static void subjects(xctx *x, sent *S)
             bool known = find_person(x, t->off,
                                      S->t[e - 1].off + S->t[e - 1].len - t->off) >= 0 ||
                          find_person(x, t->off, t->len) >= 0;
-            if (!known && !(tcls(t) & LX_FIRSTNAME))
+            /* "Ivan and Mira moved": a name the lists lack, joined to one
+             * they have. */
+            bool joined = !t->lx && i >= 2 && S_is(S, i - 1, "and") && e == i + 1 &&
+                          S_cap(S, i - 2) &&
+                          (S_cls(S, i - 2, LX_FIRSTNAME) ||
+                           find_person(x, S->t[i - 2].off, S->t[i - 2].len) >= 0);
+            if (!known && !(tcls(t) & LX_FIRSTNAME) && !joined)
                 continue;
             if (!known && (tcls(t) & LX_MONTH))
                 continue;
@@ -7340,6 +9141,10 @@ static void subjects(xctx *x, sent *S)
             sj.off = t->off;
             sj.len = S->t[e - 1].off + S->t[e - 1].len - t->off;
             vstart = e;
+            if (!known && x->n_people < MAX_PEOPLE) {
+                add_person(x, sj.off, sj.len, -1, 0);
+                x->people[x->n_people - 1].subject_only = true;
+            }
             /* "Ann, my sister, works at ..." */
             if (S_punct(S, vstart, ',')) {
                 int q = vstart + 1;
@@ -7347,11 +9152,28 @@ static void subjects(xctx *x, sent *S)
                     q++;
                 if (S_punct(S, q, ','))
                     vstart = q + 1;
+                /* "Dev's wife, Lena, is a nurse": the name is the
+                 * appositive, its verb follows the comma. */
+                else if (i > 0 && S_punct(S, i - 1, ',') &&
+                         S_cls(S, vstart + 1, LX_BE | LX_HAVE) && S_word(S, vstart + 2))
+                    vstart++;
             }
         } else {
             continue;
         }
         subject_frames(x, S, &sj, vstart);
+        /* "Tom and Priya moved to Portland": the verb says it of both. */
+        if (sj.kind == SJ_OTHER && i >= 2 && S_is(S, i - 1, "and") && S_cap(S, i - 2) &&
+            !x->err) {
+            const tok *n = &S->t[i - 2];
+            bool known = find_person(x, n->off, n->len) >= 0;
+            bool start = i == 2 || S_punct(S, i - 3, ',') || S_cls(S, i - 3, LX_CONJ | LX_SUB);
+            if ((known || (tcls(n) & LX_FIRSTNAME)) && start && !speaker_tok(x, S, i - 2) &&
+                !(tcls(n) & LX_MONTH) && name_run(S, i - 2) == i - 1) {
+                subj o = {SJ_OTHER, n->off, n->len, i - 2, sj.mul};
+                subject_frames(x, S, &o, vstart);
+            }
+        }
         /* "my wife Anika and I live in Leeds", "Sam and I both hate
          * olives": what the verb says holds for the named person too. */
         if (tis(t, "i") && !x->assistant && S_is(S, i - 1, "and") && S_cap(S, i - 2) &&
@@ -7512,6 +9334,70 @@ static bool abbreviation(const tok *t, const tok *next)
     return false;
 }
 
+/* name_later -- "Her name's Linda", "his name is Max" after the turn
+ * mentioned an unnamed relative ("my mom's 70th birthday") or got a pet
+ * ("We adopted a cat last Saturday, her name's Miso"): the name belongs
+ * to that relative, or replaces the pet's species as the pet's value. */
+static void name_later(xctx *x, sent *S, bool pets)
+{
+    if (x->assistant)
+        return;
+    for (int i = 0; i + 3 < S->n && !x->err; i++) {
+        if (!(S_is(S, i, "her") || S_is(S, i, "his")) || !S_is(S, i + 1, "name") ||
+            !(S_is(S, i + 2, "is") || S_is(S, i + 2, "'s")))
+            continue;
+        if (i > 0 && !S_punct(S, i - 1, ',') && !S_cls(S, i - 1, LX_CONJ | LX_INTERJ))
+            continue;
+        if (S->t[i].mark & (TM_HYPO | TM_REPORTED | TM_WISH))
+            return;
+        int a = i + 3, b = name_run(S, a);
+        if (b <= a || speaker_tok(x, S, a) ||
+            (tcls(&S->t[a]) & (LX_DAY | LX_MONTH | LX_ORGNAME)))
+            return;
+        int gender = S_is(S, i, "her") ? 1 : 2;
+        uint32_t off = S->t[a].off, len = S->t[b - 1].off + S->t[b - 1].len - off;
+        ex_result *r = x->out;
+        /* The pet got earlier in the turn, known only by its species. */
+        for (size_t q = r->n_facts; pets && q-- > 0;) {
+            ex_fact *f = &r->facts[q];
+            if (strcmp(f->slot, "pet") || f->subject[0] || f->polarity == EX_NEGATED ||
+                !(f->value[0] >= 'a' && f->value[0] <= 'z'))
+                continue;
+            char *nm = span_str(x, off, off + len);
+            if (!nm)
+                return;
+            for (size_t k = 0; k < r->n_relations; k++)
+                if (!strcmp(r->relations[k].rel, "has_pet") &&
+                    !strcmp(r->relations[k].dst, f->value) && !r->relations[k].src[0]) {
+                    char *d = xstrdup(x, nm);
+                    if (!d) {
+                        dm_free(nm);
+                        return;
+                    }
+                    dm_free(r->relations[k].dst);
+                    r->relations[k].dst = d;
+                }
+            dm_free(f->value);
+            f->value = nm;
+            add_entity(x, nm, EX_ENT_CONCEPT, f->confidence, tspan(S, a, b));
+            return;
+        }
+        if (pets || x->pending_rel < 0)
+            return;
+        int rel = x->pending_rel;
+        if (x->pending_gender && x->pending_gender != gender)
+            return;
+        char slot[40];
+        snprintf(slot, sizeof slot, "family.%s", FAMILY_REL[rel]);
+        subj me = {SJ_SPEAKER, 0, 0, i, 1.0f};
+        add_fact(x, S, &me, slot, toks_str(x, S, a, b), NULL, EX_ASSERTED, 0.85f, a, b,
+                 EX_ENT_PERSON);
+        add_person(x, off, len, rel, gender);
+        x->pending_rel = -1;
+        return;
+    }
+}
+
 int ex_extract(const ex_input *in, ex_result *out)
 {
     if (out)
@@ -7541,6 +9427,7 @@ int ex_extract(const ex_input *in, ex_result *out)
             x.spk_len++;
     }
     x.day_from = fdiv(in->time_us, DAY_US) * DAY_US;
+    x.pending_rel = -1;
 
     tokbuf tb;
     tb.t = tb.local;
@@ -7607,7 +9494,14 @@ int ex_extract(const ex_input *in, ex_result *out)
          * already known from this turn). */
         for (int i = 0; i < S.n && !x.err && !x.assistant; i++) {
             if (!S_cap(&S, i) || !S_is(&S, i + 1, "'s") || !S_cls(&S, i + 2, LX_FAMILY) ||
-                speaker_tok(&x, &S, i) || find_person(&x, S.t[i].off, S.t[i].len) < 0)
+                speaker_tok(&x, &S, i) ||
+                (find_person(&x, S.t[i].off, S.t[i].len) < 0 &&
+                 !((S_cls(&S, i, LX_FIRSTNAME) || !S.t[i].lx) && name_run(&S, i) == i + 1 &&
+                   (i == 0 || !S_cap(&S, i - 1)))))
+                continue;
+            /* "Dev's wife": an unknown word is a name only if no place */
+            const gz_place *gp[1];
+            if (!S.t[i].lx && gz_lookup(x.text + S.t[i].off, S.t[i].len, gp, 1) > 0)
                 continue;
             subj sj = {SJ_OTHER, S.t[i].off, S.t[i].len, i, 0.9f};
             bool ok = !S.question && !(S.t[i].mark & (TM_HYPO | TM_REPORTED | TM_WISH));
@@ -7626,10 +9520,27 @@ int ex_extract(const ex_input *in, ex_result *out)
             bool ok = !S.question && !(S.t[i].mark & (TM_HYPO | TM_REPORTED | TM_WISH));
             family_names(&x, &S, &sj, i, ok, -1);
         }
+        as_a(&x, &S);
         if (!S.question) {
+            /* Relatives named here are subjects of what follows; pets got
+             * in this sentence are named after its frames. */
+            size_t ev0 = x.out->n_events;
+            name_later(&x, &S, false);
             specials(&x, &S);
+            here_in(&x, &S);
+            now_living(&x, &S);
+            agent_hobby(&x, &S);
+            outgrown(&x, &S);
+            hired_by(&x, &S);
+            own_work(&x, &S);
+            goal_heading(&x, &S);
+            first_day_at(&x, &S);
             subjects(&x, &S);
             org_sentence(&x, &S);
+            deaths(&x, &S);
+            where_lives(&x, &S);
+            noun_events(&x, &S, ev0);
+            name_later(&x, &S, true);
         }
         scan_entities(&x, &S);
         s0 = e;

@@ -270,6 +270,15 @@ typedef enum lx_verb {
     LV_KAYAK,
     LV_SAIL,
     LV_BOWL,
+    LV_BOOK,
+    LV_CANCEL,
+    LV_HIT,
+    LV_REACH,
+    LV_ACHIEVE,
+    LV_ACCOMPLISH,
+    LV_DROP,
+    LV_ABANDON,
+    LV_SCRAP,
     LV_COUNT
 } lx_verb;
 

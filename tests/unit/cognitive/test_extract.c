@@ -1149,6 +1149,314 @@ static void test_long_turn(void **state)
     ex_result_free(&r);
 }
 
+/* ---- phrasings read across a turn ----------------------------------------- */
+
+static const fcase ACROSS[] = {
+    /* a relative or pet named by a later clause or sentence */
+    {"Planning my dad's retirement party. His name's Oscar and he lives in Tulsa.", "",
+     "family.father", "Oscar", A, 0.8f, 1},
+    {"Planning my dad's retirement party. His name's Oscar and he lives in Tulsa.",
+     "Oscar", "location.city", "Tulsa", A, 0.6f, 1},
+    {"We got a puppy on Friday, his name's Pretzel.", "", "pet", "Pretzel", A, 0.6f, 1},
+    {"My son is called Ravi, he's 9.", "", "family.son", "Ravi", A, 0.85f, 1},
+    {"My son is called Ravi, he's 9.", "Ravi", "age", "9", A, 0.6f, 1},
+    /* another person's relative, and what is said of them */
+    {"Nora's husband is called Felix.", "Nora", "family.spouse", "Felix", A, 0.7f, 1},
+    {"Nora's husband Felix works at Siemens.", "Felix", "work.employer", "Siemens", A,
+     0.7f, 1},
+    {"Dev's wife, Lena, is a nurse at Swedish Covenant Hospital.", "Lena",
+     "work.employer", "Swedish Covenant Hospital", A, 0.7f, 1},
+    /* two named subjects, a pronoun bound to a name used as a subject */
+    {"Ivan and Mira moved to Boise last month.", "Ivan", "location.city", "Boise", A,
+     0.6f, 1},
+    {"Ivan and Mira moved to Boise last month.", "Mira", "location.city", "Boise", A,
+     0.6f, 1},
+    {"Omar moved out in April, he's in Denver now.", "Omar", "location.city", "Denver",
+     A, 0.6f, 1},
+    {"My uncle Raj is driving down from Fresno, where he lives.", "Raj",
+     "location.city", "Fresno", A, 0.6f, 1},
+    /* corrections naming what they replace */
+    {"Sorry, I meant Lyft, not Uber.", "", "work.employer", "Lyft", C, 0.7f, 1},
+    {"Boise, Idaho actually.", "", "location.city", "Boise", C, 0.7f, 1},
+    /* diets, hobbies and languages in chat phrasings */
+    {"I'm on paleo these days.", "", "diet", "paleo", A, 0.8f, 1},
+    {"I quit paleo in March.", "", "diet", "paleo", N, 0.7f, 1},
+    {"Three months vegan and loving it!", "", "diet", "vegan", A, 0.8f, 1},
+    {"I gave up chess, too stressful.", "", "hobby", "chess", N, 0.7f, 1},
+    {"I play chess and tennis on Sundays.", "", "hobby", "tennis", A, 0.8f, 1},
+    {"I'm 52 and just getting into kayaking.", "", "hobby", "kayaking", A, 0.6f, 1},
+    {"I started going to a pottery class on Thursdays.", "", "hobby", "pottery", A,
+     0.6f, 1},
+    {"I joined a chess club last month.", "", "hobby", "chess", A, 0.6f, 1},
+    {"After two years of lessons I'm finally fluent in Italian.", "", "language",
+     "Italian", A, 0.8f, 1},
+    {"Ramen is honestly my favorite food.", "", "preference.likes", "ramen", A, 0.8f, 1},
+    {"I'm dreading August here in Phoenix.", "", "location.city", "Phoenix", A, 0.6f, 1},
+    /* work */
+    {"My sister Kim switched to Deloitte.", "Kim", "work.employer", "Deloitte", A, 0.6f,
+     1},
+    {"I switched my major to linguistics.", "", "education", "linguistics", A, 0.8f, 1},
+    {"First week at Spotify done!", "", "work.employer", "Spotify", A, 0.7f, 1},
+    {"I started at Intel in 2008, moved to Nvidia in 2016.", "", "work.employer",
+     "Nvidia", A, 0.7f, 1},
+    {"Got an offer from Philips! I start there next Monday.", "", "plan",
+     "start at Philips", A, 0.6f, 1},
+    /* plans, goals, partners, ages and birthdays */
+    {"I booked a cabin in Banff for July!", "", "plan", "trip to Banff", A, 0.7f, 1},
+    {"Next goal: a sub-four marathon.", "", "goal", "sub-four marathon", A, 0.7f, 1},
+    {"Goal for this year: learn to bake bread.", "", "goal", "learn to bake bread", A,
+     0.7f, 1},
+    {"Theo and I broke up in March.", "", "family.partner", "Theo", N, 0.7f, 1},
+    {"My birthday was yesterday, 41 now!", "", "birthday", "May 7", A, 0.85f, 1},
+    {"My birthday was yesterday, 41 now!", "", "age", "41", A, 0.8f, 1},
+    {"We had to put Pickles down on Saturday.", "", "pet", "Pickles", N, 0.7f, 1},
+    /* more chat phrasings */
+    {"Raised in Leeds, now living in York.", "", "location.city", "York", A, 0.8f, 1},
+    {"Currently based out of Lagos.", "", "location.city", "Lagos", A, 0.8f, 1},
+    {"My son Eli's birthday is June 9th.", "Eli", "birthday", "June 9", A, 0.8f, 1},
+    {"My grandpa, Walt, lives in a retirement home in Tampa.", "Walt", "location.city",
+     "Tampa", A, 0.7f, 1},
+    {"My cousin Ines is visiting from Denver next week.", "Ines", "location.city",
+     "Denver", A, 0.6f, 1},
+    {"My baby Noor was born in March.", "", "family.child", "Noor", A, 0.8f, 1},
+    {"My 4-year-old, Jonah, hates broccoli.", "Jonah", "age", "4", A, 0.7f, 1},
+    {"I'm trying to save for a car.", "", "goal", "save for a car", A, 0.7f, 1},
+    {"One of my goals this year is to run a half marathon.", "", "goal",
+     "run a half marathon", A, 0.8f, 1},
+    {"I'm learning to ski this winter.", "", "hobby", "skiing", A, 0.6f, 1},
+    {"I go to the gym most mornings.", "", "hobby", "gym", A, 0.7f, 1},
+    {"I only eat kosher food.", "", "diet", "kosher", A, 0.8f, 1},
+    {"I'm a keen cyclist.", "", "hobby", "cycling", A, 0.7f, 1},
+    {"I'm an avid photographer.", "", "hobby", "photography", A, 0.7f, 1},
+    {"I'm a decent baker.", "", "skill", "baking", A, 0.7f, 1},
+    {"As a female engineer, I notice it.", "", "gender", "female", A, 0.7f, 1},
+    {"As a female engineer, I notice it.", "", "work.title", "engineer", A, 0.7f, 1},
+    {"As a 35-year-old, is it too late to switch careers?", "", "age", "35", A, 0.7f, 1},
+    {"I'm an analyst in the insurance industry.", "", "work.industry", "insurance", A, 0.7f,
+     1},
+    {"I stopped playing squash after my knee surgery.", "", "hobby", "squash", N, 0.7f, 1},
+    {"I outgrew my egg allergy.", "", "allergy", "egg", N, 0.7f, 1},
+    {"I quit vaping a year ago.", "", "health", "vaping", N, 0.7f, 1},
+    {"I do bookkeeping at KPMG.", "", "work.employer", "KPMG", A, 0.7f, 1},
+    {"I've been with Accenture since 2019.", "", "work.employer", "Accenture", A, 0.7f, 1},
+    {"Siemens hired me in March.", "", "work.employer", "Siemens", A, 0.7f, 1},
+    {"I'm a Chicago-based architect.", "", "location.city", "Chicago", A, 0.7f, 1},
+    {"I'm a Chicago-based architect.", "", "work.title", "architect", A, 0.8f, 1},
+    {"We cancelled our trip to Rome.", "", "plan", "trip to Rome", N, 0.6f, 1},
+    {"Sorry, I meant Leeds, not York.", "", "location.city", "Leeds", C, 0.7f, 1},
+    {"My roommate Priya moved to Austin.", "Priya", "location.city", "Austin", A, 0.7f, 1},
+    {"Moved to Tulsa for work; I've lived here three years now.", "", "location.city",
+     "Tulsa", A, 0.6f, 1},
+    {"I'm training for a triathlon.", "", "goal", "triathlon", A, 0.6f, 1},
+    {"I freelance as an illustrator.", "", "work.title", "freelance illustrator", A, 0.8f,
+     1},
+    {"I'm a stay-at-home mom.", "", "work.title", "stay-at-home mom", A, 0.8f, 1},
+};
+
+static void test_across(void **state)
+{
+    (void)state;
+    check_cases(ACROSS, sizeof ACROSS / sizeof *ACROSS, NULL, "user");
+    /* The pet's name replaces its species as the value. */
+    ex_result r = run("We got a puppy on Friday, his name's Pretzel.", NULL, "user");
+    assert_null(find_fact(&r, "", "pet", "puppy"));
+    assert_non_null(find_rel(&r, "", "has_pet", "Pretzel"));
+    ex_result_free(&r);
+    /* Clause years: each employer from its own year. */
+    r = run("I started at Intel in 2008, moved to Nvidia in 2016.", NULL, "user");
+    const ex_fact *f = find_fact(&r, "", "work.employer", "Intel");
+    assert_non_null(f);
+    assert_int_equal(f->valid_from_us, INT64_C(1199145600000000)); /* 2008-01-01 */
+    f = find_fact(&r, "", "work.employer", "Nvidia");
+    assert_non_null(f);
+    assert_int_equal(f->valid_from_us, INT64_C(1451606400000000)); /* 2016-01-01 */
+    assert_null(find_fact(&r, "", "location.city", "Nvidia"));
+    ex_result_free(&r);
+    /* Not facts: a visit, a household switching providers, a question, a
+     * correction of a day. */
+    static const char *const NOT[] = {
+        "We're here in Lisbon for the week.",
+        "We switched to Verizon last year.",
+        "Did my brother call you",
+        "I meant Tuesday, not Monday.",
+        "Google offered me a job!",
+        "I've been with my husband for 5 years.",
+        "I'm a good cook.",
+    };
+    int bad = 0;
+    for (size_t i = 0; i < sizeof NOT / sizeof *NOT; i++) {
+        r = run(NOT[i], NULL, "user");
+        if (r.n_facts) {
+            print_message("UNWANTED \"%s\"\n", NOT[i]);
+            dump(&r);
+            bad++;
+        }
+        ex_result_free(&r);
+    }
+    assert_int_equal(bad, 0);
+}
+
+/* Events named by nouns, of other people, and of deaths; Monday
+ * 2023-05-08 is day 0. */
+static void test_noun_events(void **state)
+{
+    (void)state;
+    expect_event("Big barbecue this weekend.", EX_EV_PLAN, "barbecue", true,
+                 D0 + 5 * DAY_US, D0 + 7 * DAY_US);
+    expect_event("The reunion on Saturday was great.", EX_EV_SOCIAL, "reunion", true,
+                 D0 - 2 * DAY_US, D0 - DAY_US);
+    expect_event("I have a vet appointment next Tuesday.", EX_EV_PLAN, "vet appointment",
+                 true, D0 + 8 * DAY_US, D0 + 9 * DAY_US);
+    expect_event("I booked flights to Oslo for June.", EX_EV_PLAN, "trip to Oslo", true,
+                 D0 + 24 * DAY_US, D0 + 54 * DAY_US);
+    expect_event("Did my first 10k on Saturday.", EX_EV_ACTIVITY, "10k", true,
+                 D0 - 2 * DAY_US, D0 - DAY_US);
+    expect_event("Finished Chicago yesterday!", EX_EV_ACTIVITY, "Chicago", true,
+                 D0 - DAY_US, D0);
+    expect_event("Omar moved out on Saturday.", EX_EV_MILESTONE, "Omar moved out", true,
+                 D0 - 2 * DAY_US, D0 - DAY_US);
+    expect_event("Sadly Biscuit died yesterday.", EX_EV_MILESTONE, "Biscuit died", true,
+                 D0 - DAY_US, D0);
+    expect_event("Got an internship at Bosch! Starting June 5.", EX_EV_PLAN,
+                 "start at Bosch", true, D0 + 28 * DAY_US, D0 + 29 * DAY_US);
+    expect_event("It's my birthday today!", EX_EV_MILESTONE, "birthday", true, D0,
+                 D0 + DAY_US);
+    expect_event("My uncle passed away in 2019.", EX_EV_MILESTONE, "uncle passed away",
+                 true, INT64_C(1546300800000000), INT64_C(1577836800000000));
+    expect_event("My friend Ada just had twins!", EX_EV_MILESTONE, "Ada had twins", false,
+                 D0, D0 + DAY_US);
+    expect_event("My niece Lily just got into Stanford!", EX_EV_MILESTONE,
+                 "Lily got into Stanford", false, D0, D0 + DAY_US);
+    expect_event("We signed a lease yesterday.", EX_EV_MILESTONE, "signed a lease", true,
+                 D0 - DAY_US, D0);
+    expect_event("I quit drinking three days ago.", EX_EV_MILESTONE, "quit drinking", true,
+                 D0 - 3 * DAY_US, D0 - 2 * DAY_US);
+    expect_event("My mom retired last year.", EX_EV_MILESTONE, "mom retired", true,
+                 INT64_C(1640995200000000), INT64_C(1672531200000000));
+    expect_event("I got promoted on Friday!", EX_EV_MILESTONE, "got promoted", true,
+                 D0 - 3 * DAY_US, D0 - 2 * DAY_US);
+    /* A time in a clause with its own subject is that clause's. */
+    expect_event("Got an offer from Bosch and I start on the 1st of next month.",
+                 EX_EV_MILESTONE, "offer from Bosch", false, D0, D0 + DAY_US);
+    expect_event("Got an offer from Bosch and I start on the 1st of next month.",
+                 EX_EV_PLAN, "start at Bosch", true, D0 + 24 * DAY_US, D0 + 25 * DAY_US);
+    /* One event for two people doing one thing. */
+    ex_result r = run("Ivan and Mira moved to Boise last month.", NULL, "user");
+    assert_int_equal(r.n_events, 1);
+    ex_result_free(&r);
+}
+
+/* ---- the slot named instead of a value ------------------------------- */
+
+/* A goal carried out or given up, a plan dropped, a job quit without the
+ * employer named: a negated fact whose value names the slot, which the
+ * fact set reads as the end of the slot's one current value. */
+static const fcase SLOT_NAMED[] = {
+    {"I hit my goal, 15 kilos down!", "", "goal", "my goal", N, 0.7f, 1},
+    {"Finally reached my goal weight last week.", "", "goal", "my goal", N, 0.7f, 1},
+    {"I've achieved my goal of a 5k under 25 minutes.", "", "goal", "my goal", N, 0.7f, 1},
+    {"I met my savings goal in March.", "", "goal", "my goal", N, 0.7f, 1},
+    {"I gave up on my goal, too much pressure.", "", "goal", "my goal", N, 0.7f, 1},
+    {"I quit my job on Friday.", "", "work.employer", "my job", N, 0.7f, 1},
+    {"I lost my job in the layoffs.", "", "work.employer", "my job", N, 0.7f, 1},
+    {"I dropped my plan to open a cafe.", "", "plan", "my plan", N, 0.7f, 1},
+    {"We scrapped our plan after the storm.", "", "plan", "the plan", N, 0.7f, 1},
+};
+
+/* Must not read as an end: a goal stated, a job liked, a goal nearly or
+ * not yet met, a future or hypothetical one, another's goal asked about,
+ * a quit naming the employer (that fact instead). */
+static const char *const SLOT_NAMED_NOT[] = {
+    "My goal is to run a marathon.",
+    "I love my job.",
+    "I almost hit my goal this month.",
+    "I didn't reach my goal.",
+    "I'll reach my goal by June.",
+    "If I hit my goal I'll buy new shoes.",
+    "Did you hit your goal?",
+    "I hit my head on the shelf.",
+    "I quit my job at Initech.",
+    "We quit our jobs to travel.",
+    "I cancelled my plans for tonight.",
+};
+
+static void test_slot_named(void **state)
+{
+    check_cases(SLOT_NAMED, sizeof SLOT_NAMED / sizeof *SLOT_NAMED, NULL, "user");
+    int bad = 0;
+    for (size_t i = 0; i < sizeof SLOT_NAMED_NOT / sizeof *SLOT_NAMED_NOT; i++) {
+        ex_result r = run(SLOT_NAMED_NOT[i], NULL, "user");
+        for (size_t k = 0; k < r.n_facts; k++)
+            if (r.facts[k].polarity == EX_NEGATED &&
+                (!strcmp(r.facts[k].value, "my goal") || !strcmp(r.facts[k].value, "my job") ||
+                 !strcmp(r.facts[k].value, "my plan") || !strcmp(r.facts[k].value, "the plan"))) {
+                print_message("FIRED \"%s\"\n", SLOT_NAMED_NOT[i]);
+                dump(&r);
+                bad++;
+            }
+        ex_result_free(&r);
+    }
+    assert_int_equal(bad, 0);
+    /* "I quit my job at Initech" negates the employer named. */
+    ex_result r = run("I quit my job at Initech.", NULL, "user");
+    const ex_fact *f = find_fact(&r, "", "work.employer", "Initech");
+    assert_non_null(f);
+    assert_int_equal(f->polarity, EX_NEGATED);
+    ex_result_free(&r);
+    /* A goal stated is asserted, not ended. */
+    r = run("My goal is to run a marathon.", NULL, "user");
+    f = find_fact(&r, "", "goal", "run a marathon");
+    assert_non_null(f);
+    assert_int_equal(f->polarity, EX_ASSERTED);
+    ex_result_free(&r);
+}
+
+/* A change whose replaced value is the slot itself: "switched my major to
+ * X" replaces the field held ("my major"), "switched jobs to Acme" the
+ * employer held ("my job"); a field named after "from" is the one
+ * replaced. */
+static void test_slot_replaced(void **state)
+{
+    static const struct {
+        const char *text, *slot, *value, *prev;
+    } CASES[] = {
+        {"I switched my major to marine biology.", "education", "marine biology", "my major"},
+        {"I changed my major to philosophy last fall.", "education", "philosophy", "my major"},
+        {"Switched majors to statistics!", "education", "statistics", "my major"},
+        {"I switched my major from chemistry to nursing.", "education", "nursing",
+         "chemistry"},
+        {"I switched jobs to Initech in May.", "work.employer", "Initech", "my job"},
+        {"I changed jobs to Globex last year.", "work.employer", "Globex", "my job"},
+    };
+    int bad = 0;
+    for (size_t i = 0; i < sizeof CASES / sizeof *CASES; i++) {
+        ex_result r = run(CASES[i].text, NULL, "user");
+        const ex_fact *f = find_fact(&r, "", CASES[i].slot, CASES[i].value);
+        if (!f || f->polarity != EX_ASSERTED || !f->prev_value ||
+            strcmp(f->prev_value, CASES[i].prev)) {
+            print_message("MISS \"%s\": want (%s | %s) prev %s\n", CASES[i].text, CASES[i].slot,
+                          CASES[i].value, CASES[i].prev);
+            dump(&r);
+            bad++;
+        }
+        ex_result_free(&r);
+    }
+    assert_int_equal(bad, 0);
+    /* "switched to Initech" alone names no job left; "changed my mind"
+     * and "changed to a new phone plan" say nothing of work or study. */
+    ex_result r = run("I switched to Initech.", NULL, "user");
+    const ex_fact *f = find_fact(&r, "", "work.employer", "Initech");
+    assert_non_null(f);
+    assert_null(f->prev_value);
+    ex_result_free(&r);
+    r = run("I changed my mind about it.", NULL, "user");
+    assert_int_equal(r.n_facts, 0);
+    ex_result_free(&r);
+    r = run("I changed to a new phone plan.", NULL, "user");
+    assert_int_equal(r.n_facts, 0);
+    ex_result_free(&r);
+}
+
 /* ---- hostile input, errors, memory --------------------------------------- */
 
 static void test_garbage(void **state)
@@ -1390,6 +1698,10 @@ int main(void)
         cmocka_unit_test(test_entities),
         cmocka_unit_test(test_verdicts_conditions),
         cmocka_unit_test(test_long_turn),
+        cmocka_unit_test(test_across),
+        cmocka_unit_test(test_noun_events),
+        cmocka_unit_test(test_slot_named),
+        cmocka_unit_test(test_slot_replaced),
         cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_oom),
