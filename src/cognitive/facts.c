@@ -71,6 +71,7 @@
  */
 #include "cognitive/facts.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -1193,6 +1194,54 @@ static const char *event_actor(const ex_event *e)
     return NULL;
 }
 
+/* what says a death ("Salt passed away", "the cat died"). */
+static bool says_death(const char *what)
+{
+    static const char *const phrases[] = { " passed away", " died", " passed on",
+                                           " put down", " put to sleep", " crossed the rainbow" };
+    for (size_t i = 0; i < sizeof phrases / sizeof *phrases; i++)
+        if (strcasestr(what, phrases[i]))
+            return true;
+    return false;
+}
+
+/* name occurs in text as whole words, case aside. */
+static bool names_in(const char *text, const char *name)
+{
+    size_t l = strlen(name);
+    if (!l)
+        return false;
+    for (const char *q = text; (q = strcasestr(q, name)); q++) {
+        bool start = q == text || !isalnum((unsigned char)q[-1]);
+        bool end = !isalnum((unsigned char)q[l]);
+        if (start && end)
+            return true;
+    }
+    return false;
+}
+
+/* A pet that the turn says died ends ("Sadly Salt passed away last
+ * week", the pet told of in an earlier turn).  People are not ended this
+ * way: a late mother is still the mother. */
+static int end_dead_pets(fact_set *s, const ex_result *ex, const fact_ctx *c, fact_plan *p)
+{
+    int rc = DM_OK;
+    for (size_t k = 0; k < ex->n_events && !rc; k++) {
+        const ex_event *e = &ex->events[k];
+        if (e->type != EX_EV_MILESTONE || !e->what || !says_death(e->what))
+            continue;
+        size_t *v;
+        size_t nv = lookup(s, "", "pet", keep_current_of, "", &v);
+        for (size_t j = 0; j < nv && !rc; j++) {
+            const fact *f = &s->f[v[j]];
+            if (!said_now(f, c) && names_in(e->what, f->value))
+                rc = end_fact(s, v[j], e->from_us, NULL, NULL, c, p);
+        }
+        dm_free(v);
+    }
+    return rc;
+}
+
 /* The stem of the first word of s, into out (TERM_MAX bytes); "" when
  * it has none (a stop word, nothing). */
 static void first_stem(const char *s, char *out)
@@ -1421,6 +1470,8 @@ int facts_apply(fact_set *s, const ex_result *ex, const fact_ctx *c, fact_plan *
         rc = fulfil_plans(s, ex, c, p);
     if (!rc)
         rc = fulfil_by_facts(s, ex, c, p);
+    if (!rc)
+        rc = end_dead_pets(s, ex, c, p);
     return rc;
 }
 

@@ -546,6 +546,35 @@ static void test_plan_done_by_event(void **state)
     fact_set_fini(&s);
 }
 
+/* A pet told of earlier that the turn says died leaves the pets; a
+ * relative who died is still the relative. */
+static void test_dead_pet(void **state)
+{
+    fact_set s = { 0 };
+    say(&s, F("", "pet", "Salt", 0.9f), 0, 1);
+    say(&s, F("", "pet", "Pepper", 0.9f), 0, 1);
+    say(&s, F("", "family.grandfather", "Joe", 0.9f), 0, 1);
+    ex_event e = { 0 };
+    ex_result ex = { 0 };
+    ex.events = &e;
+    ex.n_events = 1;
+    e.type = EX_EV_MILESTONE;
+    e.what = "Saltine the neighbour's dog died"; /* another name */
+    e.from_us = T0 + 500 * DAY;
+    e.to_us = e.from_us + DAY;
+    apply_at(&s, &ex, 501, 2);
+    assert_int_equal(count_current(&s, "", "pet"), 2);
+    e.what = "Salt passed away";
+    apply_at(&s, &ex, 502, 3);
+    assert_int_equal(count_current(&s, "", "pet"), 1);
+    assert_string_equal(current(&s, "", "pet", 0)->value, "Pepper");
+    assert_int_equal(find_value(&s, "pet", "Salt")->valid_to_us, T0 + 500 * DAY);
+    e.what = "Joe passed away";
+    apply_at(&s, &ex, 503, 4);
+    assert_int_equal(count_current(&s, "", "family.grandfather"), 1);
+    fact_set_fini(&s);
+}
+
 static void test_plan_done_by_fact(void **state)
 {
     fact_set s = { 0 };
@@ -628,6 +657,7 @@ int main(void)
         cmocka_unit_test(test_marriage),
         cmocka_unit_test(test_plan_done_by_event),
         cmocka_unit_test(test_plan_done_by_fact),
+        cmocka_unit_test(test_dead_pet),
         cmocka_unit_test(test_entity_match_and_norm),
         cmocka_unit_test(test_record_round_trip),
     };
