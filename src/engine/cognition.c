@@ -60,19 +60,99 @@ static graph_node_type value_type(const char *slot)
     return GRAPH_CONCEPT;
 }
 
-/* The node of a fact's subject. */
-static int subject_node(graph *g, const fact *f, uint32_t *out)
+void eng_graph_drop(eng_user *u)
 {
-    if (!f->subject[0])
-        return graph_node(g, ENG_USER_NODE, GRAPH_USER, out);
-    return graph_node(g, f->subject, GRAPH_CONCEPT, out);
+    graph_free(u->graph);
+    u->graph = NULL;
+    dm_free(u->gvecs);
+    u->gvecs = NULL;
+    u->n_gvecs = 0;
 }
 
-/* Put a current fact into the graph, or take an ended one out. */
-static int graph_put(graph *g, const fact *f)
+/* Keep v as the embedding of node (gvecs grows to hold it); without
+ * memory the node is just not compared later. */
+static void gvec_put(const dm_db *db, eng_user *u, uint32_t node, const float *v)
 {
+    if (node >= u->n_gvecs) {
+        uint32_t n = node + 1 > u->n_gvecs * 2 ? node + 1 : u->n_gvecs * 2;
+        float *nv = dm_realloc(u->gvecs, (size_t)n * db->dim * sizeof *nv);
+        if (!nv)
+            return;
+        memset(nv + (size_t)u->n_gvecs * db->dim, 0,
+               (size_t)(n - u->n_gvecs) * db->dim * sizeof *nv);
+        u->gvecs = nv;
+        u->n_gvecs = n;
+    }
+    memcpy(u->gvecs + (size_t)node * db->dim, v, db->dim * sizeof *v);
+}
+
+/* Organizations, products and concepts (which a subject not yet known
+ * as a person is) resolve by embedding; people and places do not. */
+static bool resolvable(graph_node_type t)
+{
+    return t == GRAPH_ORG || t == GRAPH_CONCEPT || t == GRAPH_PRODUCT;
+}
+
+/*
+ * The node called name.  Names resolve first by normalized name and
+ * alias (graph_node).  A new organization, concept or product is then
+ * compared by embedding with the user's nodes of those types: at cosine
+ * FACT_SIM_DUP or more ("NYU" and "New York University" with an embedding
+ * model that knows both) the name becomes an alias of that node instead
+ * of a node of its own.  People are never resolved this way (two names
+ * close in embedding space are two people) nor places (the gazetteer
+ * knows them).
+ */
+static int value_node(dm_db *db, eng_user *u, const char *value, graph_node_type t,
+                      uint32_t *out)
+{
+    graph *g = u->graph;
+    if (graph_find(g, value, strlen(value)) != GRAPH_NONE || !resolvable(t) || !db ||
+        !db->emb || !db->dim || db->dim > 4096)
+        return graph_node(g, value, t, out);
+    float v[4096];
+    const char *texts[1] = { value };
+    size_t lens[1] = { strlen(value) };
+    if (embedder_embed(db->emb, texts, lens, 1, v) || eng_vec_is_zero(v, db->dim))
+        return graph_node(g, value, t, out);
+    uint32_t best = GRAPH_NONE;
+    double best_sim = FACT_SIM_DUP;
+    for (uint32_t n = 0; n < u->n_gvecs; n++) {
+        const float *w = u->gvecs + (size_t)n * db->dim;
+        if (!resolvable(graph_node_type_of(g, n)) || eng_vec_is_zero(w, db->dim))
+            continue;
+        double d = 0;
+        for (uint32_t i = 0; i < db->dim; i++)
+            d += (double)v[i] * w[i];
+        if (d >= best_sim) {
+            best_sim = d;
+            best = n;
+        }
+    }
+    if (best != GRAPH_NONE && graph_alias(g, best, value) == DM_OK) {
+        *out = best;
+        return DM_OK;
+    }
+    int rc = graph_node(g, value, t, out);
+    if (!rc)
+        gvec_put(db, u, *out, v);
+    return rc;
+}
+
+/* The node of a fact's subject. */
+static int subject_node(dm_db *db, eng_user *u, const fact *f, uint32_t *out)
+{
+    if (!f->subject[0])
+        return graph_node(u->graph, ENG_USER_NODE, GRAPH_USER, out);
+    return value_node(db, u, f->subject, GRAPH_CONCEPT, out);
+}
+
+/* Put a current fact into u's graph, or take an ended one out. */
+static int graph_put(dm_db *db, eng_user *u, const fact *f)
+{
+    graph *g = u->graph;
     uint32_t s, d;
-    int rc = subject_node(g, f, &s);
+    int rc = subject_node(db, u, f, &s);
     if (rc)
         return rc;
     if (!f->subject[0] && !strcmp(f->slot, "name")) {
@@ -88,7 +168,7 @@ static int graph_put(graph *g, const fact *f)
             graph_edge_remove(g, s, f->slot, dn);
         return DM_OK;
     }
-    if ((rc = graph_node(g, f->value, value_type(f->slot), &d)))
+    if ((rc = value_node(db, u, f->value, value_type(f->slot), &d)))
         return rc == DM_EINVAL ? DM_OK : rc; /* a value with no name in it */
     /* The edge is the fact as it is now: put anew, not merged again. */
     graph_edge_remove(g, s, f->slot, d);
@@ -103,33 +183,29 @@ static int graph_put(graph *g, const fact *f)
 }
 
 /* REQUIRES: u's write lock.  The graph of u's current facts, anew. */
-static int graph_build(eng_user *u)
+static int graph_build(dm_db *db, eng_user *u)
 {
-    graph *g = graph_new();
-    if (!g)
+    eng_graph_drop(u);
+    if (!(u->graph = graph_new()))
         return err_set_msg(DM_ENOMEM, "out of memory building a graph");
     uint32_t un;
-    int rc = graph_node(g, ENG_USER_NODE, GRAPH_USER, &un);
+    int rc = graph_node(u->graph, ENG_USER_NODE, GRAPH_USER, &un);
     for (size_t i = 0; i < u->facts.n && !rc; i++)
         if (u->facts.f[i].state == FACT_CURRENT)
-            rc = graph_put(g, &u->facts.f[i]);
-    if (rc) {
-        graph_free(g);
-        return rc;
-    }
-    graph_free(u->graph);
-    u->graph = g;
-    return DM_OK;
+            rc = graph_put(db, u, &u->facts.f[i]);
+    if (rc)
+        eng_graph_drop(u);
+    return rc;
 }
 
 /* REQUIRES: u's write lock.  The plan's facts into the graph; on any
  * failure the graph is built anew. */
-static int graph_apply(eng_user *u, const fact_plan *p)
+static int graph_apply(dm_db *db, eng_user *u, const fact_plan *p)
 {
     int rc = u->graph ? DM_OK : DM_ENOMEM;
     for (size_t i = 0; i < p->n && !rc; i++)
-        rc = graph_put(u->graph, &u->facts.f[p->c[i].f]);
-    return rc ? graph_build(u) : DM_OK;
+        rc = graph_put(db, u, &u->facts.f[p->c[i].f]);
+    return rc ? graph_build(db, u) : DM_OK;
 }
 
 /* REQUIRES: u's write lock.  One more event span of the turn id. */
@@ -216,7 +292,7 @@ int eng_facts_load(dm_db *db, eng_user *u)
     }
     fact_set_fini(&u->facts);
     u->facts = s;
-    if ((rc = graph_build(u)) || (rc = spans_load(db, u))) {
+    if ((rc = graph_build(db, u)) || (rc = spans_load(db, u))) {
         fact_set_fini(&u->facts);
         return rc;
     }
@@ -447,7 +523,7 @@ int eng_extract_batch(dm_db *db, eng_user *u, eng_xjob *const *jobs, size_t n)
         if (!rc)
             rc = plan_put(db, u, b, &plans[i], &w[i].ex, j->id, j->ts, w[i].extractor, now);
         if (!rc)
-            rc = graph_apply(u, &plans[i]);
+            rc = graph_apply(db, u, &plans[i]);
         for (size_t e = 0; !rc && e < w[i].ex.n_events; e++)
             rc = span_add(u, j->id, w[i].ex.events[e].from_us, w[i].ex.events[e].to_us);
     }
@@ -457,8 +533,7 @@ int eng_extract_batch(dm_db *db, eng_user *u, eng_xjob *const *jobs, size_t n)
         /* Memory must not run ahead of the disk: reload on next use. */
         fact_set_fini(&u->facts);
         u->facts_loaded = false;
-        graph_free(u->graph);
-        u->graph = NULL;
+        eng_graph_drop(u);
     }
     eng_user_unlock(u);
     for (size_t i = 0; i < n; i++) {

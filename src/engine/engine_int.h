@@ -90,6 +90,11 @@ typedef struct eng_user {
     fact_set facts;             /* the user's facts (cognition.c) */
     graph *graph;               /* the current facts as a graph; NULL
                                    until the facts are loaded */
+    float *gvecs;               /* the embedding of each graph node that
+                                   resolution compares (organizations,
+                                   concepts, products): dim floats per
+                                   node id; zeros = none (cognition.c) */
+    uint32_t n_gvecs;           /* nodes with a slot in gvecs */
     struct eng_span *spans;     /* when the user's events happened, by the
                                    turn that told them (cognition.c) */
     uint32_t n_spans, spans_cap;
@@ -292,6 +297,8 @@ int eng_facts_load(dm_db *db, eng_user *u);
  * while they load.  Unlock with eng_user_unlock;
  * on an error nothing is held. */
 int eng_user_lock_facts(dm_db *db, eng_user *u);
+/* Drop u's graph and what goes with it (REQUIRES: write lock). */
+void eng_graph_drop(eng_user *u);
 /* An event's time and the document of the turn that told it: the
  * temporal leg finds "what did I do on Saturday" in a turn said on
  * Monday. */

@@ -146,8 +146,7 @@ void eng_user_reset(eng_user *u)
     u->n_memories = 0;
     fact_set_fini(&u->facts);
     u->facts_loaded = false;
-    graph_free(u->graph);
-    u->graph = NULL;
+    eng_graph_drop(u);
     dm_free(u->spans);
     u->spans = NULL;
     u->n_spans = u->spans_cap = 0;

@@ -835,6 +835,8 @@ static void heap_push(float *h, uint32_t *n, uint32_t cap, float v)
  * the edge touches an entity the query names, or the query has a word of
  * the edge's relation ("work" for works_at, "sister" for family.sister).
  * Without that test every question would bring the user's whole profile.
+ * A hit's score is the walk's times path_fit: the path must follow the
+ * question too.
  * "Where does my sister's husband work?" walks user -family.sister-> Ann
  * -married_to-> Bob -works_at-> Globex and returns the three memories
  * that said so.
@@ -928,6 +930,43 @@ typedef struct ghit {
     float score;
 } ghit;
 
+/* The edge touches an entity the query names (other than the user). */
+static bool edge_named(const graph_edge *e, const uint32_t *named, size_t n_named, uint32_t un)
+{
+    for (size_t j = 0; j < n_named; j++)
+        if (named[j] != un && (named[j] == e->src || named[j] == e->dst))
+            return true;
+    return false;
+}
+
+/*
+ * How well the path the walk took to hits[i] follows the question: each
+ * edge on it that the question neither names nor asks about halves the
+ * score.  "Where does my brother's wife work?" then prefers user
+ * -brother-> Tom -wife-> Priya -works_at-> X to user -sister-> Jen
+ * -husband-> Kevin -works_at-> Y, which the walk alone scores the same.
+ */
+static float path_fit(const graph *g, const graph_hit *hits, size_t nh, size_t i,
+                      const char *words, const uint32_t *named, size_t n_named, uint32_t un)
+{
+    float fit = 1;
+    for (int hop = 0; hop <= GRAPH_DEPTH && hits[i].via != GRAPH_NONE; hop++) {
+        graph_edge e;
+        if (!graph_edge_get(g, hits[i].via, &e))
+            break;
+        if (!edge_named(&e, named, n_named, un) && !asks_about(words, e.rel))
+            fit *= 0.5f;
+        uint32_t parent = e.src == hits[i].node ? e.dst : e.src;
+        size_t j = 0;
+        while (j < nh && hits[j].node != parent)
+            j++;
+        if (j == nh)
+            break;
+        i = j;
+    }
+    return fit;
+}
+
 static int cmp_ghit(const void *a, const void *b)
 {
     const ghit *x = a, *y = b;
@@ -964,7 +1003,9 @@ static int graph_leg(req *r, size_t qlen)
         words[o++] = ' ';
         for (size_t i = 0; i < qlen; i++) {
             char ch = r->p->query[i];
-            bool w = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '\'';
+            /* An apostrophe ends a word: "brother's" asks about the
+             * brother. */
+            bool w = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
             char lc = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
             if (w)
                 words[o++] = lc;
@@ -983,11 +1024,9 @@ static int graph_leg(req *r, size_t qlen)
         graph_edge e;
         if (hits[i].via == GRAPH_NONE || !graph_edge_get(g, hits[i].via, &e))
             continue;
-        bool named = false;
-        for (size_t j = 0; j < n_named && !named; j++)
-            named = seeds[j] != un && (seeds[j] == e.src || seeds[j] == e.dst);
-        if (!named && !asks_about(words, e.rel))
+        if (!edge_named(&e, seeds, n_named, un) && !asks_about(words, e.rel))
             continue;
+        float score = hits[i].score * path_fit(g, hits, nh, i, words, seeds, n_named, un);
         for (uint32_t k = 0; k < e.n_sources; k++) {
             uint32_t doc = eng_doc_find(u, e.sources[k]);
             if (doc == UINT32_MAX || !admit(r, doc))
@@ -996,8 +1035,8 @@ static int graph_leg(req *r, size_t qlen)
             while (j < n_gh && gh[j].doc != doc)
                 j++;
             if (j < n_gh) {
-                if (hits[i].score > gh[j].score)
-                    gh[j].score = hits[i].score;
+                if (score > gh[j].score)
+                    gh[j].score = score;
                 continue;
             }
             if (n_gh == cap_gh) {
@@ -1010,7 +1049,7 @@ static int graph_leg(req *r, size_t qlen)
                 gh = ng;
                 cap_gh = nc;
             }
-            gh[n_gh++] = (ghit){ doc, hits[i].score };
+            gh[n_gh++] = (ghit){ doc, score };
         }
     }
     if (!rc && n_gh) {

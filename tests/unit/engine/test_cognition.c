@@ -453,6 +453,98 @@ static void test_assistant_echo(void **state)
     tu_rmrf(dir);
 }
 
+/* Two names of one organization that the embedding model puts together
+ * (here the same words in another order) are one node of the graph:
+ * what is said of one is reached from the other. */
+static void test_entity_resolution(void **state)
+{
+    (void)state;
+    const char *dir = tu_tmpdir("test_cognition_resolve");
+    dm_options o;
+    tm_options(&o);
+    dm_db *db;
+    assert_rc(dm_open(dir, &o, &db), DM_OK);
+    remember(db, "cy", "I work at Pizza Pasta Labs.", T0, NULL);
+    remember(db, "cy", "Pasta Pizza Labs is in the healthcare space.", T0 + DAY, NULL);
+    remember(db, "cy", "My sister Ann works at Jazz Band Labs.", T0 + 2 * DAY, NULL);
+    dm_graph_result *g;
+    assert_rc(dm_graph_neighbours(db, NULL, "cy", "Pizza Pasta Labs", 1, &g), DM_OK);
+    bool industry = false, user = false;
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        industry |= !strcmp(g->nodes[i].name, "healthcare");
+        user |= !strcmp(g->nodes[i].name, "user");
+    }
+    dm_graph_result_free(g);
+    assert_true(industry);
+    assert_true(user);
+    /* A different organization stays apart. */
+    assert_rc(dm_graph_neighbours(db, NULL, "cy", "Jazz Band Labs", 1, &g), DM_OK);
+    for (size_t i = 0; i < g->n_nodes; i++)
+        assert_string_not_equal(g->nodes[i].name, "healthcare");
+    dm_graph_result_free(g);
+    /* The same after a reopen, when the graph is built from the facts. */
+    assert_rc(dm_close(db), DM_OK);
+    assert_rc(dm_open(dir, &o, &db), DM_OK);
+    assert_rc(dm_graph_neighbours(db, NULL, "cy", "Pasta Pizza Labs", 1, &g), DM_OK);
+    industry = user = false;
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        industry |= !strcmp(g->nodes[i].name, "healthcare");
+        user |= !strcmp(g->nodes[i].name, "user");
+    }
+    dm_graph_result_free(g);
+    assert_true(industry && user);
+    assert_rc(dm_close(db), DM_OK);
+    tu_rmrf(dir);
+}
+
+/* The graph leg prefers the path the question describes: "my
+ * brother's wife" is Tom's wife, not the sister's husband, though both
+ * are a spouse two hops from the user. */
+static void test_graph_path(void **state)
+{
+    (void)state;
+    const char *dir = tu_tmpdir("test_cognition_path");
+    dm_options o;
+    tm_options(&o);
+    dm_db *db;
+    assert_rc(dm_open(dir, &o, &db), DM_OK);
+    /* Everything else favours Kevin: his turns are stored first (ties go
+     * to the first) and said last (recency); every turn is a session of
+     * its own, so that no turn comes in as another's neighbour. */
+    static const char *const turns[] = { "My sister Jen is married to Kevin.",
+                                         "Kevin works at Globex.",
+                                         "My brother Tom is married to Priya.",
+                                         "Priya works at Initech." };
+    static const int days[] = { 2, 3, 0, 1 };
+    for (int i = 0; i < 4; i++) {
+        char session[8];
+        snprintf(session, sizeof session, "s%d", i);
+        dm_remember_params p;
+        dm_remember_params_init(&p);
+        p.user_id = "di";
+        p.session_id = session;
+        p.text = turns[i];
+        p.time_us = T0 + days[i] * DAY;
+        assert_rc(dm_remember(db, &p, NULL), DM_OK);
+    }
+    dm_search_params sp = { .user_id = "di", .query = "Where does my brother's wife work?",
+                            .k = 10, .legs = DM_LEG_GRAPH };
+    dm_search_result *res;
+    assert_rc(dm_search(db, &sp, &res), DM_OK);
+    int priya = -1, kevin = -1;
+    for (size_t i = 0; i < res->n; i++) {
+        if (!strcmp(res->hits[i].memory.text, "Priya works at Initech."))
+            priya = (int)i;
+        if (!strcmp(res->hits[i].memory.text, "Kevin works at Globex."))
+            kevin = (int)i;
+    }
+    dm_search_result_free(res);
+    assert_true(priya >= 0);
+    assert_true(kevin < 0 || priya < kevin);
+    assert_rc(dm_close(db), DM_OK);
+    tu_rmrf(dir);
+}
+
 static void test_errors(void **state)
 {
     (void)state;
@@ -498,6 +590,8 @@ int main(void)
         cmocka_unit_test(test_events_graph_perceive),
         cmocka_unit_test(test_chat),
         cmocka_unit_test(test_assistant_echo),
+        cmocka_unit_test(test_entity_resolution),
+        cmocka_unit_test(test_graph_path),
         cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
