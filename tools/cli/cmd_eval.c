@@ -17,9 +17,12 @@
  *     session    "<conv_id>/session_<n>", role "user";
  *     metadata   {"dia_id": ..., "speaker": ...}, through which each hit
  *                is mapped back to its turn.
- * Turns go to dm_add_batch 256 at a time; with --remember, through
- * dm_remember one by one, so that their facts, events and knowledge graph
- * are extracted and the graph leg has something to walk.  Each question with evidence is
+ * Turns go to dm_add_batch 256 at a time, and their facts, events and
+ * knowledge graph are extracted behind the adds (the engine's default;
+ * the questions wait for dm_sync_extraction), so the graph leg has
+ * something to walk; with --no-extract they are stored only (retrieval
+ * on the text alone); with --remember they go through dm_remember one by
+ * one, each waiting for its own extraction.  Each question with evidence is
  * then asked of its own conversation's user, k deep, and scored per
  * category and overall: frac@k (the mean percentage of the question's
  * evidence turns in the top k), any@k and all@k (the percentage of
@@ -194,6 +197,7 @@ typedef struct eval_ctx {
     int64_t time_us;        /* --time */
     double ingest_s;
     bool is_remember;       /* --remember: turns through dm_remember */
+    bool is_no_extract;     /* --no-extract: turns stored only */
 } eval_ctx;
 
 static const mode_def modes[] = {
@@ -730,6 +734,7 @@ static int ingest(eval_ctx *x, dm_db *db)
             p->text = t->text;
             p->event_time_us = t->event_us;
             p->metadata = t->metadata;
+            p->no_extract = x->is_no_extract;
         }
         int rc = dm_add_batch(db, ps, n, NULL);
         if (rc != DM_OK) {
@@ -1090,7 +1095,7 @@ static json_t *mode_json(const eval_ctx *x, const mode_result *res)
 static const cli_opt eval_opts[] = {
     { "turns", 0, true }, { "questions", 0, true }, { "k", 'k', true },
     { "dump", 0, true },  { "mode", 0, true },      { "time", 0, true },
-    { "remember", 0, false },
+    { "remember", 0, false }, { "no-extract", 0, false },
 };
 
 static int cmp_u32(const void *a, const void *b)
@@ -1210,6 +1215,9 @@ int cli_cmd_eval(const cli_globals *g, int argc, char **argv)
         x.has_time = true;
     }
     x.is_remember = cli_get(&a, "remember") != NULL;
+    x.is_no_extract = cli_get(&a, "no-extract") != NULL;
+    if (x.is_remember && x.is_no_extract)
+        return cli_usage(cmd, "--remember and --no-extract exclude each other");
     x.search_k = x.ks[x.n_ks - 1];
     if (dump_path && x.search_k < DUMP_DEPTH)
         x.search_k = DUMP_DEPTH;

@@ -484,7 +484,10 @@ static int scenario(ev_ctx *x, const cli_globals *g, json_t *sc, const char *whe
         p.session_id = "s";
         p.text = jstr(t, "text");
         p.role = jstr(t, "role");
+        /* The scenario's speaker speaks every user turn (README). */
         p.speaker = jstr(t, "speaker");
+        if (!p.speaker && (!p.role || !strcmp(p.role, "user")))
+            p.speaker = jstr(sc, "speaker");
         const char *ts = jstr(t, "time");
         if (!p.text || !ts || dm_time_parse(ts, &p.time_us)) {
             st = cli_error(x->cmd, "%s: turn %zu needs text and time", where, i + 1);
