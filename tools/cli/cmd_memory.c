@@ -30,7 +30,7 @@ static const cli_opt add_opts[] = {
     { "user", 'u', true },  { "text", 't', true },   { "time", 0, true },
     { "meta", 'm', true },  { "tenant", 0, true },   { "agent", 0, true },
     { "session", 0, true }, { "role", 0, true },     { "kind", 0, true },
-    { "salience", 0, true }, { "decay-rate", 0, true },
+    { "salience", 0, true }, { "decay-rate", 0, true }, { "no-extract", 0, false },
 };
 
 int cli_cmd_add(const cli_globals *g, int argc, char **argv)
@@ -43,6 +43,7 @@ int cli_cmd_add(const cli_globals *g, int argc, char **argv)
 
     dm_add_params p;
     dm_add_params_init(&p);
+    p.no_extract = cli_get(&a, "no-extract") != NULL;
     const char *s;
     if ((st = cli_require(cmd, &a, "user", &p.user_id)) != CLI_OK ||
         (st = cli_require(cmd, &a, "text", &p.text)) != CLI_OK)

@@ -44,6 +44,8 @@ static const char help_add[] =
     "      --kind K         episodic, fact or summary (default episodic)\n"
     "      --salience F     initial salience in [0, 1] (default 1)\n"
     "      --decay-rate F   salience decay per day (default 0.01)\n"
+    "      --no-extract     store the text only (by default its facts, events\n"
+    "                       and relations are extracted, as for remember)\n"
     "      --json           print {\"id\": ...}\n";
 
 static const char help_search[] =
@@ -396,7 +398,8 @@ static const char help_serve[] =
 static const char help_eval[] =
     "usage: deltamemory [global options] eval locomo --turns T.jsonl\n"
     "                   --questions Q.jsonl [--k 5,10,25] [--mode M]\n"
-    "                   [--dump FILE] [--time ISO8601] [--json]\n"
+    "                   [--dump FILE] [--time ISO8601] [--remember | --no-extract]\n"
+    "                   [--json]\n"
     "\n"
     "Measures retrieval on the LoCoMo benchmark.  Every conversation\n"
     "(conv_id) becomes one user and every turn one memory, \"speaker:\n"
@@ -431,8 +434,10 @@ static const char help_eval[] =
     "                       ...]}, best first, at least 25 deep\n"
     "      --time ISO8601   the reference time of every search (default: the\n"
     "                       time of the last turn of the conversation)\n"
-    "      --remember       store the turns with remember (facts, events and\n"
-    "                       the knowledge graph extracted) instead of add\n"
+    "      --remember       store the turns one by one with remember, each\n"
+    "                       waiting for its extraction (default: batched\n"
+    "                       adds, extracted behind them before the questions)\n"
+    "      --no-extract     store the turns only: no facts, events or graph\n"
     "      --json           print {\"mode\", \"questions\", \"skipped\",\n"
     "                       \"categories\": [{\"category\", \"name\", \"n\",\n"
     "                       \"frac@K\", \"any@K\", \"all@K\"}, ...], \"overall\",\n"
