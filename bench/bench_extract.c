@@ -120,7 +120,8 @@ int main(int argc, char **argv)
     } slots[64];
     size_t n_slots = 0;
     for (size_t i = 0; i < n; i++) {
-        ex_input in = {t[i].text, t[i].len, t[i].speaker, "user", t[i].time_us};
+        ex_input in = { .text = t[i].text, .len = t[i].len, .speaker = t[i].speaker,
+                        .role = "user", .time_us = t[i].time_us };
         ex_result r;
         if (ex_extract(&in, &r) != 0)
             bench_die("ex_extract failed on turn %zu", i);
@@ -164,8 +165,8 @@ int main(int argc, char **argv)
     for (int round = 0; round < rounds; round++) {
         uint64_t t0 = bench_now_ns();
         for (size_t i = 0; i < n; i++) {
-            ex_input in = {t[i].text, t[i].len, t[i].speaker, "user",
-                           t[i].time_us};
+            ex_input in = { .text = t[i].text, .len = t[i].len, .speaker = t[i].speaker,
+                            .role = "user", .time_us = t[i].time_us };
             ex_result r;
             ex_extract(&in, &r);
             ex_result_free(&r);

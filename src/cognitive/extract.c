@@ -108,6 +108,14 @@
  *   5. entities: those named by facts and relations, then capitalised
  *      spans typed by the gazetteer, organisation suffixes, well-known
  *      organisation and first-name lists and the preposition before them.
+ *   6. context (ex_input.context): the turn's first sentence, when it is
+ *      a verbless fragment, is read as the continuation of the turns just
+ *      before it: "Also shellfish, forgot to mention." after the user's
+ *      "I'm allergic to peanuts." adds to that list, and "March 4th."
+ *      after the assistant's "When is the birthday?" answers it for the
+ *      person whose birthday the user spoke of.  Both restate the
+ *      fragment as a full sentence and extract that (see in_context);
+ *      the facts carry the fragment's span and at most 0.8.
  *
  * Confidence scale (after it, assistant turns multiply by 0.45, so what
  * an assistant says about the user stays below 0.5; hedged statements lose
@@ -9398,6 +9406,599 @@ static void name_later(xctx *x, sent *S, bool pets)
     }
 }
 
+/* ---- reading a turn in its context --------------------------------------
+ *
+ * Chat leaves out what the turns before made plain.  Two elliptical
+ * shapes are read as continuations of the context (ex_input.context):
+ *   - a fragment that adds a value to the previous user turn's list:
+ *     "I'm allergic to peanuts." then "Also shellfish, forgot to
+ *     mention." (allergy shellfish), "And cats.", "Spanish too";
+ *   - a short answer to the assistant's question: "When is the
+ *     birthday?" then "March 4th." (birthday March 4 of the person whose
+ *     birthday the conversation is about), "Where do you work?" then "At
+ *     Acme.", "How old are you?" then "34".
+ * Both work by restating: the earlier statement with the new value put
+ * in place of the old one, or the question turned into a first-person
+ * statement around the answer, is run through ex_extract (without
+ * context, so there is no recursion), and what it gives is taken over
+ * with the fragment's span and a confidence below a stated fact's.  The
+ * restated text is never stored; only values from the current turn's
+ * own words enter the result.
+ */
+
+#define CTX_CONF 0.8f
+#define CTX_TEXT_MAX 480
+
+/* Classes that make a stretch a clause rather than a bare noun phrase. */
+#define CLAUSE_CLS                                                             \
+    (LX_SUBJ | LX_BE | LX_HAVE | LX_DO | LX_MODAL | LX_WILL | LX_CAN |        \
+     LX_NEG | LX_QWORD | LX_SUB | LX_PRONOBJ | LX_HYPO | LX_SPEECH)
+
+/* first_sentence -- the number of tokens of the first sentence of t[0..n),
+ * its closing punctuation included. */
+static size_t first_sentence(const tok *t, size_t n)
+{
+    for (size_t e = 0; e < n; e++) {
+        if (e > 0 && (t[e].flags & TF_NL))
+            return e;
+        if (t[e].type == T_PUNCT && strchr(".!?;", t[e].p)) {
+            while (e + 1 < n && t[e + 1].type == T_PUNCT && strchr(".!?;", t[e + 1].p))
+                e++;
+            return e + 1;
+        }
+    }
+    return n;
+}
+
+/* vague_word -- a word that names no value: an indefinite or negative
+ * pronoun ("nothing", "nowhere", "stuff"), or an unknown lowercase word
+ * shaped like a participle or an adverb ("tired", "honestly"). */
+static bool vague_word(const tok *t)
+{
+    static const char *const VAGUE[] = {
+        "nowhere", "nothing", "none", "nobody", "noone", "anywhere", "anything",
+        "anyone", "anybody", "everywhere", "everything", "everyone", "everybody",
+        "somewhere", "something", "someone", "somebody", "whatever", "stuff",
+        "things", "etc", "same", "lots", "all", "both", "else", "thanks",
+        "please", "lol", "haha", "yes", "no", "yeah", "ok", "okay"};
+    if (t->type != T_WORD)
+        return false;
+    for (size_t i = 0; i < sizeof VAGUE / sizeof *VAGUE; i++)
+        if (tis(t, VAGUE[i]))
+            return true;
+    size_t n = strlen(t->w);
+    return !t->lx && !(t->flags & (TF_CAP | TF_UPPER)) && n > 4 &&
+           (!strcmp(t->w + n - 2, "ed") || !strcmp(t->w + n - 2, "ly"));
+}
+
+/* bare_np -- t[a..b) is one short noun phrase: words and numbers with no
+ * verb, subject, auxiliary, negation or question word. */
+static bool bare_np(const tok *t, size_t a, size_t b, size_t max_words,
+                    bool preps)
+{
+    if (b <= a || b - a > max_words)
+        return false;
+    bool content = false;
+    for (size_t i = a; i < b; i++) {
+        if (t[i].type == T_PUNCT) {
+            /* "Austin, Texas" answers as a whole; a list is split first. */
+            if (t[i].p == '-' || t[i].p == '\'' || (preps && t[i].p == ','))
+                continue;
+            return false;
+        }
+        uint64_t c = tcls(&t[i]);
+        if ((c & (CLAUSE_CLS | LX_MODADJ)) || (!preps && (c & LX_PREP)) || vague_word(&t[i]) ||
+            (tverb(&t[i]) != LV_NONE && !(tform(&t[i]) & LXF_ING) &&
+             !(c & (LX_FOOD | LX_ACTIVITY | LX_ANIMAL | LX_LANG))))
+            return false;
+        if (!(c & (LX_ART | LX_PREP | LX_INTERJ)))
+            content = true;
+    }
+    return content;
+}
+
+/* ctx_extract -- ex_extract of text (len bytes) as said by the speaker at
+ * the current turn's time, without context. */
+static int ctx_extract(xctx *x, const char *text, size_t len, ex_result *r)
+{
+    ex_input in = {text, len, x->in->speaker, "user", x->in->time_us, NULL, 0};
+    int rc = ex_extract(&in, r);
+    if (rc == DM_ENOMEM)
+        x->err = DM_ENOMEM;
+    return rc;
+}
+
+/* take_over -- copies the facts of r (a restated text) of slot (NULL:
+ * any) said of from (NULL: anyone) into the result, with subject (NULL:
+ * the same), the span sp of the current turn's words and a confidence of
+ * at most CTX_CONF, and the relations and entities that name their
+ * values.  A value the turn already has is not repeated.  Returns the
+ * number of facts added. */
+static int take_over(xctx *x, const ex_result *r, const char *slot,
+                     const char *skip_value, const char *from, const char *subject,
+                     ex_span sp)
+{
+    ex_result *o = x->out;
+    int added = 0;
+    for (size_t i = 0; i < r->n_facts && !x->err; i++) {
+        const ex_fact *f = &r->facts[i];
+        const char *sub = subject ? subject : f->subject;
+        if ((slot && strcmp(f->slot, slot)) || (from && strcmp(f->subject, from)) ||
+            (skip_value && !strcasecmp(f->value, skip_value)) ||
+            (sub[0] && !strcmp(f->slot, "name")))
+            continue;
+        bool dup = false;
+        for (size_t k = 0; k < o->n_facts && !dup; k++)
+            dup = !strcmp(o->facts[k].subject, sub) && !strcmp(o->facts[k].slot, f->slot) &&
+                  !strcasecmp(o->facts[k].value, f->value);
+        if (dup)
+            continue;
+        ex_fact *e = grow(x, o->facts, o->n_facts, &x->cap_f, sizeof *e);
+        if (!e)
+            return added;
+        o->facts = e;
+        char *s1 = xstrdup(x, sub), *s2 = xstrdup(x, f->slot),
+             *s3 = xstrdup(x, f->value),
+             *s4 = f->prev_value ? xstrdup(x, f->prev_value) : NULL;
+        if (x->err) {
+            dm_free(s1);
+            dm_free(s2);
+            dm_free(s3);
+            dm_free(s4);
+            return added;
+        }
+        ex_fact *n = &o->facts[o->n_facts++];
+        *n = *f;
+        n->subject = s1;
+        n->slot = s2;
+        n->value = s3;
+        n->prev_value = s4;
+        n->confidence = f->confidence < CTX_CONF ? f->confidence : CTX_CONF;
+        n->span = sp;
+        added++;
+        /* The restatement knows what the value is ("Max" after "your
+         * dog's name" is a pet, not a person). */
+        for (size_t k = 0; k < r->n_entities; k++) {
+            if (strcasecmp(r->entities[k].name, f->value))
+                continue;
+            add_entity(x, r->entities[k].name, r->entities[k].type, n->confidence, sp);
+            for (size_t q = 0; q < o->n_entities; q++)
+                if (!strcasecmp(o->entities[q].name, f->value))
+                    o->entities[q].type = r->entities[k].type;
+        }
+        for (size_t k = 0; k < r->n_relations; k++) {
+            const ex_relation *q = &r->relations[k];
+            if (strcasecmp(q->dst, f->value) || strcmp(q->src, f->subject))
+                continue;
+            add_relation(x, sub, q->rel, q->dst, n->confidence, sp);
+        }
+    }
+    return added;
+}
+
+static bool word_byte(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (unsigned char)c >= 0x80;
+}
+
+/* ci_find -- the last case-insensitive occurrence of needle in
+ * hay[0..n) that stands as whole words, or -1. */
+static long ci_find(const char *hay, size_t n, const char *needle)
+{
+    size_t m = strlen(needle);
+    for (size_t i = n >= m ? n - m + 1 : 0; m && i-- > 0;) {
+        if (strncasecmp(hay + i, needle, m))
+            continue;
+        bool lb = i == 0 || !word_byte(hay[i - 1]);
+        bool rb = i + m == n || !word_byte(hay[i + m]);
+        if (lb && rb)
+            return (long)i;
+    }
+    return -1;
+}
+
+/* more_of -- "Also shellfish, forgot to mention." after "I'm allergic to
+ * peanuts.": the first sentence of the turn (toks t[0..n)) names more
+ * values of the list the previous user turn stated. */
+static void more_of(xctx *x, const tok *t, size_t n)
+{
+    const ex_turn *pv = &x->in->context[x->in->n_context - 1];
+    if (!pv->text || !pv->role || strcmp(pv->role, "user"))
+        return;
+    size_t a = 0, b = n;
+    while (b > a && t[b - 1].type == T_PUNCT && strchr(".!?", t[b - 1].p))
+        b--;
+    /* The continuation marker: "also", "and", "plus", "oh and" before,
+     * "too", "as well", "also" after; "or"/"nor" continue a negation. */
+    bool marked = false, alt = false;
+    while (a < b) {
+        if (tis(&t[a], "also") || tis(&t[a], "and") || tis(&t[a], "plus"))
+            marked = true;
+        else if (tis(&t[a], "or") || tis(&t[a], "nor"))
+            alt = true;
+        else if (!(tis(&t[a], "oh") || tis(&t[a], "ah") || tis(&t[a], "oops") ||
+                   tpunct(&t[a], ',') || tpunct(&t[a], '-')))
+            break;
+        a++;
+    }
+    /* An aside after a comma: "forgot to mention", "I should add". */
+    size_t end = b;
+    for (size_t i = a; i < b; i++) {
+        if (!tpunct(&t[i], ',') && !tpunct(&t[i], '-') && !tpunct(&t[i], '('))
+            continue;
+        bool aside = false;
+        for (size_t k = i + 1; k < b; k++)
+            if (tis(&t[k], "forgot") || tis(&t[k], "forget") || tis(&t[k], "mention") ||
+                tis(&t[k], "mentioned") || tis(&t[k], "add") || tis(&t[k], "btw") ||
+                tis(&t[k], "lol") || tis(&t[k], "haha"))
+                aside = true;
+        if (aside) {
+            end = i;
+            break;
+        }
+    }
+    b = end;
+    if (b >= a + 2 && tis(&t[b - 2], "as") && tis(&t[b - 1], "well")) {
+        marked = true;
+        b -= 2;
+    } else if (b > a && (tis(&t[b - 1], "too") || tis(&t[b - 1], "also"))) {
+        marked = true;
+        b--;
+    }
+    while (b > a && (tpunct(&t[b - 1], ',') || tpunct(&t[b - 1], '-')))
+        b--;
+    if ((!marked && !alt) || b <= a)
+        return;
+
+    ex_result prev;
+    if (ctx_extract(x, pv->text, strlen(pv->text), &prev) != DM_OK)
+        return;
+    /* The list: the last fact of a multi-valued slot, whose value is
+     * written in the turn as such. */
+    const ex_fact *lf = NULL;
+    long vat = -1;
+    for (size_t i = 0; i < prev.n_facts; i++) {
+        const ex_fact *f = &prev.facts[i];
+        if (ex_slot_single(f->slot) || f->polarity == EX_CORRECTION ||
+            (lf && f->span.off < lf->span.off))
+            continue;
+        long at = ci_find(pv->text + f->span.off, f->span.len, f->value);
+        if (at < 0)
+            continue;
+        lf = f;
+        vat = (long)f->span.off + at;
+    }
+    if (!lf || (alt && lf->polarity != EX_NEGATED))
+        goto out;
+    bool cap_old = lf->value[0] >= 'A' && lf->value[0] <= 'Z';
+    /* Each item of "shellfish and tree nuts" / "dogs, cats". */
+    for (size_t i = a; i < b && !x->err;) {
+        size_t j = i;
+        while (j < b && !tpunct(&t[j], ',') && !tis(&t[j], "and") && !tis(&t[j], "&"))
+            j++;
+        size_t ia = i, ib = j;
+        i = j + 1;
+        /* A proper name continues a list of names and a common noun one
+         * of common nouns; the sentence's first word says nothing. */
+        bool first = ia == 0 || (t[ia].flags & TF_FIRST);
+        if (!bare_np(t, ia, ib, 4, false) ||
+            (!first && (bool)(t[ia].flags & (TF_CAP | TF_UPPER)) != cap_old))
+            continue;
+        uint32_t so = t[ia].off, se = t[ib - 1].off + t[ib - 1].len;
+        char item[96];
+        if (se - so >= sizeof item)
+            continue;
+        memcpy(item, x->text + so, se - so);
+        item[se - so] = 0;
+        if (first && !cap_old && (t[ia].flags & TF_CAP) && item[0] >= 'A' && item[0] <= 'Z')
+            item[0] = (char)(item[0] + 32);
+        /* The turn's own reading of the item wins. */
+        bool own = false;
+        for (size_t k = 0; k < x->out->n_facts; k++)
+            own |= ci_find(x->out->facts[k].value, strlen(x->out->facts[k].value), item) >= 0;
+        if (own)
+            continue;
+        char buf[CTX_TEXT_MAX];
+        size_t vlen = strlen(lf->value), pre = (size_t)vat - lf->span.off,
+               post = lf->span.len - pre - vlen;
+        if (lf->span.len - vlen + strlen(item) + 2 > sizeof buf)
+            continue;
+        int k = snprintf(buf, sizeof buf, "%.*s%s%.*s.", (int)pre, pv->text + lf->span.off,
+                         item, (int)post, pv->text + vat + vlen);
+        ex_result r;
+        if (k <= 0 || ctx_extract(x, buf, (size_t)k, &r) != DM_OK)
+            continue;
+        bool ok = false;
+        for (size_t q = 0; q < r.n_facts; q++)
+            ok |= !strcmp(r.facts[q].slot, lf->slot) && !strcmp(r.facts[q].subject, lf->subject) &&
+                  r.facts[q].polarity == lf->polarity && strcasecmp(r.facts[q].value, lf->value);
+        if (ok) {
+            ex_span sp = {t[0].off, t[n - 1].off + t[n - 1].len - t[0].off};
+            take_over(x, &r, lf->slot, lf->value, lf->subject, NULL, sp);
+        }
+        ex_result_free(&r);
+    }
+out:
+    ex_result_free(&prev);
+}
+
+static void tb_init(tokbuf *b)
+{
+    b->t = b->local;
+    b->n = 0;
+    b->cap = sizeof b->local / sizeof b->local[0];
+    b->err = 0;
+}
+
+static void tb_free(tokbuf *b)
+{
+    if (b->t != b->local)
+        dm_free(b->t);
+}
+
+static bool copy_str(char *out, size_t cap, const char *s, size_t len)
+{
+    if (len + 1 > cap)
+        return false;
+    memcpy(out, s, len);
+    out[len] = 0;
+    return true;
+}
+
+/* latest_person -- the person the user turns of the context named last
+ * (a relative's name, or the subject of a statement about someone). */
+static bool latest_person(xctx *x, char *out, size_t cap)
+{
+    for (size_t c = x->in->n_context; c-- > 0 && !x->err;) {
+        const ex_turn *u = &x->in->context[c];
+        if (!u->text || !u->role || strcmp(u->role, "user"))
+            continue;
+        ex_result r;
+        if (ctx_extract(x, u->text, strlen(u->text), &r) != DM_OK)
+            return false;
+        const char *who = NULL;
+        uint32_t at = 0;
+        for (size_t i = 0; i < r.n_facts; i++) {
+            const ex_fact *f = &r.facts[i];
+            const char *p = NULL;
+            if (f->subject[0])
+                p = f->subject;
+            else if (!strncmp(f->slot, "family.", 7) && f->polarity != EX_NEGATED &&
+                     f->value[0] >= 'A' && f->value[0] <= 'Z')
+                p = f->value;
+            if (p && (!who || f->span.off >= at)) {
+                who = p;
+                at = f->span.off;
+            }
+        }
+        bool ok = who && copy_str(out, cap, who, strlen(who));
+        ex_result_free(&r);
+        if (who)
+            return ok;
+    }
+    return false;
+}
+
+/* whose -- the person whose <head> ("birthday") the user turns of the
+ * context speak of: "my mom's 70th birthday" with "Her name's Linda" is
+ * Linda's, "my birthday" the speaker's (""), "Ann's birthday" Ann's.
+ * False when no turn says, or the owner has no name. */
+static bool whose(xctx *x, const char *head, char *out, size_t cap)
+{
+    for (size_t c = x->in->n_context; c-- > 0 && !x->err;) {
+        const ex_turn *u = &x->in->context[c];
+        if (!u->text || !u->role || strcmp(u->role, "user"))
+            continue;
+        tokbuf b;
+        tb_init(&b);
+        tokenize(&b, u->text, strlen(u->text));
+        int res = 0; /* 1 found, -1 give up */
+        for (size_t i = b.n; i-- > 0 && !res && !b.err;) {
+            if (!tis(&b.t[i], head))
+                continue;
+            /* Over the words between owner and head ("70th", "big"). */
+            size_t p = i;
+            while (p > 0 && i - p < 3 && b.t[p - 1].type != T_PUNCT &&
+                   !tis(&b.t[p - 1], "'s") && !(tcls(&b.t[p - 1]) & (LX_POSS | LX_ART)))
+                p--;
+            if (p == 0)
+                continue;
+            const tok *q = &b.t[p - 1];
+            if (tis(q, "my") || tis(q, "our")) {
+                out[0] = 0;
+                res = 1;
+            } else if (tis(q, "'s") && p >= 2 && (tcls(&b.t[p - 2]) & LX_FAMILY) && p >= 3 &&
+                       (tis(&b.t[p - 3], "my") || tis(&b.t[p - 3], "our")) &&
+                       b.t[p - 2].lx->data < sizeof FAMILY_REL / sizeof *FAMILY_REL) {
+                /* The relative's name, from that turn's own facts. */
+                char slot[48];
+                snprintf(slot, sizeof slot, "family.%s", FAMILY_REL[b.t[p - 2].lx->data]);
+                ex_result r;
+                res = -1;
+                if (ctx_extract(x, u->text, strlen(u->text), &r) == DM_OK) {
+                    for (size_t k = 0; k < r.n_facts; k++)
+                        if (!r.facts[k].subject[0] && !strcmp(r.facts[k].slot, slot) &&
+                            r.facts[k].polarity != EX_NEGATED &&
+                            copy_str(out, cap, r.facts[k].value, strlen(r.facts[k].value)))
+                            res = 1;
+                    ex_result_free(&r);
+                }
+            } else if (tis(q, "'s") && p >= 2 && (b.t[p - 2].flags & TF_CAP) &&
+                       b.t[p - 2].type == T_WORD &&
+                       !(tcls(&b.t[p - 2]) & (LX_FAMILY | LX_MONTH | LX_DAY))) {
+                res = copy_str(out, cap, u->text + b.t[p - 2].off, b.t[p - 2].len) ? 1 : -1;
+            }
+        }
+        if (b.err)
+            x->err = b.err;
+        tb_free(&b);
+        if (res)
+            return res > 0;
+    }
+    return false;
+}
+
+/* answer -- the first sentence of the turn (toks t[0..n)) is a short
+ * answer to the question the assistant just asked: restated as the
+ * first-person statement the question asks for. */
+static void answer(xctx *x, const tok *t, size_t n)
+{
+    const ex_turn *qt = &x->in->context[x->in->n_context - 1];
+    if (!qt->text || !qt->role || strcmp(qt->role, "assistant"))
+        return;
+    size_t a = 0, b = n;
+    while (b > a && t[b - 1].type == T_PUNCT && strchr(".!", t[b - 1].p))
+        b--;
+    while (a < b && (tis(&t[a], "oh") || tis(&t[a], "um") || tis(&t[a], "uh") ||
+                     tpunct(&t[a], ',')))
+        a++;
+    static const char *const NOT_ANSWER[] = {"yes", "no", "yeah", "yep", "nope", "not",
+                                             "maybe", "sure", "idk", "dunno", "probably",
+                                             "ok", "okay", "thanks", "thank", "same"};
+    if (a >= b || t[a].type == T_PUNCT)
+        return;
+    for (size_t i = 0; i < sizeof NOT_ANSWER / sizeof *NOT_ANSWER; i++)
+        if (tis(&t[a], NOT_ANSWER[i]))
+            return;
+    if (!bare_np(t, a, b, 6, true))
+        return;
+    uint32_t fo = t[a].off, fe = t[b - 1].off + t[b - 1].len;
+    for (size_t k = 0; k < x->out->n_facts; k++)
+        if (x->out->facts[k].span.off < fe &&
+            x->out->facts[k].span.off + x->out->facts[k].span.len > fo)
+            return;
+    /* The question: the last sentence of the assistant's turn, if it
+     * ends with '?'. */
+    const char *q = qt->text;
+    size_t qe = strlen(q);
+    while (qe > 0 && (q[qe - 1] == ' ' || q[qe - 1] == '\n'))
+        qe--;
+    if (qe == 0 || q[qe - 1] != '?')
+        return;
+    qe--;
+    size_t qs = qe;
+    while (qs > 0 && !strchr(".!?\n", q[qs - 1]))
+        qs--;
+    tokbuf qb;
+    tb_init(&qb);
+    tokenize(&qb, q + qs, qe - qs);
+    if (qb.err) {
+        x->err = qb.err;
+        goto out;
+    }
+    const tok *w = qb.t;
+    size_t m = qb.n, k = 0;
+    while (k < m && (tcls(&w[k]) & (LX_INTERJ | LX_CONJ) || w[k].type == T_PUNCT ||
+                     tis(&w[k], "so")))
+        k++;
+    char buf[CTX_TEXT_MAX], who[96];
+    const char *subject = NULL; /* NULL: as the restatement says */
+    int len = -1;
+    int flen = (int)(fe - fo);
+    const char *frag = x->text + fo;
+    bool fprep = (tcls(&t[a]) & LX_PREP) != 0;
+#define QW(i, s) ((i) < m && tis(&w[i], s))
+    if (k + 3 < m + 1 && (QW(k, "what") || QW(k, "when") || QW(k, "where") || QW(k, "who")) &&
+        (QW(k + 1, "is") || QW(k + 1, "'s") || QW(k + 1, "was") || QW(k + 1, "are")) &&
+        !QW(k + 2, "you")) {
+        /* "What's your dog's name?" -> "My dog's name is Max." */
+        size_t p = k + 2, np = p + 1;
+        if (QW(p, "your")) {
+            subject = "";
+        } else if (QW(p, "her") || QW(p, "his") || QW(p, "the")) {
+            const char *head = m > np ? w[m - 1].w : "";
+            bool ok = whose(x, head, who, sizeof who);
+            if (!QW(p, "the") && (!ok || !who[0]))
+                ok = latest_person(x, who, sizeof who);
+            if (!ok)
+                goto out;
+            subject = who;
+        } else if (p + 1 < m && (w[p].flags & TF_CAP) && tis(&w[p + 1], "'s") &&
+                   !(tcls(&w[p]) & (LX_FAMILY | LX_MONTH | LX_DAY))) {
+            if (!copy_str(who, sizeof who, q + qs + w[p].off, w[p].len))
+                goto out;
+            subject = who;
+            np = p + 2;
+        } else {
+            goto out;
+        }
+        if (np >= m || m - np > 4)
+            goto out;
+        for (size_t i = np; i < m; i++)
+            if (w[i].type != T_WORD || (tcls(&w[i]) & CLAUSE_CLS))
+                goto out;
+        uint32_t no = w[np].off, ne = w[m - 1].off + w[m - 1].len;
+        len = snprintf(buf, sizeof buf, "My %.*s %s %.*s.", (int)(ne - no), q + qs + no,
+                       QW(k + 1, "are") ? "are" : "is", flen, frag);
+    } else if (QW(k, "where") && k + 2 < m) {
+        /* "Where do you work?" -> "I work at Acme." */
+        static const struct {
+            const char *q1, *q2, *q3, *say, *prep;
+        } WHERE[] = {
+            {"do", "you", "work", "I work", "at"},
+            {"did", "you", "work", "I worked", "at"},
+            {"are", "you", "working", "I work", "at"},
+            {"do", "you", "live", "I live", "in"},
+            {"are", "you", "living", "I live", "in"},
+            {"are", "you", "based", "I am based", "in"},
+            {"are", "you", "from", "I am from", ""},
+            {"are", "you", "originally", "I am originally from", ""},
+            {"did", "you", "grow", "I grew up", "in"},
+            {"do", "you", "study", "I study", "at"},
+            {"did", "you", "study", "I studied", "at"},
+            {"did", "you", "go", "I went", "to"},
+        };
+        for (size_t i = 0; i < sizeof WHERE / sizeof *WHERE && len < 0; i++) {
+            if (!QW(k + 1, WHERE[i].q1) || !QW(k + 2, WHERE[i].q2) || !QW(k + 3, WHERE[i].q3))
+                continue;
+            /* "Where did you go?" asks for a trip, not a school. */
+            if (!strcmp(WHERE[i].q3, "go") &&
+                !(QW(k + 4, "to") && (QW(k + 5, "school") || QW(k + 5, "college") ||
+                                      QW(k + 5, "university") || QW(k + 5, "uni"))))
+                continue;
+            bool bare = fprep || !WHERE[i].prep[0];
+            len = snprintf(buf, sizeof buf, "%s%s%s %.*s.", WHERE[i].say, bare ? "" : " ",
+                           bare ? "" : WHERE[i].prep, flen, frag);
+        }
+    } else if (QW(k, "how") && QW(k + 1, "old") && QW(k + 2, "are") && QW(k + 3, "you") &&
+               k + 4 == m) {
+        /* "How old are you?" -> "I'm 34." */
+        bool num = false;
+        for (size_t i = a; i < b; i++)
+            num |= t[i].type == T_NUM || (tcls(&t[i]) & LX_NUM);
+        if (num && !fprep)
+            len = snprintf(buf, sizeof buf, "I am %.*s.", flen, frag);
+    } else if (QW(k, "what") && m >= k + 4 && m <= k + 7 && QW(m - 2, "you") &&
+               (QW(m - 3, "do") || QW(m - 3, "did")) && tverb(&w[m - 1]) != LV_NONE &&
+               tverb(&w[m - 1]) != LV_DO && (tform(&w[m - 1]) & LXF_BASE) && !fprep) {
+        /* "What languages do you speak?" -> "I speak Spanish." */
+        len = snprintf(buf, sizeof buf, "I %s %.*s.", w[m - 1].w, flen, frag);
+    }
+#undef QW
+    if (len > 0 && (size_t)len < sizeof buf) {
+        ex_result r;
+        if (ctx_extract(x, buf, (size_t)len, &r) == DM_OK) {
+            ex_span sp = {fo, fe - fo};
+            take_over(x, &r, NULL, NULL, "", subject, sp);
+            ex_result_free(&r);
+        }
+    }
+out:
+    tb_free(&qb);
+}
+
+/* in_context -- the elliptical readings of the turn's first sentence. */
+static void in_context(xctx *x, const tokbuf *tb)
+{
+    if (x->assistant || !x->in->context || x->in->n_context == 0 || tb->n == 0)
+        return;
+    size_t n = first_sentence(tb->t, tb->n);
+    more_of(x, tb->t, n);
+    if (!x->err)
+        answer(x, tb->t, n);
+}
+
 int ex_extract(const ex_input *in, ex_result *out)
 {
     if (out)
@@ -9545,6 +10146,8 @@ int ex_extract(const ex_input *in, ex_result *out)
         scan_entities(&x, &S);
         s0 = e;
     }
+    if (!x.err)
+        in_context(&x, &tb);
 done:
     if (tb.t != tb.local)
         dm_free(tb.t);

@@ -160,6 +160,13 @@ typedef struct ex_result {
 
 /* ----------------------------------------------------------------- input */
 
+/* One earlier turn of the same conversation (ex_input.context). */
+typedef struct ex_turn {
+    const char *text; /* UTF-8, NUL-terminated */
+    const char *role; /* "user" or "assistant" */
+    int64_t time_us;
+} ex_turn;
+
 typedef struct ex_input {
     const char *text; /* UTF-8, len bytes, need not be NUL-terminated */
     size_t len;
@@ -170,7 +177,16 @@ typedef struct ex_input {
                             assistant says about the user is reported
                             speech, at lower confidence */
     int64_t time_us;     /* when the turn was said (UTC microseconds) */
+    const ex_turn *context; /* the turns said just before this one in the
+                               same session, oldest first (at most
+                               EX_CONTEXT_MAX; NULL = none): an elliptical
+                               turn ("Also shellfish.", "March 4th." after
+                               "When is the birthday?") is read as their
+                               continuation */
+    size_t n_context;
 } ex_input;
+
+#define EX_CONTEXT_MAX 4
 
 /*
  * ex_extract -- everything the built-in extractor finds in in.  *out is

@@ -1432,7 +1432,7 @@ static int convert(conv *cv, json_t *root, const ex_result *builtin)
 /* ------------------------------------------------------------ extractor */
 
 /* turn_prompt -- the system prompt for one turn: the fixed text, then the
- * turn's time and speaker. */
+ * turn's time and speaker, then the turns said before it (ex_input.context). */
 static char *turn_prompt(const llm *l, const ex_input *in)
 {
     sb s = { { NULL, 0, 0 }, DM_OK };
@@ -1465,6 +1465,19 @@ static char *turn_prompt(const llm *l, const ex_input *in)
             sb_put(&s, " in the third person is about the user (subject \"\")");
         }
         sb_put(&s, ".\n");
+    }
+    if (in->n_context) {
+        /* The turns before it, so that "Also shellfish." or "March 4th."
+         * can be read; their own facts were reported already. */
+        sb_put(&s, "It continues this conversation (earlier turns, oldest first; "
+                   "report only what THE TURN says, read in their light):\n");
+        for (size_t i = 0; i < in->n_context; i++) {
+            const ex_turn *t = &in->context[i];
+            sb_printf(&s, "- %s: ", t->role && !strcmp(t->role, "assistant") ? "assistant"
+                                                                              : "user");
+            sb_put(&s, t->text ? t->text : "");
+            sb_put(&s, "\n");
+        }
     }
     return sb_take(&s);
 }

@@ -39,6 +39,7 @@
 #include "cognitive/llm.h"
 #include "engine/engine_int.h"
 #include "engine/keys.h"
+#include "engine/record.h"
 
 static const char *tenant_name(const char *t) { return t && t[0] ? t : DM_DEFAULT_TENANT; }
 
@@ -447,12 +448,135 @@ typedef struct xwork {
     int rc;
 } xwork;
 
-static void extract_one(dm_db *db, const eng_xjob *j, xwork *w)
+/* How far back a turn is context of the next: a conversation's pause. */
+#define CONTEXT_WINDOW_US (30LL * 60 * 1000000)
+
+void eng_xrecent_fini(eng_user *u)
+{
+    for (uint32_t i = 0; i < u->n_xrecent; i++)
+        eng_xjob_free(u->xrecent[i]);
+    u->n_xrecent = 0;
+}
+
+/* A copy of a turn for the recent ring; NULL on DM_ENOMEM. */
+static eng_xjob *recent_copy(const char *text, size_t len, const char *session,
+                             size_t session_len, bool assistant, int64_t ts)
+{
+    eng_xjob *c = dm_calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->ts = ts;
+    c->assistant = assistant;
+    c->text = dm_strndup(text, len);
+    c->text_len = len;
+    c->session = session ? dm_strndup(session, session_len) : NULL;
+    if (!c->text || (session && !c->session)) {
+        eng_xjob_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* Make c (owned; NULL does nothing) the latest turn of u's recent ring. */
+static void recent_take(eng_user *u, eng_xjob *c)
+{
+    if (!c)
+        return;
+    if (u->n_xrecent == EX_CONTEXT_MAX) {
+        eng_xjob_free(u->xrecent[0]);
+        memmove(u->xrecent, u->xrecent + 1, (EX_CONTEXT_MAX - 1) * sizeof *u->xrecent);
+        u->n_xrecent--;
+    }
+    u->xrecent[u->n_xrecent++] = c;
+}
+
+/* Remember j as the latest turn extracted (on DM_ENOMEM the context of
+ * the next turn is just shorter). */
+static void recent_push(eng_user *u, const eng_xjob *j)
+{
+    recent_take(u, recent_copy(j->text, j->text_len, j->session,
+                               j->session ? strlen(j->session) : 0, j->assistant, j->ts));
+}
+
+/*
+ * The ring knows nothing of j's session (the database was reopened: each
+ * CLI command is a process of its own): read the turns before j in that
+ * session from storage, newest first from j's own key back, over at most
+ * 64 memories of the user and CONTEXT_WINDOW_US, and put them in the ring
+ * oldest first.  Best effort: a failure leaves less context.
+ */
+static void recent_load(dm_db *db, eng_user *u, const eng_xjob *j)
+{
+    uint8_t k[KEY_MAX], lo[KEY_MAX];
+    size_t kl = key_memory(k, &u->tu, j->ts, j->id);
+    size_t lo_len = key_user_kind(lo, KEY_MEMORY, &u->tu);
+    size_t sl = strlen(j->session);
+    eng_xjob *found[EX_CONTEXT_MAX];
+    size_t nf = 0;
+    iter *it = NULL;
+    if (kv_iter_new(db->kv, NULL, &it))
+        return;
+    iter_seek(it, buf_slice_of(k, kl));
+    if (iter_valid(it))
+        iter_prev(it);
+    for (int seen = 0; iter_valid(it) && seen < 64 && nf < EX_CONTEXT_MAX;
+         seen++, iter_prev(it)) {
+        buf_slice key = iter_key(it);
+        if (key.len != lo_len + 24 || memcmp(key.ptr, lo, lo_len))
+            break;
+        int64_t ts = key_ts_decode(dec_be64(key.ptr + lo_len));
+        if (j->ts - ts > CONTEXT_WINDOW_US)
+            break;
+        rec_memory m;
+        if (rec_memory_decode(iter_value(it), &m) || !m.session_id.ptr ||
+            m.session_id.len != sl || memcmp(m.session_id.ptr, j->session, sl))
+            continue;
+        bool assistant = m.role.len == 9 && !memcmp(m.role.ptr, "assistant", 9);
+        eng_xjob *c = recent_copy((const char *)m.text.ptr, m.text.len, j->session, sl,
+                                  assistant, ts);
+        if (c)
+            found[nf++] = c;
+    }
+    iter_free(it);
+    while (nf)
+        recent_take(u, found[--nf]);
+}
+
+static bool recent_has_session(const eng_user *u, const char *session)
+{
+    for (uint32_t i = 0; i < u->n_xrecent; i++)
+        if (u->xrecent[i]->session && !strcmp(u->xrecent[i]->session, session))
+            return true;
+    return false;
+}
+
+/* The turns before j in its session, said within CONTEXT_WINDOW_US,
+ * oldest first, into ctx (EX_CONTEXT_MAX); returns how many.  Turns
+ * without a session have no context. */
+static size_t context_of(const eng_user *u, const eng_xjob *j, ex_turn *ctx)
+{
+    size_t n = 0;
+    if (!j->session)
+        return 0;
+    for (uint32_t i = 0; i < u->n_xrecent; i++) {
+        const eng_xjob *r = u->xrecent[i];
+        if (!r->session || strcmp(r->session, j->session) || r->ts > j->ts ||
+            j->ts - r->ts > CONTEXT_WINDOW_US)
+            continue;
+        ctx[n++] = (ex_turn){ .text = r->text, .role = r->assistant ? "assistant" : "user",
+                              .time_us = r->ts };
+    }
+    return n;
+}
+
+static void extract_one(dm_db *db, const eng_xjob *j, const ex_turn *ctx, size_t n_ctx,
+                        xwork *w)
 {
     /* A transcript's "Name: " label in front of the speaker's own words is
      * not part of what was said. */
     ex_input in = { .text = j->text, .len = j->text_len, .speaker = j->speaker,
-                    .role = j->assistant ? "assistant" : "user", .time_us = j->ts };
+                    .role = j->assistant ? "assistant" : "user", .time_us = j->ts,
+                    .context = n_ctx ? ctx : NULL, .n_context = n_ctx };
     size_t sl = j->speaker ? strlen(j->speaker) : 0;
     if (sl && in.len > sl + 1 && !strncmp(in.text, j->speaker, sl) && in.text[sl] == ':') {
         in.text += sl + 1;
@@ -484,8 +608,16 @@ int eng_extract_batch(dm_db *db, eng_user *u, eng_xjob *const *jobs, size_t n)
     xwork *w = dm_calloc(n ? n : 1, sizeof *w);
     if (!w)
         return err_set_msg(DM_ENOMEM, "out of memory extracting %zu turns", n);
-    for (size_t i = 0; i < n; i++)
-        extract_one(db, jobs[i], &w[i]);
+    /* In order: each turn is the context of the next ones (u->xrecent is
+     * this thread's while it holds u's batch). */
+    for (size_t i = 0; i < n; i++) {
+        ex_turn ctx[EX_CONTEXT_MAX];
+        if (jobs[i]->session && !recent_has_session(u, jobs[i]->session))
+            recent_load(db, u, jobs[i]);
+        size_t n_ctx = context_of(u, jobs[i], ctx);
+        extract_one(db, jobs[i], ctx, n_ctx, &w[i]);
+        recent_push(u, jobs[i]);
+    }
     int rc = eng_user_lock_write(db, u);
     if (rc) {
         for (size_t i = 0; i < n; i++)

@@ -31,6 +31,7 @@
 #include <stdint.h>
 
 #include "deltamemory.h"
+#include "cognitive/extract.h"
 #include "cognitive/facts.h"
 #include "embed/embed.h"
 #include "engine/keys.h"
@@ -105,6 +106,10 @@ typedef struct eng_user {
     uint32_t n_xjobs;
     bool xqueued;               /* in the extraction queue's ring */
     bool xbusy;                 /* a thread is extracting a batch of it */
+    /* The last turns extracted, oldest first: the context of the next
+     * (cognition.c).  Only the thread that holds xbusy touches it. */
+    struct eng_xjob *xrecent[EX_CONTEXT_MAX];
+    uint32_t n_xrecent;
 } eng_user;
 
 typedef struct eng_stripe {
@@ -156,6 +161,7 @@ typedef struct eng_xjob {
     int64_t recorded_us;        /* when it was stored */
     bool assistant;             /* said by the assistant */
     char *speaker;              /* NULL = not known */
+    char *session;              /* NULL = none */
     char *text;
     size_t text_len;
     eng_xwait *wait;            /* NULL = nobody waits for it */
@@ -312,6 +318,8 @@ typedef struct eng_span {
  * same write.  Takes u's write lock (REQUIRES: not held).  A job whose
  * memory was deleted meanwhile is dropped.  Fills the jobs' waiters. */
 int eng_extract_batch(dm_db *db, eng_user *u, eng_xjob *const *jobs, size_t n);
+/* Free u's recent turns (at close). */
+void eng_xrecent_fini(eng_user *u);
 
 /* extractq.c: extraction after the write. */
 int eng_xq_start(dm_db *db);                      /* at open; never fails */
@@ -321,8 +329,8 @@ void eng_xq_stop(dm_db *db);                      /* at close: ends after the ba
  * write durable); NULL on DM_ENOMEM (the 'P' record keeps it for the next
  * open).  metadata may carry "speaker". */
 eng_xjob *eng_xjob_new(const uint8_t id[16], int64_t ts, int64_t recorded_us,
-                       const char *role, const char *text, size_t text_len,
-                       const char *metadata);
+                       const char *role, const char *session, const char *text,
+                       size_t text_len, const char *metadata);
 /* Queue job for u (REQUIRES: u's write lock, held by the writer that
  * stored the turn, so that one user's jobs queue in write order).  True
  * when the caller must run u's queue itself once it has unlocked u (no

@@ -77,6 +77,7 @@ void eng_xjob_free(eng_xjob *job)
     if (!job)
         return;
     dm_free(job->speaker);
+    dm_free(job->session);
     dm_free(job->text);
     dm_free(job);
 }
@@ -138,8 +139,8 @@ static char *metadata_speaker(const char *metadata)
 }
 
 eng_xjob *eng_xjob_new(const uint8_t id[16], int64_t ts, int64_t recorded_us,
-                       const char *role, const char *text, size_t text_len,
-                       const char *metadata)
+                       const char *role, const char *session, const char *text,
+                       size_t text_len, const char *metadata)
 {
     eng_xjob *j = dm_calloc(1, sizeof *j);
     if (!j)
@@ -151,7 +152,8 @@ eng_xjob *eng_xjob_new(const uint8_t id[16], int64_t ts, int64_t recorded_us,
     j->text = dm_strndup(text, text_len);
     j->text_len = text_len;
     j->speaker = metadata_speaker(metadata);
-    if (!j->text) {
+    j->session = session ? dm_strdup(session) : NULL;
+    if (!j->text || (session && !j->session)) {
         eng_xjob_free(j);
         return NULL;
     }
@@ -197,7 +199,10 @@ bool eng_xq_push(dm_db *db, eng_user *u, eng_xjob *job)
     xq->n_jobs++;
     bool inline_run = !xq->running || xq->stop || xq->n_jobs > xq->max_jobs ||
                       u->n_xjobs > XQ_USER_MAX;
-    if (!ring_put(xq, u))
+    /* A job somebody waits for is run by that thread (eng_xq_run) at
+     * once: waking the thread for it would only make the two race and
+     * cost the waiter a sleep. */
+    if (!job->wait && !ring_put(xq, u))
         inline_run = true;
     pthread_mutex_unlock(&xq->mu);
     return inline_run;
@@ -348,9 +353,13 @@ static int recover_one(dm_db *db, buf_slice key, buf_slice val, kv_batch *drop, 
     }
     char *meta = m.metadata.len ? dm_strndup((const char *)m.metadata.ptr, m.metadata.len)
                                 : NULL;
-    eng_xjob *j = eng_xjob_new(id, ts, m.record_time_us, role, (const char *)m.text.ptr,
-                               m.text.len, meta);
+    char *session = m.session_id.ptr ? dm_strndup((const char *)m.session_id.ptr,
+                                                  m.session_id.len)
+                                     : NULL;
+    eng_xjob *j = eng_xjob_new(id, ts, m.record_time_us, role, session,
+                               (const char *)m.text.ptr, m.text.len, meta);
     dm_free(meta);
+    dm_free(session);
     if (!j)
         return err_set_msg(DM_ENOMEM, "out of memory queueing extraction");
     eng_user *u;
@@ -358,17 +367,9 @@ static int recover_one(dm_db *db, buf_slice key, buf_slice val, kv_batch *drop, 
         eng_xjob_free(j);
         return rc;
     }
-    eng_xqueue *xq = &db->xq;
-    pthread_mutex_lock(&xq->mu);
-    if (u->xtail)
-        u->xtail->next = j;
-    else
-        u->xhead = j;
-    u->xtail = j;
-    u->n_xjobs++;
-    xq->n_jobs++;
-    ring_put(xq, u);
-    pthread_mutex_unlock(&xq->mu);
+    /* Past the bounds the thread still takes them, one batch at a time:
+     * at open no writer waits. */
+    (void)eng_xq_push(db, u, j);
     return DM_OK;
 }
 

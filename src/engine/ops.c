@@ -231,7 +231,8 @@ static bool add_queue(dm_db *db, eng_user *u, add_item *items, size_t n)
         if (p->no_extract)
             continue;
         eng_xjob *j = eng_xjob_new(items[i].id, items[i].ts, items[i].record_us, p->role,
-                                   p->text, items[i].text_len, items[i].metadata);
+                                   p->session_id, p->text, items[i].text_len,
+                                   items[i].metadata);
         if (!j) {
             /* The 'P' record keeps the job for the next open. */
             if (items[i].wait) {

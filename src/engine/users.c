@@ -157,6 +157,7 @@ void eng_user_free(eng_user *u)
     if (!u)
         return;
     eng_user_reset(u);
+    eng_xrecent_fini(u);
     pthread_rwlock_destroy(&u->rw);
     dm_free(u);
 }

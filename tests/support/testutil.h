@@ -1,12 +1,14 @@
 /*
  * testutil.h -- shared helpers for the test programs: scratch directories,
- * a seeded random generator, and the cmocka includes.
+ * a seeded random generator, a minimal local HTTP endpoint (for tests that
+ * talk to a chat model), and the cmocka includes.
  */
 #ifndef DM_TESTUTIL_H
 #define DM_TESTUTIL_H
 
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
@@ -21,6 +23,18 @@ const char *tu_tmpdir(const char *tag);
 
 /* tu_rmrf -- removes a directory tree (ignores errors). */
 void tu_rmrf(const char *path);
+
+/* tu_http_read_request -- reads one HTTP request from socket fd into buf
+ * (cap bytes, NUL-terminated): the headers and as much body as its
+ * Content-Length says, or what arrives before the peer stops.  Returns the
+ * bytes read.  For the small local servers some tests run. */
+size_t tu_http_read_request(int fd, char *buf, size_t cap);
+/* tu_http_listen -- a TCP socket listening on 127.0.0.1 at a free port
+ * (*port); -1 on failure. */
+int tu_http_listen(int *port);
+/* tu_http_reply_json -- writes a 200 response with body json to fd
+ * ("Connection: close"); false when the write failed. */
+bool tu_http_reply_json(int fd, const char *json);
 
 /* A small deterministic PRNG (splitmix64 / xorshift). */
 typedef struct tu_rng {

@@ -33,7 +33,7 @@
 
 static ex_result run(const char *text, const char *speaker, const char *role)
 {
-    ex_input in = {text, strlen(text), speaker, role, T0};
+    ex_input in = {text, strlen(text), speaker, role, T0, NULL, 0};
     ex_result r;
     int rc = ex_extract(&in, &r);
     if (rc != DM_OK)
@@ -1459,6 +1459,207 @@ static void test_slot_replaced(void **state)
 
 /* ---- hostile input, errors, memory --------------------------------------- */
 
+/* ---- context: elliptical turns read as continuations --------------------- */
+
+/* run_ctx -- text said by the user after the turns ctx ("u:..." for the
+ * user, "a:..." for the assistant, oldest first, NULL-terminated). */
+static ex_result run_ctx(const char *text, const char *const *ctx)
+{
+    ex_turn turns[EX_CONTEXT_MAX];
+    size_t n = 0;
+    for (; ctx && ctx[n] && n < EX_CONTEXT_MAX; n++) {
+        turns[n].role = ctx[n][0] == 'a' ? "assistant" : "user";
+        turns[n].text = ctx[n] + 2;
+        turns[n].time_us = T0 - 60000000 * (int64_t)(EX_CONTEXT_MAX - n);
+    }
+    ex_input in = {text, strlen(text), NULL, "user", T0, n ? turns : NULL, n};
+    ex_result r;
+    int rc = ex_extract(&in, &r);
+    if (rc != DM_OK)
+        fail_msg("ex_extract(\"%s\") = %d", text, rc);
+    return r;
+}
+
+typedef struct ccase {
+    const char *ctx[EX_CONTEXT_MAX + 1];
+    const char *text;
+    const char *subject, *slot, *value; /* slot NULL: no fact at all */
+} ccase;
+
+static void check_ctx(const ccase *c, size_t n)
+{
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        ex_result r = run_ctx(c[i].text, c[i].ctx);
+        bool ok;
+        if (!c[i].slot) {
+            ok = r.n_facts == 0;
+        } else {
+            const ex_fact *f = find_fact(&r, c[i].subject, c[i].slot, c[i].value);
+            ok = f && f->polarity == EX_ASSERTED && f->confidence >= 0.7f &&
+                 f->confidence <= 0.8f + 1e-6f &&
+                 f->span.off + f->span.len <= strlen(c[i].text);
+        }
+        if (!ok) {
+            print_message("CONTEXT \"%s\" after \"%s\": want (%s | %s | %s)\n", c[i].text,
+                          c[i].ctx[0] ? c[i].ctx[0] : "", c[i].subject ? c[i].subject : "-",
+                          c[i].slot ? c[i].slot : "no fact", c[i].value ? c[i].value : "-");
+            dump(&r);
+            bad++;
+        }
+        ex_result_free(&r);
+    }
+    assert_int_equal(bad, 0);
+}
+
+static void test_context_more(void **state)
+{
+    (void)state;
+    static const ccase CC[] = {
+        {{"u:I'm allergic to peanuts."}, "Also shellfish, forgot to mention.", "", "allergy",
+         "shellfish"},
+        {{"u:I'm allergic to peanuts."}, "Plus tree nuts", "", "allergy", "tree nuts"},
+        {{"u:I'm allergic to dogs."}, "And cats.", "", "allergy", "cats"},
+        {{"u:I love ramen."}, "Oh and sushi too", "", "preference.likes", "sushi"},
+        {{"u:I speak English."}, "Spanish too", "", "language", "Spanish"},
+        {{"u:I speak English."}, "Oh, and French.", "", "language", "French"},
+        {{"u:I play guitar."}, "And piano.", "", "hobby", "piano"},
+        /* Each item of a list. */
+        {{"u:I'm allergic to peanuts."}, "Also shellfish and soy.", "", "allergy", "soy"},
+        /* The latest turn is the one continued. */
+        {{"u:I speak English.", "u:I'm allergic to peanuts."}, "And shellfish.", "",
+         "allergy", "shellfish"},
+    };
+    check_ctx(CC, sizeof CC / sizeof *CC);
+}
+
+static void test_context_more_not(void **state)
+{
+    (void)state;
+    static const ccase CC[] = {
+        /* No context, or a context with no list. */
+        {{NULL}, "Also shellfish, forgot to mention.", NULL, NULL, NULL},
+        {{"u:Hello there."}, "Also shellfish.", NULL, NULL, NULL},
+        {{"u:I live in Austin."}, "And Dallas.", NULL, NULL, NULL},
+        /* A sentence of its own. */
+        {{"u:I'm allergic to peanuts."}, "Also, I went to the gym.", NULL, NULL, NULL},
+        {{"u:I love dogs."}, "And what about you?", NULL, NULL, NULL},
+        /* No continuation marker, or nothing that names a value. */
+        {{"u:I'm allergic to peanuts."}, "Shellfish.", NULL, NULL, NULL},
+        {{"u:I love dogs."}, "And thanks!", NULL, NULL, NULL},
+        {{"u:I love dogs."}, "Also tired.", NULL, NULL, NULL},
+        {{"u:I love dogs."}, "And everything else.", NULL, NULL, NULL},
+        /* A name does not continue a list of common nouns. */
+        {{"u:I love my dog Max."}, "And cats.", NULL, NULL, NULL},
+        /* The assistant spoke last: not a continuation of the user. */
+        {{"u:I'm allergic to peanuts.", "a:Noted."}, "Also shellfish.", NULL, NULL, NULL},
+    };
+    check_ctx(CC, sizeof CC / sizeof *CC);
+    /* The turn's own reading of the value is kept, not repeated. */
+    static const char *const ctx[] = {"u:I love ramen.", NULL};
+    ex_result r = run_ctx("Also, I love sushi.", ctx);
+    const ex_fact *f = find_fact(&r, "", "preference.likes", "sushi");
+    assert_non_null(f);
+    assert_true(f->confidence > 0.75f);
+    size_t n = 0;
+    for (size_t i = 0; i < r.n_facts; i++)
+        n += !strcmp(r.facts[i].value, "sushi");
+    assert_int_equal(n, 1);
+    ex_result_free(&r);
+}
+
+static void test_context_answer(void **state)
+{
+    (void)state;
+    static const ccase CC[] = {
+        {{"u:Planning my mom's 70th birthday. Her name's Linda and she lives in Phoenix.",
+          "a:How lovely! When is the birthday?"},
+         "March 4th. My brother Tom is flying in from Seattle.",
+         "Linda",
+         "birthday",
+         "March 4"},
+        {{"u:My birthday is coming up!", "a:When is the birthday?"}, "June 2nd", "", "birthday",
+         "June 2"},
+        {{"u:My sister Ann is visiting.", "a:When's her birthday?"}, "June 2nd.", "Ann",
+         "birthday", "June 2"},
+        {{"a:When's your birthday?"}, "March 4th.", "", "birthday", "March 4"},
+        {{"a:Where do you work?"}, "At Acme.", "", "work.employer", "Acme"},
+        {{"a:Nice! Where do you work?"}, "Acme Corp", "", "work.employer", "Acme Corp"},
+        {{"a:What's your dog's name?"}, "Max", "", "pet", "Max"},
+        {{"a:How old are you?"}, "34", "", "age", "34"},
+        {{"a:Where are you from?"}, "Ohio originally.", "", "origin", "Ohio"},
+        {{"a:Where do you live?"}, "Austin, Texas.", "", "location.city", "Austin"},
+        {{"a:What languages do you speak?"}, "Spanish and French.", "", "language", "French"},
+        {{"a:What's your name?"}, "Ali.", "", "name", "Ali"},
+    };
+    check_ctx(CC, sizeof CC / sizeof *CC);
+    /* The pet's name is typed as the restatement reads it. */
+    static const char *const ctx[] = {"a:What's your dog's name?", NULL};
+    ex_result r = run_ctx("Max", ctx);
+    const ex_entity *e = find_ent(&r, "Max");
+    assert_non_null(e);
+    assert_int_not_equal(e->type, EX_ENT_PERSON);
+    assert_non_null(find_rel(&r, "", "has_pet", "Max"));
+    ex_result_free(&r);
+}
+
+static void test_context_answer_not(void **state)
+{
+    (void)state;
+    static const ccase CC[] = {
+        /* No question before. */
+        {{NULL}, "March 4th.", NULL, NULL, NULL},
+        {{"a:Have a great day."}, "At Acme.", NULL, NULL, NULL},
+        /* The question is not the last turn. */
+        {{"a:Where do you work?", "u:Hmm."}, "At Acme.", NULL, NULL, NULL},
+        /* Not an answer that names a value. */
+        {{"a:What's your name?"}, "Not telling.", NULL, NULL, NULL},
+        {{"a:How old are you?"}, "Old enough lol", NULL, NULL, NULL},
+        {{"a:Where do you work?"}, "Nowhere right now.", NULL, NULL, NULL},
+        {{"a:Where did you go?"}, "Paris.", NULL, NULL, NULL},
+        {{"u:I went to Paris.", "a:How was it?"}, "Amazing.", NULL, NULL, NULL},
+        /* Whose birthday is unknown. */
+        {{"a:When is the birthday?"}, "March 4th.", NULL, NULL, NULL},
+    };
+    check_ctx(CC, sizeof CC / sizeof *CC);
+    /* A full sentence is read on its own, at a stated fact's confidence. */
+    static const char *const ctx[] = {"a:Where do you work?", NULL};
+    ex_result r = run_ctx("I work at Initech now.", ctx);
+    const ex_fact *f = find_fact(&r, "", "work.employer", "Initech");
+    assert_non_null(f);
+    assert_true(f->confidence > 0.85f);
+    assert_int_equal(r.n_facts, 1);
+    ex_result_free(&r);
+}
+
+static void test_context_oom(void **state)
+{
+    (void)state;
+    static const char *const ctx[] = {
+        "u:Planning my mom's 70th birthday. Her name's Linda and she lives in Phoenix.",
+        "a:How lovely! When is the birthday?", NULL};
+    ex_turn turns[2] = {{ctx[0] + 2, "user", T0 - 1}, {ctx[1] + 2, "assistant", T0}};
+    const char *text = "March 4th. Also Tom, forgot to mention.";
+    ex_input in = {text, strlen(text), NULL, "user", T0, turns, 2};
+    int64_t before = alloc_bytes_in_use();
+    int ok = 0;
+    for (int64_t k = 1; k < 600; k++) {
+        alloc_fail_after(k, 0);
+        ex_result r;
+        int rc = ex_extract(&in, &r);
+        alloc_fail_after(0, 0);
+        if (rc == DM_OK) {
+            ok++;
+            ex_result_free(&r);
+        } else {
+            assert_int_equal(rc, DM_ENOMEM);
+            assert_int_equal(r.n_facts + r.n_events + r.n_entities + r.n_relations, 0);
+        }
+        assert_true(alloc_bytes_in_use() == before);
+    }
+    assert_true(ok > 0);
+}
+
 static void test_garbage(void **state)
 {
     static const char *const BAD[] = {
@@ -1489,7 +1690,7 @@ static void test_garbage(void **state)
     /* Text with NUL bytes inside and not NUL-terminated. */
     char buf[32];
     memcpy(buf, "I live in Austin\0I'm 34XXXXXXXXXXXX", 32);
-    ex_input in = {buf, 23, NULL, NULL, T0};
+    ex_input in = {buf, 23, NULL, NULL, T0, NULL, 0};
     ex_result r;
     assert_int_equal(ex_extract(&in, &r), DM_OK);
     assert_non_null(find_fact(&r, "", "location.city", "Austin"));
@@ -1522,7 +1723,7 @@ static void test_garbage(void **state)
                 text[n++] = ' ';
             }
         }
-        ex_input ri = {text, n, "Ann", t % 3 ? "user" : "assistant", T0};
+        ex_input ri = {text, n, "Ann", t % 3 ? "user" : "assistant", T0, NULL, 0};
         ex_result rr;
         assert_int_equal(ex_extract(&ri, &rr), DM_OK);
         for (size_t i = 0; i < rr.n_facts; i++) {
@@ -1543,11 +1744,11 @@ static void test_errors(void **state)
     assert_int_equal(ex_extract(NULL, &r), DM_EINVAL);
     assert_null(r.facts);
     assert_int_equal(r.n_facts, 0);
-    ex_input in = {"I live in Austin", 16, NULL, NULL, T0};
+    ex_input in = {"I live in Austin", 16, NULL, NULL, T0, NULL, 0};
     assert_int_equal(ex_extract(&in, NULL), DM_EINVAL);
-    ex_input nul = {NULL, 5, NULL, NULL, T0};
+    ex_input nul = {NULL, 5, NULL, NULL, T0, NULL, 0};
     assert_int_equal(ex_extract(&nul, &r), DM_EINVAL);
-    ex_input empty = {NULL, 0, NULL, NULL, T0};
+    ex_input empty = {NULL, 0, NULL, NULL, T0, NULL, 0};
     assert_int_equal(ex_extract(&empty, &r), DM_OK);
     assert_int_equal(r.n_facts, 0);
     ex_result_free(&r);
@@ -1577,7 +1778,7 @@ static void test_oom(void **state)
 {
     const char *text = "My name is Dana. My sister Ann lives in Boston and works "
                        "at Acme Corp. I went hiking yesterday with Sarah.";
-    ex_input in = {text, strlen(text), NULL, NULL, T0};
+    ex_input in = {text, strlen(text), NULL, NULL, T0, NULL, 0};
     int64_t before = alloc_bytes_in_use();
     int ok = 0;
     for (int64_t k = 1; k < 400; k++) {
@@ -1636,7 +1837,7 @@ static void *worker(void *arg)
     int id = (int)(intptr_t)arg;
     for (int round = 0; round < 200; round++) {
         int k = (id + round) % 4;
-        ex_input in = {THREAD_TEXTS[k], strlen(THREAD_TEXTS[k]), NULL, NULL, T0};
+        ex_input in = {THREAD_TEXTS[k], strlen(THREAD_TEXTS[k]), NULL, NULL, T0, NULL, 0};
         ex_result r;
         if (ex_extract(&in, &r) != DM_OK)
             return (void *)1;
@@ -1702,6 +1903,11 @@ int main(void)
         cmocka_unit_test(test_noun_events),
         cmocka_unit_test(test_slot_named),
         cmocka_unit_test(test_slot_replaced),
+        cmocka_unit_test(test_context_more),
+        cmocka_unit_test(test_context_more_not),
+        cmocka_unit_test(test_context_answer),
+        cmocka_unit_test(test_context_answer_not),
+        cmocka_unit_test(test_context_oom),
         cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_oom),

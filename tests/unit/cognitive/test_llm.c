@@ -830,7 +830,8 @@ static void assert_same_result(const ex_result *a, const ex_result *b)
 
 static ex_input turn_input(void)
 {
-    ex_input in = { TURN_TEXT, sizeof TURN_TEXT - 1, NULL, "user", TURN_US };
+    ex_input in = { .text = TURN_TEXT, .len = sizeof TURN_TEXT - 1, .role = "user",
+                    .time_us = TURN_US };
     return in;
 }
 
@@ -923,6 +924,40 @@ static void test_extract_valid(void **state)
     assert_int_equal(u.invalid, 0);
     assert_int_equal(u.prompt_tokens, 900);
     assert_int_equal(n_warnings, 0);
+    ex_result_free(&r);
+    ex_result_free(&b);
+    llm_close(l);
+}
+
+/* The turns before the turn go into the prompt, oldest first, so that an
+ * elliptical turn can be read. */
+static void test_extract_context(void **state)
+{
+    llm *l = open_client(2000, 0, NULL);
+    script_content(OUT_VALID, 900, 300);
+    ex_result b, r;
+    make_builtin(&b);
+    ex_input in = turn_input();
+    ex_turn ctx[2] = { { .text = "I'm allergic to peanuts.", .role = "user",
+                         .time_us = TURN_US - 60000000 },
+                       { .text = "Noted! Anything else?", .role = "assistant",
+                         .time_us = TURN_US - 30000000 } };
+    in.context = ctx;
+    in.n_context = 2;
+    bool used = false;
+    assert_int_equal(llm_extract(l, &in, &b, 0, &r, &used), DM_OK);
+    json_t *j = request_json(0);
+    json_t *msgs = json_object_get(j, "messages");
+    const char *sys = json_string_value(json_object_get(json_array_get(msgs, 0), "content"));
+    const char *a = strstr(sys, "user: I'm allergic to peanuts.");
+    const char *c = strstr(sys, "assistant: Noted! Anything else?");
+    assert_non_null(a);
+    assert_non_null(c);
+    assert_true(a < c);
+    /* The turn itself is still the user message. */
+    assert_string_equal(json_string_value(json_object_get(json_array_get(msgs, 1), "content")),
+                        TURN_TEXT);
+    json_decref(j);
     ex_result_free(&r);
     ex_result_free(&b);
     llm_close(l);
@@ -1105,7 +1140,8 @@ static void test_extract_conversions(void **state)
     llm *l = open_client(2000, 0, NULL);
     script_content(OUT_FENCED, 1, 1);
     static const char text[] = "Caroline doesn't paint anymore. Planning Japan in July!";
-    ex_input in = { text, sizeof text - 1, "Caroline", "assistant", TURN_US };
+    ex_input in = { .text = text, .len = sizeof text - 1, .speaker = "Caroline",
+                    .role = "assistant", .time_us = TURN_US };
     ex_result r;
     bool used = false;
     assert_int_equal(llm_extract(l, &in, NULL, 1, &r, &used), DM_OK);
@@ -1216,6 +1252,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_replies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_chat, setup, teardown),
         cmocka_unit_test_setup_teardown(test_extract_valid, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_extract_context, setup, teardown),
         cmocka_unit_test_setup_teardown(test_extract_malformed_then_valid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_extract_fallback_unknown_slot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_extract_server_error_fallback, setup, teardown),

@@ -12,8 +12,6 @@
 #include "testutil.h"
 #include "tinymodel.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -297,35 +295,14 @@ static void *fake_main(void *arg)
         if (c < 0)
             return NULL;
         char req[16384];
-        size_t got = 0;
-        long want = -1;
-        for (;;) {
-            ssize_t n = read(c, req + got, sizeof req - 1 - got);
-            if (n <= 0)
-                break;
-            got += (size_t)n;
-            req[got] = 0;
-            char *body = strstr(req, "\r\n\r\n");
-            if (body && want < 0) {
-                char *cl = strcasestr(req, "content-length:");
-                want = cl ? atol(cl + 15) : 0;
-            }
-            if (body && (long)(got - (size_t)(body + 4 - req)) >= want)
-                break;
-        }
+        tu_http_read_request(c, req, sizeof req);
         char *body = strstr(req, "\r\n\r\n");
         if (!f->n_requests++)
             snprintf(f->first, sizeof f->first, "%s", body ? body + 4 : "");
         const char *reply = "{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":"
                             "\"You work at Acme Corp, in healthcare.\"}}],"
                             "\"usage\":{\"prompt_tokens\":100,\"completion_tokens\":9}}";
-        char head[256];
-        int hl = snprintf(head, sizeof head,
-                          "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                          "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-                          strlen(reply));
-        if (write(c, head, (size_t)hl) < 0 || write(c, reply, strlen(reply)) < 0)
-            perror("fake llm write");
+        tu_http_reply_json(c, reply);
         close(c);
     }
 }
@@ -333,14 +310,8 @@ static void *fake_main(void *arg)
 static void fake_start(fake_llm *f)
 {
     memset(f, 0, sizeof *f);
-    f->fd = socket(AF_INET, SOCK_STREAM, 0);
+    f->fd = tu_http_listen(&f->port);
     assert_true(f->fd >= 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    assert_int_equal(bind(f->fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(listen(f->fd, 8), 0);
-    socklen_t l = sizeof a;
-    assert_int_equal(getsockname(f->fd, (struct sockaddr *)&a, &l), 0);
-    f->port = ntohs(a.sin_port);
     assert_int_equal(pthread_create(&f->th, NULL, fake_main, f), 0);
 }
 
@@ -545,6 +516,50 @@ static void test_graph_path(void **state)
     tu_rmrf(dir);
 }
 
+/* A turn that continues the one before it is read with it, also after a
+ * reopen (the earlier turns come from storage then); a turn of another
+ * session, or said much later, is read alone. */
+static void test_context(void **state)
+{
+    (void)state;
+    const char *dir = tu_tmpdir("test_cognition_context");
+    dm_options o;
+    tm_options(&o);
+    dm_db *db;
+    assert_rc(dm_open(dir, &o, &db), DM_OK);
+    remember(db, "ed", "I'm allergic to peanuts.", T0, NULL);
+    assert_rc(dm_close(db), DM_OK);
+    assert_rc(dm_open(dir, &o, &db), DM_OK);
+    remember(db, "ed", "Also shellfish, forgot to mention.", T0 + 60000000LL, NULL);
+    /* Another session: no context. */
+    dm_remember_params p;
+    dm_remember_params_init(&p);
+    p.user_id = "ed";
+    p.session_id = "s2";
+    p.text = "Also cats.";
+    p.time_us = T0 + 120000000LL;
+    assert_rc(dm_remember(db, &p, NULL), DM_OK);
+    /* Hours later in the same session: no context either. */
+    remember(db, "ed", "Also kiwi.", T0 + DAY, NULL);
+    dm_fact *f;
+    size_t n;
+    profile(db, "ed", 0, 0, &f, &n);
+    bool shellfish = false, cats = false, kiwi = false;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(f[i].slot, "allergy"))
+            continue;
+        shellfish |= !strcmp(f[i].value, "shellfish");
+        cats |= !strcmp(f[i].value, "cats");
+        kiwi |= !strcmp(f[i].value, "kiwi");
+    }
+    dm_facts_free(f, n);
+    assert_true(shellfish);
+    assert_false(cats);
+    assert_false(kiwi);
+    assert_rc(dm_close(db), DM_OK);
+    tu_rmrf(dir);
+}
+
 static void test_errors(void **state)
 {
     (void)state;
@@ -592,6 +607,7 @@ int main(void)
         cmocka_unit_test(test_assistant_echo),
         cmocka_unit_test(test_entity_resolution),
         cmocka_unit_test(test_graph_path),
+        cmocka_unit_test(test_context),
         cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -16,9 +16,7 @@
 #include "testutil.h"
 #include "tinymodel.h"
 
-#include <arpa/inet.h>
 #include <dirent.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -36,6 +34,7 @@
 
 typedef struct held_llm {
     int fd, port;
+    char url[64];
     pthread_t th;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -51,22 +50,7 @@ static void *held_main(void *arg)
         if (c < 0)
             return NULL;
         char req[16384];
-        size_t got = 0;
-        long want = -1;
-        for (;;) {
-            ssize_t n = read(c, req + got, sizeof req - 1 - got);
-            if (n <= 0)
-                break;
-            got += (size_t)n;
-            req[got] = 0;
-            char *body = strstr(req, "\r\n\r\n");
-            if (body && want < 0) {
-                char *cl = strcasestr(req, "content-length:");
-                want = cl ? atol(cl + 15) : 0;
-            }
-            if (body && (long)(got - (size_t)(body + 4 - req)) >= want)
-                break;
-        }
+        tu_http_read_request(c, req, sizeof req);
         pthread_mutex_lock(&h->mu);
         h->n_requests++;
         pthread_cond_broadcast(&h->cv);
@@ -76,13 +60,7 @@ static void *held_main(void *arg)
         const char *reply = "{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":"
                             "\"not json\"}}],\"usage\":{\"prompt_tokens\":10,"
                             "\"completion_tokens\":2}}";
-        char head[256];
-        int hl = snprintf(head, sizeof head,
-                          "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                          "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-                          strlen(reply));
-        if (write(c, head, (size_t)hl) < 0 || write(c, reply, strlen(reply)) < 0)
-            perror("held llm write");
+        tu_http_reply_json(c, reply);
         close(c);
     }
 }
@@ -92,15 +70,20 @@ static void held_start(held_llm *h)
     memset(h, 0, sizeof *h);
     pthread_mutex_init(&h->mu, NULL);
     pthread_cond_init(&h->cv, NULL);
-    h->fd = socket(AF_INET, SOCK_STREAM, 0);
+    h->fd = tu_http_listen(&h->port);
     assert_true(h->fd >= 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    assert_int_equal(bind(h->fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(listen(h->fd, 16), 0);
-    socklen_t l = sizeof a;
-    assert_int_equal(getsockname(h->fd, (struct sockaddr *)&a, &l), 0);
-    h->port = ntohs(a.sin_port);
+    snprintf(h->url, sizeof h->url, "http://127.0.0.1:%d/v1", h->port);
     assert_int_equal(pthread_create(&h->th, NULL, held_main, h), 0);
+}
+
+/* Options whose chat model is h: one call per turn, no timeout in sight. */
+static void held_options(const held_llm *h, dm_options *o)
+{
+    tm_options(o);
+    o->llm_base_url = h->url;
+    o->llm_model = "held";
+    o->llm_max_calls = 1;
+    o->llm_timeout_ms = 60000;
 }
 
 /* Wait until the endpoint holds at least n requests. */
@@ -189,14 +172,8 @@ static void test_searchable_before_extraction(void **state)
     const char *dir = tu_tmpdir("test_extractq_slow");
     held_llm h;
     held_start(&h);
-    char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1", h.port);
     dm_options o;
-    tm_options(&o);
-    o.llm_base_url = url;
-    o.llm_model = "held";
-    o.llm_max_calls = 1;
-    o.llm_timeout_ms = 60000;
+    held_options(&h, &o);
     dm_db *db;
     assert_rc(dm_open(dir, &o, &db), DM_OK);
 
@@ -331,14 +308,8 @@ static void test_crash_with_queued_turns(void **state)
     snprintf(image, sizeof image, "%s", tu_tmpdir("test_extractq_image"));
     held_llm h;
     held_start(&h);
-    char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1", h.port);
     dm_options o;
-    tm_options(&o);
-    o.llm_base_url = url;
-    o.llm_model = "held";
-    o.llm_max_calls = 1;
-    o.llm_timeout_ms = 60000;
+    held_options(&h, &o);
     o.sync = DM_SYNC_ALWAYS;
     dm_db *db;
     assert_rc(dm_open(live, &o, &db), DM_OK);
