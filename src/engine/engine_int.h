@@ -332,7 +332,9 @@ eng_xjob *eng_xjob_new(const uint8_t id[16], int64_t ts, int64_t recorded_us,
                        const char *role, const char *session, const char *text,
                        size_t text_len, const char *metadata);
 /* Queue job for u (REQUIRES: u's write lock, held by the writer that
- * stored the turn, so that one user's jobs queue in write order).  True
+ * stored the turn, so that one user's jobs queue in write order; or
+ * dm_open's recovery, before any writer exists).  A job somebody waits
+ * for does not wake the thread: the waiter runs it (eng_xq_run).  True
  * when the caller must run u's queue itself once it has unlocked u (no
  * thread, or the queue past its bounds). */
 bool eng_xq_push(dm_db *db, eng_user *u, eng_xjob *job);
