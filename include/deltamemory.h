@@ -327,8 +327,12 @@ DM_API void dm_add_params_init(dm_add_params *p);
 
 /*
  * dm_add -- validate, embed, store durably (per the sync mode) and index
- * one memory; it is searchable when the call returns.  *out_id (may be
- * NULL) receives the id.
+ * one memory; it is searchable when the call returns.  Unless
+ * p->no_extract, its text is queued for extraction (facts, events,
+ * relations: see dm_remember), which runs after the call returns, in the
+ * background, in the order the user's memories were stored; readers of
+ * facts see it (dm_profile and the others extract what is queued first).
+ * *out_id (may be NULL) receives the id.
  * Errors: DM_EINVAL (missing user, empty text, invalid UTF-8 with its
  * offset, metadata not a JSON object with the parse position, a name over
  * 255 bytes, salience outside [0,1], wrong embedding dim), DM_ETOOBIG (text
