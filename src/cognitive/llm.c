@@ -54,12 +54,10 @@
  * participants, other subjects, and fact values of place, organisation,
  * person and concept slots.
  *
- * LOCKING.  A CURL easy handle serves one transfer at a time, so each
- * request takes a handle from a small pool (or makes one) and gives it
- * back afterwards; `mu` guards only the pool.  The totals are atomics.
- * Everything else is immutable after open, so every function may be
- * called from many threads at once.  curl_global_init runs once per
- * process (pthread_once) and is never undone.
+ * LOCKING.  The POSTs, their retries and the pool of libcurl handles are
+ * the shared client's (src/os/httpc.c), which is safe from many threads.
+ * The totals are atomics.  Everything else is immutable after open, so
+ * every function may be called from many threads at once.
  *
  * Memory: our allocations go through dm_malloc; jansson and libcurl
  * allocate internally with malloc (json_dumps output is released with
@@ -68,11 +66,8 @@
  */
 #include "cognitive/llm.h"
 
-#include <curl/curl.h>
-#include <errno.h>
 #include <jansson.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,17 +79,13 @@
 #include "base/buf.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "os/httpc.h"
 
-#define LLM_POOL_CAP 8
 #define LLM_DEFAULT_TIMEOUT_MS 30000
 #define LLM_DEFAULT_RETRIES 2
 #define LLM_DEFAULT_MAX_TOKENS 1024
 #define LLM_DEFAULT_MAX_CALLS 2
-#define LLM_BACKOFF_BASE_MS 100
-#define LLM_BACKOFF_MAX_MS 5000
-#define LLM_RETRY_AFTER_MAX_MS 30000
 #define LLM_MAX_REPLY_LEN ((size_t)64 << 20)
-#define LLM_EXCERPT_LEN 200
 #define LLM_DEFAULT_KEY_ENV "DM_LLM_API_KEY"
 #define LLM_SCHEMA_NAME "deltamemory"
 /* Limits on one answer: more items or longer strings than a single turn
@@ -116,19 +107,10 @@ struct llm {
     double temperature;
     char *schema;       /* the extraction schema, JSON text */
     char *sys_prompt;   /* the fixed part of the extraction prompt */
-    pthread_mutex_t mu; /* guards pool and n_pool */
-    CURL *pool[LLM_POOL_CAP];
-    uint32_t n_pool;
+    httpc hc;           /* the pooled client (src/os/httpc.c) */
     _Atomic uint64_t calls, failures, invalid, prompt_tokens, completion_tokens;
 };
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc = CURLE_OK;
-
-static void curl_init(void)
-{
-    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
 
 /* ------------------------------------------------------------- taxonomy */
 
@@ -388,189 +370,6 @@ static char *build_prompt(void)
     return sb_take(&s);
 }
 
-/* ---------------------------------------------------------- handle pool */
-
-static CURL *take_handle(llm *l)
-{
-    CURL *c = NULL;
-    pthread_mutex_lock(&l->mu);
-    if (l->n_pool > 0)
-        c = l->pool[--l->n_pool];
-    pthread_mutex_unlock(&l->mu);
-    if (c) {
-        /* Reset clears the last transfer's options but keeps the handle's
-         * live connections. */
-        curl_easy_reset(c);
-        return c;
-    }
-    return curl_easy_init();
-}
-
-static void give_handle(llm *l, CURL *c)
-{
-    if (!c)
-        return;
-    pthread_mutex_lock(&l->mu);
-    if (l->n_pool < LLM_POOL_CAP) {
-        l->pool[l->n_pool++] = c;
-        c = NULL;
-    }
-    pthread_mutex_unlock(&l->mu);
-    if (c)
-        curl_easy_cleanup(c);
-}
-
-/* ------------------------------------------------------------- requests */
-
-typedef struct reply {
-    char *data;
-    size_t len, cap;
-    int too_big, no_mem;
-} reply;
-
-static size_t on_body(char *p, size_t size, size_t nmemb, void *arg)
-{
-    reply *r = arg;
-    size_t n = size * nmemb;
-    if (r->len + n > LLM_MAX_REPLY_LEN) {
-        r->too_big = 1;
-        return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
-    }
-    if (r->len + n + 1 > r->cap) {
-        size_t cap = r->cap ? r->cap : 8192;
-        while (cap < r->len + n + 1)
-            cap *= 2;
-        char *d = dm_realloc(r->data, cap);
-        if (!d) {
-            r->no_mem = 1;
-            return 0;
-        }
-        r->data = d;
-        r->cap = cap;
-    }
-    memcpy(r->data + r->len, p, n);
-    r->len += n;
-    r->data[r->len] = '\0';
-    return n;
-}
-
-/* excerpt -- the first bytes of a text, on one line, printable. */
-static void excerpt(const char *p, size_t len, char *dst, size_t cap)
-{
-    size_t n = len < cap - 1 ? len : cap - 1;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)p[i];
-        dst[i] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
-    }
-    dst[n] = '\0';
-}
-
-static void sleep_ms(uint32_t ms)
-{
-    struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-/* Outcome of one attempt. */
-enum attempt_kind {
-    ATT_OK,      /* 2xx, body in the reply */
-    ATT_RETRY,   /* 429, 5xx, connection error: worth another try */
-    ATT_TIMEOUT, /* timed out: retried too, reported as DM_ECANCELED */
-    ATT_FATAL,   /* anything else: not retried */
-};
-
-/*
- * attempt -- one POST of body.  On anything but ATT_OK the error message
- * is set and *rc_out holds the code to return if no retry follows;
- * *retry_after_ms receives the server's Retry-After (0 when absent).
- */
-static enum attempt_kind attempt(llm *l, CURL *c, const char *body, size_t body_len,
-                                 reply *r, int *rc_out, uint32_t *retry_after_ms)
-{
-    char errbuf[CURL_ERROR_SIZE];
-    struct curl_slist *hdrs = NULL, *t;
-    enum attempt_kind kind = ATT_FATAL;
-    *retry_after_ms = 0;
-    *rc_out = DM_EIO;
-    r->len = 0;
-    r->too_big = r->no_mem = 0;
-    errbuf[0] = '\0';
-    const char *lines[] = { "Content-Type: application/json",
-                            "Accept: application/json",
-                            /* No "Expect: 100-continue" round trip. */
-                            "Expect:", l->auth_header };
-    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
-        if (!lines[i])
-            continue;
-        t = curl_slist_append(hdrs, lines[i]);
-        if (!t) {
-            *rc_out = err_set_msg(DM_ENOMEM, "POST %s: out of memory", l->url);
-            goto out;
-        }
-        hdrs = t;
-    }
-    curl_easy_setopt(c, CURLOPT_URL, l->url);
-    curl_easy_setopt(c, CURLOPT_POST, 1L);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)l->timeout_ms);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
-                     (long)(l->timeout_ms < 10000 ? l->timeout_ms : 10000));
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "deltamemory/" DM_VERSION_STRING);
-    curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
-    CURLcode cc = curl_easy_perform(c);
-    if (cc != CURLE_OK) {
-        const char *what = errbuf[0] ? errbuf : curl_easy_strerror(cc);
-        if (r->too_big) {
-            err_set_msg(DM_EIO, "POST %s: reply larger than %zu bytes", l->url,
-                        LLM_MAX_REPLY_LEN);
-        } else if (r->no_mem) {
-            *rc_out = err_set_msg(DM_ENOMEM, "POST %s: out of memory for the "
-                                  "reply", l->url);
-        } else if (cc == CURLE_OPERATION_TIMEDOUT) {
-            *rc_out = err_set_msg(DM_ECANCELED, "POST %s: timed out after %u ms "
-                                  "(%s)", l->url, l->timeout_ms, what);
-            kind = ATT_TIMEOUT;
-        } else if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
-                   cc == CURLE_SEND_ERROR || cc == CURLE_RECV_ERROR ||
-                   cc == CURLE_GOT_NOTHING || cc == CURLE_PARTIAL_FILE ||
-                   cc == CURLE_SSL_CONNECT_ERROR) {
-            err_set_msg(DM_EIO, "POST %s: %s", l->url, what);
-            kind = ATT_RETRY;
-        } else {
-            err_set_msg(DM_EIO, "POST %s: %s", l->url, what);
-        }
-        goto out;
-    }
-    long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    if (status >= 200 && status < 300) {
-        kind = ATT_OK;
-        *rc_out = DM_OK;
-        goto out;
-    }
-    char ex[LLM_EXCERPT_LEN + 1];
-    excerpt(r->data ? r->data : "", r->len, ex, sizeof ex);
-    err_set_msg(DM_EIO, "POST %s: HTTP %ld: %s", l->url, status, ex);
-    if (status == 429 || status >= 500) {
-        curl_off_t ra = 0;
-        if (curl_easy_getinfo(c, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
-            *retry_after_ms = ra * 1000 > LLM_RETRY_AFTER_MAX_MS
-                                  ? LLM_RETRY_AFTER_MAX_MS
-                                  : (uint32_t)(ra * 1000);
-        kind = ATT_RETRY;
-    }
-out:
-    curl_slist_free_all(hdrs);
-    return kind;
-}
-
 static void add_tokens(_Atomic uint64_t *total, json_t *v)
 {
     if (json_is_integer(v) && json_integer_value(v) > 0)
@@ -580,15 +379,15 @@ static void add_tokens(_Atomic uint64_t *total, json_t *v)
 
 /* parse_reply -- choices[0].message.content of a 2xx reply, and the usage
  * counts. */
-static int parse_reply(llm *l, const reply *r, char **out)
+static int parse_reply(llm *l, const httpc_reply *r, char **out)
 {
     json_error_t jerr;
     int rc = DM_OK;
-    char ex[LLM_EXCERPT_LEN + 1];
+    char ex[HTTPC_EXCERPT_LEN + 1];
     const char *body = r->data ? r->data : "";
     json_t *root = json_loadb(body, r->len, 0, &jerr);
     if (!root) {
-        excerpt(body, r->len, ex, sizeof ex);
+        httpc_excerpt(body, r->len, ex, sizeof ex);
         return err_set_msg(DM_EIO, "POST %s: reply is not JSON (%s at %d): %s",
                            l->url, jerr.text, jerr.position, ex);
     }
@@ -599,7 +398,7 @@ static int parse_reply(llm *l, const reply *r, char **out)
                                   "message");
     json_t *content = json_object_get(msg, "content");
     if (!json_is_string(content)) {
-        excerpt(body, r->len, ex, sizeof ex);
+        httpc_excerpt(body, r->len, ex, sizeof ex);
         rc = err_set_msg(DM_EIO, "POST %s: reply has no "
                          "choices[0].message.content: %s", l->url, ex);
         goto out;
@@ -681,8 +480,7 @@ int llm_chat(llm *l, const llm_msg *msgs, size_t n, const char *json_schema, cha
 {
     int rc = DM_OK;
     char *body = NULL;
-    CURL *c = NULL;
-    reply r = { NULL, 0, 0, 0, 0 };
+    httpc_reply r = { 0 };
     if (out)
         *out = NULL;
     if (!l || !out)
@@ -691,32 +489,10 @@ int llm_chat(llm *l, const llm_msg *msgs, size_t n, const char *json_schema, cha
         return err_set_msg(DM_EINVAL, "llm_chat: no messages");
     if ((rc = build_body(l, msgs, n, json_schema, &body)) != DM_OK)
         return rc;
-    c = take_handle(l);
-    if (!c) {
-        rc = err_set_msg(DM_ENOMEM, "curl_easy_init failed");
-        goto out;
-    }
-    size_t body_len = strlen(body);
-    for (uint32_t att = 0;; att++) {
-        uint32_t retry_after = 0;
-        enum attempt_kind k = attempt(l, c, body, body_len, &r, &rc, &retry_after);
-        if (k == ATT_OK) {
-            rc = parse_reply(l, &r, out);
-            break;
-        }
-        if (k == ATT_FATAL || att >= l->retries)
-            break;
-        uint32_t wait = LLM_BACKOFF_BASE_MS << (att < 6 ? att : 6);
-        if (wait > LLM_BACKOFF_MAX_MS)
-            wait = LLM_BACKOFF_MAX_MS;
-        if (retry_after > wait)
-            wait = retry_after;
-        sleep_ms(wait);
-    }
-out:
+    if ((rc = httpc_post(&l->hc, body, strlen(body), &r)) == DM_OK)
+        rc = parse_reply(l, &r, out);
     atomic_fetch_add_explicit(rc == DM_OK ? &l->calls : &l->failures, 1,
                               memory_order_relaxed);
-    give_handle(l, c);
     dm_free(r.data);
     free(body); /* json_dumps allocates with malloc */
     return rc;
@@ -878,7 +654,7 @@ static void problem(problems *p, const char *fmt, ...)
 
 static const char *trunc_s(const char *s, char *tmp, size_t cap)
 {
-    excerpt(s, strlen(s), tmp, cap);
+    httpc_excerpt(s, strlen(s), tmp, cap);
     return tmp;
 }
 
@@ -1610,9 +1386,7 @@ void llm_close(llm *l)
 {
     if (!l)
         return;
-    for (uint32_t i = 0; i < l->n_pool; i++)
-        curl_easy_cleanup(l->pool[i]);
-    pthread_mutex_destroy(&l->mu);
+    httpc_fini(&l->hc);
     if (l->auth_header) {
         /* The key does not outlive the client in our memory. */
         explicit_bzero(l->auth_header, strlen(l->auth_header));
@@ -1643,21 +1417,20 @@ int llm_open(const llm_config *c, llm **out)
                            "or https://");
     if (!isfinite(c->temperature) || c->temperature < 0.0f || c->temperature > 2.0f)
         return err_set_msg(DM_EINVAL, "llm_open: temperature must be in [0, 2]");
-    pthread_once(&curl_once, curl_init);
-    if (curl_init_rc != CURLE_OK)
-        return err_set_msg(DM_EIO, "curl_global_init: %s",
-                           curl_easy_strerror(curl_init_rc));
     l = dm_calloc(1, sizeof *l);
     if (!l)
         return DM_ENOMEM;
-    if (pthread_mutex_init(&l->mu, NULL) != 0) {
+    if ((rc = httpc_init(&l->hc)) != DM_OK) {
         dm_free(l);
-        return err_set_msg(DM_ENOMEM, "pthread_mutex_init failed");
+        return rc;
     }
     l->timeout_ms = c->timeout_ms ? c->timeout_ms : LLM_DEFAULT_TIMEOUT_MS;
     l->retries = c->retries ? c->retries : LLM_DEFAULT_RETRIES;
     l->max_tokens = c->max_tokens ? c->max_tokens : LLM_DEFAULT_MAX_TOKENS;
     l->temperature = c->temperature;
+    l->hc.timeout_ms = l->timeout_ms;
+    l->hc.retries = l->retries;
+    l->hc.max_reply_len = LLM_MAX_REPLY_LEN;
     size_t ul = strlen(c->base_url);
     while (ul > 0 && c->base_url[ul - 1] == '/')
         ul--;
@@ -1671,6 +1444,7 @@ int llm_open(const llm_config *c, llm **out)
     }
     memcpy(l->url, c->base_url, ul);
     memcpy(l->url + ul, "/chat/completions", sizeof "/chat/completions");
+    l->hc.url = l->url;
     const char *key = getenv(c->api_key_env ? c->api_key_env : LLM_DEFAULT_KEY_ENV);
     if (key && key[0]) {
         size_t kl = strlen(key);
@@ -1681,6 +1455,7 @@ int llm_open(const llm_config *c, llm **out)
         }
         memcpy(l->auth_header, auth, sizeof auth - 1);
         memcpy(l->auth_header + sizeof auth - 1, key, kl + 1);
+        l->hc.auth_header = l->auth_header;
     }
     *out = l;
     return DM_OK;
