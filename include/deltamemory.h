@@ -562,6 +562,12 @@ typedef struct dm_explain {
     uint32_t neighbour_of;         /* 1-based place, before MMR, of the
                                       candidate whose session neighbour
                                       lifted this one; 0 = none */
+    uint8_t graph_answer;          /* 1 when the graph leg's walk reached it
+                                      along two or more relations the query
+                                      asks about ("where does my brother's
+                                      wife work?"): fused is then at least
+                                      0.9 of that of the best hit behind
+                                      the path (docs/retrieval.md) */
     char reason[96];               /* one line: why it survived MMR */
 } dm_explain;
 

@@ -88,6 +88,10 @@ typedef struct cand {
     float fused, relevance, recency, salience, partial, score;
     float mmr_score, max_sim;
     uint32_t neighbour_of;  /* 1-based rank of the hit it neighbours */
+    bool graph_answer;      /* the graph leg reached it by following the
+                               question (graph_leg) */
+    uint32_t graph_lead;    /* then the best other leg's hit behind the
+                               path; UINT32_MAX = none */
     int64_t ts;
     uint8_t id[16];
     char *rec;              /* the record, once read (dm_malloc'd) */
@@ -235,6 +239,15 @@ static bool admit(void *arg, uint32_t doc)
 
 /* --------------------------------------------------------- candidates */
 
+/* The candidate for doc, or NULL when no leg has found it. */
+static cand *cand_find(req *r, uint32_t doc)
+{
+    for (uint32_t i = (doc * 2654435761u) & r->slot_mask; r->slot[i]; i = (i + 1) & r->slot_mask)
+        if (r->c[r->slot[i] - 1].doc == doc)
+            return &r->c[r->slot[i] - 1];
+    return NULL;
+}
+
 static cand *cand_of(req *r, uint32_t doc)
 {
     uint32_t i = (doc * 2654435761u) & r->slot_mask;
@@ -255,17 +268,18 @@ static cand *cand_of(req *r, uint32_t doc)
     return c;
 }
 
-static void leg_hit(req *r, int leg, uint32_t doc, uint32_t rank, float score)
+static cand *leg_hit(req *r, int leg, uint32_t doc, uint32_t rank, float score)
 {
     cand *c = cand_of(r, doc);
     if (!c || c->rank[leg])
-        return;
+        return NULL;
     c->rank[leg] = rank;
     c->leg_score[leg] = score;
     if (leg == LEG_VEC)
         c->sim = score;
     else if (leg == LEG_BM25)
         c->bm = score;
+    return c;
 }
 
 typedef struct scored {
@@ -618,6 +632,7 @@ static int emit(req *r, cand **pick, uint32_t n, dm_search_result *res)
             e->mmr_score = c->mmr_score;
             e->max_sim = c->max_sim;
             e->neighbour_of = c->neighbour_of;
+            e->graph_answer = c->graph_answer;
             reason_of(r, c, i + 1, e->reason, sizeof e->reason);
         }
     }
@@ -840,12 +855,22 @@ static void heap_push(float *h, uint32_t *n, uint32_t cap, float v)
  * "Where does my sister's husband work?" walks user -family.sister-> Ann
  * -married_to-> Bob -works_at-> Globex and returns the three memories
  * that said so.
+ * Such a hit is the question's answer when its path follows the question
+ * edge by edge over two relations or more that the question asks about
+ * (sister, husband, work): no other leg can find "Bob moved to Initech",
+ * which shares no word with the question.  The leg ranks answers first,
+ * those that follow more of the question's relations first, and each
+ * answer's fused score is at least GRAPH_LEAD of that of the best hit of
+ * the other legs behind its path ("Ann is married to Bob", which has the
+ * question's words).  A one-hop question ("where do I work?") has no such
+ * answers: its words find the memory.
  */
 #define GRAPH_DEPTH 3
 #define GRAPH_FANOUT 32
 #define GRAPH_DECAY 0.7f
 #define GRAPH_SEEDS 16
 #define GRAPH_REACH 128
+#define GRAPH_LEAD 0.9f
 
 /* Words that ask about a relation, by relation prefix. */
 static const struct {
@@ -928,6 +953,9 @@ static bool asks_about(const char *words, const char *rel)
 typedef struct ghit {
     uint32_t doc;
     float score;
+    uint32_t answer; /* 0, or how many relations its path follows that the
+                        question asks about */
+    uint32_t lead;   /* an answer's best hit behind its path */
 } ghit;
 
 /* The edge touches an entity the query names (other than the user). */
@@ -945,17 +973,35 @@ static bool edge_named(const graph_edge *e, const uint32_t *named, size_t n_name
  * score.  "Where does my brother's wife work?" then prefers user
  * -brother-> Tom -wife-> Priya -works_at-> X to user -sister-> Jen
  * -husband-> Kevin -works_at-> Y, which the walk alone scores the same.
+ * *asked: how many of the path's edges the question asks about by a word
+ * of their relation.
  */
-static float path_fit(const graph *g, const graph_hit *hits, size_t nh, size_t i,
-                      const char *words, const uint32_t *named, size_t n_named, uint32_t un)
+static float path_fit(req *r, const graph_hit *hits, size_t nh, size_t i, const char *words,
+                      const uint32_t *named, size_t n_named, uint32_t un, uint32_t *asked,
+                      uint32_t *lead)
 {
+    const graph *g = r->u->graph;
     float fit = 1;
+    double lead_rrf = 0;
+    *asked = 0;
+    *lead = UINT32_MAX;
     for (int hop = 0; hop <= GRAPH_DEPTH && hits[i].via != GRAPH_NONE; hop++) {
         graph_edge e;
         if (!graph_edge_get(g, hits[i].via, &e))
             break;
-        if (!edge_named(&e, named, n_named, un) && !asks_about(words, e.rel))
+        if (asks_about(words, e.rel))
+            ++*asked;
+        else if (!edge_named(&e, named, n_named, un))
             fit *= 0.5f;
+        for (uint32_t k = 0; hop && k < e.n_sources; k++) {
+            uint32_t doc = eng_doc_find(r->u, e.sources[k]);
+            cand *c = doc == UINT32_MAX ? NULL : cand_find(r, doc);
+            double f = c ? rt_rrf(c->rank, r->lw, DM_N_LEGS, r->rrf_k) : 0;
+            if (f > lead_rrf) {
+                lead_rrf = f;
+                *lead = doc;
+            }
+        }
         uint32_t parent = e.src == hits[i].node ? e.dst : e.src;
         size_t j = 0;
         while (j < nh && hits[j].node != parent)
@@ -967,9 +1013,13 @@ static float path_fit(const graph *g, const graph_hit *hits, size_t nh, size_t i
     return fit;
 }
 
+/* Answers first, the deepest first ("my brother's wife's employer" over
+ * "my brother's wife"); then by score. */
 static int cmp_ghit(const void *a, const void *b)
 {
     const ghit *x = a, *y = b;
+    if (x->answer != y->answer)
+        return x->answer > y->answer ? -1 : 1;
     if (x->score != y->score)
         return x->score > y->score ? -1 : 1;
     return x->doc < y->doc ? -1 : x->doc > y->doc;
@@ -1024,9 +1074,13 @@ static int graph_leg(req *r, size_t qlen)
         graph_edge e;
         if (hits[i].via == GRAPH_NONE || !graph_edge_get(g, hits[i].via, &e))
             continue;
-        if (!edge_named(&e, seeds, n_named, un) && !asks_about(words, e.rel))
+        bool asked_last = asks_about(words, e.rel);
+        if (!asked_last && !edge_named(&e, seeds, n_named, un))
             continue;
-        float score = hits[i].score * path_fit(g, hits, nh, i, words, seeds, n_named, un);
+        uint32_t asked, lead;
+        float fit = path_fit(r, hits, nh, i, words, seeds, n_named, un, &asked, &lead);
+        float score = hits[i].score * fit;
+        uint32_t answer = asked_last && fit == 1 && asked >= 2 ? asked : 0;
         for (uint32_t k = 0; k < e.n_sources; k++) {
             uint32_t doc = eng_doc_find(u, e.sources[k]);
             if (doc == UINT32_MAX || !admit(r, doc))
@@ -1035,8 +1089,8 @@ static int graph_leg(req *r, size_t qlen)
             while (j < n_gh && gh[j].doc != doc)
                 j++;
             if (j < n_gh) {
-                if (score > gh[j].score)
-                    gh[j].score = score;
+                if (answer > gh[j].answer || (answer == gh[j].answer && score > gh[j].score))
+                    gh[j] = (ghit){ doc, score, answer, lead };
                 continue;
             }
             if (n_gh == cap_gh) {
@@ -1049,7 +1103,7 @@ static int graph_leg(req *r, size_t qlen)
                 gh = ng;
                 cap_gh = nc;
             }
-            gh[n_gh++] = (ghit){ doc, score };
+            gh[n_gh++] = (ghit){ doc, score, answer, lead };
         }
     }
     if (!rc && n_gh) {
@@ -1057,9 +1111,13 @@ static int graph_leg(req *r, size_t qlen)
         if (n_gh > r->depth)
             n_gh = r->depth;
         for (uint32_t i = 0, rank = 0; i < n_gh; i++) {
-            if (!i || gh[i].score != gh[i - 1].score)
+            if (!i || gh[i].score != gh[i - 1].score || gh[i].answer != gh[i - 1].answer)
                 rank = i + 1;
-            leg_hit(r, LEG_GRAPH, gh[i].doc, rank, gh[i].score);
+            cand *c = leg_hit(r, LEG_GRAPH, gh[i].doc, rank, gh[i].score);
+            if (c && gh[i].answer) {
+                c->graph_answer = true;
+                c->graph_lead = gh[i].lead;
+            }
         }
     }
     dm_free(words);
@@ -1158,6 +1216,20 @@ static int gather(req *r, size_t qlen)
             best = c->fused;
         c->ts = u->docs[c->doc].ts;
         memcpy(c->id, u->docs[c->doc].id, 16);
+    }
+    /* An answer of the graph leg (graph_leg) takes GRAPH_LEAD of the fused
+     * score of the best hit behind its path, as a session neighbour does
+     * of its hit: the path is its evidence. */
+    for (uint32_t i = 0; i < r->nc; i++) {
+        cand *c = &r->c[i];
+        const cand *l = c->graph_answer && c->graph_lead != UINT32_MAX
+                            ? cand_find(r, c->graph_lead)
+                            : NULL;
+        if (l) {
+            float f = GRAPH_LEAD * (float)rt_rrf(l->rank, r->lw, DM_N_LEGS, r->rrf_k);
+            if (f > c->fused)
+                c->fused = f;
+        }
     }
     for (uint32_t i = 0; i < r->nc; i++) {
         cand *c = &r->c[i];

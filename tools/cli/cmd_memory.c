@@ -126,6 +126,7 @@ static json_t *explain_json(const dm_explain *e)
           json_object_set_new(o, "mmr_score", cli_float_json(e->mmr_score)) ||
           json_object_set_new(o, "max_sim_above", cli_float_json(e->max_sim)) ||
           json_object_set_new(o, "neighbour_of", json_integer(e->neighbour_of)) ||
+          json_object_set_new(o, "graph_answer", json_boolean(e->graph_answer)) ||
           json_object_set_new(o, "reason", json_string(e->reason));
     if (bad) {
         json_decref(o);

@@ -516,6 +516,48 @@ static void test_graph_path(void **state)
     tu_rmrf(dir);
 }
 
+/* The graph's answer to a two-relation question comes before the turns
+ * said next to the memories that have the question's words, although it
+ * shares none of them and was said in another session. */
+static void test_graph_answer(void **state)
+{
+    (void)state;
+    const char *dir = tu_tmpdir("test_cognition_answer");
+    dm_options o;
+    tm_options(&o);
+    dm_db *db;
+    assert_rc(dm_open(dir, &o, &db), DM_OK);
+    static const char *const turns[] = { "My brother Tom lives in Seattle.",
+                                         "Tom's wife, Priya, is a nurse at Mercy Hospital.",
+                                         "My sister Jen just had a baby boy!",
+                                         "We are all so happy for the family this year.",
+                                         "Jen's husband Kevin works at Globex." };
+    for (int i = 0; i < 5; i++)
+        remember(db, "pa", turns[i], T0 + i * 60000000LL, NULL);
+    dm_remember_params p;
+    dm_remember_params_init(&p);
+    p.user_id = "pa";
+    p.session_id = "s2";
+    p.text = "They love it there. Priya switched to Initech.";
+    p.time_us = T0 + 200 * DAY;
+    assert_rc(dm_remember(db, &p, NULL), DM_OK);
+    dm_search_params sp = { .user_id = "pa", .query = "Where does my brother's wife work?",
+                            .k = 3, .now_us = T0 + 400 * DAY, .flags = DM_EXPLAIN };
+    dm_search_result *res;
+    assert_rc(dm_search(db, &sp, &res), DM_OK);
+    int answer = -1;
+    for (size_t i = 0; i < res->n; i++)
+        if (!strcmp(res->hits[i].memory.text, p.text)) {
+            answer = (int)i;
+            assert_int_equal(res->hits[i].explain->graph_answer, 1);
+            assert_true(res->hits[i].explain->leg_rank[3] == 1);
+        }
+    dm_search_result_free(res);
+    assert_true(answer >= 0);
+    assert_rc(dm_close(db), DM_OK);
+    tu_rmrf(dir);
+}
+
 /* A turn that continues the one before it is read with it, also after a
  * reopen (the earlier turns come from storage then); a turn of another
  * session, or said much later, is read alone. */
@@ -607,6 +649,7 @@ int main(void)
         cmocka_unit_test(test_assistant_echo),
         cmocka_unit_test(test_entity_resolution),
         cmocka_unit_test(test_graph_path),
+        cmocka_unit_test(test_graph_answer),
         cmocka_unit_test(test_context),
         cmocka_unit_test(test_errors),
     };
