@@ -66,6 +66,7 @@ run: deps
 	@./$(BUILD)/tools/cli/deltamemory serve $(DATA_DIR)
 
 test: deps
+	@./tools/install-deps.sh --tests
 	@$(MAKE) --no-print-directory $(ASAN)/build.ninja
 	@$(call QUIET_BUILD,$(ASAN))
 	@cd $(ASAN) && ctest --output-on-failure -j $(JOBS) --timeout 900

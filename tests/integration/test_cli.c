@@ -4,7 +4,7 @@
  * The binary is $DM_BIN_DIR/tools/cli/deltamemory (CTest sets DM_BIN_DIR
  * to the build directory).  Each run has its stdout and stderr captured
  * into files and its exit status checked: check on a clean and on a
- * damaged database (built with the engine), stats, serve, version, help
+ * damaged database (built with the engine), stats, version, help
  * and the usage errors.
  */
 #include "testutil.h"
@@ -271,25 +271,6 @@ static void test_stats(void **state)
     run_free(&r);
 }
 
-static void test_serve_creates(void **state)
-{
-    (void)state;
-    char dir[2048], line[FN_PATH_MAX + 128];
-    snprintf(dir, sizeof dir, "%s/fresh", scratch);
-    run_result r = run("serve", dir, NULL);
-    snprintf(line, sizeof line, "deltamemory %s: storage engine ready at %s; "
-             "the HTTP server is not part of this version yet\n",
-             DM_VERSION_STRING, dir);
-    expect(&r, 0, line, NULL);
-    assert_non_null(strstr(r.out, "recovery: 0 records replayed"));
-    run_free(&r);
-
-    /* What serve created is a database that checks clean. */
-    r = run("check", dir, NULL);
-    expect(&r, 0, " 0 problems\n", NULL);
-    run_free(&r);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -297,7 +278,6 @@ int main(void)
         cmocka_unit_test(test_check_clean_and_damaged),
         cmocka_unit_test(test_check_missing),
         cmocka_unit_test(test_stats),
-        cmocka_unit_test(test_serve_creates),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -231,6 +231,14 @@ int cli_cmd_export(const cli_globals *g, int argc, char **argv);
 int cli_cmd_check(const cli_globals *g, int argc, char **argv);
 int cli_cmd_stats(const cli_globals *g, int argc, char **argv);
 int cli_cmd_serve(const cli_globals *g, int argc, char **argv);
+/* The server's companions: API keys (cmd_keys.c), the MCP server on stdio
+ * (cmd_mcp.c) and the demo (cmd_demo.c); each file defines its help. */
+int cli_cmd_keys(const cli_globals *g, int argc, char **argv);
+int cli_cmd_mcp(const cli_globals *g, int argc, char **argv);
+int cli_cmd_demo(const cli_globals *g, int argc, char **argv);
+extern const char cli_help_keys[];
+extern const char cli_help_mcp[];
+extern const char cli_help_demo[];
 int cli_cmd_eval(const cli_globals *g, int argc, char **argv);
 int cli_cmd_remember(const cli_globals *g, int argc, char **argv);
 /* eval extraction (cmd_eval_ext.c), reached through eval. */

@@ -389,11 +389,37 @@ static const char help_stats[] =
     "{...} or null}.\n";
 
 static const char help_serve[] =
-    "usage: deltamemory [global options] serve [DIR]\n"
+    "usage: deltamemory [global options] serve [DIR] [options]\n"
     "\n"
-    "Opens (creating if needed) the database in DIR (default: --data),\n"
-    "reports what recovery found and the level statistics, then closes it.\n"
-    "The HTTP server is not part of this version yet.\n";
+    "Opens (creating if needed) the database in DIR (default: --data) and\n"
+    "serves it over HTTP/JSON until SIGINT or SIGTERM: the native API, the\n"
+    "DeltaMemory and Mem0 dialects and MCP at /mcp (docs/api.md).  The\n"
+    "first signal finishes the requests in progress and closes the\n"
+    "database; a second one exits at once.  Without any API key (see\n"
+    "`deltamemory keys`) it listens on loopback only.  Settings come from\n"
+    "--config FILE (else ./deltamemory.json when present), then the\n"
+    "environment (DELTAMEMORY_HOST, DELTAMEMORY_PORT, ...), then these\n"
+    "options:\n"
+    "\n"
+    "      --host H            address to listen on (default 127.0.0.1)\n"
+    "      --port N            port (default 6969; 0 = any free port)\n"
+    "      --threads N         request threads (default 4 per core, >= 8)\n"
+    "      --max-connections N (default 4096)\n"
+    "      --timeout S         idle connection timeout, seconds (default 30)\n"
+    "      --max-body BYTES    request body limit (default 8388608)\n"
+    "      --max-text BYTES    one memory's text (default 65536)\n"
+    "      --max-batch N       items in one batch (default 1000)\n"
+    "      --max-top-k N       results of one search (default 1000)\n"
+    "      --max-depth N       JSON nesting (default 32)\n"
+    "      --rate N            requests per second per key, or per client\n"
+    "                          address without keys (default 1000; -1 = no\n"
+    "                          limit)\n"
+    "      --rate-burst N      (default 2 * rate)\n"
+    "      --strict            unknown fields in a body are an error (422)\n"
+    "      --open              listen on a non-loopback address without keys\n"
+    "      --access-log FILE   one JSON line per request (- = stderr)\n"
+    "      --config FILE       a JSON object of these settings (names with\n"
+    "                          underscores: max_body_bytes, rate_per_second...)\n";
 
 static const char help_eval[] =
     "usage: deltamemory [global options] eval locomo --turns T.jsonl\n"
@@ -541,8 +567,14 @@ const cli_cmd cli_commands[] = {
     { "stats", cli_cmd_stats, "stats DIR",
       "memory and storage statistics of the database in DIR", help_stats },
     { "serve", cli_cmd_serve, "serve [DIR]",
-      "open (creating) the database in DIR, report recovery, close it",
+      "serve the database over HTTP/JSON, Mem0's API and MCP",
       help_serve },
+    { "keys", cli_cmd_keys, "keys create|list|revoke",
+      "the server's API keys (each names a tenant)", cli_help_keys },
+    { "mcp", cli_cmd_mcp, "mcp", "serve the Model Context Protocol on stdin/stdout",
+      cli_help_mcp },
+    { "demo", cli_cmd_demo, "demo", "load a short conversation and show recall, profile and context",
+      cli_help_demo },
     { "eval", cli_cmd_eval, "eval locomo|extraction",
       "measure retrieval on LoCoMo, or fact extraction on the labelled set", help_eval },
     { "version", cmd_version, "version", "print the version", help_version },

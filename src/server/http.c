@@ -1,0 +1,1438 @@
+/*
+ * http.c -- the HTTP/JSON server: libmicrohttpd glue, limits, API keys,
+ * rate limits, routing, error bodies, metrics, the access log and a
+ * graceful stop.
+ *
+ * A request goes through, in this order:
+ *   1. the body is gathered (a Content-Length over max_body_len is refused
+ *      with 413 before any of it is read; a body that grows past it
+ *      without one is dropped and answered 413);
+ *   2. the path is split into segments and each is percent-decoded (bad
+ *      escapes, NULs and invalid UTF-8 are a 400); the route table is
+ *      searched -- a path that matches under another method is a 405;
+ *   3. the API key (X-API-Key, Authorization: Bearer|Token) names the
+ *      tenant; without any key configured every request is the default
+ *      tenant's and the server listens on loopback only;
+ *   4. the key's token bucket (or the client address's, without keys);
+ *   5. the body is checked for nesting depth, then parsed (jansson also
+ *      refuses invalid UTF-8);
+ *   6. the handler runs over the dm_* API and fills the response; errors
+ *      are formatted in the route's dialect (handlers.h).
+ * Nothing is changed before step 6, so a request refused by 1-5 leaves the
+ * database as it was.
+ *
+ * Threads: libmicrohttpd's pool (epoll); each thread runs its handlers one
+ * at a time, so n_threads bounds the requests in progress.  The counters
+ * are atomics; the rate limiter and the access log have one mutex each.
+ *
+ * Stopping: the draining flag turns new requests into 503s, the listening
+ * socket is closed, and http_stop waits for the requests in progress
+ * (in_flight) before stopping the daemon.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "base/alloc.h"
+#include "base/err.h"
+#include "server/handlers.h"
+#include "server/keys.h"
+#include "server/mjson.h"
+#include "server/server.h"
+
+#define DEF_PORT 6969
+#define DEF_MAX_CONN 4096
+#define DEF_TIMEOUT_S 30
+#define DEF_MAX_BODY (8u << 20)
+#define DEF_MAX_TEXT (64u << 10)
+#define DEF_MAX_BATCH 1000
+#define DEF_MAX_TOP_K 1000
+#define DEF_MAX_DEPTH 32
+#define DEF_RATE 1000.0
+#define MAX_SEGS 16
+
+/* Latency histogram bounds, seconds (Prometheus "le"). */
+static const double lat_bounds[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                     0.05,   0.1,   0.25,   0.5,   1,    2.5 };
+#define N_BOUNDS (sizeof lat_bounds / sizeof lat_bounds[0])
+
+typedef struct route_stats {
+    atomic_ullong by_class[6]; /* 1xx..5xx by status / 100, [0] unused */
+    atomic_ullong buckets[N_BOUNDS + 1];
+    atomic_ullong sum_us;
+} route_stats;
+
+typedef struct bucket {
+    char name[64];             /* key id or client address */
+    double tokens;
+    double last_s;
+    struct bucket *next;
+} bucket;
+
+#define RL_SLOTS 1024
+#define RL_MAX_ENTRIES 65536
+
+struct http_server {
+    dm_db *db;
+    http_config cfg;
+    char *host, *access_log, *data_dir, *llm_url;
+    struct MHD_Daemon *mhd;
+    uint16_t port;
+    http_keys *keys;
+    const http_route **routes;
+    route_stats *stats;        /* one per route, plus one for "unrouted" */
+    size_t n_routes;
+    atomic_int in_flight;
+    atomic_bool draining;
+    atomic_ullong n_requests;
+    pthread_mutex_t rl_mu;
+    bucket *rl[RL_SLOTS];
+    size_t rl_n;
+    pthread_mutex_t log_mu;
+    FILE *log_fp;
+};
+
+/* Per-request state, from the first call of the access handler to the
+ * completion callback. */
+typedef struct conn_req {
+    char *body;
+    size_t body_len, body_cap;
+    bool is_too_large;
+    struct timespec t0;
+    char *allocs[32];          /* decoded strings handed to the handler */
+    size_t n_allocs;
+} conn_req;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---------------------------------------------------------- responses */
+
+static const struct {
+    int status;
+    const char *native, *dm;
+} err_info[HTTP_N_ERR] = {
+    [HTTP_E_BAD_REQUEST] = { 400, "bad_request", "INVALID_REQUEST" },
+    [HTTP_E_UNAUTHORIZED] = { 401, "unauthorized", "INVALID_API_KEY" },
+    [HTTP_E_FORBIDDEN] = { 403, "forbidden", "FORBIDDEN" },
+    [HTTP_E_NOT_FOUND] = { 404, "not_found", "NOT_FOUND" },
+    [HTTP_E_METHOD] = { 405, "method_not_allowed", "METHOD_NOT_ALLOWED" },
+    [HTTP_E_CONFLICT] = { 409, "conflict", "CONFLICT" },
+    [HTTP_E_TOO_LARGE] = { 413, "too_large", "INVALID_REQUEST" },
+    [HTTP_E_UNPROCESSABLE] = { 422, "unprocessable", "INVALID_REQUEST" },
+    [HTTP_E_RATE_LIMITED] = { 429, "rate_limited", "RATE_LIMITED" },
+    [HTTP_E_UNAVAILABLE] = { 503, "unavailable", "SERVICE_UNAVAILABLE" },
+    [HTTP_E_INTERNAL] = { 500, "internal", "INTERNAL_ERROR" },
+};
+
+void http_reply(http_resp *rs, int status, json_t *body)
+{
+    json_decref(rs->body);
+    rs->body = body;
+    rs->status = status;
+    rs->is_error = false;
+}
+
+static bool vfail(http_resp *rs, http_err kind, const char *code, const char *field,
+                  const char *fmt, va_list ap)
+{
+    rs->is_error = true;
+    rs->err = kind;
+    rs->status = err_info[kind].status;
+    snprintf(rs->err_code, sizeof rs->err_code, "%s", code ? code : "");
+    snprintf(rs->err_field, sizeof rs->err_field, "%s", field ? field : "");
+    vsnprintf(rs->err_msg, sizeof rs->err_msg, fmt, ap);
+    return false;
+}
+
+bool http_fail(http_resp *rs, http_err kind, const char *field, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(rs, kind, NULL, field, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+bool http_fail_code(http_resp *rs, http_err kind, const char *code, const char *field,
+                    const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(rs, kind, code, field, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+bool http_fail_dm(http_resp *rs, int rc, const char *what)
+{
+    const char *msg = dm_errmsg();
+    if (!msg || !*msg)
+        msg = dm_strerror(rc);
+    http_err kind;
+    switch (rc) {
+    case DM_EINVAL:
+        kind = HTTP_E_BAD_REQUEST;
+        break;
+    case DM_ENOTFOUND:
+        kind = HTTP_E_NOT_FOUND;
+        break;
+    case DM_EEXISTS:
+        kind = HTTP_E_CONFLICT;
+        break;
+    case DM_ETOOBIG:
+        kind = HTTP_E_TOO_LARGE;
+        break;
+    case DM_EBUSY:
+    case DM_ECLOSED:
+    case DM_ECANCELED:
+        kind = HTTP_E_UNAVAILABLE;
+        break;
+    default:
+        kind = HTTP_E_INTERNAL;
+    }
+    return http_fail(rs, kind, NULL, "%s: %s", what, msg);
+}
+
+void http_header_add(http_resp *rs, const char *name, const char *value)
+{
+    if (rs->n_headers == sizeof rs->headers / sizeof rs->headers[0])
+        return;
+    size_t n = strlen(name) + strlen(value) + 3;
+    char *h = dm_malloc(n);
+    if (!h)
+        return;
+    snprintf(h, n, "%s: %s", name, value);
+    rs->headers[rs->n_headers++] = h;
+}
+
+/* The error body in the dialect of the route. */
+static json_t *error_body(const http_resp *rs, http_dialect d)
+{
+    const char *code = rs->err_code[0] ? rs->err_code : NULL;
+    switch (d) {
+    case HTTP_DELTAMEMORY:
+        return json_pack("{s:s, s:s}", "error", rs->err_msg, "code",
+                         code ? code : err_info[rs->err].dm);
+    case HTTP_MEM0:
+        return json_pack("{s:s}", "error", rs->err_msg);
+    case HTTP_NATIVE:
+    default: {
+        json_t *e = json_pack("{s:s, s:s}", "code", code ? code : err_info[rs->err].native,
+                              "message", rs->err_msg);
+        if (e && rs->err_field[0])
+            json_object_set_new(e, "field", json_string(rs->err_field));
+        return e ? json_pack("{s:o}", "error", e) : NULL;
+    }
+    }
+}
+
+/* ---------------------------------------------------------- arguments */
+
+/* Percent-decode n bytes of s into a new NUL-terminated string; NULL on a
+ * bad escape, a NUL, or invalid UTF-8. */
+static char *pct_decode(const char *s, size_t n)
+{
+    char *o = dm_malloc(n + 1);
+    if (!o)
+        return NULL;
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '%') {
+            int v = 0;
+            for (int k = 1; k <= 2; k++) {
+                char h = i + (size_t)k < n ? s[i + (size_t)k] : 0;
+                int d = h >= '0' && h <= '9'   ? h - '0'
+                        : h >= 'a' && h <= 'f' ? h - 'a' + 10
+                        : h >= 'A' && h <= 'F' ? h - 'A' + 10
+                                               : -1;
+                if (d < 0) {
+                    dm_free(o);
+                    return NULL;
+                }
+                v = v * 16 + d;
+            }
+            c = (char)v;
+            i += 2;
+        }
+        if (!c) {
+            dm_free(o);
+            return NULL;
+        }
+        o[j++] = c;
+    }
+    o[j] = 0;
+    json_t *t = json_stringn(o, j); /* jansson's UTF-8 check */
+    if (!t) {
+        dm_free(o);
+        return NULL;
+    }
+    json_decref(t);
+    return o;
+}
+
+/* What the handler sees, with the connection state behind it. */
+typedef struct req_box {
+    http_req rq; /* first: a handler's http_req * is the box */
+    conn_req *cr;
+    struct http_server *s;
+} req_box;
+
+static conn_req *req_state(http_req *rq)
+{
+    return ((req_box *)rq)->cr;
+}
+
+static const char *keep(http_req *rq, char *s)
+{
+    conn_req *cr = req_state(rq);
+    if (!s)
+        return NULL;
+    if (cr->n_allocs == sizeof cr->allocs / sizeof cr->allocs[0]) {
+        dm_free(s);
+        return NULL;
+    }
+    cr->allocs[cr->n_allocs++] = s;
+    return s;
+}
+
+const char *http_query(http_req *rq, const char *name)
+{
+    const char *v = MHD_lookup_connection_value(rq->_conn, MHD_GET_ARGUMENT_KIND, name);
+    if (!v)
+        return NULL;
+    return keep(rq, pct_decode(v, strlen(v)));
+}
+
+bool http_query_int(http_req *rq, http_resp *rs, const char *name, int64_t min, int64_t max,
+                    int64_t *out)
+{
+    const char *v = http_query(rq, name);
+    if (!v || !*v)
+        return true;
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || *end || x < min || x > max)
+        return http_fail(rs, HTTP_E_BAD_REQUEST, name,
+                         "query parameter %s must be an integer in [%lld, %lld], not \"%.40s\"",
+                         name, (long long)min, (long long)max, v);
+    *out = x;
+    return true;
+}
+
+bool http_query_bool(http_req *rq, const char *name)
+{
+    const char *v = http_query(rq, name);
+    return v && (!strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes") || !*v);
+}
+
+const char *http_header(http_req *rq, const char *name)
+{
+    return MHD_lookup_connection_value(rq->_conn, MHD_HEADER_KIND, name);
+}
+
+json_t *http_body_object(http_req *rq, http_resp *rs)
+{
+    if (!rq->body) {
+        http_fail(rs, HTTP_E_BAD_REQUEST, NULL, "the request needs a JSON object as its body");
+        return NULL;
+    }
+    if (!json_is_object(rq->body)) {
+        http_fail(rs, HTTP_E_BAD_REQUEST, NULL, "the body must be a JSON object");
+        return NULL;
+    }
+    return rq->body;
+}
+
+bool http_fields_known(http_req *rq, http_resp *rs, json_t *obj, const char *known)
+{
+    if (!rq->cfg->is_strict || !json_is_object(obj))
+        return true;
+    const char *k;
+    json_t *v;
+    json_object_foreach(obj, k, v) {
+        size_t kl = strlen(k);
+        const char *p = known;
+        bool found = false;
+        while (p && *p && !found) {
+            const char *e = strchr(p, ' ');
+            size_t l = e ? (size_t)(e - p) : strlen(p);
+            found = l == kl && !memcmp(p, k, l);
+            p = e ? e + 1 : NULL;
+        }
+        if (!found)
+            return http_fail(rs, HTTP_E_UNPROCESSABLE, k, "unknown field \"%s\"", k);
+    }
+    return true;
+}
+
+static const char *type_name(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+    case JSON_REAL:
+        return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "a boolean";
+    default:
+        return "null";
+    }
+}
+
+/* The member, or NULL when absent or null (then a 400 when required). */
+static json_t *member(http_resp *rs, json_t *obj, const char *key, bool is_required,
+                      bool *ok)
+{
+    json_t *v = json_is_object(obj) ? json_object_get(obj, key) : NULL;
+    *ok = true;
+    if (!v || json_is_null(v)) {
+        if (is_required)
+            *ok = http_fail(rs, HTTP_E_BAD_REQUEST, key, "missing field \"%s\"", key);
+        return NULL;
+    }
+    return v;
+}
+
+static bool str_member(http_req *rq, http_resp *rs, json_t *obj, const char *key,
+                       bool is_required, bool allow_empty, const char **out)
+{
+    bool ok;
+    json_t *v = member(rs, obj, key, is_required, &ok);
+    if (!v)
+        return ok;
+    if (!json_is_string(v))
+        return http_fail(rs, HTTP_E_BAD_REQUEST, key, "field \"%s\" must be a string, not %s",
+                         key, type_name(v));
+    size_t n = json_string_length(v);
+    if (!n && !allow_empty)
+        return http_fail(rs, HTTP_E_BAD_REQUEST, key, "field \"%s\" must not be empty", key);
+    if (n > rq->cfg->max_text_len)
+        return http_fail(rs, HTTP_E_TOO_LARGE, key,
+                         "field \"%s\" is %zu bytes, over the limit of %zu", key, n,
+                         rq->cfg->max_text_len);
+    if (memchr(json_string_value(v), 0, n))
+        return http_fail(rs, HTTP_E_BAD_REQUEST, key, "field \"%s\" holds a NUL character",
+                         key);
+    *out = json_string_value(v);
+    return true;
+}
+
+bool http_str(http_req *rq, http_resp *rs, json_t *obj, const char *key, bool is_required,
+              const char **out)
+{
+    return str_member(rq, rs, obj, key, is_required, false, out);
+}
+
+bool http_str_empty(http_req *rq, http_resp *rs, json_t *obj, const char *key,
+                    bool is_required, const char **out)
+{
+    return str_member(rq, rs, obj, key, is_required, true, out);
+}
+
+bool http_int(http_req *rq, http_resp *rs, json_t *obj, const char *key, bool is_required,
+              int64_t min, int64_t max, int64_t *out)
+{
+    (void)rq;
+    bool ok;
+    json_t *v = member(rs, obj, key, is_required, &ok);
+    if (!v)
+        return ok;
+    double d = json_is_integer(v) ? (double)json_integer_value(v)
+               : json_is_real(v)  ? json_real_value(v)
+                                  : NAN;
+    if (json_is_real(v) && d != floor(d))
+        d = NAN;
+    if (isnan(d))
+        return http_fail(rs, HTTP_E_BAD_REQUEST, key, "field \"%s\" must be an integer, not %s",
+                         key, json_is_number(v) ? "a fraction" : type_name(v));
+    if (d < (double)min || d > (double)max)
+        return http_fail(rs, HTTP_E_UNPROCESSABLE, key,
+                         "field \"%s\" must be in [%lld, %lld]", key, (long long)min,
+                         (long long)max);
+    *out = json_is_integer(v) ? json_integer_value(v) : (int64_t)d;
+    return true;
+}
+
+bool http_num(http_req *rq, http_resp *rs, json_t *obj, const char *key, bool is_required,
+              double min, double max, double *out)
+{
+    (void)rq;
+    bool ok;
+    json_t *v = member(rs, obj, key, is_required, &ok);
+    if (!v)
+        return ok;
+    if (!json_is_number(v))
+        return http_fail(rs, HTTP_E_BAD_REQUEST, key, "field \"%s\" must be a number, not %s",
+                         key, type_name(v));
+    double d = json_number_value(v);
+    if (!(d >= min && d <= max))
+        return http_fail(rs, HTTP_E_UNPROCESSABLE, key, "field \"%s\" must be in [%g, %g]",
+                         key, min, max);
+    *out = d;
+    return true;
+}
+
+bool http_bool(http_req *rq, http_resp *rs, json_t *obj, const char *key, bool *out)
+{
+    (void)rq;
+    bool ok;
+    json_t *v = member(rs, obj, key, false, &ok);
+    if (!v)
+        return ok;
+    if (!json_is_boolean(v))
+        return http_fail(rs, HTTP_E_BAD_REQUEST, key, "field \"%s\" must be a boolean, not %s",
+                         key, type_name(v));
+    *out = json_is_true(v);
+    return true;
+}
+
+bool http_time(http_req *rq, http_resp *rs, json_t *obj, const char *key, int64_t *out_us)
+{
+    (void)rq;
+    bool ok;
+    json_t *v = member(rs, obj, key, false, &ok);
+    if (!v)
+        return ok;
+    if (json_is_number(v)) {
+        double s = json_number_value(v);
+        if (!(s >= 0 && s < 253402300800.0)) /* before year 10000 */
+            return http_fail(rs, HTTP_E_UNPROCESSABLE, key,
+                             "field \"%s\" is out of range for seconds since the epoch", key);
+        *out_us = (int64_t)(s * 1e6);
+        return true;
+    }
+    if (!json_is_string(v) || dm_time_parse(json_string_value(v), out_us))
+        return http_fail(rs, HTTP_E_BAD_REQUEST, key,
+                         "field \"%s\" must be an ISO 8601 time such as "
+                         "2024-05-08T13:56:00Z, or seconds since the epoch",
+                         key);
+    return true;
+}
+
+bool http_obj(http_req *rq, http_resp *rs, json_t *obj, const char *key, bool is_required,
+              json_t **out)
+{
+    (void)rq;
+    bool ok;
+    json_t *v = member(rs, obj, key, is_required, &ok);
+    if (!v)
+        return ok;
+    if (!json_is_object(v))
+        return http_fail(rs, HTTP_E_BAD_REQUEST, key, "field \"%s\" must be an object, not %s",
+                         key, type_name(v));
+    *out = v;
+    return true;
+}
+
+bool http_arr(http_req *rq, http_resp *rs, json_t *obj, const char *key, bool is_required,
+              json_t **out)
+{
+    bool ok;
+    json_t *v = member(rs, obj, key, is_required, &ok);
+    if (!v)
+        return ok;
+    if (!json_is_array(v))
+        return http_fail(rs, HTTP_E_BAD_REQUEST, key, "field \"%s\" must be an array, not %s",
+                         key, type_name(v));
+    if (json_array_size(v) > rq->cfg->max_batch)
+        return http_fail(rs, HTTP_E_TOO_LARGE, key,
+                         "field \"%s\" has %zu items, over the limit of %u", key,
+                         json_array_size(v), rq->cfg->max_batch);
+    *out = v;
+    return true;
+}
+
+bool http_id(http_req *rq, http_resp *rs, const char *s, dm_id *out)
+{
+    (void)rq;
+    if (!s || dm_id_parse(s, out))
+        return http_fail_code(rs, HTTP_E_NOT_FOUND, "MEMORY_NOT_FOUND", "id",
+                              "Memory not found: %.64s", s ? s : "");
+    return true;
+}
+
+void http_time_str(int64_t us, char out[40])
+{
+    dm_time_format(us, out);
+}
+
+json_t *http_memory_json(const dm_memory *m)
+{
+    char err[128];
+    return mjson_memory(m, err, sizeof err);
+}
+
+/* ------------------------------------------------------------ routing */
+
+/* A route's pattern against the decoded segments: 1 = match. */
+static bool pattern_match(const char *pat, char **segs, size_t n)
+{
+    size_t i = 0;
+    const char *p = pat;
+    if (*p == '/')
+        p++;
+    for (;;) {
+        const char *e = strchr(p, '/');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        if (l == 3 && !memcmp(p, "{*}", 3))
+            return i < n;
+        if (i == n)
+            return false;
+        if (l == 2 && !memcmp(p, "{}", 2)) {
+            if (!segs[i][0])
+                return false;
+        } else if (strlen(segs[i]) != l || memcmp(segs[i], p, l)) {
+            return false;
+        }
+        i++;
+        if (!e)
+            return i == n;
+        p = e + 1;
+    }
+}
+
+/* ------------------------------------------------------- rate limiting */
+
+/* Take one token from name's bucket; false when it is empty. */
+static bool rate_take(http_server *s, const char *name)
+{
+    double rate = s->cfg.rate_per_s;
+    if (rate < 0)
+        return true;
+    double burst = s->cfg.rate_burst > 0 ? s->cfg.rate_burst : 2 * rate;
+    uint64_t h = 1469598103934665603ull;
+    for (const char *p = name; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    double t = now_s();
+    bool ok = true;
+    pthread_mutex_lock(&s->rl_mu);
+    bucket **slot = &s->rl[h % RL_SLOTS], *b = *slot;
+    while (b && strcmp(b->name, name))
+        b = b->next;
+    if (!b && s->rl_n < RL_MAX_ENTRIES && (b = dm_calloc(1, sizeof *b))) {
+        snprintf(b->name, sizeof b->name, "%s", name);
+        b->tokens = burst;
+        b->last_s = t;
+        b->next = *slot;
+        *slot = b;
+        s->rl_n++;
+    }
+    if (b) {
+        b->tokens = fmin(burst, b->tokens + (t - b->last_s) * rate);
+        b->last_s = t;
+        if (b->tokens >= 1)
+            b->tokens -= 1;
+        else
+            ok = false;
+    }
+    pthread_mutex_unlock(&s->rl_mu);
+    return ok;
+}
+
+/* ------------------------------------------------------------ metrics */
+
+static void observe(http_server *s, size_t route, int status, double secs)
+{
+    route_stats *st = &s->stats[route];
+    int cls = status / 100;
+    if (cls >= 1 && cls <= 5)
+        atomic_fetch_add_explicit(&st->by_class[cls], 1, memory_order_relaxed);
+    size_t b = 0;
+    while (b < N_BOUNDS && secs > lat_bounds[b])
+        b++;
+    atomic_fetch_add_explicit(&st->buckets[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&st->sum_us, (unsigned long long)(secs * 1e6),
+                              memory_order_relaxed);
+}
+
+typedef struct sbuf {
+    char *p;
+    size_t len, cap;
+    bool is_oom;
+} sbuf;
+
+static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(sbuf *b, const char *fmt, ...)
+{
+    for (;;) {
+        if (b->is_oom)
+            return;
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->is_oom = true;
+            return;
+        }
+        if (b->p && b->len + (size_t)n < b->cap) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t nc = (b->cap ? b->cap * 2 : 8192) + (size_t)n;
+        char *np = dm_realloc(b->p, nc);
+        if (!np) {
+            b->is_oom = true;
+            return;
+        }
+        b->p = np;
+        b->cap = nc;
+    }
+}
+
+static void metrics_render(http_server *s, sbuf *b)
+{
+    sb_printf(b, "# HELP deltamemory_http_requests_total HTTP requests by route and status "
+                 "class.\n# TYPE deltamemory_http_requests_total counter\n");
+    for (size_t i = 0; i <= s->n_routes; i++) {
+        const char *name = i < s->n_routes ? s->routes[i]->name : "unrouted";
+        for (int c = 1; c <= 5; c++) {
+            unsigned long long v = atomic_load(&s->stats[i].by_class[c]);
+            if (v)
+                sb_printf(b, "deltamemory_http_requests_total{route=\"%s\",code=\"%dxx\"} %llu\n",
+                          name, c, v);
+        }
+    }
+    sb_printf(b, "# HELP deltamemory_http_request_seconds Time from the full request to the "
+                 "response, by route.\n# TYPE deltamemory_http_request_seconds histogram\n");
+    for (size_t i = 0; i <= s->n_routes; i++) {
+        const char *name = i < s->n_routes ? s->routes[i]->name : "unrouted";
+        unsigned long long cum = 0;
+        for (size_t k = 0; k <= N_BOUNDS; k++)
+            cum += atomic_load(&s->stats[i].buckets[k]);
+        if (!cum)
+            continue;
+        cum = 0;
+        for (size_t k = 0; k < N_BOUNDS; k++) {
+            cum += atomic_load(&s->stats[i].buckets[k]);
+            sb_printf(b, "deltamemory_http_request_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
+                      name, lat_bounds[k], cum);
+        }
+        cum += atomic_load(&s->stats[i].buckets[N_BOUNDS]);
+        sb_printf(b, "deltamemory_http_request_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n",
+                  name, cum);
+        sb_printf(b, "deltamemory_http_request_seconds_sum{route=\"%s\"} %.6f\n", name,
+                  (double)atomic_load(&s->stats[i].sum_us) / 1e6);
+        sb_printf(b, "deltamemory_http_request_seconds_count{route=\"%s\"} %llu\n", name, cum);
+    }
+    sb_printf(b, "# TYPE deltamemory_http_in_flight gauge\ndeltamemory_http_in_flight %d\n",
+              atomic_load(&s->in_flight));
+    dm_stats st;
+    if (dm_stats_get(s->db, &st) == DM_OK) {
+        const struct {
+            const char *name, *type, *help;
+            uint64_t v;
+        } g[] = {
+            { "users", "gauge", "users with at least one record", st.n_users },
+            { "memories", "gauge", "memories in all states", st.n_memories },
+            { "loaded_users", "gauge", "users whose indexes are in memory", st.n_loaded_users },
+            { "index_bytes", "gauge", "memory used by the loaded indexes", st.index_bytes },
+            { "disk_bytes", "gauge", "bytes of the database's files", st.disk_bytes },
+            { "memtable_bytes", "gauge", "bytes in the memtable", st.memtable_bytes },
+            { "wal_bytes", "gauge", "bytes of the write-ahead log", st.wal_bytes },
+            { "index_pending", "gauge", "vectors not yet linked into the graph index",
+              st.index_pending },
+            { "extract_queued", "gauge", "turns waiting for extraction", st.extract_queued },
+            { "extract_done_total", "counter", "turns extracted since open", st.extract_done },
+            { "extract_failed_total", "counter", "extractions that failed since open",
+              st.extract_failed },
+            { "llm_calls_total", "counter", "chat model requests answered", st.llm_calls },
+            { "llm_failures_total", "counter", "chat model requests that failed",
+              st.llm_failures },
+            { "llm_prompt_tokens_total", "counter", "prompt tokens used",
+              st.llm_prompt_tokens },
+            { "llm_completion_tokens_total", "counter", "completion tokens used",
+              st.llm_completion_tokens },
+        };
+        for (size_t i = 0; i < sizeof g / sizeof g[0]; i++)
+            sb_printf(b, "# HELP deltamemory_%s %s.\n# TYPE deltamemory_%s %s\ndeltamemory_%s %llu\n",
+                      g[i].name, g[i].help, g[i].name, g[i].type, g[i].name,
+                      (unsigned long long)g[i].v);
+    }
+}
+
+/* ---------------------------------------------------- built-in routes */
+
+static http_server *server_of(http_req *rq);
+
+static void h_metrics(http_req *rq, http_resp *rs)
+{
+    sbuf b = { 0 };
+    metrics_render(server_of(rq), &b);
+    if (b.is_oom) {
+        dm_free(b.p);
+        http_fail(rs, HTTP_E_INTERNAL, NULL, "out of memory");
+        return;
+    }
+    rs->raw = b.p;
+    rs->raw_len = b.len;
+    rs->content_type = "text/plain; version=0.0.4; charset=utf-8";
+}
+
+static void h_health(http_req *rq, http_resp *rs)
+{
+    http_server *s = server_of(rq);
+    bool ready = !atomic_load(&s->draining);
+    dm_stats st;
+    bool ok = dm_stats_get(rq->db, &st) == DM_OK;
+    json_t *o = json_pack("{s:b, s:s, s:s, s:b, s:b}", "healthy", ok && ready, "version",
+                          dm_version(), "status", ok && ready ? "ok" : "unavailable", "live",
+                          true, "ready", ok && ready);
+    if (o && ok)
+        json_object_set_new(o, "extract_queued", json_integer((json_int_t)st.extract_queued));
+    http_reply(rs, ok && ready ? 200 : 503, o);
+}
+
+static const http_route core_routes[] = {
+    { "GET", "/v1/health", HTTP_DELTAMEMORY, h_health, "health", true },
+    { "GET", "/health", HTTP_DELTAMEMORY, h_health, "health", true },
+    { "GET", "/metrics", HTTP_NATIVE, h_metrics, "metrics", true },
+    { 0 },
+};
+
+/* ------------------------------------------------------------ request */
+
+static http_server *server_of(http_req *rq)
+{
+    return ((req_box *)rq)->s;
+}
+
+static size_t no_unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    return strlen(s);
+}
+
+/* Deepest nesting of arrays and objects in a JSON text (strings skipped). */
+static uint32_t json_depth(const char *p, size_t n)
+{
+    uint32_t d = 0, max = 0;
+    bool in_str = false;
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = false;
+        } else if (c == '"') {
+            in_str = true;
+        } else if (c == '[' || c == '{') {
+            if (++d > max)
+                max = d;
+        } else if ((c == ']' || c == '}') && d) {
+            d--;
+        }
+    }
+    return max;
+}
+
+static const char *client_addr(struct MHD_Connection *c, char *buf, size_t cap)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    buf[0] = 0;
+    if (ci && ci->client_addr) {
+        const struct sockaddr *sa = ci->client_addr;
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf, (socklen_t)cap);
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, buf,
+                      (socklen_t)cap);
+    }
+    return buf;
+}
+
+/* The secret of the request's API key, or NULL. */
+static const char *request_key(struct MHD_Connection *c)
+{
+    const char *k = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-API-Key");
+    if (k && *k)
+        return k;
+    const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    if (!a)
+        return NULL;
+    if (!strncasecmp(a, "Bearer ", 7))
+        return a + 7;
+    if (!strncasecmp(a, "Token ", 6))
+        return a + 6;
+    return NULL;
+}
+
+typedef struct stream_box {
+    http_stream_fn fn;
+    void *cls;
+    void (*free_fn)(void *);
+} stream_box;
+
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    stream_box *b = cls;
+    long n = b->fn(b->cls, buf, max);
+    if (n < 0)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    if (n == 0)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    return (ssize_t)n;
+}
+
+static void stream_free(void *cls)
+{
+    stream_box *b = cls;
+    if (b->free_fn)
+        b->free_fn(b->cls);
+    dm_free(b);
+}
+
+static void access_log(http_server *s, const char *method, const char *path,
+                       const char *route, int status, double secs, const char *who,
+                       size_t in_len, size_t out_len)
+{
+    if (!s->log_fp)
+        return;
+    char ts[40];
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    dm_time_format((int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000, ts);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:f, s:s, s:I, s:I}", "time", ts,
+                          "method", method, "path", path, "route", route, "status", status,
+                          "ms", secs * 1e3, "who", who, "bytes_in", (json_int_t)in_len,
+                          "bytes_out", (json_int_t)out_len);
+    char *line = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!line)
+        return;
+    pthread_mutex_lock(&s->log_mu);
+    fputs(line, s->log_fp);
+    fputc('\n', s->log_fp);
+    fflush(s->log_fp);
+    pthread_mutex_unlock(&s->log_mu);
+    free(line);
+}
+
+static enum MHD_Result send_response(struct MHD_Connection *c, http_resp *rs,
+                                     http_dialect d, size_t *out_len)
+{
+    struct MHD_Response *r = NULL;
+    int status = rs->status ? rs->status : 200;
+    *out_len = 0;
+    if (rs->is_error) {
+        json_decref(rs->body);
+        rs->body = error_body(rs, d);
+        status = rs->status;
+    }
+    if (rs->stream) {
+        stream_box *b = dm_malloc(sizeof *b);
+        if (b) {
+            *b = (stream_box){ rs->stream, rs->stream_cls, rs->stream_free };
+            r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_reader, b,
+                                                  stream_free);
+            if (!r)
+                stream_free(b);
+        } else if (rs->stream_free) {
+            rs->stream_free(rs->stream_cls);
+        }
+        rs->stream = NULL;
+    } else if (rs->raw) {
+        r = MHD_create_response_from_buffer(rs->raw_len, rs->raw, MHD_RESPMEM_MUST_COPY);
+        *out_len = rs->raw_len;
+    } else {
+        char *txt = rs->body ? mjson_dumps(rs->body) : NULL;
+        if (!txt)
+            txt = strdup("{}");
+        if (txt) {
+            *out_len = strlen(txt);
+            r = MHD_create_response_from_buffer(*out_len, txt, MHD_RESPMEM_MUST_FREE);
+            if (!r)
+                free(txt);
+        }
+    }
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            rs->content_type ? rs->content_type : "application/json");
+    for (size_t i = 0; i < rs->n_headers; i++) {
+        char *h = rs->headers[i];
+        char *colon = strchr(h, ':');
+        if (colon) {
+            *colon = 0;
+            MHD_add_response_header(r, h, colon + 2);
+        }
+    }
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static void resp_fini(http_resp *rs)
+{
+    json_decref(rs->body);
+    dm_free(rs->raw);
+    for (size_t i = 0; i < rs->n_headers; i++)
+        dm_free(rs->headers[i]);
+    if (rs->stream && rs->stream_free)
+        rs->stream_free(rs->stream_cls);
+}
+
+/* Split path into decoded segments; false when a segment does not decode. */
+static bool split_path(const char *path, char **segs, size_t *n, conn_req *cr)
+{
+    *n = 0;
+    const char *p = path;
+    if (*p == '/')
+        p++;
+    for (;;) {
+        const char *e = strchr(p, '/');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        if (*n == MAX_SEGS || cr->n_allocs == sizeof cr->allocs / sizeof cr->allocs[0])
+            return false;
+        char *d = pct_decode(p, l);
+        if (!d)
+            return false;
+        cr->allocs[cr->n_allocs++] = d;
+        segs[(*n)++] = d;
+        if (!e)
+            return true;
+        p = e + 1;
+    }
+}
+
+static enum MHD_Result handle(http_server *s, struct MHD_Connection *c, const char *url,
+                              const char *method, conn_req *cr)
+{
+    req_box box = { .cr = cr, .s = s };
+    http_req *rq = &box.rq;
+    http_resp rs = { 0 };
+    char *segs[MAX_SEGS];
+    size_t n_segs = 0, route = s->n_routes;
+    http_dialect d = HTTP_NATIVE;
+    char who[72] = "", addr[64];
+    char tenant[HTTP_TENANT_CAP], key_id[HTTP_KEY_ID_LEN + 1];
+    rq->db = s->db;
+    rq->cfg = &s->cfg;
+    rq->method = method;
+    rq->path = url;
+    rq->_conn = c;
+    rq->tenant = DM_DEFAULT_TENANT;
+    atomic_fetch_add(&s->in_flight, 1);
+    atomic_fetch_add_explicit(&s->n_requests, 1, memory_order_relaxed);
+
+    if (strlen(url) > 2048 || !split_path(url, segs, &n_segs, cr)) {
+        http_fail(&rs, HTTP_E_BAD_REQUEST, NULL,
+                  "the path is not valid: a bad %%-escape, a NUL, invalid UTF-8 or too long");
+        goto done;
+    }
+    rq->segs = segs;
+    rq->n_segs = n_segs;
+    bool path_known = false;
+    for (size_t i = 0; i < s->n_routes; i++) {
+        const http_route *r = s->routes[i];
+        if (!pattern_match(r->pattern, segs, n_segs))
+            continue;
+        path_known = true;
+        d = r->dialect;
+        if (!strcmp(r->method, "*") || !strcmp(r->method, method)) {
+            route = i;
+            break;
+        }
+    }
+    if (route == s->n_routes) {
+        if (path_known)
+            http_fail(&rs, HTTP_E_METHOD, NULL, "method %s is not allowed on %s", method, url);
+        else
+            http_fail(&rs, HTTP_E_NOT_FOUND, NULL, "no route %s %s", method, url);
+        goto done;
+    }
+    const http_route *r = s->routes[route];
+    if (atomic_load(&s->draining)) {
+        http_fail(&rs, HTTP_E_UNAVAILABLE, NULL, "the server is shutting down");
+        goto done;
+    }
+    /* The key names the tenant; without keys everything is the default
+     * tenant and a key, if sent, is ignored. */
+    if (http_keys_any(s->keys)) {
+        const char *k = request_key(c);
+        if (k && http_keys_check(s->keys, k, tenant, key_id)) {
+            rq->tenant = tenant;
+            rq->key_id = key_id;
+            snprintf(who, sizeof who, "key:%s", key_id);
+        } else if (!r->is_public) {
+            http_fail_code(&rs, HTTP_E_UNAUTHORIZED, k ? "INVALID_API_KEY" : "MISSING_API_KEY",
+                           NULL,
+                           k ? "the API key is not valid"
+                             : "an API key is required (X-API-Key, or Authorization: Bearer)");
+            goto done;
+        }
+    }
+    if (!who[0])
+        snprintf(who, sizeof who, "addr:%s", client_addr(c, addr, sizeof addr));
+    if (!r->is_public && !rate_take(s, who)) {
+        http_fail(&rs, HTTP_E_RATE_LIMITED, NULL,
+                  "too many requests: the limit is %g per second", s->cfg.rate_per_s);
+        http_header_add(&rs, "Retry-After", "1");
+        goto done;
+    }
+    if (cr->is_too_large) {
+        http_fail(&rs, HTTP_E_TOO_LARGE, NULL, "the body is over the limit of %zu bytes",
+                  s->cfg.max_body_len);
+        goto done;
+    }
+    rq->raw_body = cr->body ? cr->body : "";
+    rq->body_len = cr->body_len;
+    if (cr->body_len) {
+        uint32_t depth = json_depth(cr->body, cr->body_len);
+        if (depth > s->cfg.max_depth) {
+            http_fail(&rs, HTTP_E_BAD_REQUEST, NULL,
+                      "the body nests %u levels deep, over the limit of %u", depth,
+                      s->cfg.max_depth);
+            goto done;
+        }
+        json_error_t je;
+        rq->body = json_loadb(cr->body, cr->body_len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
+                              &je);
+        if (!rq->body) {
+            http_fail(&rs, HTTP_E_BAD_REQUEST, NULL, "malformed JSON at line %d column %d: %s",
+                      je.line, je.column, je.text);
+            goto done;
+        }
+    }
+    r->fn(rq, &rs);
+
+done:;
+    size_t out_len = 0;
+    enum MHD_Result ret = send_response(c, &rs, d, &out_len);
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - cr->t0.tv_sec) + (double)(t1.tv_nsec - cr->t0.tv_nsec) / 1e9;
+    int status = rs.status ? rs.status : 200;
+    observe(s, route, status, secs);
+    if (!who[0])
+        snprintf(who, sizeof who, "addr:%s", client_addr(c, addr, sizeof addr));
+    access_log(s, method, url, route < s->n_routes ? s->routes[route]->name : "unrouted",
+               status, secs, who, cr->body_len, out_len);
+    json_decref(rq->body);
+    resp_fini(&rs);
+    atomic_fetch_sub(&s->in_flight, 1);
+    return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    (void)version;
+    http_server *s = cls;
+    conn_req *cr = *con_cls;
+    if (!cr) {
+        cr = dm_calloc(1, sizeof *cr);
+        if (!cr)
+            return MHD_NO;
+        clock_gettime(CLOCK_MONOTONIC, &cr->t0);
+        *con_cls = cr;
+        /* A declared length over the limit is refused before its body is
+         * read; the connection is then closed by libmicrohttpd. */
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > s->cfg.max_body_len)
+            cr->is_too_large = true;
+        if (!cr->is_too_large)
+            return MHD_YES;
+        return handle(s, c, url, method, cr);
+    }
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (cr->is_too_large || cr->body_len + n > s->cfg.max_body_len) {
+            cr->is_too_large = true;
+            dm_free(cr->body);
+            cr->body = NULL;
+            cr->body_len = cr->body_cap = 0;
+            return MHD_YES;
+        }
+        if (cr->body_len + n + 1 > cr->body_cap) {
+            size_t nc = cr->body_cap ? cr->body_cap : 4096;
+            while (nc < cr->body_len + n + 1)
+                nc *= 2;
+            char *nb = dm_realloc(cr->body, nc);
+            if (!nb)
+                return MHD_NO;
+            cr->body = nb;
+            cr->body_cap = nc;
+        }
+        memcpy(cr->body + cr->body_len, upload_data, n);
+        cr->body_len += n;
+        cr->body[cr->body_len] = 0;
+        return MHD_YES;
+    }
+    return handle(s, c, url, method, cr);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)c;
+    (void)toe;
+    conn_req *cr = *con_cls;
+    if (!cr)
+        return;
+    for (size_t i = 0; i < cr->n_allocs; i++)
+        dm_free(cr->allocs[i]);
+    dm_free(cr->body);
+    dm_free(cr);
+    *con_cls = NULL;
+}
+
+/* ---------------------------------------------------------- lifecycle */
+
+void http_config_init(http_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->port = DEF_PORT;
+}
+
+static char *dup_or_null(const char *s)
+{
+    if (!s)
+        return NULL;
+    size_t n = strlen(s) + 1;
+    char *d = dm_malloc(n);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}
+
+static bool is_loopback(const char *host)
+{
+    return !strcmp(host, "127.0.0.1") || !strcmp(host, "::1") || !strcmp(host, "localhost") ||
+           !strncmp(host, "127.", 4);
+}
+
+int http_start(dm_db *db, const http_config *c, http_server **out)
+{
+    *out = NULL;
+    http_server *s = dm_calloc(1, sizeof *s);
+    if (!s)
+        return err_set_msg(DM_ENOMEM, "out of memory");
+    int rc = DM_OK;
+    s->db = db;
+    s->cfg = *c;
+    http_config *k = &s->cfg;
+    if (!k->host)
+        k->host = "127.0.0.1";
+    if (!k->n_threads) {
+        long nc = sysconf(_SC_NPROCESSORS_ONLN);
+        k->n_threads = nc > 0 ? (unsigned)nc * 4 : 8;
+        if (k->n_threads < 8)
+            k->n_threads = 8;
+    }
+    if (!k->max_connections)
+        k->max_connections = DEF_MAX_CONN;
+    if (!k->timeout_s)
+        k->timeout_s = DEF_TIMEOUT_S;
+    if (!k->max_body_len)
+        k->max_body_len = DEF_MAX_BODY;
+    if (!k->max_text_len)
+        k->max_text_len = DEF_MAX_TEXT;
+    if (!k->max_batch)
+        k->max_batch = DEF_MAX_BATCH;
+    if (!k->max_top_k)
+        k->max_top_k = DEF_MAX_TOP_K;
+    if (!k->max_depth)
+        k->max_depth = DEF_MAX_DEPTH;
+    if (k->rate_per_s == 0)
+        k->rate_per_s = DEF_RATE;
+    s->host = dup_or_null(k->host);
+    s->access_log = dup_or_null(c->access_log);
+    s->data_dir = dup_or_null(c->data_dir);
+    s->llm_url = dup_or_null(c->llm_url);
+    k->host = s->host;
+    k->access_log = s->access_log;
+    k->data_dir = s->data_dir;
+    k->llm_url = s->llm_url;
+    pthread_mutex_init(&s->rl_mu, NULL);
+    pthread_mutex_init(&s->log_mu, NULL);
+    if (!s->host) {
+        rc = err_set_msg(DM_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if (s->data_dir && (rc = http_keys_open(s->data_dir, &s->keys)))
+        goto fail;
+    if (!http_keys_any(s->keys) && !k->is_open && !is_loopback(s->host)) {
+        rc = err_set_msg(DM_EINVAL,
+                         "no API key is configured, so the server listens on loopback only "
+                         "(not %s): create a key with `deltamemory keys create`, or pass "
+                         "--open",
+                         s->host);
+        goto fail;
+    }
+    if (s->access_log) {
+        s->log_fp = !strcmp(s->access_log, "-") ? stderr : fopen(s->access_log, "a");
+        if (!s->log_fp) {
+            rc = err_set_msg(DM_EIO, "cannot open the access log %s: %s", s->access_log,
+                             strerror(errno));
+            goto fail;
+        }
+    }
+    /* The route table: the built-in routes, then each dialect's. */
+    const http_route *const tables[] = { core_routes, http_routes_native, http_routes_dm,
+                                         http_routes_mem0, http_routes_mcp };
+    for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++)
+        for (const http_route *r = tables[t]; r->pattern; r++)
+            s->n_routes++;
+    s->routes = dm_calloc(s->n_routes ? s->n_routes : 1, sizeof *s->routes);
+    s->stats = dm_calloc(s->n_routes + 1, sizeof *s->stats);
+    if (!s->routes || !s->stats) {
+        rc = err_set_msg(DM_ENOMEM, "out of memory");
+        goto fail;
+    }
+    size_t i = 0;
+    for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++)
+        for (const http_route *r = tables[t]; r->pattern; r++)
+            s->routes[i++] = r;
+
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    const char *host = !strcmp(s->host, "localhost") ? "127.0.0.1" : s->host;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG;
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons(k->port);
+    } else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons(k->port);
+        flags |= MHD_USE_IPv6;
+    } else {
+        rc = err_set_msg(DM_EINVAL, "listen address \"%s\" is not an IPv4 or IPv6 address",
+                         s->host);
+        goto fail;
+    }
+    s->mhd = MHD_start_daemon(
+        flags, k->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_THREAD_POOL_SIZE, k->n_threads, MHD_OPTION_CONNECTION_LIMIT,
+        k->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, k->timeout_s,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape,
+        s, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, MHD_OPTION_END);
+    if (!s->mhd) {
+        rc = err_set_msg(DM_EIO, "cannot listen on %s:%u (in use, or not permitted)", s->host,
+                         k->port);
+        goto fail;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = di ? di->port : k->port;
+    *out = s;
+    return DM_OK;
+
+fail:
+    http_stop(s, 0);
+    return rc;
+}
+
+uint16_t http_port(const http_server *s)
+{
+    return s->port;
+}
+
+void http_stop(http_server *s, unsigned drain_ms)
+{
+    if (!s)
+        return;
+    atomic_store(&s->draining, true);
+    if (s->mhd) {
+        MHD_socket ls = MHD_quiesce_daemon(s->mhd);
+        if (ls != MHD_INVALID_SOCKET)
+            close(ls);
+        double end = now_s() + drain_ms / 1e3;
+        while (atomic_load(&s->in_flight) > 0 && now_s() < end)
+            usleep(2000);
+        MHD_stop_daemon(s->mhd);
+    }
+    for (size_t i = 0; i < RL_SLOTS; i++)
+        for (bucket *b = s->rl[i], *n; b; b = n) {
+            n = b->next;
+            dm_free(b);
+        }
+    if (s->log_fp && s->log_fp != stderr)
+        fclose(s->log_fp);
+    pthread_mutex_destroy(&s->rl_mu);
+    pthread_mutex_destroy(&s->log_mu);
+    http_keys_close(s->keys);
+    dm_free(s->routes);
+    dm_free(s->stats);
+    dm_free(s->host);
+    dm_free(s->access_log);
+    dm_free(s->data_dir);
+    dm_free(s->llm_url);
+    dm_free(s);
+}
+
+static volatile sig_atomic_t n_signals;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (++n_signals >= 2)
+        _exit(130);
+}
+
+int http_serve(dm_db *db, const http_config *c)
+{
+    http_server *s;
+    int rc = http_start(db, c, &s);
+    if (rc)
+        return rc;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    bool keyed = http_keys_any(s->keys);
+    fprintf(stderr,
+            "deltamemory %s listening on http://%s:%u (%s)\n"
+            "  try: curl -s http://%s:%u/v1/health\n",
+            dm_version(), s->host, s->port,
+            keyed ? "API keys required"
+                  : "no API key configured: loopback only, every request is the default tenant",
+            s->host, s->port);
+    fflush(stderr);
+    while (!n_signals)
+        pause();
+    fprintf(stderr, "deltamemory: stopping (finishing the requests in progress; a second "
+                    "signal exits at once)\n");
+    http_stop(s, 10000);
+    return DM_OK;
+}

@@ -1,0 +1,3 @@
+/* placeholder: routes of this module land with its module. */
+#include "server/handlers.h"
+const http_route http_routes_mcp[] = { { 0 } };
