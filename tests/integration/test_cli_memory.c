@@ -938,13 +938,32 @@ static void test_archive_restore_decay(void **state)
     run_free(&r);
 }
 
+/* The demo remembers its conversation in a temporary database and shows
+ * the recall, the profile (a move and a derived region among it) and the
+ * context block, profile first. */
+static void test_demo(void **state)
+{
+    (void)state;
+    run_result r = RUN("demo");
+    expect_ok(&r);
+    assert_non_null(strstr(r.out, "remembered 12 turns"));
+    assert_non_null(strstr(r.out, "== recall"));
+    assert_non_null(strstr(r.out, "location.city          Denver"));
+    assert_non_null(strstr(r.out, "location.region        Colorado"));
+    assert_non_null(strstr(r.out, "work.industry          healthcare"));
+    const char *ctx = strstr(r.out, "# About the user");
+    assert_non_null(ctx);
+    assert_true(ctx < strstr(r.out, "# This conversation"));
+    run_free(&r);
+}
+
 static void test_help_everywhere(void **state)
 {
     (void)state;
     static const char *const cmds[] = {
         "add", "search", "get", "list", "update", "delete", "erase-user",
         "import", "export", "reembed", "check", "stats", "serve", "version",
-        "help", "archive", "restore", "decay", "eval",
+        "help", "archive", "restore", "decay", "eval", "demo", "keys", "mcp",
     };
     run_result all = RUN("help");
     expect_ok(&all);
@@ -996,6 +1015,7 @@ int main(void)
         cmocka_unit_test(test_errors_are_one_line),
         cmocka_unit_test(test_archive_restore_decay),
         cmocka_unit_test(test_help_everywhere),
+        cmocka_unit_test(test_demo),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
