@@ -43,6 +43,8 @@ typedef struct cli_globals {
     bool is_json;              /* --json given before the command */
     const char *llm_url;       /* --llm-url: a chat model; NULL = none */
     const char *llm_model;     /* --llm-model */
+    const char *url;           /* --url or $DELTAMEMORY_URL: a running server */
+    const char *api_key;       /* --api-key */
 } cli_globals;
 
 /* One command: its entry point and its help. */
@@ -237,6 +239,10 @@ int cli_cmd_keys(const cli_globals *g, int argc, char **argv);
 int cli_cmd_mcp(const cli_globals *g, int argc, char **argv);
 int cli_cmd_demo(const cli_globals *g, int argc, char **argv);
 extern const char cli_help_keys[];
+/* remote.c: the memory commands against a server (--url); cli_remote_has
+ * says which commands can. */
+bool cli_remote_has(const char *cmd);
+int cli_remote(const cli_globals *g, const char *cmd, int argc, char **argv);
 extern const char cli_help_mcp[];
 extern const char cli_help_demo[];
 int cli_cmd_eval(const cli_globals *g, int argc, char **argv);

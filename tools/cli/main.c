@@ -516,6 +516,12 @@ static const char global_help[] =
     "  --sync MODE          none, batch or always: when writes reach the\n"
     "                       disk (default batch)\n"
     "  --json               print JSON (also accepted after the command)\n"
+    "  --url URL            a running server (default $DELTAMEMORY_URL): add,\n"
+    "                       search, get, update, delete, list, erase-user,\n"
+    "                       remember, profile, events, graph, context and\n"
+    "                       history then ask it and print its JSON answer\n"
+    "                       (unless --data is given)\n"
+    "  --api-key KEY        the server's API key (default $DELTAMEMORY_API_KEY)\n"
     "\n"
     "Every command takes --help.  Exit status: 0 success (check: clean),\n"
     "1 failed or damaged, 2 usage error or no database at DIR.  Errors are\n"
@@ -687,7 +693,7 @@ static int parse_globals(int argc, char **argv, cli_globals *g, bool *is_done,
     static const char *const names[] = { "data", "model", "embedder",
                                          "http-url", "http-model",
                                          "http-dim", "sync", "llm-url",
-                                         "llm-model" };
+                                         "llm-model", "url", "api-key" };
     bool is_embedder_set = false;
     int i = 1;
     *is_done = false;
@@ -751,6 +757,10 @@ static int parse_globals(int argc, char **argv, cli_globals *g, bool *is_done,
                 return i;
             }
             is_embedder_set = true;
+        } else if (!strcmp(name, "url")) {
+            g->url = v;
+        } else if (!strcmp(name, "api-key")) {
+            g->api_key = v;
         } else if (!strcmp(name, "http-url")) {
             g->http_url = v;
         } else if (!strcmp(name, "http-model")) {
@@ -812,5 +822,12 @@ int main(int argc, char **argv)
         return cli_usage(NULL, "unknown command \"%s\"; usage: deltamemory "
                          "[global options] <command> [options]", name);
     }
+    if (!g.url) {
+        const char *u = getenv("DELTAMEMORY_URL");
+        g.url = u && *u ? u : NULL;
+    }
+    /* A server to talk to: the memory commands go over HTTP (remote.c). */
+    if (g.url && !g.has_data && cli_remote_has(c->name))
+        return cli_remote(&g, c->name, argc - i - 1, argv + i + 1);
     return c->run(&g, argc - i - 1, argv + i + 1);
 }
