@@ -1421,13 +1421,18 @@ int http_serve(dm_db *db, const http_config *c)
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     bool keyed = http_keys_any(s->keys);
+    const char *key = keyed ? " -H 'X-API-Key: YOUR_KEY'" : "";
     fprintf(stderr,
             "deltamemory %s listening on http://%s:%u (%s)\n"
-            "  try: curl -s http://%s:%u/v1/health\n",
+            "  try: curl -s%s http://%s:%u/v1/memories -d '{\"user_id\": \"alice\", "
+            "\"text\": \"I just moved to Austin\"}'\n"
+            "       curl -s%s http://%s:%u/v1/search -d '{\"user_id\": \"alice\", "
+            "\"query\": \"where do I live?\"}'\n"
+            "  docs: docs/api.md; stop with Ctrl-C\n",
             dm_version(), s->host, s->port,
             keyed ? "API keys required"
                   : "no API key configured: loopback only, every request is the default tenant",
-            s->host, s->port);
+            key, s->host, s->port, key, s->host, s->port);
     fflush(stderr);
     while (!n_signals)
         pause();

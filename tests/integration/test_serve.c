@@ -1,0 +1,184 @@
+/*
+ * test_serve.c -- `deltamemory serve` as a user runs it: it says where it
+ * listens, answers, refuses a public address without API keys, stops on
+ * SIGTERM after the requests in progress and closes the database cleanly,
+ * and exits at once on a second signal.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <curl/curl.h>
+
+#include "testutil.h"
+#include "tinymodel.h"
+
+extern char **environ;
+
+static char bin[2048];
+
+typedef struct server {
+    pid_t pid;
+    int err_fd;          /* the read end of its stderr */
+    char err[8192];      /* what it printed so far */
+    size_t err_len;
+    unsigned port;
+} server;
+
+static void read_err(server *s, int timeout_ms)
+{
+    struct pollfd p = { s->err_fd, POLLIN, 0 };
+    while (poll(&p, 1, timeout_ms) > 0) {
+        ssize_t n = read(s->err_fd, s->err + s->err_len, sizeof s->err - 1 - s->err_len);
+        if (n <= 0)
+            break;
+        s->err_len += (size_t)n;
+        s->err[s->err_len] = 0;
+        timeout_ms = 50;
+    }
+}
+
+/* Start `deltamemory --data dir --model tiny serve ARGS...`. */
+static void start(server *s, const char *dir, const char *const *extra)
+{
+    memset(s, 0, sizeof *s);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    const char *argv[32] = { bin, "--data", dir, "--model", tm_default_model(), "serve" };
+    size_t n = 6;
+    for (size_t i = 0; extra && extra[i]; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
+    posix_spawn_file_actions_addclose(&fa, fds[0]);
+    int rc = posix_spawn(&s->pid, bin, &fa, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(fds[1]);
+    if (rc)
+        fail_msg("cannot run %s: %s", bin, strerror(rc));
+    s->err_fd = fds[0];
+    /* Up to 20 s for the line that says where it listens. */
+    for (int i = 0; i < 200 && !strstr(s->err, "listening on"); i++) {
+        read_err(s, 100);
+        int st;
+        if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
+            s->pid = 0;
+            return; /* it exited: the caller looks at err */
+        }
+    }
+    const char *p = strstr(s->err, "http://127.0.0.1:");
+    if (p)
+        s->port = (unsigned)atoi(p + strlen("http://127.0.0.1:"));
+}
+
+/* Wait for the server to exit; its exit status, or -1 after timeout_s. */
+static int wait_exit(server *s, int timeout_s)
+{
+    for (int i = 0; i < timeout_s * 20; i++) {
+        int st;
+        if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
+            read_err(s, 10);
+            close(s->err_fd);
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        }
+        read_err(s, 50);
+    }
+    return -1;
+}
+
+static long get(unsigned port, const char *path)
+{
+    char url[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", port, path);
+    CURL *h = curl_easy_init();
+    FILE *null = fopen("/dev/null", "w");
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, null);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, 10L);
+    long status = 0;
+    if (curl_easy_perform(h) == CURLE_OK)
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(h);
+    fclose(null);
+    return status;
+}
+
+static void test_serve_and_stop(void **state)
+{
+    (void)state;
+    const char *dir = tu_tmpdir("test_serve");
+    server s;
+    start(&s, dir, (const char *const[]){ "--port", "0", NULL });
+    assert_true(s.pid > 0);
+    assert_true(s.port > 0);
+    assert_non_null(strstr(s.err, "loopback only"));
+    assert_non_null(strstr(s.err, "curl"));
+    assert_int_equal(get(s.port, "/v1/health"), 200);
+    assert_int_equal(get(s.port, "/no/such/route"), 404);
+    assert_int_equal(kill(s.pid, SIGTERM), 0);
+    assert_int_equal(wait_exit(&s, 20), 0);
+    assert_non_null(strstr(s.err, "stopping"));
+    /* Closed cleanly: the database checks clean. */
+    char cmdline[4096];
+    snprintf(cmdline, sizeof cmdline, "%s check %s >/dev/null 2>&1", bin, dir);
+    assert_int_equal(system(cmdline), 0);
+    tu_rmrf(dir);
+}
+
+static void test_public_needs_keys(void **state)
+{
+    (void)state;
+    const char *dir = tu_tmpdir("test_serve_public");
+    server s;
+    start(&s, dir, (const char *const[]){ "--host", "0.0.0.0", "--port", "0", NULL });
+    if (s.pid)
+        fail_msg("serve on 0.0.0.0 without keys did not refuse: %s", s.err);
+    assert_non_null(strstr(s.err, "loopback only"));
+    assert_non_null(strstr(s.err, "keys create"));
+    tu_rmrf(dir);
+}
+
+static void test_second_signal(void **state)
+{
+    (void)state;
+    const char *dir = tu_tmpdir("test_serve_twice");
+    server s;
+    start(&s, dir, (const char *const[]){ "--port", "0", NULL });
+    assert_true(s.pid > 0);
+    kill(s.pid, SIGTERM);
+    kill(s.pid, SIGTERM);
+    int st = wait_exit(&s, 20);
+    assert_true(st == 0 || st == 130);
+    tu_rmrf(dir);
+}
+
+int main(void)
+{
+    const char *b = getenv("DM_BIN_DIR");
+    snprintf(bin, sizeof bin, "%s/tools/cli/deltamemory", b ? b : ".");
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_serve_and_stop),
+        cmocka_unit_test(test_public_needs_keys),
+        cmocka_unit_test(test_second_signal),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    curl_global_cleanup();
+    return rc;
+}
