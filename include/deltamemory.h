@@ -581,6 +581,17 @@ typedef struct dm_search_hit {
     dm_explain *explain;    /* with DM_EXPLAIN, else NULL */
 } dm_search_hit;
 
+/* The stages of a search as dm_search_result.stage_us times them:
+ * understanding the query (checks, embedding, time expression), the
+ * candidates (the legs, fusion and scores, under the user's read lock,
+ * waiting for it included), ranking (salience, context neighbours, MMR)
+ * and fetching (the results' records, the salience refresh). */
+#define DM_STAGE_QUERY 0
+#define DM_STAGE_CANDIDATES 1
+#define DM_STAGE_RANK 2
+#define DM_STAGE_FETCH 3
+#define DM_N_STAGES 4
+
 typedef struct dm_search_result {
     dm_search_hit *hits;    /* best first */
     size_t n;
@@ -590,6 +601,7 @@ typedef struct dm_search_result {
     char time_label[64];    /* what the query's time expression was read as
                                ("" if none), e.g. "2023-05-01..2023-06-01" or
                                "recent" */
+    uint32_t stage_us[DM_N_STAGES]; /* wall time of each stage, DM_STAGE_* */
 } dm_search_result;
 
 /*
@@ -965,6 +977,14 @@ typedef struct dm_stats {
     uint64_t llm_invalid;      /* extraction answers that failed validation */
     uint64_t llm_prompt_tokens;
     uint64_t llm_completion_tokens;
+    /* The storage engine, since open. */
+    uint64_t wal_syncs;        /* write-ahead log syncs */
+    uint64_t flushes;          /* memtables written to level 0 */
+    uint64_t compactions;
+    uint64_t compact_bytes_read;
+    uint64_t compact_bytes_written;
+    uint64_t l0_files;         /* SSTables in level 0 now */
+    uint64_t background_busy;  /* 1 while a flush or compaction runs or is due */
 } dm_stats;
 
 /* dm_stats_get -- fill *out.  Errors: DM_EIO, DM_ENOMEM. */

@@ -554,6 +554,13 @@ int dm_stats_get(dm_db *db, dm_stats *out)
     }
     out->memtable_bytes = ks.memtable_bytes;
     out->wal_bytes = ks.wal_bytes_written;
+    out->wal_syncs = ks.n_syncs;
+    out->flushes = ks.n_flushes;
+    out->compactions = ks.n_compactions;
+    out->compact_bytes_read = ks.compact_bytes_read;
+    out->compact_bytes_written = ks.compact_bytes_written;
+    out->l0_files = ks.levels[0].files;
+    out->background_busy = ks.is_background_busy;
     out->n_checkpoints = atomic_load(&db->n_checkpoints);
     out->n_replayed = atomic_load(&db->n_replayed);
     snprintf(out->model, sizeof out->model, "%s", embedder_name(db->emb));

@@ -1354,6 +1354,7 @@ int dm_search(dm_db *db, const dm_search_params *p, dm_search_result **out)
     cand **pick = NULL;
     uint32_t n_pick = 0;
     bool locked = false;
+    uint64_t t0 = clock_mono_us(), t1 = 0, t2 = 0, t3 = 0;
     int rc = eng_scope_user(db, p->tenant, p->user_id, &r.u);
     if (!rc)
         rc = check_params(db, p, &r);
@@ -1400,6 +1401,7 @@ int dm_search(dm_db *db, const dm_search_params *p, dm_search_result **out)
     res->window_from_us = r.tfrom;
     res->window_to_us = r.tto;
 
+    t1 = clock_mono_us();
     if ((rc = eng_user_lock_read(db, r.u)))
         goto out;
     locked = true;
@@ -1408,9 +1410,12 @@ int dm_search(dm_db *db, const dm_search_params *p, dm_search_result **out)
         goto out;
     }
     r.tu = r.u->tu;
-    if ((rc = kv_view_open(db->kv, &r.view)) || (rc = gather(&r, qlen)) ||
-        (rc = choose(&r, &pick, &n_pick)))
+    if ((rc = kv_view_open(db->kv, &r.view)) || (rc = gather(&r, qlen)))
         goto out;
+    t2 = clock_mono_us();
+    if ((rc = choose(&r, &pick, &n_pick)))
+        goto out;
+    t3 = clock_mono_us();
     eng_user_unlock(r.u);
     locked = false;
     rc = emit(&r, pick, n_pick, res);
@@ -1425,6 +1430,13 @@ int dm_search(dm_db *db, const dm_search_params *p, dm_search_result **out)
             eng_refresh_push(db, r.u, ts, (const uint8_t(*)[16])ids, n_pick, r.now);
         dm_free(ts);
         dm_free(ids);
+    }
+    if (!rc) {
+        uint64_t t4 = clock_mono_us();
+        res->stage_us[DM_STAGE_QUERY] = (uint32_t)(t1 - t0);
+        res->stage_us[DM_STAGE_CANDIDATES] = (uint32_t)(t2 - t1);
+        res->stage_us[DM_STAGE_RANK] = (uint32_t)(t3 - t2);
+        res->stage_us[DM_STAGE_FETCH] = (uint32_t)(t4 - t3);
     }
 out:
     if (locked)

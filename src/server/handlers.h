@@ -134,6 +134,11 @@ bool http_fail_code(http_resp *rs, http_err kind, const char *code, const char *
  * DM_EIO / other 500 or 503.  what: "search", "add", ... */
 bool http_fail_dm(http_resp *rs, int rc, const char *what);
 
+/* http_observe_search -- add a search's stage times (dm_search_result.
+ * stage_us) to the server's per-stage histograms (/metrics).  Every
+ * handler that calls dm_search calls it after a success. */
+void http_observe_search(http_req *rq, const dm_search_result *res);
+
 /* http_header_add -- an extra response header. */
 void http_header_add(http_resp *rs, const char *name, const char *value);
 

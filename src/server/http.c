@@ -95,6 +95,7 @@ struct http_server {
     const http_route **routes;
     route_stats *stats;        /* one per route, plus one for "unrouted" */
     size_t n_routes;
+    route_stats stages[DM_N_STAGES]; /* dm_search's stages (http_observe_search) */
     atomic_int in_flight;
     atomic_bool draining;
     atomic_ullong n_requests;
@@ -657,9 +658,8 @@ static bool rate_take(http_server *s, const char *name)
 
 /* ------------------------------------------------------------ metrics */
 
-static void observe(http_server *s, size_t route, int status, double secs)
+static void observe_into(route_stats *st, int status, double secs)
 {
-    route_stats *st = &s->stats[route];
     int cls = status / 100;
     if (cls >= 1 && cls <= 5)
         atomic_fetch_add_explicit(&st->by_class[cls], 1, memory_order_relaxed);
@@ -669,6 +669,20 @@ static void observe(http_server *s, size_t route, int status, double secs)
     atomic_fetch_add_explicit(&st->buckets[b], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&st->sum_us, (unsigned long long)(secs * 1e6),
                               memory_order_relaxed);
+}
+
+static void observe(http_server *s, size_t route, int status, double secs)
+{
+    observe_into(&s->stats[route], status, secs);
+}
+
+static http_server *server_of(http_req *rq);
+
+void http_observe_search(http_req *rq, const dm_search_result *res)
+{
+    http_server *s = server_of(rq);
+    for (int i = 0; i < DM_N_STAGES; i++)
+        observe_into(&s->stages[i], 200, res->stage_us[i] / 1e6);
 }
 
 typedef struct sbuf {
@@ -706,6 +720,28 @@ static void sb_printf(sbuf *b, const char *fmt, ...)
     }
 }
 
+/* One histogram's lines: name{label="value",le=...}. */
+static void histogram_lines(sbuf *b, const char *name, const char *label, const char *value,
+                            route_stats *st)
+{
+    unsigned long long cum = 0;
+    for (size_t k = 0; k <= N_BOUNDS; k++)
+        cum += atomic_load(&st->buckets[k]);
+    if (!cum)
+        return;
+    cum = 0;
+    for (size_t k = 0; k < N_BOUNDS; k++) {
+        cum += atomic_load(&st->buckets[k]);
+        sb_printf(b, "%s_bucket{%s=\"%s\",le=\"%g\"} %llu\n", name, label, value,
+                  lat_bounds[k], cum);
+    }
+    cum += atomic_load(&st->buckets[N_BOUNDS]);
+    sb_printf(b, "%s_bucket{%s=\"%s\",le=\"+Inf\"} %llu\n", name, label, value, cum);
+    sb_printf(b, "%s_sum{%s=\"%s\"} %.6f\n", name, label, value,
+              (double)atomic_load(&st->sum_us) / 1e6);
+    sb_printf(b, "%s_count{%s=\"%s\"} %llu\n", name, label, value, cum);
+}
+
 static void metrics_render(http_server *s, sbuf *b)
 {
     sb_printf(b, "# HELP deltamemory_http_requests_total HTTP requests by route and status "
@@ -721,26 +757,16 @@ static void metrics_render(http_server *s, sbuf *b)
     }
     sb_printf(b, "# HELP deltamemory_http_request_seconds Time from the full request to the "
                  "response, by route.\n# TYPE deltamemory_http_request_seconds histogram\n");
-    for (size_t i = 0; i <= s->n_routes; i++) {
-        const char *name = i < s->n_routes ? s->routes[i]->name : "unrouted";
-        unsigned long long cum = 0;
-        for (size_t k = 0; k <= N_BOUNDS; k++)
-            cum += atomic_load(&s->stats[i].buckets[k]);
-        if (!cum)
-            continue;
-        cum = 0;
-        for (size_t k = 0; k < N_BOUNDS; k++) {
-            cum += atomic_load(&s->stats[i].buckets[k]);
-            sb_printf(b, "deltamemory_http_request_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
-                      name, lat_bounds[k], cum);
-        }
-        cum += atomic_load(&s->stats[i].buckets[N_BOUNDS]);
-        sb_printf(b, "deltamemory_http_request_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n",
-                  name, cum);
-        sb_printf(b, "deltamemory_http_request_seconds_sum{route=\"%s\"} %.6f\n", name,
-                  (double)atomic_load(&s->stats[i].sum_us) / 1e6);
-        sb_printf(b, "deltamemory_http_request_seconds_count{route=\"%s\"} %llu\n", name, cum);
-    }
+    for (size_t i = 0; i <= s->n_routes; i++)
+        histogram_lines(b, "deltamemory_http_request_seconds", "route",
+                        i < s->n_routes ? s->routes[i]->name : "unrouted", &s->stats[i]);
+    static const char *const stage_names[DM_N_STAGES] = { "query", "candidates", "rank",
+                                                          "fetch" };
+    sb_printf(b, "# HELP deltamemory_search_stage_seconds Time of each stage of a search "
+                 "(docs/retrieval.md).\n# TYPE deltamemory_search_stage_seconds histogram\n");
+    for (int i = 0; i < DM_N_STAGES; i++)
+        histogram_lines(b, "deltamemory_search_stage_seconds", "stage", stage_names[i],
+                        &s->stages[i]);
     sb_printf(b, "# TYPE deltamemory_http_in_flight gauge\ndeltamemory_http_in_flight %d\n",
               atomic_load(&s->in_flight));
     dm_stats st;
@@ -769,6 +795,16 @@ static void metrics_render(http_server *s, sbuf *b)
               st.llm_prompt_tokens },
             { "llm_completion_tokens_total", "counter", "completion tokens used",
               st.llm_completion_tokens },
+            { "wal_syncs_total", "counter", "write-ahead log syncs since open", st.wal_syncs },
+            { "flushes_total", "counter", "memtables flushed since open", st.flushes },
+            { "compactions_total", "counter", "compactions since open", st.compactions },
+            { "compaction_read_bytes_total", "counter", "bytes read by compactions",
+              st.compact_bytes_read },
+            { "compaction_written_bytes_total", "counter", "bytes written by compactions",
+              st.compact_bytes_written },
+            { "l0_files", "gauge", "SSTables in level 0", st.l0_files },
+            { "background_busy", "gauge", "1 while a flush or compaction runs or is due",
+              st.background_busy },
         };
         for (size_t i = 0; i < sizeof g / sizeof g[0]; i++)
             sb_printf(b, "# HELP deltamemory_%s %s.\n# TYPE deltamemory_%s %s\ndeltamemory_%s %llu\n",
@@ -778,8 +814,6 @@ static void metrics_render(http_server *s, sbuf *b)
 }
 
 /* ---------------------------------------------------- built-in routes */
-
-static http_server *server_of(http_req *rq);
 
 static void h_metrics(http_req *rq, http_resp *rs)
 {

@@ -67,14 +67,27 @@ static void start(server *s, const char *dir, const char *const *extra)
     posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
     posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
     posix_spawn_file_actions_addclose(&fa, fds[0]);
-    int rc = posix_spawn(&s->pid, bin, &fa, NULL, (char *const *)argv, environ);
+    /* The server gets the signal state of a shell's child: nothing
+     * blocked or ignored. */
+    posix_spawnattr_t at;
+    posix_spawnattr_init(&at);
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setsigdefault(&at, &all);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    int rc = posix_spawn(&s->pid, bin, &fa, &at, (char *const *)argv, environ);
+    posix_spawnattr_destroy(&at);
     posix_spawn_file_actions_destroy(&fa);
     close(fds[1]);
     if (rc)
         fail_msg("cannot run %s: %s", bin, strerror(rc));
     s->err_fd = fds[0];
-    /* Up to 20 s for the line that says where it listens. */
-    for (int i = 0; i < 200 && !strstr(s->err, "listening on"); i++) {
+    /* Up to 90 s for the line that says where it listens, or for the
+     * exit of a server that refused to start (a process built with ASan
+     * can take long to exit on a loaded machine). */
+    for (int i = 0; i < 900 && !strstr(s->err, "listening on"); i++) {
         read_err(s, 100);
         int st;
         if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
@@ -132,7 +145,7 @@ static void test_serve_and_stop(void **state)
     assert_int_equal(get(s.port, "/v1/health"), 200);
     assert_int_equal(get(s.port, "/no/such/route"), 404);
     assert_int_equal(kill(s.pid, SIGTERM), 0);
-    assert_int_equal(wait_exit(&s, 20), 0);
+    assert_int_equal(wait_exit(&s, 90), 0);
     assert_non_null(strstr(s.err, "stopping"));
     /* Closed cleanly: the database checks clean. */
     char cmdline[4096];
@@ -163,7 +176,7 @@ static void test_second_signal(void **state)
     assert_true(s.pid > 0);
     kill(s.pid, SIGTERM);
     kill(s.pid, SIGTERM);
-    int st = wait_exit(&s, 20);
+    int st = wait_exit(&s, 90);
     assert_true(st == 0 || st == 130);
     tu_rmrf(dir);
 }
