@@ -54,6 +54,19 @@
 #define THRESHOLD_DEF 0.1
 #define ENGINE_K_MAX 1000   /* dm_search's largest k */
 
+/* What the client may send in each body (strict mode refuses the rest). */
+#define ADD_FIELDS                                                                    \
+    "messages user_id agent_id app_id run_id metadata infer timestamp "               \
+    "custom_categories custom_instructions agent_custom_instructions expiration_date " \
+    "structured_data_schema immutable includes excludes enable_graph output_format "   \
+    "prompt_profile_id temporal_reasoning timezone observation_datetime "             \
+    "observation_date version async_mode"
+#define SEARCH_FIELDS                                                                 \
+    "query filters top_k threshold metadata output_format rerank latest_only fields " \
+    "categories show_expired reference_date keyword_search source"
+#define LIST_FIELDS "filters start_date end_date latest_only categories show_expired"
+#define UPDATE_FIELDS "text metadata timestamp expiration_date"
+
 /* ------------------------------------------------------------ helpers */
 
 static int64_t now_us(void)
@@ -593,6 +606,10 @@ static json_t *filter_users(const json_t *f)
             else if (json_is_array(in))
                 s = json_copy(in);
         }
+        /* Only names can be users: a number in a list matches none. */
+        for (size_t j = json_array_size(s); j-- > 0;)
+            if (!json_is_string(json_array_get(s, j)))
+                json_array_remove(s, j);
         r = set_and(r, s);
     }
     return r;
@@ -702,8 +719,8 @@ static int by_created_desc(const void *a, const void *b)
 
 static int by_score_desc(const void *a, const void *b)
 {
-    double x = json_real_value(json_object_get(*(json_t *const *)a, "score"));
-    double y = json_real_value(json_object_get(*(json_t *const *)b, "score"));
+    double x = json_number_value(json_object_get(*(json_t *const *)a, "score"));
+    double y = json_number_value(json_object_get(*(json_t *const *)b, "score"));
     return x > y ? -1 : x < y;
 }
 
@@ -864,7 +881,8 @@ static void h_add(http_req *rq, http_resp *rs)
     dm_add_params *ps = NULL;
     dm_id *ids = NULL;
     size_t n = 0;
-    if (!body || !http_str(rq, rs, body, "user_id", false, &user) ||
+    if (!body || !http_fields_known(rq, rs, body, ADD_FIELDS) ||
+        !http_str(rq, rs, body, "user_id", false, &user) ||
         !http_str(rq, rs, body, "agent_id", false, &agent) ||
         !http_str(rq, rs, body, "app_id", false, &app) ||
         !http_str(rq, rs, body, "run_id", false, &run) ||
@@ -1023,7 +1041,8 @@ static void h_search(http_req *rq, http_resp *rs)
     const char *query = NULL;
     int64_t top_k = TOP_K_DEF;
     double threshold = THRESHOLD_DEF;
-    if (!body || !http_str(rq, rs, body, "query", true, &query) ||
+    if (!body || !http_fields_known(rq, rs, body, SEARCH_FIELDS) ||
+        !http_str(rq, rs, body, "query", true, &query) ||
         !http_int(rq, rs, body, "top_k", false, 1, rq->cfg->max_top_k, &top_k) ||
         !http_num(rq, rs, body, "threshold", false, 0, 1, &threshold) ||
         !http_obj(rq, rs, body, "metadata", false, &meta) ||
@@ -1138,7 +1157,8 @@ static void h_list(http_req *rq, http_resp *rs)
 {
     json_t *body = http_body_object(rq, rs), *f = NULL, *users = NULL, *items = NULL;
     int64_t page = 1, size = PAGE_SIZE_DEF, from = 0, to = 0;
-    if (!body || !http_query_int(rq, rs, "page", 1, 1000000, &page) ||
+    if (!body || !http_fields_known(rq, rs, body, LIST_FIELDS) ||
+        !http_query_int(rq, rs, "page", 1, 1000000, &page) ||
         !http_query_int(rq, rs, "page_size", 1, PAGE_SIZE_MAX, &size) ||
         !http_time(rq, rs, body, "start_date", &from) ||
         !http_time(rq, rs, body, "end_date", &to) || !(f = read_filters(rq, rs, body)))
@@ -1192,7 +1212,8 @@ static void h_update(http_req *rq, http_resp *rs)
     json_t *body = http_body_object(rq, rs), *meta = NULL;
     const char *text = NULL;
     int64_t ts = 0;
-    if (!body || !http_str(rq, rs, body, "text", false, &text) ||
+    if (!body || !http_fields_known(rq, rs, body, UPDATE_FIELDS) ||
+        !http_str(rq, rs, body, "text", false, &text) ||
         !http_obj(rq, rs, body, "metadata", false, &meta) ||
         !http_time(rq, rs, body, "timestamp", &ts))
         return;

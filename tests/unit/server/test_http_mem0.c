@@ -452,6 +452,33 @@ static void test_deletes_batch_entities(void **state)
     st_stop(&s, false);
 }
 
+/* Strict mode: the fields the client sends pass, others are a 422. */
+static void test_strict(void **state)
+{
+    (void)state;
+    st_server s;
+    http_config c;
+    http_config_init(&c);
+    c.port = 0;
+    c.is_strict = true;
+    st_start(&s, "mem0_strict", &c);
+    json_decref(st_json(&s, "POST", "/v3/memories/add/",
+                        "{\"messages\": \"tea\", \"user_id\": \"a\", \"infer\": false, "
+                        "\"output_format\": \"v1.1\", \"custom_categories\": []}",
+                        200));
+    expect_status(&s, "POST", "/v3/memories/add/",
+                  "{\"messages\": \"tea\", \"user_id\": \"a\", \"colour\": 1}", 422);
+    json_decref(st_json(&s, "POST", "/v3/memories/search/",
+                        "{\"query\": \"tea\", \"output_format\": \"v1.1\", \"rerank\": false, "
+                        "\"filters\": {\"user_id\": \"a\"}}",
+                        200));
+    expect_status(&s, "POST", "/v3/memories/search/",
+                  "{\"query\": \"tea\", \"filters\": {\"user_id\": \"a\"}, \"k\": 3}", 422);
+    expect_status(&s, "POST", "/v3/memories/", "{\"filters\": {\"user_id\": \"a\"}, \"x\": 1}",
+                  422);
+    st_stop(&s, false);
+}
+
 /* Another tenant's memory is invisible whatever id or user is named. */
 static void test_tenants(void **state)
 {
@@ -498,6 +525,7 @@ int main(void)
         cmocka_unit_test(test_pages),
         cmocka_unit_test(test_deletes_batch_entities),
         cmocka_unit_test(test_tenants),
+        cmocka_unit_test(test_strict),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
