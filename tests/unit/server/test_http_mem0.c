@@ -8,6 +8,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -185,6 +186,23 @@ static void test_cycle(void **state)
                   "{\"messages\": [{\"role\": \"user\", \"content\": {\"type\": "
                   "\"image_url\"}}], \"user_id\": \"a\"}",
                   422);
+    /* infer (the default) extracts the turn's facts; infer:false does not. */
+    add(&s, "[{\"role\": \"user\", \"content\": \"I live in Lisbon.\"}]",
+        "\"user_id\": \"ines\"", ids, 4);
+    add(&s, "[{\"role\": \"user\", \"content\": \"I live in Lisbon.\"}]",
+        "\"user_id\": \"joao\", \"infer\": false", ids, 4);
+    static const char *const who[] = { "ines", "joao" };
+    for (size_t i = 0; i < 2; i++) {
+        dm_profile_params pp = { .user_id = who[i] };
+        dm_fact *facts = NULL;
+        size_t nf = 0;
+        assert_int_equal(dm_profile(s.db, &pp, &facts, &nf), DM_OK);
+        bool lisbon = false;
+        for (size_t k = 0; k < nf; k++)
+            lisbon = lisbon || strstr(facts[k].value, "Lisbon") != NULL;
+        assert_true(lisbon == (i == 0));
+        dm_facts_free(facts, nf);
+    }
     /* A plain string is one user message. */
     n = add(&s, "\"plain string memory\"", "\"user_id\": \"bob\", \"infer\": false", ids, 4);
     assert_int_equal(n, 1);
