@@ -1086,6 +1086,7 @@ static void h_search(http_req *rq, http_resp *rs)
             http_fail_dm(rs, rc, "search");
             goto out;
         }
+        http_observe_search(rq, sr);
         for (size_t j = 0; j < sr->n; j++) {
             json_t *v = mview(&sr->hits[j].memory);
             if (!v) {
