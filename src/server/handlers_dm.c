@@ -202,8 +202,30 @@ static const char *node_type(const dm_graph_result *const *gs, size_t n_gs, cons
     return "concept";
 }
 
+/* FNV-1a of a string, continuing h, with a separator after it so that
+ * ("ab", "c") and ("a", "bc") differ. */
+static uint64_t str_hash(uint64_t h, const char *s)
+{
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+    return (h ^ 0xff) * 0x100000001b3ULL;
+}
+
+#define HASH_SEED 0xcbf29ce484222325ULL
+
+/* Slots of an open-addressing table for n keys: a power of two, at
+ * least twice n. */
+static size_t table_size(size_t n)
+{
+    size_t c = 16;
+    while (c < 2 * n)
+        c *= 2;
+    return c;
+}
+
 /* Edges of several results, each (src, rel, dst) once: pointers into
- * the results, in a dm_malloc'd array. */
+ * the results, in a dm_malloc'd array.  A hash table keeps it linear: a
+ * user's graph may hold thousands of edges. */
 static int edges_union(const dm_graph_result *const *gs, size_t n_gs, const dm_graph_edge ***out,
                        size_t *n)
 {
@@ -211,20 +233,34 @@ static int edges_union(const dm_graph_result *const *gs, size_t n_gs, const dm_g
     for (size_t g = 0; g < n_gs; g++)
         cap += gs[g] ? gs[g]->n_edges : 0;
     *n = 0;
+    size_t mask = table_size(cap) - 1;
+    long *slots = dm_malloc((mask + 1) * sizeof *slots);
     *out = dm_malloc((cap ? cap : 1) * sizeof **out);
-    if (!*out)
+    if (!*out || !slots) {
+        dm_free(slots);
+        dm_free(*out);
+        *out = NULL;
         return DM_ENOMEM;
+    }
+    for (size_t i = 0; i <= mask; i++)
+        slots[i] = -1;
     for (size_t g = 0; g < n_gs; g++) {
         for (size_t i = 0; gs[g] && i < gs[g]->n_edges; i++) {
             const dm_graph_edge *e = &gs[g]->edges[i];
+            size_t pos = str_hash(str_hash(str_hash(HASH_SEED, e->src), e->rel), e->dst) & mask;
             bool dup = false;
-            for (size_t j = 0; j < *n && !dup; j++)
-                dup = !strcmp((*out)[j]->src, e->src) && !strcmp((*out)[j]->rel, e->rel) &&
-                      !strcmp((*out)[j]->dst, e->dst);
-            if (!dup)
+            for (; slots[pos] >= 0 && !dup; pos = (pos + 1) & mask) {
+                const dm_graph_edge *o = (*out)[slots[pos]];
+                dup = !strcmp(o->src, e->src) && !strcmp(o->rel, e->rel) &&
+                      !strcmp(o->dst, e->dst);
+            }
+            if (!dup) {
+                slots[pos] = (long)*n;
                 (*out)[(*n)++] = e;
+            }
         }
     }
+    dm_free(slots);
     return DM_OK;
 }
 
@@ -666,9 +702,9 @@ typedef struct kgraph {
     size_t n_g;
     const dm_graph_edge **es; /* their edges, each once */
     size_t n_es;
-    long *parent; /* per edge of es: the edge that reaches its
-                     source from the user, -1 = none, -2 = the
-                     source is the user */
+    long *parent; /* per edge of es: the edge that reaches its source
+                     from the user, -1 = none, -2 = the source is the
+                     user */
 } kgraph;
 
 static void kgraph_fini(kgraph *k)
@@ -677,6 +713,65 @@ static void kgraph_fini(kgraph *k)
         dm_graph_result_free(k->g[i]);
     dm_free(k->es);
     dm_free(k->parent);
+}
+
+/* The node number of a name, interned in the table (slots of node
+ * numbers, -1 = free; names[] the interned names). */
+static long intern(long *slots, size_t mask, const char **names, size_t *n, const char *name)
+{
+    size_t pos = str_hash(HASH_SEED, name) & mask;
+    for (; slots[pos] >= 0; pos = (pos + 1) & mask)
+        if (!strcmp(names[slots[pos]], name))
+            return slots[pos];
+    names[*n] = name;
+    slots[pos] = (long)*n;
+    return (long)(*n)++;
+}
+
+/* For each edge, the edge that reaches its source from the user's node
+ * on a shortest path (breadth first over the edges' directions). */
+static int kgraph_paths(kgraph *k)
+{
+    size_t n_es = k->n_es, n_nodes = 0, mask = table_size(2 * n_es + 1) - 1;
+    long *slots = dm_malloc((mask + 1) * sizeof *slots);
+    const char **names = dm_malloc((2 * n_es + 1) * sizeof *names);
+    long *src = dm_malloc((n_es + 1) * sizeof *src), *dst = dm_malloc((n_es + 1) * sizeof *dst);
+    long *reach = dm_malloc((2 * n_es + 1) * sizeof *reach);
+    int *level = dm_malloc((2 * n_es + 1) * sizeof *level);
+    int rc = slots && names && src && dst && reach && level ? DM_OK : DM_ENOMEM;
+    for (size_t i = 0; !rc && i <= mask; i++)
+        slots[i] = -1;
+    long user = rc ? -1 : intern(slots, mask, names, &n_nodes, USER_NODE);
+    for (size_t i = 0; !rc && i < n_es; i++) {
+        src[i] = intern(slots, mask, names, &n_nodes, k->es[i]->src);
+        dst[i] = intern(slots, mask, names, &n_nodes, k->es[i]->dst);
+    }
+    for (size_t i = 0; !rc && i < n_nodes; i++) {
+        reach[i] = -1;
+        level[i] = -1;
+    }
+    if (!rc)
+        level[user] = 0;
+    bool changed = !rc;
+    for (int l = 0; changed && l < GRAPH_DEPTH; l++) {
+        changed = false;
+        for (size_t i = 0; i < n_es; i++) {
+            if (level[src[i]] == l && level[dst[i]] < 0) {
+                level[dst[i]] = l + 1;
+                reach[dst[i]] = (long)i;
+                changed = true;
+            }
+        }
+    }
+    for (size_t i = 0; !rc && i < n_es; i++)
+        k->parent[i] = src[i] == user ? -2 : reach[src[i]];
+    dm_free(slots);
+    dm_free(names);
+    dm_free(src);
+    dm_free(dst);
+    dm_free(reach);
+    dm_free(level);
+    return rc;
 }
 
 /* The graph around the user and around the entities the query names,
@@ -701,28 +796,7 @@ static int kgraph_load(http_req *rq, const char *coll, const char *query, kgraph
         rc = DM_ENOMEM;
     if (rc)
         return rc;
-    for (size_t i = 0; i < k->n_es; i++)
-        k->parent[i] = !strcmp(k->es[i]->src, USER_NODE) ? -2 : -1;
-    /* Relax level by level: an edge whose source is the end of an edge
-     * already reached is reached through it.  At most one level per pass;
-     * the walk is at most a few hops deep. */
-    for (int level = 0; level < GRAPH_DEPTH; level++) {
-        bool changed = false;
-        for (size_t i = 0; i < k->n_es; i++) {
-            if (k->parent[i] != -1)
-                continue;
-            for (size_t j = 0; j < k->n_es; j++) {
-                if (j != i && k->parent[j] != -1 && !strcmp(k->es[j]->dst, k->es[i]->src)) {
-                    k->parent[i] = (long)j;
-                    changed = true;
-                    break;
-                }
-            }
-        }
-        if (!changed)
-            break;
-    }
-    return DM_OK;
+    return kgraph_paths(k);
 }
 
 static bool named(const kgraph *k, const char *name)
@@ -1051,7 +1125,9 @@ typedef struct cmem {
     float salience;
     int64_t time_us;
     int type;
-    float *vec; /* unit length */
+    float *vec;      /* unit length */
+    uint64_t *words; /* hashes of the text's words, sorted, each once */
+    size_t n_words;
 } cmem;
 
 typedef struct cset {
@@ -1060,6 +1136,58 @@ typedef struct cset {
     uint32_t dim;
     int rc;
 } cset;
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The set of a text's words (runs of letters, digits and non-ASCII
+ * bytes, ASCII lowercased) as sorted unique hashes. */
+static int word_set(const char *text, uint64_t **out, size_t *n)
+{
+    size_t cap = 0, len = strlen(text);
+    for (size_t i = 0; i < len; i++)
+        cap += !isalnum((unsigned char)text[i]);
+    *n = 0;
+    *out = dm_malloc((cap + 1) * sizeof **out);
+    if (!*out)
+        return DM_ENOMEM;
+    for (size_t i = 0; i < len;) {
+        uint64_t h = HASH_SEED;
+        size_t start = i;
+        while (i < len && (isalnum((unsigned char)text[i]) || (unsigned char)text[i] >= 0x80))
+            h = (h ^ (unsigned char)tolower((unsigned char)text[i++])) * 0x100000001b3ULL;
+        if (i > start)
+            (*out)[(*n)++] = h;
+        else
+            i++;
+    }
+    qsort(*out, *n, sizeof **out, cmp_u64);
+    size_t u = 0;
+    for (size_t i = 0; i < *n; i++)
+        if (!u || (*out)[u - 1] != (*out)[i])
+            (*out)[u++] = (*out)[i];
+    *n = u;
+    return DM_OK;
+}
+
+/* |a and b| / |a or b| of two word sets; 1 for two empty ones. */
+static double jaccard(const cmem *a, const cmem *b)
+{
+    size_t i = 0, j = 0, both = 0;
+    while (i < a->n_words && j < b->n_words) {
+        if (a->words[i] == b->words[j])
+            both++, i++, j++;
+        else if (a->words[i] < b->words[j])
+            i++;
+        else
+            j++;
+    }
+    size_t any = a->n_words + b->n_words - both;
+    return any ? (double)both / (double)any : 1.0;
+}
 
 static int collect(void *arg, const dm_memory *m)
 {
@@ -1083,6 +1211,11 @@ static int collect(void *arg, const dm_memory *m)
     norm = norm > 0 ? sqrt(norm) : 1;
     for (uint32_t i = 0; i < m->dim; i++)
         c->vec[i] = (float)(m->embedding[i] / norm);
+    dm_free(c->words);
+    if (word_set(m->text, &c->words, &c->n_words)) {
+        s->rc = DM_ENOMEM;
+        return 1;
+    }
     c->id = m->id;
     c->salience = m->salience;
     c->time_us = m->event_time_us;
@@ -1104,10 +1237,14 @@ static int by_salience(const void *a, const void *b)
 /*
  * consolidate: among the collection's active memories (the newest 2,000),
  * the most salient memory not yet grouped keeps every other ungrouped
- * memory of the same type whose embedding's cosine similarity to its own
- * is at least the threshold; those are deleted.  Grouping around a
- * keeper (not transitively) keeps a chain of small steps from merging
- * memories that are not alike.  consolidated_count = groups merged.
+ * memory of the same type that is at least `threshold` alike in both
+ * meaning and wording -- the cosine similarity of the embeddings and the
+ * Jaccard similarity of the word sets -- and those are deleted.  Both,
+ * because a deletion cannot be undone: "my friend Ann0 lives in Boston"
+ * and "my friend Ann10 lives in Boston" embed alike (names the model does
+ * not know weigh nothing) but are two facts.  Grouping around a keeper
+ * (not transitively) keeps a chain of small steps from merging memories
+ * that are not alike.  consolidated_count = groups merged.
  */
 static void h_consolidate(http_req *rq, http_resp *rs)
 {
@@ -1137,7 +1274,7 @@ static void h_consolidate(http_req *rq, http_resp *rs)
             double dot = 0;
             for (uint32_t d = 0; d < s.dim; d++)
                 dot += (double)s.m[i].vec[d] * s.m[j].vec[d];
-            if (dot + 1e-6 < threshold)
+            if (dot + 1e-6 < threshold || jaccard(&s.m[i], &s.m[j]) + 1e-6 < threshold)
                 continue;
             dm_scope sc = {rq->tenant, coll};
             rc = dm_delete(rq->db, &sc, &s.m[j].id);
@@ -1148,8 +1285,10 @@ static void h_consolidate(http_req *rq, http_resp *rs)
         }
         groups += merged;
     }
-    for (size_t i = 0; s.m && i < CONSOLIDATE_MAX; i++)
+    for (size_t i = 0; s.m && i < CONSOLIDATE_MAX; i++) {
         dm_free(s.m[i].vec);
+        dm_free(s.m[i].words);
+    }
     dm_free(s.m);
     dm_free(done);
     if (rc) {
@@ -1458,11 +1597,17 @@ static int add_name(void *arg, const dm_memory *m)
     return json_array_append_new(n->arr, json_string(m->user_id)) ? 1 : 0;
 }
 
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(json_string_value(*(json_t *const *)a), json_string_value(*(json_t *const *)b));
+}
+
 /*
  * collections: the engine has no listing of users, so this reads the
  * tenant's memories in key order (one user's memories are contiguous)
- * and keeps each user once.  It costs a pass over the tenant's memories;
- * an optional extra of the SDK's examples, not a call of the SDKs.
+ * and keeps each user once, sorted by name.  It costs a pass over the
+ * tenant's memories; an optional extra of the SDK's examples, not a call
+ * of the SDKs.
  */
 static void h_collections(http_req *rq, http_resp *rs)
 {
@@ -1480,7 +1625,24 @@ static void h_collections(http_req *rq, http_resp *rs)
             http_fail_dm(rs, rc, "collections");
         return;
     }
-    reply(rs, json_pack("{s:o}", "collections", n.arr));
+    size_t cnt = json_array_size(n.arr);
+    json_t **v = dm_malloc((cnt ? cnt : 1) * sizeof *v);
+    json_t *sorted = json_array();
+    if (!v || !sorted) {
+        dm_free(v);
+        json_decref(sorted);
+        json_decref(n.arr);
+        oom(rs);
+        return;
+    }
+    for (size_t i = 0; i < cnt; i++)
+        v[i] = json_array_get(n.arr, i);
+    qsort(v, cnt, sizeof *v, by_name);
+    for (size_t i = 0; i < cnt; i++)
+        json_array_append(sorted, v[i]);
+    dm_free(v);
+    json_decref(n.arr);
+    reply(rs, json_pack("{s:o}", "collections", sorted));
 }
 
 /* ------------------------------------------------------------- routes */

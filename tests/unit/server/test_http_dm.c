@@ -572,6 +572,21 @@ static void test_consolidate_reflect(void **state)
     expect_dm_error(&s, "POST", "/v1/consolidate", "{\"collection\":\"c\",\"threshold\":\"high\"}",
                     400, "INVALID_REQUEST", NULL);
 
+    /* Alike in meaning but not in wording: two facts, kept at 0.9; at
+     * 0.7 both similarities pass (5 of 7 words shared). */
+    free(store(&s, "pets", "My dog Rex loves the vet", "Conversation", NULL));
+    free(store(&s, "pets", "My dog Max loves the vet", "Conversation", NULL));
+    j = st_json(&s, "POST", "/v1/consolidate", "{\"collection\":\"pets\",\"threshold\":0.9}",
+                200);
+    assert_int_equal(json_integer_value(json_object_get(j, "consolidated_count")), 0);
+    json_decref(j);
+    assert_int_equal(stat_of(&s, "pets", "memory_count"), 2);
+    j = st_json(&s, "POST", "/v1/consolidate", "{\"collection\":\"pets\",\"threshold\":0.7}",
+                200);
+    assert_int_equal(json_integer_value(json_object_get(j, "consolidated_count")), 1);
+    json_decref(j);
+    assert_int_equal(stat_of(&s, "pets", "memory_count"), 1);
+
     /* reflect */
     json_decref(st_json(&s, "POST", "/v1/ingest",
                         "{\"collection\":\"c\",\"content\":\"My sister Ann lives in Boston.\"}",
@@ -595,7 +610,7 @@ static void test_consolidate_reflect(void **state)
 
     j = st_json(&s, "GET", "/v1/collections", NULL, 200);
     assert_keys(j, "collections", "collections");
-    json_t *want = json_loads("[\"c\",\"other\"]", 0, NULL);
+    json_t *want = json_loads("[\"c\",\"other\",\"pets\"]", 0, NULL); /* sorted */
     assert_true(json_equal(json_object_get(j, "collections"), want));
     json_decref(want);
     json_decref(j);
