@@ -576,13 +576,11 @@ static void test_consolidate_reflect(void **state)
      * 0.7 both similarities pass (5 of 7 words shared). */
     free(store(&s, "pets", "My dog Rex loves the vet", "Conversation", NULL));
     free(store(&s, "pets", "My dog Max loves the vet", "Conversation", NULL));
-    j = st_json(&s, "POST", "/v1/consolidate", "{\"collection\":\"pets\",\"threshold\":0.9}",
-                200);
+    j = st_json(&s, "POST", "/v1/consolidate", "{\"collection\":\"pets\",\"threshold\":0.9}", 200);
     assert_int_equal(json_integer_value(json_object_get(j, "consolidated_count")), 0);
     json_decref(j);
     assert_int_equal(stat_of(&s, "pets", "memory_count"), 2);
-    j = st_json(&s, "POST", "/v1/consolidate", "{\"collection\":\"pets\",\"threshold\":0.7}",
-                200);
+    j = st_json(&s, "POST", "/v1/consolidate", "{\"collection\":\"pets\",\"threshold\":0.7}", 200);
     assert_int_equal(json_integer_value(json_object_get(j, "consolidated_count")), 1);
     json_decref(j);
     assert_int_equal(stat_of(&s, "pets", "memory_count"), 1);
@@ -621,6 +619,40 @@ static void test_consolidate_reflect(void **state)
     st_stop(&s, false);
 }
 
+/* Strict mode: the SDKs' bodies, every field present, pass; an unknown
+ * field is 422. */
+static void test_strict(void **state)
+{
+    (void)state;
+    st_server s;
+    http_config c;
+    http_config_init(&c);
+    c.port = 0;
+    c.is_strict = true;
+    st_start(&s, "http_dm_strict", &c);
+    json_decref(st_json(&s, "POST", "/v1/ingest",
+                        "{\"collection\":\"s\",\"content\":\"I live in Paris\",\"metadata\":{}}",
+                        200));
+    free(store(&s, "s", "A note", "Insight", "{\"a\":\"b\"}"));
+    json_decref(recall(&s, "{\"collection\":\"s\",\"query\":\"Paris\",\"limit\":3,\"weights\":"
+                           "{\"similarity\":0.5,\"recency\":0.3,\"salience\":0.2},"
+                           "\"memory_types\":[\"Conversation\"]}"));
+    const char *ok[][2] = {
+        {"/v1/decay", "{\"collection\":\"s\",\"rate\":0.1}"},
+        {"/v1/consolidate", "{\"collection\":\"s\",\"threshold\":0.8}"},
+        {"/v1/reflect", "{\"collection\":\"s\",\"window_size\":10}"},
+    };
+    for (size_t i = 0; i < 3; i++)
+        json_decref(st_json(&s, "POST", ok[i][0], ok[i][1], 200));
+    expect_dm_error(&s, "POST", "/v1/store", "{\"collection\":\"s\",\"content\":\"x\",\"tags\":[]}",
+                    422, "INVALID_REQUEST", NULL);
+    expect_dm_error(&s, "POST", "/v1/recall",
+                    "{\"collection\":\"s\",\"query\":\"x\",\"weights\":{\"novelty\":1}}", 422,
+                    "INVALID_REQUEST", NULL);
+    assert_int_equal(stat_of(&s, "s", "memory_count"), 2);
+    st_stop(&s, false);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -630,6 +662,7 @@ int main(void)
         cmocka_unit_test(test_recall),
         cmocka_unit_test(test_stats_graph_purge),
         cmocka_unit_test(test_consolidate_reflect),
+        cmocka_unit_test(test_strict),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
