@@ -619,6 +619,48 @@ static void test_consolidate_reflect(void **state)
     st_stop(&s, false);
 }
 
+/* Tenant isolation: a memory of another tenant's user of the same name
+ * is invisible to every route and survives a purge. */
+static void test_tenants(void **state)
+{
+    (void)state;
+    st_server s;
+    st_start(&s, "http_dm_tenants", NULL);
+    dm_add_params ap;
+    dm_add_params_init(&ap);
+    ap.tenant = "acme";
+    ap.user_id = "c";
+    ap.text = "I love pizza and pasta for dinner";
+    ap.no_extract = 1;
+    dm_id other;
+    assert_int_equal(dm_add(s.db, &ap, &other), DM_OK);
+    char oid[DM_ID_STRLEN + 1], path[256], msg[128];
+    dm_id_format(&other, oid);
+    free(store(&s, "c", "I love pizza and pasta for dinner", "Conversation", NULL));
+    snprintf(path, sizeof path, "/v1/memory/c/%s", oid);
+    snprintf(msg, sizeof msg, "Memory not found: %s", oid);
+    expect_dm_error(&s, "GET", path, NULL, 404, "MEMORY_NOT_FOUND", msg);
+    expect_dm_error(&s, "DELETE", path, NULL, 404, "MEMORY_NOT_FOUND", msg);
+    assert_int_equal(stat_of(&s, "c", "memory_count"), 1);
+    json_t *j = recall(&s, "{\"collection\":\"c\",\"query\":\"pizza\"}");
+    assert_int_equal(json_array_size(json_object_get(j, "results")), 1);
+    json_decref(j);
+    j = st_json(&s, "GET", "/v1/collections", NULL, 200);
+    assert_int_equal(json_array_size(json_object_get(j, "collections")), 1);
+    json_decref(j);
+    j = st_json(&s, "POST", "/v1/consolidate", "{\"collection\":\"c\",\"threshold\":0.5}", 200);
+    assert_int_equal(json_integer_value(json_object_get(j, "consolidated_count")), 0);
+    json_decref(j);
+    j = st_json(&s, "DELETE", "/v1/purge?collection=c", NULL, 200);
+    assert_int_equal(json_integer_value(json_object_get(j, "deleted_count")), 1);
+    json_decref(j);
+    dm_scope sc = {"acme", "c"};
+    dm_memory *m = NULL;
+    assert_int_equal(dm_get(s.db, &sc, &other, 0, &m), DM_OK);
+    dm_memory_free(m);
+    st_stop(&s, false);
+}
+
 /* Strict mode: the SDKs' bodies, every field present, pass; an unknown
  * field is 422. */
 static void test_strict(void **state)
@@ -662,6 +704,7 @@ int main(void)
         cmocka_unit_test(test_recall),
         cmocka_unit_test(test_stats_graph_purge),
         cmocka_unit_test(test_consolidate_reflect),
+        cmocka_unit_test(test_tenants),
         cmocka_unit_test(test_strict),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
