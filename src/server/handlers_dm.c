@@ -1028,6 +1028,8 @@ static void h_recall(http_req *rq, http_resp *rs)
     char *ctx = NULL;
     int rc = dm_search(rq->db, &sp, &sr);
     free(filter);
+    if (!rc)
+        http_observe_search(rq, sr);
     if (rc == DM_ENOTFOUND) {
         /* An unknown collection has nothing to recall. */
         rc = DM_OK;
