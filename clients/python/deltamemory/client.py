@@ -323,7 +323,7 @@ class MemoryClient:
         return url
 
     def _send(self, method: str, url: str, data: Optional[bytes],
-              content_type: Optional[str]) -> "tuple[http.client.HTTPConnection, http.client.HTTPResponse]":
+              content_type: Optional[str]) -> "tuple[http.client.HTTPConnection, Any]":
         """Send one request and return its connection and response (headers
         read, body not).  Retries once on a stale pooled connection."""
         headers = dict(self._headers)
@@ -518,7 +518,7 @@ class MemoryClient:
         end: TimeLike = None,
         archived: bool = False,
     ) -> Dict[str, Any]:
-        """A user's memories, oldest first, paging through GET
+        """A user's memories, newest first, paging through GET
         /v1/users/{user}/memories until limit memories (None = all) are read.
         agent_id / run_id keep only that agent's or session's memories.
 
@@ -565,7 +565,8 @@ class MemoryClient:
                                   "update needs a new text or new metadata", None, "text")
         body = _compact({"user_id": _user(user_id, agent_id), "text": text,
                          "metadata": dict(metadata) if metadata is not None else None})
-        return _mem0(self._request("PATCH", "/v1/memories/%s" % _seg(memory_id, "memory_id"), body=body))
+        path = "/v1/memories/%s" % _seg(memory_id, "memory_id")
+        return _mem0(self._request("PATCH", path, body=body))
 
     def delete(self, memory_id: str, user_id: Optional[str] = None, *,
                agent_id: Optional[str] = None) -> Dict[str, Any]:
@@ -592,13 +593,15 @@ class MemoryClient:
 
     def history(self, memory_id: str, user_id: Optional[str] = None, *,
                 agent_id: Optional[str] = None) -> List[Dict[str, Any]]:
-        """The changes of a fact (or memory), oldest first (GET
-        /v1/users/{user}/history/{id}), as a list like Mem0's: each change
-        has the server's keys (event, slot, old_value, new_value, time, ...)
-        plus memory_id, old_memory, new_memory, created_at, and event in
-        upper case ("ADD", "UPDATE", "SUPERSEDE", ...)."""
+        """The changes of a fact, oldest first, or for a memory the fact
+        changes it caused (GET /v1/users/{user}/history/{id}), as a list
+        like Mem0's: each change has the server's keys (event, slot,
+        old_value, new_value, time, ...) plus memory_id, old_memory,
+        new_memory, created_at, and event in upper case ("ADD", "UPDATE",
+        "SUPERSEDE", ...)."""
         user = _user(user_id, agent_id)
-        r = self._request("GET", "/v1/users/%s/history/%s" % (_seg(user, "user_id"), _seg(memory_id, "memory_id")))
+        path = "/v1/users/%s/history/%s" % (_seg(user, "user_id"), _seg(memory_id, "memory_id"))
+        r = self._request("GET", path)
         changes = r.get("changes") if isinstance(r, dict) else r
         out = []
         for c in changes or []:
@@ -623,19 +626,27 @@ class MemoryClient:
             {"user_id": user_id, "session_id": session_id, "agent_id": agent_id}))
 
     def context(self, user_id: str, session_id: str, query: Optional[str] = None,
-                max_tokens: Optional[int] = None, *, time: TimeLike = None) -> Dict[str, Any]:
+                max_tokens: Optional[int] = None, *, time: TimeLike = None,
+                k: Optional[int] = None, recent: Optional[int] = None) -> Dict[str, Any]:
         """What an agent should know before answering in a session (GET
         /v1/sessions/{sid}/context): {"profile": [facts], "memories": [...],
-        "recent": [...], "context": "<text block for the prompt>"}."""
-        return self._request("GET", "/v1/sessions/%s/context" % _seg(session_id, "session_id"), query={
-            "user_id": user_id, "query": query, "max_tokens": max_tokens, "time": _iso(time)})
+        "recent": [...], "context": "<text block for the prompt>", ...}.
+        query: the message being answered (memories relevant to it are
+        chosen); max_tokens: the budget of the text block; time: "now" for
+        the profile and recency; k: memories at most; recent: recent turns
+        of the session at most."""
+        path = "/v1/sessions/%s/context" % _seg(session_id, "session_id")
+        return self._request("GET", path, query={
+            "user_id": user_id, "query": query, "max_tokens": max_tokens, "time": _iso(time),
+            "k": k, "recent": recent})
 
     def chat(self, user_id: str, session_id: str, message: str, *,
              system: Optional[str] = None, max_tokens: Optional[int] = None) -> Dict[str, Any]:
         """One chat turn with memory (POST /v1/sessions/{sid}/chat): {"reply",
         "context", "model"}.  Without a chat model on the server, reply is
         None and the turn is still remembered."""
-        return self._request("POST", "/v1/sessions/%s/chat" % _seg(session_id, "session_id"), body=_compact({
+        path = "/v1/sessions/%s/chat" % _seg(session_id, "session_id")
+        return self._request("POST", path, body=_compact({
             "user_id": user_id, "message": message, "system": system,
             "max_tokens": max_tokens}))
 
@@ -650,12 +661,13 @@ class MemoryClient:
             "as_of": _iso(as_of), "history": True if history else None,
             "known_now": True if known_now else None})
 
-    def events(self, user_id: str, start: TimeLike = None,
-               end: TimeLike = None) -> Dict[str, Any]:
+    def events(self, user_id: str, start: TimeLike = None, end: TimeLike = None, *,
+               limit: Optional[int] = None) -> Dict[str, Any]:
         """The events the user reported (GET /v1/users/{user}/events),
-        optionally those overlapping [start, end): {"events": [...]}."""
+        optionally those overlapping [start, end), at most limit:
+        {"events": [...]}."""
         return self._request("GET", "/v1/users/%s/events" % _seg(user_id, "user_id"),
-                             query={"from": _iso(start), "to": _iso(end)})
+                             query={"from": _iso(start), "to": _iso(end), "limit": limit})
 
     def graph(self, user_id: str, entity: str, depth: int = 2) -> Dict[str, Any]:
         """The knowledge graph around entity, depth hops out (GET

@@ -35,7 +35,8 @@ import urllib.request
 sys.dont_write_bytecode = True
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCE_DIR = os.environ.get("DM_SOURCE_DIR") or os.path.abspath(os.path.join(HERE, "..", "..", ".."))
+SOURCE_DIR = (os.environ.get("DM_SOURCE_DIR")
+              or os.path.abspath(os.path.join(HERE, "..", "..", "..")))
 PKG_DIR = os.path.join(SOURCE_DIR, "clients", "python")
 sys.path.insert(0, PKG_DIR)
 
@@ -143,7 +144,8 @@ def native_missing(url):
     """The reason to skip when this server build has no native API routes."""
     status, body = raw(url + "/v1/users/probe/memories")
     err = body.get("error") if isinstance(body, dict) else None
-    if status == 404 and isinstance(err, dict) and str(err.get("message", "")).startswith("no route"):
+    if (status == 404 and isinstance(err, dict)
+            and str(err.get("message", "")).startswith("no route")):
         return ("the server has no native API routes yet (GET /v1/users/{user}/memories "
                 "answers: %s)" % err.get("message"))
     return None
@@ -157,17 +159,50 @@ def hits_or_none(client, query, user):
         return []
 
 
+_shared = None
+
+
+def shared_server():
+    """The server of the classes that need no special settings, started
+    once for the module (each class works on users of its own)."""
+    global _shared
+    if _shared is None:
+        d = scratch("shared")
+        _shared = Server(os.path.join(d, "db"))
+        _shared.scratch = d
+    return _shared
+
+
+def stop_server(server):
+    rc = server.stop()
+    if rc not in (0, None, -signal.SIGTERM):
+        raise AssertionError("the server exited with %s:\n%s" % (rc, "".join(server.stderr)))
+
+
+def tearDownModule():
+    if _shared is not None:
+        try:
+            stop_server(_shared)
+        finally:
+            shutil.rmtree(_shared.scratch, ignore_errors=True)
+
+
 class ServerCase(unittest.TestCase):
-    """A class-wide server and client; needs_native skips the class when the
-    native routes are absent."""
+    """A server and a client for the class: the module's shared server, or
+    one of its own when server_args asks for other settings.  needs_native
+    skips the class when the native routes are absent."""
 
     needs_native = True
     server_args = ()
 
     @classmethod
     def setUpClass(cls):
-        cls.dir = scratch(cls.__name__)
-        cls.server = Server(os.path.join(cls.dir, "db"), *cls.server_args)
+        cls.dir = None
+        if cls.server_args:
+            cls.dir = scratch(cls.__name__)
+            cls.server = Server(os.path.join(cls.dir, "db"), *cls.server_args)
+        else:
+            cls.server = shared_server()
         cls.client = MemoryClient(cls.server.url, timeout=60)
         if cls.needs_native:
             why = native_missing(cls.server.url)
@@ -178,11 +213,11 @@ class ServerCase(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.client.close()
-        rc = cls.server.stop()
-        if rc not in (0, None, -signal.SIGTERM):
-            raise AssertionError("the server exited with %s:\n%s"
-                                 % (rc, "".join(cls.server.stderr)))
-        shutil.rmtree(cls.dir, ignore_errors=True)
+        if cls.dir is not None:
+            try:
+                stop_server(cls.server)
+            finally:
+                shutil.rmtree(cls.dir, ignore_errors=True)
 
 
 # ------------------------------------------------- transport, no native API
@@ -530,6 +565,10 @@ class TestKnowledge(ServerCase):
         self.assertEqual(h[0]["memory_id"], fact["id"])
         with self.assertRaises(NotFoundError):
             self.client.history(fact["id"], "nobody")
+        # A memory's history: the fact changes it caused.
+        mh = self.client.history(self.turn["results"][0]["id"], "kim")
+        city = [x for x in mh if x["slot"] == "location.city"]
+        self.assertEqual([(x["event"], x["new_memory"]) for x in city], [("ADD", "Austin")])
 
     def test_events(self):
         ev = self.client.events("kim")["events"]
