@@ -180,11 +180,15 @@ def stop_server(server):
 
 
 def tearDownModule():
-    if _shared is not None:
-        try:
-            stop_server(_shared)
-        finally:
-            shutil.rmtree(_shared.scratch, ignore_errors=True)
+    try:
+        if _shared is not None:
+            try:
+                stop_server(_shared)
+            finally:
+                shutil.rmtree(_shared.scratch, ignore_errors=True)
+    finally:
+        if _model_path is not None:
+            shutil.rmtree(os.path.dirname(_model_path), ignore_errors=True)
 
 
 class ServerCase(unittest.TestCase):
