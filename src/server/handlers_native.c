@@ -101,6 +101,20 @@ static void fail_dm(http_resp *rs, int rc, const char *what, const char *field)
         snprintf(rs->err_field, sizeof rs->err_field, "%s", field);
 }
 
+/* The error of dm_add_batch: its message names the item ("item 3: ..."),
+ * which becomes the field "memories[3]". */
+static void fail_batch(http_resp *rs, int rc, const char *what, const char *array)
+{
+    char f[48];
+    const char *m = strstr(dm_errmsg(), "item ");
+    unsigned long i;
+    if (m && sscanf(m + 5, "%lu", &i) == 1)
+        snprintf(f, sizeof f, "%s[%lu]", array, i);
+    else
+        snprintf(f, sizeof f, "%s", array);
+    fail_dm(rs, rc, what, f);
+}
+
 static bool is_name_ok(http_resp *rs, const char *field, const char *s)
 {
     if (strlen(s) > DM_MAX_NAME_LEN)
@@ -288,7 +302,7 @@ static void h_add_batch(http_req *rq, http_resp *rs)
     }
     int rc = dm_add_batch(rq->db, ps, n, ids);
     if (rc != DM_OK) {
-        fail_dm(rs, rc, "batch add", "memories");
+        fail_batch(rs, rc, "batch add", "memories");
         goto done;
     }
     json_t *out = json_array();
@@ -1030,7 +1044,7 @@ static void h_import(http_req *rq, http_resp *rs)
     }
     int rc = dm_add_batch(rq->db, ps, n, NULL);
     if (rc != DM_OK)
-        fail_dm(rs, rc, "import", "memories");
+        fail_batch(rs, rc, "import", "memories");
     else
         http_reply(rs, 200, json_pack("{s:I}", "imported", (json_int_t)n));
 done:

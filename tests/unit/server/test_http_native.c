@@ -312,9 +312,10 @@ static void test_bad_arguments(void **state)
                "{\"memories\":[{\"text\":\"a\"},{\"text\":\"b\",\"time\":\"nope\"}]}", 400,
                "memories[1].time");
     expect_err(&s, "POST", "/v1/users/u/import",
-               "{\"memories\":[{\"text\":\"a\",\"embedding\":[1,2,3]}]}", 400, "memories");
+               "{\"memories\":[{\"text\":\"a\"},{\"text\":\"b\",\"embedding\":[1,2,3]}]}",
+               400, "memories[1]");
     snprintf(body, sizeof body, "{\"memories\":[{\"text\":\"dup\",\"id\":\"%s\"}]}", id);
-    expect_err(&s, "POST", "/v1/users/u/import", body, 409, "memories");
+    expect_err(&s, "POST", "/v1/users/u/import", body, 409, "memories[0]");
     expect_err(&s, "POST", "/v1/users/u/decay", "{\"threshold\":7}", 422, "threshold");
 
     assert_int_equal(count(&s, "u"), before);
@@ -508,7 +509,7 @@ static void test_export_import_erase(void **state)
     req = json_pack("{s:O}", "memories", orig);
     char *body2 = json_dumps(req, JSON_COMPACT | JSON_REAL_PRECISION(17));
     json_decref(req);
-    expect_err(&s, "POST", "/v1/users/dave/import", body2, 409, "memories");
+    expect_err(&s, "POST", "/v1/users/dave/import", body2, 409, "memories[0]");
     assert_int_equal(count(&s, "dave"), 3);
 
     r = st_call(&s, "GET", "/v1/users/erin/export", NULL, NULL);
