@@ -529,48 +529,85 @@ static void h_session_new(http_req *rq, http_resp *rs)
     http_reply(rs, 201, out);
 }
 
-/* One message of a messages array, checked before anything is stored. */
-typedef struct msg {
-    const char *role, *content, *name, *meta;
-    int64_t time_us;
-    bool is_system;
-} msg;
-
-static bool read_msg(http_req *rq, http_resp *rs, json_t *o, msg *m, char **meta)
+/* One message of a messages array as the dm_add_params that store it: a
+ * user or assistant turn as dm_remember would (the speaker's name in the
+ * metadata, queued for extraction), a system message with nothing
+ * extracted.  *meta (free()) owns the metadata text. */
+static bool read_msg(http_req *rq, http_resp *rs, json_t *o, dm_add_params *p, char **meta)
 {
     json_t *md = NULL;
-    memset(m, 0, sizeof *m);
+    const char *name = NULL;
+    dm_add_params_init(p);
     *meta = NULL;
     if (!json_is_object(o))
         return http_fail(rs, HTTP_E_BAD_REQUEST, "", "must be an object");
     if (!http_fields_known(rq, rs, o, "role content time name metadata") ||
-        !http_str(rq, rs, o, "role", true, &m->role) ||
-        !http_str(rq, rs, o, "content", true, &m->content) ||
-        !http_time(rq, rs, o, "time", &m->time_us) ||
-        !http_str(rq, rs, o, "name", false, &m->name) ||
+        !http_str(rq, rs, o, "role", true, &p->role) ||
+        !http_str(rq, rs, o, "content", true, &p->text) ||
+        !http_time(rq, rs, o, "time", &p->event_time_us) ||
+        !http_str(rq, rs, o, "name", false, &name) ||
         !http_obj(rq, rs, o, "metadata", false, &md))
         return false;
-    m->is_system = !strcmp(m->role, "system");
-    if (strcmp(m->role, "user") && strcmp(m->role, "assistant") && !m->is_system)
+    bool is_system = !strcmp(p->role, "system");
+    if (strcmp(p->role, "user") && strcmp(p->role, "assistant") && !is_system)
         return http_fail(rs, HTTP_E_UNPROCESSABLE, "role",
-                         "role \"%.40s\" is not one of user, assistant, system", m->role);
-    if (m->name && !is_name_ok(rs, "name", m->name))
+                         "role \"%.40s\" is not one of user, assistant, system", p->role);
+    if (name && !is_name_ok(rs, "name", name))
         return false;
-    if (md && !dump_obj(rs, md, meta))
+    /* Instructions to an agent say nothing about the user. */
+    p->no_extract = is_system;
+    if (name) {
+        json_t *m = md ? json_copy(md) : json_object();
+        if (!m || json_object_set_new(m, "speaker", json_string(name))) {
+            json_decref(m);
+            return http_fail(rs, HTTP_E_INTERNAL, NULL, "out of memory");
+        }
+        bool ok = dump_obj(rs, m, meta);
+        json_decref(m);
+        if (!ok)
+            return false;
+    } else if (md && !dump_obj(rs, md, meta)) {
         return false;
-    m->meta = *meta;
+    }
+    p->metadata = *meta;
     return true;
 }
 
+/* The number of the user's facts in every state (a user with none yet:
+ * 0).  Reading them first extracts the user's queued turns. */
+static int fact_count(http_req *rq, const char *user, size_t *n)
+{
+    dm_profile_params p;
+    memset(&p, 0, sizeof p);
+    p.tenant = rq->tenant;
+    p.user_id = user;
+    p.history = 1;
+    p.min_confidence = -1;
+    dm_fact *f = NULL;
+    *n = 0;
+    int rc = dm_profile(rq->db, &p, &f, n);
+    dm_facts_free(f, *n);
+    if (rc != DM_OK)
+        *n = 0;
+    return rc == DM_ENOTFOUND ? DM_OK : rc;
+}
+
+/*
+ * The turns go in with one dm_add_batch: validated whole, stored all or
+ * none, embedded in one call, queued for extraction in order (each turn is
+ * read with the session's turns before it, so a correction supersedes).
+ * With wait, reading the user's facts afterwards runs that extraction
+ * before the answer, and facts_added is how many facts it added.
+ */
 static void h_messages(http_req *rq, http_resp *rs)
 {
     json_t *o = http_body_object(rq, rs), *arr = NULL;
     const char *user = NULL, *agent = NULL, *sid = rq->segs[2];
     bool wait = true;
-    msg *ms = NULL;
+    dm_add_params *ps = NULL;
     char **metas = NULL;
-    size_t n = 0;
-    json_t *ids = NULL;
+    dm_id *ids = NULL;
+    size_t n = 0, before = 0, after = 0;
     if (!o || !is_name_ok(rs, "session_id", sid) ||
         !http_fields_known(rq, rs, o, "user_id agent_id messages wait") ||
         !http_str(rq, rs, o, "user_id", true, &user) || !is_name_ok(rs, "user_id", user) ||
@@ -583,73 +620,47 @@ static void h_messages(http_req *rq, http_resp *rs)
         http_fail(rs, HTTP_E_BAD_REQUEST, "messages", "messages is empty");
         return;
     }
-    ms = dm_calloc(n, sizeof *ms);
+    ps = dm_calloc(n, sizeof *ps);
     metas = dm_calloc(n, sizeof *metas);
-    ids = json_array();
-    if (!ms || !metas || !ids) {
+    ids = dm_calloc(n, sizeof *ids);
+    if (!ps || !metas || !ids) {
         http_fail(rs, HTTP_E_INTERNAL, NULL, "out of memory");
         goto done;
     }
     for (size_t i = 0; i < n; i++) {
-        if (!read_msg(rq, rs, json_array_get(arr, i), &ms[i], &metas[i])) {
+        if (!read_msg(rq, rs, json_array_get(arr, i), &ps[i], &metas[i])) {
             refield(rs, rs->err_field[0] ? "messages[%zu]." : "messages[%zu]", i);
             goto done;
         }
+        ps[i].tenant = rq->tenant;
+        ps[i].user_id = user;
+        ps[i].agent_id = agent;
+        ps[i].session_id = sid;
     }
-    /* Stored one turn at a time, in order, so that each turn's facts are
-     * merged before the next one is read (a correction supersedes). */
-    uint32_t added = 0;
-    for (size_t i = 0; i < n; i++) {
-        dm_id id;
-        int rc;
-        if (ms[i].is_system) {
-            /* Instructions to an agent say nothing about the user. */
-            dm_add_params p;
-            dm_add_params_init(&p);
-            p.tenant = rq->tenant;
-            p.user_id = user;
-            p.agent_id = agent;
-            p.session_id = sid;
-            p.role = "system";
-            p.text = ms[i].content;
-            p.event_time_us = ms[i].time_us;
-            p.metadata = ms[i].meta;
-            p.no_extract = 1;
-            rc = dm_add(rq->db, &p, &id);
-        } else {
-            dm_remember_params p;
-            dm_remember_result r;
-            dm_remember_params_init(&p);
-            p.tenant = rq->tenant;
-            p.user_id = user;
-            p.agent_id = agent;
-            p.session_id = sid;
-            p.role = ms[i].role;
-            p.speaker = ms[i].name;
-            p.text = ms[i].content;
-            p.time_us = ms[i].time_us;
-            p.metadata = ms[i].meta;
-            p.async = !wait;
-            rc = dm_remember(rq->db, &p, &r);
-            id = r.id;
-            if (rc == DM_OK)
-                added += r.n_added;
-        }
-        if (rc != DM_OK) {
-            char f[32];
-            snprintf(f, sizeof f, "messages[%zu]", i);
-            fail_dm(rs, rc, "messages", f);
-            goto done;
-        }
-        json_array_append_new(ids, kjson_id(&id));
+    int rc = wait ? fact_count(rq, user, &before) : DM_OK;
+    if (rc != DM_OK) {
+        fail_dm(rs, rc, "messages", NULL);
+        goto done;
     }
-    http_reply(rs, 201, json_pack("{s:O, s:i}", "ids", ids, "facts_added", (int)added));
+    if ((rc = dm_add_batch(rq->db, ps, n, ids)) != DM_OK) {
+        fail_batch(rs, rc, "messages", "messages");
+        goto done;
+    }
+    /* The turns are stored: a failure to read the facts back only loses
+     * the count (extraction goes on in the background). */
+    if (wait && (fact_count(rq, user, &after) != DM_OK || after < before))
+        after = before;
+    json_t *out = json_array();
+    for (size_t i = 0; out && i < n; i++)
+        json_array_append_new(out, kjson_id(&ids[i]));
+    http_reply(rs, 201, json_pack("{s:o, s:I}", "ids", out, "facts_added",
+                                  (json_int_t)(after - before)));
 done:
-    json_decref(ids);
     for (size_t i = 0; metas && i < n; i++)
         free(metas[i]);
     dm_free(metas);
-    dm_free(ms);
+    dm_free(ps);
+    dm_free(ids);
 }
 
 static void h_context(http_req *rq, http_resp *rs)

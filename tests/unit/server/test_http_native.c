@@ -357,6 +357,18 @@ static void test_sessions_knowledge(void **state)
                         201);
     json_t *ids = json_object_get(r, "ids");
     assert_int_equal(json_array_size(ids), 2);
+    /* A turn the engine refuses (over its own text limit, within the
+     * server's) fails the whole request: the first turn is not stored. */
+    size_t big_len = 40 * 1024;
+    char *big = malloc(big_len + 256);
+    assert_non_null(big);
+    int off = snprintf(big, 256,
+                       "{\"user_id\":\"carol\",\"messages\":[{\"role\":\"user\",\"content\":"
+                       "\"I work at Initech.\"},{\"role\":\"user\",\"content\":\"");
+    memset(big + off, 'z', big_len);
+    strcpy(big + off + big_len, "\"}]}");
+    expect_err(&s, "POST", path, big, 413, "messages[1]");
+    free(big);
     assert_true(json_integer_value(json_object_get(r, "facts_added")) >= 1);
     char turn[64];
     snprintf(turn, sizeof turn, "%s", json_string_value(json_array_get(ids, 0)));
