@@ -210,7 +210,7 @@ static bool add_item(http_req *rq, http_resp *rs, json_t *o, dm_add_params *p, c
     dm_add_params_init(p);
     *meta = NULL;
     if (!json_is_object(o))
-        return http_fail(rs, HTTP_E_BAD_REQUEST, "", "must be an object");
+        return http_fail(rs, HTTP_E_BAD_REQUEST, "", "each item must be a JSON object");
     if (!http_fields_known(rq, rs, o,
                            "user_id text agent_id session_id role time metadata kind salience "
                            "decay_rate extract") ||
@@ -540,7 +540,7 @@ static bool read_msg(http_req *rq, http_resp *rs, json_t *o, dm_add_params *p, c
     dm_add_params_init(p);
     *meta = NULL;
     if (!json_is_object(o))
-        return http_fail(rs, HTTP_E_BAD_REQUEST, "", "must be an object");
+        return http_fail(rs, HTTP_E_BAD_REQUEST, "", "each item must be a JSON object");
     if (!http_fields_known(rq, rs, o, "role content time name metadata") ||
         !http_str(rq, rs, o, "role", true, &p->role) ||
         !http_str(rq, rs, o, "content", true, &p->text) ||
