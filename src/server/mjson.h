@@ -6,6 +6,7 @@
 #ifndef DM_SERVER_MJSON_H
 #define DM_SERVER_MJSON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <jansson.h>
@@ -40,5 +41,30 @@ char *mjson_dumps(const json_t *v);
 /* mjson_metadata_dumps -- a metadata object as the text the engine
  * stores (9 or 17 digits as needed).  free() the result. */
 char *mjson_metadata_dumps(const json_t *obj);
+
+/* What the params of mjson_add_params point to besides the JSON object
+ * itself: released with mjson_owned_fini. */
+typedef struct mjson_owned {
+    char *metadata;   /* compact metadata text (free()), or NULL */
+    float *embedding; /* dm_malloc'd, or NULL */
+    dm_id id;         /* storage for p->id */
+} mjson_owned;
+
+/*
+ * mjson_add_params -- an export object (one line of `deltamemory export`)
+ * as the dm_add_params that store it again exactly: text and user_id
+ * (required unless !need_user), tenant, agent_id, session_id, role, time,
+ * record_time, last_access, salience, decay_rate, id, kind, state,
+ * access_count, metadata and embedding.  Unknown members are ignored.
+ * The strings of *p point into obj (which must outlive *p) and into *own.
+ * Returns 0, or -1 with the reason in why and the member it concerns in
+ * *field (static storage); on failure *own may hold memory to release
+ * with mjson_owned_fini all the same.
+ */
+int mjson_add_params(const json_t *obj, bool need_user, dm_add_params *p, mjson_owned *own,
+                     char *why, size_t why_cap, const char **field);
+
+/* mjson_owned_fini -- release what mjson_add_params took; zeroes *own. */
+void mjson_owned_fini(mjson_owned *own);
 
 #endif

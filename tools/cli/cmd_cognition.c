@@ -28,32 +28,9 @@
 #include <string.h>
 
 #include "cli.h"
+#include "server/kjson.h"
 
 #define N_OPTS(a) (sizeof(a) / sizeof((a)[0]))
-
-static json_t *time_json(int64_t us)
-{
-    if (us == DM_TIME_OPEN)
-        return json_null();
-    char t[40];
-    dm_time_format(us, t);
-    return json_string(t);
-}
-
-static json_t *id_json(const dm_id *id)
-{
-    static const dm_id zero;
-    if (!memcmp(id, &zero, sizeof zero))
-        return json_null();
-    char s[DM_ID_STRLEN + 1];
-    dm_id_format(id, s);
-    return json_string(s);
-}
-
-static const char *state_name(dm_fact_state s)
-{
-    return s == DM_FACT_CURRENT ? "current" : s == DM_FACT_SUPERSEDED ? "superseded" : "retracted";
-}
 
 /* ------------------------------------------------------------ remember */
 
@@ -123,20 +100,6 @@ static const cli_opt profile_opts[] = {
     { "known-now", 0, false },
 };
 
-static json_t *fact_json(const dm_fact *f)
-{
-    json_t *src = json_array();
-    for (size_t i = 0; i < f->n_sources; i++)
-        json_array_append_new(src, id_json(&f->sources[i]));
-    return json_pack("{s:o, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:s, s:b, s:o, s:o, s:s}", "id",
-                     id_json(&f->id), "subject", f->subject, "slot", f->slot, "value", f->value,
-                     "confidence", cli_float_json(f->confidence), "valid_from",
-                     time_json(f->valid_from_us), "valid_to", time_json(f->valid_to_us),
-                     "mentioned", time_json(f->mentioned_us), "state", state_name(f->state),
-                     "derived", f->derived, "sources", src, "superseded_by",
-                     id_json(&f->superseded_by), "extractor", f->extractor);
-}
-
 int cli_cmd_profile(const cli_globals *g, int argc, char **argv)
 {
     const char *cmd = "profile";
@@ -175,10 +138,7 @@ int cli_cmd_profile(const cli_globals *g, int argc, char **argv)
                                                       : "  (retracted)");
         }
     } else {
-        json_t *arr = json_array();
-        for (size_t i = 0; i < n; i++)
-            json_array_append_new(arr, fact_json(&f[i]));
-        st = cli_print_json(cmd, json_pack("{s:o}", "facts", arr));
+        st = cli_print_json(cmd, json_pack("{s:o}", "facts", kjson_facts(f, n)));
     }
     dm_facts_free(f, n);
     st = cli_close(cmd, db, st);
@@ -192,18 +152,6 @@ static const cli_opt history_opts[] = {
     { "id", 0, true },
     { "tenant", 0, true },
 };
-
-static const char *change_name(dm_change_kind k)
-{
-    switch (k) {
-    case DM_CHANGE_ADD: return "add";
-    case DM_CHANGE_UPDATE: return "update";
-    case DM_CHANGE_SUPERSEDE: return "supersede";
-    case DM_CHANGE_MERGE: return "merge";
-    case DM_CHANGE_RETRACT: return "retract";
-    }
-    return "?";
-}
 
 int cli_cmd_history(const cli_globals *g, int argc, char **argv)
 {
@@ -230,21 +178,11 @@ int cli_cmd_history(const cli_globals *g, int argc, char **argv)
         for (size_t i = 0; i < n; i++) {
             char t[40];
             dm_time_format(c[i].at_us, t);
-            printf("%s %-9s %s: %s -> %s\n", t, change_name(c[i].kind), c[i].slot,
+            printf("%s %-9s %s: %s -> %s\n", t, kjson_change_name(c[i].kind), c[i].slot,
                    c[i].old_value ? c[i].old_value : "", c[i].new_value);
         }
     } else {
-        json_t *arr = json_array();
-        for (size_t i = 0; i < n; i++)
-            json_array_append_new(
-                arr, json_pack("{s:s, s:s, s:o, s:s, s:o, s:o, s:o, s:o, s:s}", "event",
-                               change_name(c[i].kind), "slot", c[i].slot, "old_value",
-                               c[i].old_value ? json_string(c[i].old_value) : json_null(),
-                               "new_value", c[i].new_value, "time", time_json(c[i].at_us),
-                               "recorded", time_json(c[i].recorded_us), "source",
-                               id_json(&c[i].source), "by", id_json(&c[i].other), "extractor",
-                               c[i].extractor));
-        st = cli_print_json(cmd, json_pack("{s:o}", "changes", arr));
+        st = cli_print_json(cmd, kjson_changes(c, n));
     }
     dm_changes_free(c, n);
     st = cli_close(cmd, db, st);
@@ -257,12 +195,6 @@ static const cli_opt events_opts[] = {
     { "user", 'u', true }, { "from", 0, true }, { "to", 0, true },
     { "limit", 0, true },  { "tenant", 0, true },
 };
-
-static const char *event_type_name(dm_event_type t)
-{
-    static const char *const n[] = { "activity", "plan", "milestone", "preference", "social" };
-    return (unsigned)t < 5 ? n[t] : "?";
-}
 
 int cli_cmd_events(const cli_globals *g, int argc, char **argv)
 {
@@ -299,24 +231,11 @@ int cli_cmd_events(const cli_globals *g, int argc, char **argv)
             char from[40], to[40];
             dm_time_format(e[i].from_us, from);
             dm_time_format(e[i].to_us, to);
-            printf("%.10s..%.10s %-10s %s%s\n", from, to, event_type_name(e[i].type), e[i].what,
+            printf("%.10s..%.10s %-10s %s%s\n", from, to, kjson_event_type_name(e[i].type), e[i].what,
                    e[i].has_time ? "" : "  (day it was said)");
         }
     } else {
-        json_t *arr = json_array();
-        for (size_t i = 0; i < n; i++) {
-            json_t *who = json_array();
-            for (size_t j = 0; j < e[i].n_who; j++)
-                json_array_append_new(who, json_string(e[i].who[j]));
-            json_array_append_new(
-                arr, json_pack("{s:o, s:s, s:s, s:o, s:o, s:o, s:b, s:o, s:o, s:o}", "id",
-                               id_json(&e[i].id), "type", event_type_name(e[i].type), "what",
-                               e[i].what, "who", who, "from", time_json(e[i].from_us), "to",
-                               time_json(e[i].to_us), "has_time", e[i].has_time, "mentioned",
-                               time_json(e[i].mentioned_us), "confidence",
-                               cli_float_json(e[i].confidence), "source", id_json(&e[i].source)));
-        }
-        st = cli_print_json(cmd, json_pack("{s:o}", "events", arr));
+        st = cli_print_json(cmd, kjson_events(e, n));
     }
     dm_events_free(e, n);
     st = cli_close(cmd, db, st);
@@ -330,17 +249,6 @@ static const cli_opt context_opts[] = {
     { "max-tokens", 0, true }, { "time", 0, true },  { "k", 'k', true },
     { "recent", 0, true },   { "tenant", 0, true },
 };
-
-static json_t *items_json(const dm_context_item *it, size_t n)
-{
-    json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, json_pack("{s:o, s:s, s:s, s:o, s:o}", "id",
-                                             id_json(&it[i].id), "role", it[i].role, "text",
-                                             it[i].text, "time", time_json(it[i].time_us),
-                                             "score", cli_float_json(it[i].score)));
-    return arr;
-}
 
 int cli_cmd_context(const cli_globals *g, int argc, char **argv)
 {
@@ -377,13 +285,7 @@ int cli_cmd_context(const cli_globals *g, int argc, char **argv)
     } else if (!a.is_json) {
         fputs(c->text, stdout);
     } else {
-        json_t *prof = json_array();
-        for (size_t i = 0; i < c->n_profile; i++)
-            json_array_append_new(prof, fact_json(&c->profile[i]));
-        st = cli_print_json(cmd, json_pack("{s:o, s:o, s:o, s:s, s:i}", "profile", prof,
-                                           "memories", items_json(c->memories, c->n_memories),
-                                           "recent", items_json(c->recent, c->n_recent),
-                                           "context", c->text, "tokens", (int)c->tokens));
+        st = cli_print_json(cmd, kjson_context(c));
     }
     dm_context_free(c);
     st = cli_close(cmd, db, st);
@@ -430,25 +332,7 @@ int cli_cmd_graph(const cli_globals *g, int argc, char **argv)
             printf("edge %s -%s-> %s (%.2f)\n", r->edges[i].src, r->edges[i].rel,
                    r->edges[i].dst, r->edges[i].weight);
     } else {
-        json_t *nodes = json_array(), *edges = json_array();
-        for (size_t i = 0; i < r->n_nodes; i++)
-            json_array_append_new(nodes, json_pack("{s:s, s:s, s:i, s:o}", "name",
-                                                   r->nodes[i].name, "type", r->nodes[i].type,
-                                                   "depth", (int)r->nodes[i].depth, "score",
-                                                   cli_float_json(r->nodes[i].score)));
-        for (size_t i = 0; i < r->n_edges; i++) {
-            json_t *src = json_array();
-            for (size_t k = 0; k < r->edges[i].n_sources; k++)
-                json_array_append_new(src, id_json(&r->edges[i].sources[k]));
-            json_array_append_new(
-                edges, json_pack("{s:s, s:s, s:s, s:o, s:o, s:o}", "src", r->edges[i].src, "rel",
-                                 r->edges[i].rel, "dst", r->edges[i].dst, "weight",
-                                 cli_float_json(r->edges[i].weight), "time",
-                                 time_json(r->edges[i].time_us), "sources", src));
-        }
-        st = cli_print_json(cmd, json_pack("{s:s, s:i, s:o, s:o}", "entity",
-                                           entity ? entity : text ? text : "",
-                                           "depth", (int)depth, "nodes", nodes, "edges", edges));
+        st = cli_print_json(cmd, kjson_graph(r, entity ? entity : text, depth));
     }
     dm_graph_result_free(r);
     st = cli_close(cmd, db, st);
@@ -474,7 +358,7 @@ static int chat_once(const char *cmd, dm_db *db, dm_chat_params *p, bool is_json
         json_t *o = json_pack("{s:o, s:s, s:o, s:o}", "reply",
                               r->reply ? json_string(r->reply) : json_null(), "context",
                               r->context ? r->context->text : "", "user_turn",
-                              id_json(&r->user_turn), "reply_turn", id_json(&r->reply_turn));
+                              kjson_id(&r->user_turn), "reply_turn", kjson_id(&r->reply_turn));
         st = cli_print_json(cmd, o);
     } else if (r->reply) {
         printf("%s\n", r->reply);

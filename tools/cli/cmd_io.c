@@ -44,6 +44,7 @@
 
 #include "base/alloc.h"
 #include "base/clock.h"
+#include "server/mjson.h"
 
 #define N_OPTS(a) (sizeof(a) / sizeof((a)[0]))
 #define IMPORT_BATCH_DEFAULT 256u
@@ -54,11 +55,9 @@
 /* One line of the batch, good or bad; owns what its params point to. */
 typedef struct pending {
     json_t *root;     /* the line's document: the strings live here */
-    char *metadata;   /* compact metadata text (free()) or NULL */
-    float *embedding; /* dm_malloc'd, or NULL */
+    mjson_owned own;  /* metadata text, embedding and id the params use */
     char *why;        /* a line the parser refused: the reason (dm_malloc) */
     size_t param;     /* a good line: its index in importer.ps */
-    dm_id id;         /* storage for params.id */
     uint64_t line_no;
 } pending;
 
@@ -150,54 +149,9 @@ static void report_line(importer *im, uint64_t line_no, const char *fmt, ...)
 static void pending_fini(pending *pe)
 {
     json_decref(pe->root);
-    free(pe->metadata);
-    dm_free(pe->embedding);
+    mjson_owned_fini(&pe->own);
     dm_free(pe->why);
     memset(pe, 0, sizeof *pe);
-}
-
-/* Optional string field: absent or null leaves *out NULL. */
-static int opt_string(json_t *root, const char *key, const char **out,
-                      char *why, size_t cap)
-{
-    json_t *v = json_object_get(root, key);
-    *out = NULL;
-    if (!v || json_is_null(v))
-        return 0;
-    if (!json_is_string(v)) {
-        snprintf(why, cap, "field \"%s\" must be a string", key);
-        return -1;
-    }
-    *out = json_string_value(v);
-    return 0;
-}
-
-static int opt_time(json_t *root, const char *key, int64_t *out, char *why,
-                    size_t cap)
-{
-    const char *s;
-    if (opt_string(root, key, &s, why, cap) != 0)
-        return -1;
-    if (s && dm_time_parse(s, out) != DM_OK) {
-        snprintf(why, cap, "field \"%s\": \"%.40s\" is not an ISO 8601 time: %s",
-                 key, s, dm_errmsg());
-        return -1;
-    }
-    return 0;
-}
-
-static int opt_float(json_t *root, const char *key, float *out, char *why,
-                     size_t cap)
-{
-    json_t *v = json_object_get(root, key);
-    if (!v || json_is_null(v))
-        return 0;
-    if (!json_is_number(v)) {
-        snprintf(why, cap, "field \"%s\" must be a number", key);
-        return -1;
-    }
-    *out = (float)json_number_value(v);
-    return 0;
 }
 
 /* Fills p and pe from one line; 0, or -1 with the reason in why.  On
@@ -217,116 +171,11 @@ static int parse_line(importer *im, const char *line, size_t len,
         snprintf(why, cap, "not a JSON object");
         return -1;
     }
-    dm_add_params_init(p);
-    json_t *v = json_object_get(root, "text");
-    if (!v || !json_is_string(v)) {
-        snprintf(why, cap, v ? "field \"text\" must be a string"
-                             : "field \"text\" is missing");
-        return -1;
-    }
-    p->text = json_string_value(v);
-    p->text_len = json_string_length(v);
-    if (p->text_len == 0) {
-        snprintf(why, cap, "field \"text\" is empty");
-        return -1;
-    }
-    v = json_object_get(root, "user_id");
-    if (!v || !json_is_string(v) || json_string_length(v) == 0) {
-        snprintf(why, cap, !v ? "field \"user_id\" is missing"
-                 : json_is_string(v) ? "field \"user_id\" is empty"
-                                     : "field \"user_id\" must be a string");
-        return -1;
-    }
-    p->user_id = json_string_value(v);
-
-    if (opt_string(root, "tenant", &p->tenant, why, cap) != 0 ||
-        opt_string(root, "agent_id", &p->agent_id, why, cap) != 0 ||
-        opt_string(root, "session_id", &p->session_id, why, cap) != 0 ||
-        opt_string(root, "role", &p->role, why, cap) != 0 ||
-        opt_time(root, "time", &p->event_time_us, why, cap) != 0 ||
-        opt_time(root, "record_time", &p->record_time_us, why, cap) != 0 ||
-        opt_time(root, "last_access", &p->last_access_us, why, cap) != 0 ||
-        opt_float(root, "salience", &p->salience, why, cap) != 0 ||
-        opt_float(root, "decay_rate", &p->decay_rate, why, cap) != 0)
+    const char *field;
+    if (mjson_add_params(root, true, p, &pe->own, why, cap, &field) != 0)
         return -1;
     if (!p->tenant)
         p->tenant = im->tenant;
-
-    const char *s;
-    if (opt_string(root, "id", &s, why, cap) != 0)
-        return -1;
-    if (s) {
-        if (dm_id_parse(s, &pe->id) != DM_OK) {
-            snprintf(why, cap, "field \"id\": %s", dm_errmsg());
-            return -1;
-        }
-        p->id = &pe->id;
-    }
-    if (opt_string(root, "kind", &s, why, cap) != 0)
-        return -1;
-    if (s && cli_kind_parse(s, &p->kind) != 0) {
-        snprintf(why, cap, "field \"kind\": \"%.40s\" is not one of episodic, "
-                 "fact, summary", s);
-        return -1;
-    }
-    if (opt_string(root, "state", &s, why, cap) != 0)
-        return -1;
-    if (s && cli_state_parse(s, &p->state) != 0) {
-        snprintf(why, cap, "field \"state\": \"%.40s\" is not one of active, "
-                 "archived", s);
-        return -1;
-    }
-    v = json_object_get(root, "access_count");
-    if (v && !json_is_null(v)) {
-        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-            json_integer_value(v) > UINT32_MAX) {
-            snprintf(why, cap, "field \"access_count\" must be a whole number "
-                     "from 0 to %" PRIu32, UINT32_MAX);
-            return -1;
-        }
-        p->access_count = (uint32_t)json_integer_value(v);
-    }
-    v = json_object_get(root, "metadata");
-    if (v && !json_is_null(v)) {
-        if (!json_is_object(v)) {
-            snprintf(why, cap, "field \"metadata\" must be a JSON object");
-            return -1;
-        }
-        pe->metadata = cli_metadata_dumps(v);
-        if (!pe->metadata) {
-            snprintf(why, cap, "out of memory");
-            return -1;
-        }
-        p->metadata = pe->metadata;
-    }
-    v = json_object_get(root, "embedding");
-    if (v && !json_is_null(v) && json_array_size(v) > 0) {
-        size_t dim = json_array_size(v);
-        if (!json_is_array(v) || dim > UINT32_MAX) {
-            snprintf(why, cap, "field \"embedding\" must be an array of "
-                     "numbers");
-            return -1;
-        }
-        pe->embedding = dm_malloc(dim * sizeof(float));
-        if (!pe->embedding) {
-            snprintf(why, cap, "out of memory");
-            return -1;
-        }
-        for (size_t i = 0; i < dim; i++) {
-            json_t *x = json_array_get(v, i);
-            if (!json_is_number(x)) {
-                snprintf(why, cap, "field \"embedding\": element %zu is not "
-                         "a number", i);
-                return -1;
-            }
-            pe->embedding[i] = (float)json_number_value(x);
-        }
-        p->embedding = pe->embedding;
-        p->dim = (uint32_t)dim;
-    } else if (v && !json_is_null(v) && !json_is_array(v)) {
-        snprintf(why, cap, "field \"embedding\" must be an array of numbers");
-        return -1;
-    }
     return 0;
 }
 
@@ -422,11 +271,8 @@ static void import_line(importer *im, const char *line, size_t len,
     } else {
         /* The line's resources are not needed to report it. */
         json_decref(pe->root);
-        free(pe->metadata);
-        dm_free(pe->embedding);
+        mjson_owned_fini(&pe->own);
         pe->root = NULL;
-        pe->metadata = NULL;
-        pe->embedding = NULL;
         pe->why = dm_strdup(why);
         if (!pe->why) {
             /* Without memory for the reason, report it now, out of order. */

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "server/kjson.h"
 
 #define N_OPTS(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -104,65 +105,12 @@ static const cli_opt search_opts[] = {
     { "explain", 0, false }, { "agent", 0, true },   { "session", 0, true },
 };
 
-static const char *const leg_names[DM_N_LEGS] = { "vector", "bm25", "temporal", "graph" };
-
-static json_t *explain_json(const dm_explain *e)
-{
-    json_t *o = json_object(), *legs = json_object();
-    int bad = !o || !legs || json_object_set_new(o, "legs", legs);
-    for (int i = 0; !bad && i < DM_N_LEGS; i++) {
-        if (!e->leg_rank[i])
-            continue;
-        json_t *l = json_object();
-        bad |= !l || json_object_set_new(legs, leg_names[i], l);
-        bad |= !l || json_object_set_new(l, "rank", json_integer(e->leg_rank[i]));
-        bad |= !l || json_object_set_new(l, "score", cli_float_json(e->leg_score[i]));
-    }
-    bad = bad || json_object_set_new(o, "fused", cli_float_json(e->fused)) ||
-          json_object_set_new(o, "relevance", cli_float_json(e->relevance)) ||
-          json_object_set_new(o, "recency", cli_float_json(e->recency)) ||
-          json_object_set_new(o, "salience", cli_float_json(e->salience)) ||
-          json_object_set_new(o, "score", cli_float_json(e->score)) ||
-          json_object_set_new(o, "mmr_score", cli_float_json(e->mmr_score)) ||
-          json_object_set_new(o, "max_sim_above", cli_float_json(e->max_sim)) ||
-          json_object_set_new(o, "neighbour_of", json_integer(e->neighbour_of)) ||
-          json_object_set_new(o, "graph_answer", json_boolean(e->graph_answer)) ||
-          json_object_set_new(o, "reason", json_string(e->reason));
-    if (bad) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
-}
-
-static json_t *hit_json(const dm_search_hit *h, char *err, size_t err_cap)
-{
-    json_t *o = cli_memory_json(&h->memory, err, err_cap);
-    if (!o)
-        return NULL;
-    int bad = 0;
-    bad |= json_object_set_new(o, "score", cli_float_json(h->score));
-    bad |= json_object_set_new(o, "vector_sim",
-                               cli_float_json(h->vector_sim));
-    bad |= json_object_set_new(o, "bm25", cli_float_json(h->bm25));
-    bad |= json_object_set_new(o, "vector_rank", json_integer(h->vector_rank));
-    bad |= json_object_set_new(o, "bm25_rank", json_integer(h->bm25_rank));
-    if (h->explain)
-        bad |= json_object_set_new(o, "explain", explain_json(h->explain));
-    if (bad) {
-        snprintf(err, err_cap, "a score is not a finite number");
-        json_decref(o);
-        return NULL;
-    }
-    return o;
-}
-
 static int print_search(const char *cmd, const dm_search_result *r,
                         bool is_json)
 {
     if (!is_json && r->time_label[0])
         printf("time: %s\n", r->time_label);
-    char err[256];
+    char err[512];
     char t[40], id[DM_ID_STRLEN + 1];
     if (!is_json) {
         for (size_t i = 0; i < r->n; i++) {
@@ -175,36 +123,9 @@ static int print_search(const char *cmd, const dm_search_result *r,
         }
         return CLI_OK;
     }
-    json_t *doc = json_object();
-    json_t *arr = json_array();
-    if (!doc || !arr || json_object_set(doc, "results", arr) != 0) {
-        json_decref(arr);
-        json_decref(doc);
-        return cli_error(cmd, "out of memory");
-    }
-    for (size_t i = 0; i < (r ? r->n : 0); i++) {
-        json_t *o = hit_json(&r->hits[i], err, sizeof err);
-        if (!o || json_array_append_new(arr, o) != 0) {
-            dm_id_format(&r->hits[i].memory.id, id);
-            json_decref(arr);
-            json_decref(doc);
-            return cli_error(cmd, "memory %s: %s", id, o ? "out of memory" : err);
-        }
-    }
-    json_decref(arr);
-    if (r->time_label[0] || r->window_from_us || r->window_to_us) {
-        json_t *w = json_object();
-        char f[40], to[40];
-        dm_time_format(r->window_from_us, f);
-        dm_time_format(r->window_to_us, to);
-        if (!w || json_object_set_new(doc, "time", w) ||
-            json_object_set_new(w, "label", json_string(r->time_label)) ||
-            (r->window_from_us && json_object_set_new(w, "from", json_string(f))) ||
-            (r->window_to_us && json_object_set_new(w, "to", json_string(to)))) {
-            json_decref(doc);
-            return cli_error(cmd, "out of memory");
-        }
-    }
+    json_t *doc = kjson_search(r, err, sizeof err);
+    if (!doc)
+        return cli_error(cmd, "%s", err);
     return cli_print_json(cmd, doc);
 }
 
