@@ -471,6 +471,8 @@ static void h_search(http_req *rq, http_resp *rs)
     p.filter = ftxt;
     dm_search_result *r = NULL;
     int rc = dm_search(rq->db, &p, &r);
+    if (rc == DM_OK)
+        http_observe_search(rq, r);
     if (rc != DM_OK && rc != DM_ENOTFOUND) {
         const char *m = dm_errmsg();
         fail_dm(rs, rc, "search",

@@ -57,7 +57,7 @@
 #define DEF_MAX_CONN 4096
 #define DEF_TIMEOUT_S 30
 #define DEF_MAX_BODY (8u << 20)
-#define DEF_MAX_TEXT (64u << 10)
+#define DEF_MAX_TEXT (32u << 10) /* the engine's default max_text_bytes */
 #define DEF_MAX_BATCH 1000
 #define DEF_MAX_TOP_K 1000
 #define DEF_MAX_DEPTH 32

@@ -26,7 +26,8 @@ typedef struct http_config {
     unsigned max_connections;  /* 0 = 4096 */
     unsigned timeout_s;        /* idle connection timeout; 0 = 30 s */
     size_t max_body_len;       /* request body; 0 = 8 MiB */
-    size_t max_text_len;       /* one memory's text; 0 = 64 KiB */
+    size_t max_text_len;       /* one string field; 0 = 32 KiB (the engine's
+                                  default limit of a memory's text) */
     uint32_t max_batch;        /* items in one batch or messages array; 0 = 1000 */
     uint32_t max_top_k;        /* top_k / limit of a search; 0 = 1000 */
     uint32_t max_depth;        /* JSON nesting depth; 0 = 32 */

@@ -45,6 +45,8 @@ typedef struct cli_globals {
     const char *llm_model;     /* --llm-model */
     const char *url;           /* --url or $DELTAMEMORY_URL: a running server */
     const char *api_key;       /* --api-key */
+    size_t max_text_bytes;     /* dm_options.max_text_bytes; 0 = its default
+                                  (set by serve --max-text) */
 } cli_globals;
 
 /* One command: its entry point and its help. */

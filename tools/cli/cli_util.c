@@ -284,6 +284,8 @@ int cli_open(const cli_globals *g, const char *cmd, bool is_create,
     o.llm_model = g->llm_model;
     o.http_dim = g->http_dim;
     o.reembed = is_reembed;
+    if (g->max_text_bytes)
+        o.max_text_bytes = g->max_text_bytes;
     int rc = dm_open(g->data_dir, &o, out);
     if (rc == DM_OK)
         return CLI_OK;

@@ -170,6 +170,7 @@ int cli_cmd_serve(const cli_globals *g, int argc, char **argv)
         }
     }
     c.data_dir = gg.data_dir;
+    gg.max_text_bytes = c.max_text_len;
     c.llm_url = g->llm_url;
 
     dm_db *db;

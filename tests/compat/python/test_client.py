@@ -508,7 +508,7 @@ class TestMemories(ServerCase):
         with self.assertRaises(ValidationError) as cm:
             c.add("no user here")
         self.assertEqual(cm.exception.field, "user_id")
-        # A text over the server's limit (64 KiB by default).
+        # A text over the server's limit (32 KiB by default).
         with self.assertRaises(PayloadTooLargeError) as cm:
             c.add("pizza " * 12000, user_id="err")
         self.assertEqual(cm.exception.status, 413)
