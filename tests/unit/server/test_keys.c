@@ -319,6 +319,38 @@ static void test_file(void **state)
     tu_rmrf(dir);
 }
 
+/* The worked example of docs/format.md, "API keys": the documented
+ * secret opens the documented file. */
+static void test_worked_example(void **state)
+{
+    (void)state;
+    char dir[4096], path[4200], tenant[HTTP_TENANT_CAP];
+    snprintf(dir, sizeof dir, "%s", tu_tmpdir("keys_example"));
+    snprintf(path, sizeof path, "%s/keys.json", dir);
+    const char *secret = "dm_0123456789ab_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+    const char *file =
+        "{\n  \"version\": 1,\n  \"keys\": [\n    {\n      \"id\": \"0123456789ab\",\n"
+        "      \"tenant\": \"acme\",\n      \"label\": \"ci runner\",\n"
+        "      \"created\": \"2026-11-26T10:24:01Z\",\n      \"revoked\": null,\n"
+        "      \"salt\": \"000102030405060708090a0b0c0d0e0f\",\n      \"hash\": "
+        "\"c286c0c0f74909d99485062401ebb6e08a8301c99485b4bdb9fca1667459bfb4\"\n    }\n  ]\n}\n";
+    spit(path, file);
+    http_keys *k = NULL;
+    assert_int_equal(http_keys_open(dir, &k), DM_OK);
+    assert_true(check(k, secret, tenant));
+    assert_string_equal(tenant, "acme");
+    http_keys_close(k);
+    /* One salt digit changed: the same secret no longer opens it. */
+    char *edited = strdup(file);
+    *strstr(edited, "0f\"") = '1';
+    spit(path, edited);
+    free(edited);
+    assert_int_equal(http_keys_open(dir, &k), DM_OK);
+    assert_false(check(k, secret, tenant));
+    http_keys_close(k);
+    tu_rmrf(dir);
+}
+
 static void test_reload(void **state)
 {
     (void)state;
@@ -553,7 +585,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_create_check), cmocka_unit_test(test_refusals),
-        cmocka_unit_test(test_file),         cmocka_unit_test(test_reload),
+        cmocka_unit_test(test_file),         cmocka_unit_test(test_worked_example),
+        cmocka_unit_test(test_reload),
         cmocka_unit_test(test_corrupt),      cmocka_unit_test(test_bad_tenants),
         cmocka_unit_test(test_threads),
     };
