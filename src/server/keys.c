@@ -81,6 +81,8 @@ typedef struct key_ent {
     char tenant[HTTP_TENANT_CAP];
     uint8_t salt[SALT_LEN];
     uint8_t hash[HASH_LEN];
+    size_t pos;        /* index in the file's "keys" (for messages) */
+    bool is_revoked;   /* only while parsing: a published set has none */
 } key_ent;
 
 /* The live keys of one version of the file; never changed once built. */
@@ -271,9 +273,19 @@ static void set_free(key_set *s)
     dm_free(s);
 }
 
+/* A key id (the first argument) against an entry: the lookup. */
+static int id_cmp(const void *id, const void *ent)
+{
+    return strcmp(id, ((const key_ent *)ent)->id);
+}
+
+/* By id, then by position in the file (so that the first repeat of an id
+ * is the one reported, whatever the sort). */
 static int ent_cmp(const void *a, const void *b)
 {
-    return strcmp(((const key_ent *)a)->id, ((const key_ent *)b)->id);
+    const key_ent *x = a, *y = b;
+    int c = strcmp(x->id, y->id);
+    return c ? c : (x->pos > y->pos) - (x->pos < y->pos);
 }
 
 /* ------------------------------------------------------------ parsing */
@@ -337,34 +349,45 @@ static int parse_doc(const char *path, json_t *doc, key_set **set_out)
             (rc = member_str(path, i, o, "salt", true, &salt)) ||
             (rc = member_str(path, i, o, "hash", true, &hash)))
             goto fail;
-        key_ent e;
+        key_ent *e = &set->ents[set->n_ents];
         const char *bad = NULL;
         if (!hex_decode(id, NULL, ID_RAW_LEN))
             bad = "id is not 12 lowercase hex digits";
         else if (validate_tenant(tenant) != DM_OK)
             bad = "tenant is not a valid tenant name";
-        else if (!hex_decode(salt, e.salt, SALT_LEN))
+        else if (!hex_decode(salt, e->salt, SALT_LEN))
             bad = "salt is not 32 lowercase hex digits";
-        else if (!hex_decode(hash, e.hash, HASH_LEN))
+        else if (!hex_decode(hash, e->hash, HASH_LEN))
             bad = "hash is not 64 lowercase hex digits";
-        for (size_t j = 0; !bad && j < i; j++) {
-            json_t *prev = json_object_get(json_array_get(arr, j), "id");
-            if (!strcmp(json_string_value(prev), id))
-                bad = "id is used by an earlier key";
-        }
         if (bad) {
             rc = err_set_msg(DM_ECORRUPT, "keys file %s: keys[%zu].%s", path, i, bad);
             goto fail;
         }
-        if (revoked)
-            continue;
-        memcpy(e.id, id, sizeof e.id);
-        snprintf(e.tenant, sizeof e.tenant, "%s", tenant);
-        set->ents[set->n_ents++] = e;
-        OPENSSL_cleanse(&e, sizeof e);
+        memcpy(e->id, id, sizeof e->id);
+        snprintf(e->tenant, sizeof e->tenant, "%s", tenant);
+        e->pos = i;
+        e->is_revoked = revoked != NULL;
+        set->n_ents++;
     }
+    /* Sorted by id, a repeated id shows as two neighbours; then the
+     * revoked keys are dropped, keeping the order. */
     if (set->n_ents)
         qsort(set->ents, set->n_ents, sizeof *set->ents, ent_cmp);
+    for (size_t i = 1; i < set->n_ents; i++) {
+        const key_ent *a = &set->ents[i - 1], *b = &set->ents[i];
+        if (!strcmp(a->id, b->id)) {
+            rc = err_set_msg(DM_ECORRUPT, "keys file %s: keys[%zu].id is used by keys[%zu] too",
+                             path, b->pos, a->pos);
+            goto fail;
+        }
+    }
+    size_t n_live = 0;
+    for (size_t i = 0; i < set->n_ents; i++)
+        if (!set->ents[i].is_revoked)
+            set->ents[n_live++] = set->ents[i];
+    if (n_live < set->n_ents)
+        OPENSSL_cleanse(set->ents + n_live, (set->n_ents - n_live) * sizeof *set->ents);
+    set->n_ents = n_live;
     if (set_out)
         *set_out = set;
     else
@@ -590,10 +613,8 @@ bool http_keys_check(http_keys *k, const char *secret, char tenant[HTTP_TENANT_C
         return false;
     maybe_reload(k);
     pthread_rwlock_rdlock(&k->set_lock);
-    key_ent probe;
-    memcpy(probe.id, id, sizeof probe.id);
-    const key_ent *e = k->set->n_ents ? bsearch(&probe, k->set->ents, k->set->n_ents,
-                                                sizeof *k->set->ents, ent_cmp)
+    const key_ent *e = k->set->n_ents ? bsearch(id, k->set->ents, k->set->n_ents,
+                                                sizeof *k->set->ents, id_cmp)
                                       : NULL;
     uint8_t h[HASH_LEN];
     if (e && secret_hash(e->salt, secret, h) && CRYPTO_memcmp(h, e->hash, HASH_LEN) == 0) {

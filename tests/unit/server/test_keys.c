@@ -440,6 +440,10 @@ static void test_corrupt(void **state)
                    "duplicate");
     snprintf(buf, sizeof buf, "{\"version\": 1, \"keys\": [%s}, %s}]}", k0, k0);
     expect_corrupt(dir, path, buf, DM_ECORRUPT, "keys[1].id");
+    snprintf(buf, sizeof buf,
+             "{\"version\": 1, \"keys\": [%s, \"revoked\": \"2026-01-01T00:00:00Z\"}, %s}, "
+             "%s}]}", k0, k0, k0);
+    expect_corrupt(dir, path, buf, DM_ECORRUPT, "keys[1].id is used by keys[0]");
     snprintf(buf, sizeof buf, "{\"version\": 1, \"keys\": [%s, \"tenant\": 5}]}", k0);
     expect_corrupt(dir, path, buf, DM_ECORRUPT, "duplicate"); /* a repeated member */
     const char *bad_members[][2] = {
