@@ -582,12 +582,14 @@ static void maybe_reload(http_keys *k)
         goto done;
     }
     k->ident = ident;
-    if (set->n_ents)
-        atomic_store(&k->is_keyed, true);
     pthread_rwlock_wrlock(&k->set_lock);
     key_set *old = k->set;
     k->set = set;
     pthread_rwlock_unlock(&k->set_lock);
+    /* Keyed only once the keys are in place, so that no request is asked
+     * for a key that cannot be checked yet. */
+    if (set->n_ents)
+        atomic_store(&k->is_keyed, true);
     set_free(old);
     LOG_I("keys file %s reloaded: %zu live keys", k->path, set->n_ents);
 done:
