@@ -24,12 +24,15 @@ typedef struct http_keys http_keys;
 
 /* http_keys_open -- the keys of data_dir (none when the file is missing).
  * Errors: DM_ECORRUPT (a key file that does not parse; the message says
- * where), DM_EIO, DM_ENOMEM. */
+ * where), DM_EVERSION (a newer file version), DM_EIO, DM_ENOMEM. */
 int http_keys_open(const char *data_dir, http_keys **out);
 void http_keys_close(http_keys *k); /* NULL does nothing */
 
-/* http_keys_any -- at least one key that is not revoked (false for a NULL
- * handle: a server without a data directory has no keys). */
+/* http_keys_any -- whether keys are required: true once this handle has
+ * seen a key that is not revoked, and from then on until it is closed
+ * (revoking every key must not turn a public server into an open one; it
+ * then refuses every request that needs a key).  False for a NULL handle:
+ * a server without a data directory has no keys. */
 bool http_keys_any(http_keys *k);
 
 /*
