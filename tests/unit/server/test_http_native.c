@@ -357,8 +357,8 @@ static void test_sessions_knowledge(void **state)
                         201);
     json_t *ids = json_object_get(r, "ids");
     assert_int_equal(json_array_size(ids), 2);
-    /* A turn the engine refuses (over its own text limit, within the
-     * server's) fails the whole request: the first turn is not stored. */
+    /* A turn over the text limit fails the whole request: the first turn
+     * is not stored either. */
     size_t big_len = 40 * 1024;
     char *big = malloc(big_len + 256);
     assert_non_null(big);
@@ -367,7 +367,7 @@ static void test_sessions_knowledge(void **state)
                        "\"I work at Initech.\"},{\"role\":\"user\",\"content\":\"");
     memset(big + off, 'z', big_len);
     strcpy(big + off + big_len, "\"}]}");
-    expect_err(&s, "POST", path, big, 413, "messages[1]");
+    expect_err(&s, "POST", path, big, 413, "messages[1].content");
     free(big);
     assert_true(json_integer_value(json_object_get(r, "facts_added")) >= 1);
     char turn[64];
