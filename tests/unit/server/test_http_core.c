@@ -85,12 +85,27 @@ static void test_rate_limit(void **state)
     c.rate_per_s = 0.001; /* no refill within the test */
     c.rate_burst = 3;
     st_start(&s, "http_core_rate", &c);
-    /* Public routes are not limited; an unknown route is refused before
-     * the limiter.  The limiter applies per client address here. */
+    /* Public routes are not limited. */
     for (int i = 0; i < 5; i++) {
         json_t *j = st_json(&s, "GET", "/v1/health", NULL, 200);
         json_decref(j);
     }
+    /* Others take a token from the client address's bucket (no keys
+     * here): three pass, the fourth is a 429 with Retry-After and a JSON
+     * error, and it changed nothing. */
+    for (int i = 0; i < 3; i++) {
+        json_t *j = st_json(&s, "GET", "/v1/stats", NULL, 200);
+        json_decref(j);
+    }
+    st_resp r = st_call(&s, "POST", "/v1/memories", "{\"user_id\": \"u\", \"text\": \"x\"}",
+                        NULL);
+    assert_int_equal(r.status, 429);
+    json_t *e = json_object_get(json_object_get(r.json, "error"), "code");
+    assert_string_equal(json_string_value(e), "rate_limited");
+    st_resp_free(&r);
+    dm_stats st;
+    assert_int_equal(dm_stats_get(s.db, &st), DM_OK);
+    assert_int_equal(st.n_memories, 0);
     st_stop(&s, false);
 }
 
