@@ -286,13 +286,12 @@ static json_t *param_schema(const param *p)
     json_object_set_new(s, "type", json_string(type_names[p->type]));
     if (p->type == P_STR || p->type == P_TIME)
         json_object_set_new(s, "minLength", json_integer(1));
-    if ((p->type == P_INT || p->type == P_NUM) && p->min < p->max) {
+    if (p->type == P_INT && p->min < p->max) {
+        json_object_set_new(s, "minimum", json_integer((json_int_t)p->min));
+        json_object_set_new(s, "maximum", json_integer((json_int_t)p->max));
+    } else if (p->type == P_NUM && p->min < p->max) {
         json_object_set_new(s, "minimum", json_real(p->min));
         json_object_set_new(s, "maximum", json_real(p->max));
-        if (p->type == P_INT) {
-            json_object_set_new(s, "minimum", json_integer((json_int_t)p->min));
-            json_object_set_new(s, "maximum", json_integer((json_int_t)p->max));
-        }
     }
     if (p->choices) {
         json_t *e = json_array();

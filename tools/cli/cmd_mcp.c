@@ -9,7 +9,18 @@
  * a stray line would break the client's framing; diagnostics go to
  * stderr.  At the end of stdin the database is closed (which flushes) and
  * the command exits 0.  Messages are handled one at a time, in order.
+ *
+ * SIGINT and SIGTERM (a client that stops its child) end the loop the way
+ * the end of stdin does: the handler only sets a flag, and as it is
+ * installed without SA_RESTART the read in progress returns, so the
+ * database is still closed properly.  The engine's threads may take the
+ * signal instead of the reading thread; the handler then passes it on to
+ * the reading thread (pthread_kill is async-signal-safe).  SIGPIPE is ignored so that a client
+ * gone away shows as a failed write, again followed by the close.
  */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +45,16 @@ const char cli_help_mcp[] =
     "               must name its user)\n"
     "  --tenant T   the tenant every call acts in (default $DELTAMEMORY_TENANT,\n"
     "               else \"default\")\n";
+
+static volatile sig_atomic_t is_stopping;
+static pthread_t reader;
+
+static void on_stop(int sig)
+{
+    is_stopping = 1;
+    if (!pthread_equal(pthread_self(), reader))
+        pthread_kill(reader, sig);
+}
 
 int cli_cmd_mcp(const cli_globals *g, int argc, char **argv)
 {
@@ -66,11 +87,28 @@ int cli_cmd_mcp(const cli_globals *g, int argc, char **argv)
     fprintf(stderr, "DeltaMemory MCP server on stdio (tenant %s, default user %s)\n",
             sc.tenant ? sc.tenant : DM_DEFAULT_TENANT, sc.user_id ? sc.user_id : "none");
 
+    struct sigaction sa;
+    reader = pthread_self();
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
     st = CLI_OK;
-    while ((n = getline(&line, &cap, stdin)) >= 0) {
+    while (!is_stopping) {
+        errno = 0;
+        if ((n = getline(&line, &cap, stdin)) < 0) {
+            if (errno == EINTR && !is_stopping) {
+                clearerr(stdin);
+                continue;
+            }
+            break;
+        }
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
             line[--n] = 0;
         size_t skip = strspn(line, " \t");
