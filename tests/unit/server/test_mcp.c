@@ -2,7 +2,8 @@
  * test_mcp.c -- the MCP core (mcp_handle) and its HTTP route: version
  * negotiation, the JSON-RPC error codes, notifications without answers,
  * the advertised tools and schemas, every tool's happy path and argument
- * errors, tenant and user scoping, and POST /mcp's statuses and headers.
+ * errors, tenant and user scoping, POST /mcp's statuses and headers, and
+ * `deltamemory mcp` itself on stdio (when $DM_BIN_DIR names the build).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +18,7 @@
 #include "server/mcp.h"
 #include "srvtest.h"
 #include "testutil.h"
+#include "tinymodel.h"
 
 /* The response to req parsed, or NULL when there was none. */
 static json_t *rpc(dm_db *db, const mcp_scope *sc, const char *req)
@@ -570,6 +572,75 @@ static void test_http_route(void **state)
     st_stop(&s, false);
 }
 
+/* `deltamemory mcp`: one response line per request line, none for
+ * notifications and blank lines, nothing else on stdout, exit 0 at the
+ * end of input, and the memories durable after it. */
+static void test_stdio(void **state)
+{
+    (void)state;
+    const char *bin = getenv("DM_BIN_DIR");
+    if (!bin)
+        fail_msg("DM_BIN_DIR is not set: run the test through ctest");
+    char dir[1024], in[1100], cmd[4096];
+    snprintf(dir, sizeof dir, "%s", tu_tmpdir("mcp_stdio"));
+    snprintf(in, sizeof in, "%s/in.jsonl", dir);
+    FILE *f = fopen(in, "w");
+    assert_non_null(f);
+    fputs("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":"
+          "{\"protocolVersion\":\"2025-06-18\"}}\n"
+          "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n"
+          "\n"
+          "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{\"name\":"
+          "\"add_memory\",\"arguments\":{\"text\":\"I work at Acme.\"}}}\r\n"
+          "this is not json\n"
+          "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\",\"params\":{\"name\":"
+          "\"list_memories\",\"arguments\":{\"user_id\":\"other\"}}}",
+          f);
+    fclose(f);
+    for (int round = 0; round < 2; round++) {
+        snprintf(cmd, sizeof cmd,
+                 "%s/tools/cli/deltamemory --data %s/db --model %s mcp --tenant t9 "
+                 "--user su < %s 2>/dev/null",
+                 bin, dir, tm_default_model(), in);
+        FILE *p = popen(cmd, "r");
+        assert_non_null(p);
+        char line[8192];
+        int n = 0;
+        long want[] = { 1, 2, -32700, 3 };
+        while (fgets(line, sizeof line, p)) {
+            json_t *j = json_loads(line, 0, NULL);
+            if (!j || n >= 4)
+                fail_msg("unexpected line %d on stdout: %s", n, line);
+            json_t *id = json_object_get(j, "id");
+            if (want[n] < 0)
+                assert_int_equal(error_code(j), (int)want[n]);
+            else
+                assert_int_equal(json_integer_value(id), want[n]);
+            if (want[n] == 2)
+                assert_non_null(strstr(line, "Stored memory"));
+            json_decref(j);
+            n++;
+        }
+        assert_int_equal(n, 4);
+        assert_int_equal(pclose(p), 0);
+    }
+    /* Both rounds stored their memory, in tenant t9 for user su. */
+    dm_options o;
+    dm_options_init(&o);
+    o.model_path = tm_default_model();
+    char dbdir[1100];
+    snprintf(dbdir, sizeof dbdir, "%s/db", dir);
+    dm_db *db;
+    assert_int_equal(dm_open(dbdir, &o, &db), DM_OK);
+    dm_list_params lp = { .tenant = "t9", .user_id = "su" };
+    dm_list_result *r;
+    assert_int_equal(dm_list(db, &lp, &r), DM_OK);
+    assert_int_equal(r->n, 2);
+    dm_list_result_free(r);
+    assert_int_equal(dm_close(db), DM_OK);
+    tu_rmrf(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -577,6 +648,7 @@ int main(void)
         cmocka_unit_test(test_notifications), cmocka_unit_test(test_tools_list),
         cmocka_unit_test(test_tools),        cmocka_unit_test(test_tool_errors),
         cmocka_unit_test(test_scope),        cmocka_unit_test(test_http_route),
+        cmocka_unit_test(test_stdio),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
