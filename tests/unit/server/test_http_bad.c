@@ -192,7 +192,8 @@ static const char *hdr_value(const char *h, size_t n, const char *name, char *ou
 /*
  * rc_read -- one response from the connection: RD_OK and *r filled,
  * RD_CLOSED when the server closed without (the rest of) a response, or
- * RD_TIMEOUT.  Handles Content-Length, chunked and read-to-close bodies.
+ * RD_TIMEOUT.  Handles Content-Length, chunked and read-to-close bodies;
+ * the body of an event stream is not read.
  */
 static int rc_read(rconn *c, rresp *r, int timeout_ms)
 {
@@ -221,7 +222,9 @@ static int rc_read(rconn *c, rresp *r, int timeout_ms)
     rc_consume(c, hlen);
     char *body = NULL;
     size_t blen = 0;
-    if (is_chunked) {
+    if (!strncmp(r->content_type, "text/event-stream", 17)) {
+        /* An event stream may stay open: its status is all a case reads. */
+    } else if (is_chunked) {
         for (;;) {
             char *eol;
             while (!(eol = c->len ? memmem(c->buf, c->len, "\r\n", 2) : NULL))
@@ -376,18 +379,24 @@ static void check_unrouted(const rresp *r, const char *what)
 
 /* One request that must be refused with a status in want and an error body
  * of dialect d. */
-static void expect(const char *method, const char *target, const char *body, size_t n,
-                   const char *want, http_dialect d)
+static void expect_h(const char *method, const char *target, const char *headers,
+                     const char *body, size_t n, const char *want, http_dialect d)
 {
     rresp r;
     char what[160];
     snprintf(what, sizeof what, "%s %.60s [%.50s]", method, target, body);
-    if (req(method, target, "", body, n, &r) != RD_OK)
+    if (req(method, target, headers, body, n, &r) != RD_OK)
         fail_msg("%s: no response", what);
     if (!status_in(r.status, want))
         fail_msg("%s: status %d, want %s: %.300s", what, r.status, want, r.body);
     check_error_shape(&r, d, what);
     rr_free(&r);
+}
+
+static void expect(const char *method, const char *target, const char *body, size_t n,
+                   const char *want, http_dialect d)
+{
+    expect_h(method, target, "", body, n, want, d);
 }
 
 static void expect_s(const char *method, const char *target, const char *body, const char *want,
@@ -417,6 +426,7 @@ typedef struct wroute {
     http_dialect d;
     const char *valid;   /* a body the route accepts */
     const char *ok;      /* its success statuses */
+    const char *headers; /* extra header lines the route's clients send */
     bool is_present;
 } wroute;
 
@@ -425,20 +435,20 @@ enum { W_NATIVE, W_DM, W_MEM0, W_MCP, N_W };
 static wroute W[N_W] = {
     [W_NATIVE] = { "POST", "/v1/memories", HTTP_NATIVE,
                    "{\"user_id\": \"bad-native\", \"text\": \"my dog likes the park\"}", "201",
-                   false },
+                   "", false },
     [W_DM] = { "POST", "/v1/store", HTTP_DELTAMEMORY,
                "{\"collection\": \"bad-dm\", \"content\": \"my cat sleeps on the sofa\", "
                "\"memory_type\": \"Fact\", \"metadata\": {}}",
-               "200|201", false },
+               "200|201", "", false },
     [W_MEM0] = { "POST", "/v3/memories/add/", HTTP_MEM0,
                  "{\"messages\": [{\"role\": \"user\", \"content\": \"I like pizza and pasta\"}], "
                  "\"user_id\": \"bad-mem0\", \"infer\": false}",
-                 "200|201", false },
+                 "200|201", "Authorization: Token bad-suite\r\n", false },
     [W_MCP] = { "POST", "/mcp", HTTP_ANY,
                 "{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\": \"initialize\", \"params\": "
                 "{\"protocolVersion\": \"2025-03-26\", \"capabilities\": {}, \"clientInfo\": "
                 "{\"name\": \"t\", \"version\": \"1\"}}}",
-                "200", false },
+                "200", "Accept: application/json, text/event-stream\r\n", false },
 };
 
 /* A refusal on write route w: the exact statuses want (dialect of the
@@ -446,11 +456,11 @@ static wroute W[N_W] = {
 static void expect_w(int w, const char *body, size_t n, const char *want)
 {
     if (W[w].is_present) {
-        expect(W[w].method, W[w].path, body, n, want, W[w].d);
+        expect_h(W[w].method, W[w].path, W[w].headers, body, n, want, W[w].d);
         return;
     }
     rresp r;
-    if (req(W[w].method, W[w].path, "", body, n, &r) != RD_OK)
+    if (req(W[w].method, W[w].path, W[w].headers, body, n, &r) != RD_OK)
         fail_msg("%s %s: no response", W[w].method, W[w].path);
     check_unrouted(&r, W[w].path);
     rr_free(&r);
@@ -483,7 +493,8 @@ static int setup(void **state)
     /* Probe each write route: absent = the core's unrouted 404. */
     for (int w = 0; w < N_W; w++) {
         rresp r;
-        if (req(W[w].method, W[w].path, "", W[w].valid, strlen(W[w].valid), &r) != RD_OK)
+        if (req(W[w].method, W[w].path, W[w].headers, W[w].valid, strlen(W[w].valid), &r) !=
+            RD_OK)
             fail_msg("probe %s %s: no response", W[w].method, W[w].path);
         bool is_unrouted = r.status == 404 && strstr(r.body, "no route");
         if (!is_unrouted && !status_in(r.status, W[w].ok))
