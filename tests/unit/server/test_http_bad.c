@@ -26,6 +26,12 @@
  * suite with one valid request, which must succeed) the case insists on
  * the exact 4xx of the route's documentation and on its dialect's error
  * shape.  The probe writes happen before the count of memories is taken.
+ *
+ * Two gaps of the server core are reported as skips rather than failures
+ * until src/server/http.c closes them: no deadline on a request's headers
+ * (test_slowloris) and error bodies that come out as {} when the message
+ * echoes bytes that are not UTF-8 (test_error_echo_utf8).  A server that
+ * closes them only in part fails.
  */
 // ctest-timeout: 120
 #include <errno.h>
@@ -947,11 +953,14 @@ static void test_error_echo_utf8(void **state)
     }
     /* The known gap: vfail in src/server/http.c formats the message with
      * the client's bytes, jansson refuses the string, and the body falls
-     * back to {}.  Reported as a skip until the message is made UTF-8. */
-    if (n_empty) {
-        print_message("KNOWN GAP: %d of 3 error bodies were {} (message not UTF-8)\n", n_empty);
+     * back to {}.  Reported as a skip until the message is made UTF-8;
+     * some but not all of them empty is a failure. */
+    if (n_empty == 3) {
+        print_message("KNOWN GAP: 3 of 3 error bodies were {} (message not UTF-8)\n");
         skip();
     }
+    if (n_empty)
+        fail_msg("%d of 3 error bodies were {}", n_empty);
 }
 
 static void test_query_escapes(void **state)
