@@ -548,11 +548,15 @@ static int replay_log(dm_db *db, eng_user *u)
         e->ts = l.ts;
         e->had_old = l.op != LOG_ADD;
         e->old_len = l.old_text.len;
-        e->old_text = dm_memdup(l.old_text.ptr, l.old_text.len + 1);
+        /* The old text is the record's last field: the byte after it is
+         * not the value's, so copy len bytes and terminate the copy. */
+        e->old_text = dm_malloc(l.old_text.len + 1);
         if (!e->old_text) {
             rc = DM_ENOMEM;
             break;
         }
+        memcpy(e->old_text, l.old_text.ptr, l.old_text.len);
+        e->old_text[l.old_text.len] = 0;
         seen[j] = (uint32_t)++n_t;
     }
     if (!rc && it)

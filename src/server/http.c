@@ -25,6 +25,11 @@
  * at a time, so n_threads bounds the requests in progress.  The counters
  * are atomics; the rate limiter and the access log have one mutex each.
  *
+ * Slow clients: libmicrohttpd's idle timeout restarts with every byte, so
+ * a watchdog thread also holds each connection to a deadline for its
+ * request's headers (timeout_s from the connection's start or its last
+ * response) and shuts down the sockets that miss it.
+ *
  * Stopping: the draining flag turns new requests into 503s, the listening
  * socket is closed, and http_stop waits for the requests in progress
  * (in_flight) before stopping the daemon.
@@ -104,7 +109,21 @@ struct http_server {
     size_t rl_n;
     pthread_mutex_t log_mu;
     FILE *log_fp;
+    /* Request deadlines (slowloris): every open connection, with the time
+     * by which its request's headers must have arrived.  watch_mu guards
+     * the list; the watchdog thread shuts down the sockets that are late. */
+    pthread_mutex_t watch_mu;
+    struct conn_watch *watch;
+    pthread_t watchdog;
+    bool has_watchdog;
+    atomic_bool stop_watch;
 };
+
+typedef struct conn_watch {
+    int fd;
+    double deadline_s;         /* INFINITY while a request is being served */
+    struct conn_watch *prev, *next;
+} conn_watch;
 
 /* Per-request state, from the first call of the access handler to the
  * completion callback. */
@@ -151,6 +170,42 @@ void http_reply(http_resp *rs, int status, json_t *body)
     rs->is_error = false;
 }
 
+/* Make s valid UTF-8 in place: a sequence cut by truncation at the end is
+ * dropped, and every byte that starts no valid sequence becomes '?'.  An
+ * error message echoes the client's method, path or field names, and
+ * jansson refuses to build a string that is not UTF-8 (the error body
+ * would then be empty). */
+static void utf8_scrub(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        unsigned c = *p;
+        size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        bool ok = n > 0;
+        for (size_t i = 1; ok && i < n; i++)
+            ok = (p[i] & 0xc0) == 0x80;
+        if (ok && n > 1) {
+            uint32_t cp = c & (0xff >> (n + 1));
+            for (size_t i = 1; i < n; i++)
+                cp = cp << 6 | (p[i] & 0x3f);
+            ok = !(n == 2 && cp < 0x80) && !(n == 3 && cp < 0x800) &&
+                 !(n == 4 && cp < 0x10000) && cp <= 0x10ffff && !(cp >= 0xd800 && cp <= 0xdfff);
+        }
+        if (ok) {
+            p += n;
+            continue;
+        }
+        size_t i = 1;
+        while (i < n && (p[i] & 0xc0) == 0x80)
+            i++;
+        if (n > 1 && i < n && !p[i]) {
+            *p = 0; /* a sequence cut off at the end */
+            return;
+        }
+        *p++ = '?';
+    }
+}
+
 static bool vfail(http_resp *rs, http_err kind, const char *code, const char *field,
                   const char *fmt, va_list ap)
 {
@@ -160,6 +215,8 @@ static bool vfail(http_resp *rs, http_err kind, const char *code, const char *fi
     snprintf(rs->err_code, sizeof rs->err_code, "%s", code ? code : "");
     snprintf(rs->err_field, sizeof rs->err_field, "%s", field ? field : "");
     vsnprintf(rs->err_msg, sizeof rs->err_msg, fmt, ap);
+    utf8_scrub(rs->err_msg);
+    utf8_scrub(rs->err_field);
     return false;
 }
 
@@ -1178,6 +1235,74 @@ done:;
     return ret;
 }
 
+/* The deadline of connection c's headers. */
+static void watch_set(http_server *s, struct MHD_Connection *c, double deadline_s)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    conn_watch *w = ci ? ci->socket_context : NULL;
+    if (!w)
+        return;
+    pthread_mutex_lock(&s->watch_mu);
+    w->deadline_s = deadline_s;
+    pthread_mutex_unlock(&s->watch_mu);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    http_server *s = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        conn_watch *w = ci ? dm_calloc(1, sizeof *w) : NULL;
+        *socket_context = w;
+        if (!w)
+            return;
+        w->fd = ci->connect_fd;
+        w->deadline_s = now_s() + s->cfg.timeout_s;
+        pthread_mutex_lock(&s->watch_mu);
+        w->next = s->watch;
+        if (w->next)
+            w->next->prev = w;
+        s->watch = w;
+        pthread_mutex_unlock(&s->watch_mu);
+        return;
+    }
+    /* MHD_CONNECTION_NOTIFY_CLOSED comes before the socket is closed, so
+     * the watchdog never shuts down a descriptor that was reused. */
+    conn_watch *w = *socket_context;
+    if (!w)
+        return;
+    pthread_mutex_lock(&s->watch_mu);
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        s->watch = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    pthread_mutex_unlock(&s->watch_mu);
+    dm_free(w);
+    *socket_context = NULL;
+}
+
+static void *watchdog_main(void *arg)
+{
+    http_server *s = arg;
+    while (!atomic_load(&s->stop_watch)) {
+        usleep(250 * 1000);
+        double t = now_s();
+        pthread_mutex_lock(&s->watch_mu);
+        for (conn_watch *w = s->watch; w; w = w->next)
+            if (t > w->deadline_s) {
+                shutdown(w->fd, SHUT_RDWR);
+                w->deadline_s = INFINITY;
+            }
+        pthread_mutex_unlock(&s->watch_mu);
+    }
+    return NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -1192,6 +1317,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             return MHD_NO;
         clock_gettime(CLOCK_MONOTONIC, &cr->t0);
         *con_cls = cr;
+        watch_set(s, c, INFINITY);
         /* A declared length over the limit is refused before its body is
          * read; the connection is then closed by libmicrohttpd. */
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
@@ -1233,9 +1359,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
-    (void)c;
     (void)toe;
+    http_server *s = cls;
+    /* The next request on a kept-alive connection gets its own deadline. */
+    watch_set(s, c, now_s() + s->cfg.timeout_s);
     conn_req *cr = *con_cls;
     if (!cr)
         return;
@@ -1315,6 +1442,7 @@ int http_start(dm_db *db, const http_config *c, http_server **out)
     k->llm_url = s->llm_url;
     pthread_mutex_init(&s->rl_mu, NULL);
     pthread_mutex_init(&s->log_mu, NULL);
+    pthread_mutex_init(&s->watch_mu, NULL);
     if (!s->host) {
         rc = err_set_msg(DM_ENOMEM, "out of memory");
         goto fail;
@@ -1377,13 +1505,19 @@ int http_start(dm_db *db, const http_config *c, http_server **out)
         flags, k->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, k->n_threads, MHD_OPTION_CONNECTION_LIMIT,
         k->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, k->timeout_s,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
+        on_connection, s, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape,
         s, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, MHD_OPTION_END);
     if (!s->mhd) {
         rc = err_set_msg(DM_EIO, "cannot listen on %s:%u (in use, or not permitted)", s->host,
                          k->port);
         goto fail;
     }
+    if (pthread_create(&s->watchdog, NULL, watchdog_main, s) != 0) {
+        rc = err_set_msg(DM_ENOMEM, "cannot start the connection watchdog");
+        goto fail;
+    }
+    s->has_watchdog = true;
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? di->port : k->port;
     *out = s;
@@ -1404,6 +1538,10 @@ void http_stop(http_server *s, unsigned drain_ms)
     if (!s)
         return;
     atomic_store(&s->draining, true);
+    if (s->has_watchdog) {
+        atomic_store(&s->stop_watch, true);
+        pthread_join(s->watchdog, NULL);
+    }
     if (s->mhd) {
         MHD_socket ls = MHD_quiesce_daemon(s->mhd);
         if (ls != MHD_INVALID_SOCKET)
@@ -1422,6 +1560,7 @@ void http_stop(http_server *s, unsigned drain_ms)
         fclose(s->log_fp);
     pthread_mutex_destroy(&s->rl_mu);
     pthread_mutex_destroy(&s->log_mu);
+    pthread_mutex_destroy(&s->watch_mu);
     http_keys_close(s->keys);
     dm_free(s->routes);
     dm_free(s->stats);

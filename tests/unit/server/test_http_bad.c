@@ -951,14 +951,8 @@ static void test_error_echo_utf8(void **state)
             check_error_shape(&r, d[i], q[i]);
         rr_free(&r);
     }
-    /* The known gap: vfail in src/server/http.c formats the message with
-     * the client's bytes, jansson refuses the string, and the body falls
-     * back to {}.  Reported as a skip until the message is made UTF-8;
-     * some but not all of them empty is a failure. */
-    if (n_empty == 3) {
-        print_message("KNOWN GAP: 3 of 3 error bodies were {} (message not UTF-8)\n");
-        skip();
-    }
+    /* The message echoes the client's bytes: the server makes it UTF-8
+     * (otherwise jansson refuses the string and the body is {}). */
     if (n_empty)
         fail_msg("%d of 3 error bodies were {}", n_empty);
 }
@@ -1370,15 +1364,8 @@ static void test_slowloris(void **state)
         rc_close(&c[i]);
     print_message("slowloris: %d of %d still open after %.1f s; %d health probes, worst %.3f s\n",
                   n_open, N_SLOW, took, n_probes, worst);
-    /* The idle timeout restarts with every byte, so without a deadline on
-     * the whole header block none of these is ever closed.  Until the
-     * server has one, that known gap is reported as a skip; a server that
-     * closes some but not all of them fails. */
-    if (n_open == N_SLOW) {
-        print_message("KNOWN GAP: no header deadline in src/server/http.c; a byte every "
-                      "500 ms keeps a connection open forever\n");
-        skip();
-    }
+    /* The idle timeout restarts with every byte, so only a deadline on the
+     * whole header block closes these. */
     if (n_open)
         fail_msg("slowloris: %d of %d connections still open after %.1f s (timeout %d s)",
                  n_open, N_SLOW, took, TIMEOUT_S);
