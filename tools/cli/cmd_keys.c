@@ -161,9 +161,12 @@ static int keys_revoke(const char *cmd, const cli_globals *g, int argc, char **a
 int cli_cmd_keys(const cli_globals *g, int argc, char **argv)
 {
     const char *cmd = "keys";
-    if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h"))
-        return argc < 1 ? cli_usage(cmd, "name the action: keys create|list|revoke")
-                        : cli_print_help(cli_find_command(cmd));
+    /* --help wins over anything else on the line, as for every command. */
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+            return cli_print_help(cli_find_command(cmd));
+    if (argc < 1)
+        return cli_usage(cmd, "name the action: keys create|list|revoke");
     if (!strcmp(argv[0], "create"))
         return keys_create(cmd, g, argc - 1, argv + 1);
     if (!strcmp(argv[0], "list"))
