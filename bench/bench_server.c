@@ -591,9 +591,13 @@ static void next_request(worker *w, conn *c, uint64_t now)
 static void fail_req(worker *w, conn *c, int why)
 {
     w->errs[why]++;
-    if (why != E_STATUS && atomic_fetch_add(&printed_errors, 1) < 5)
-        fprintf(stderr, "bench_server: %s %s (%s)\n", kind_names[c->kind], err_names[why],
-                why == E_RESET || why == E_CONNECT ? strerror(errno) : "");
+    if (why != E_STATUS && atomic_fetch_add(&printed_errors, 1) < 5) {
+        if (why == E_RESET || why == E_CONNECT)
+            fprintf(stderr, "bench_server: %s: %s (%s)\n", kind_names[c->kind],
+                    err_names[why], strerror(errno));
+        else
+            fprintf(stderr, "bench_server: %s: %s\n", kind_names[c->kind], err_names[why]);
+    }
     conn_close(w, c);
     w->in_flight--;
     uint64_t now = bench_now_ns();
