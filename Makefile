@@ -86,6 +86,8 @@ bench: deps
 	@./$(BUILD)/bench/bench_vector $(BENCH_FLAGS)
 	@./$(BUILD)/bench/bench_engine $(BENCH_FLAGS)
 	@./$(BUILD)/bench/bench_retrieval $(BENCH_FLAGS)
+	@./$(BUILD)/bench/bench_server $(BENCH_FLAGS) --hammer --keep
+	@./$(BUILD)/bench/bench_server $(BENCH_FLAGS) --reuse --rate 10000 --hammer
 
 clean:
 	rm -rf $(BUILD) $(ASAN) $(TSAN)
