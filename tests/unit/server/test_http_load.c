@@ -377,11 +377,6 @@ static void test_native_mix_under_load(void **state)
                             NULL);
     long probe_status = probe.status;
     st_resp_free(&probe);
-    if (probe_status == 404) {
-        /* The native routes are not in this build. */
-        st_stop(&s, false);
-        skip();
-    }
     assert_int_equal(probe_status, 201);
     worker *ws = calloc(N_CONNS, sizeof *ws);
     run_workers(ws, s.port, native_main);
