@@ -56,14 +56,28 @@ static json_t *str_or_null(const char *s)
 
 json_t *mjson_float(float f)
 {
-    char b[32];
-    for (int digits = 1; digits < 9; digits++) {
-        snprintf(b, sizeof b, "%.*g", digits, (double)f);
+    /* Whether d digits read back to f is monotonic in d (more digits are
+     * never further from f), so a binary search over 1..9 finds the
+     * fewest: three or four conversions rather than up to nine. */
+    char b[330]; /* room for any %g, whatever the compiler assumes of mid */
+    int lo = 1, hi = 9;
+    double best = (double)f;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        snprintf(b, sizeof b, "%.*g", mid, (double)f);
         double d = strtod(b, NULL);
-        if ((float)d == f)
-            return json_real(d);
+        if ((float)d == f) {
+            hi = mid;
+            best = d;
+        } else {
+            lo = mid + 1;
+        }
     }
-    return json_real(f);
+    if (lo == 9) {
+        snprintf(b, sizeof b, "%.9g", (double)f);
+        best = strtod(b, NULL);
+    }
+    return json_real(best);
 }
 
 static json_t *time_json(int64_t us)
