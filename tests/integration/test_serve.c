@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,17 +38,20 @@ typedef struct server {
     unsigned port;
 } server;
 
-static void read_err(server *s, int timeout_ms)
+/* Read what the server printed, waiting up to timeout_ms for it; true at
+ * the end of its stderr (it is exiting). */
+static bool read_err(server *s, int timeout_ms)
 {
     struct pollfd p = { s->err_fd, POLLIN, 0 };
     while (poll(&p, 1, timeout_ms) > 0) {
         ssize_t n = read(s->err_fd, s->err + s->err_len, sizeof s->err - 1 - s->err_len);
         if (n <= 0)
-            break;
+            return true;
         s->err_len += (size_t)n;
         s->err[s->err_len] = 0;
         timeout_ms = 50;
     }
+    return false;
 }
 
 /* Start `deltamemory --data dir --model tiny serve ARGS...`. */
@@ -85,13 +89,15 @@ static void start(server *s, const char *dir, const char *const *extra)
         fail_msg("cannot run %s: %s", bin, strerror(rc));
     s->err_fd = fds[0];
     /* Up to 90 s for the line that says where it listens, or for the
-     * exit of a server that refused to start (a process built with ASan
-     * can take long to exit on a loaded machine). */
+     * exit of a server that refused to start. */
     for (int i = 0; i < 900 && !strstr(s->err, "listening on"); i++) {
-        read_err(s, 100);
+        bool is_eof = read_err(s, 100);
         int st;
-        if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
+        /* Its stderr closed: it is exiting (a poll at the end of a pipe
+         * returns at once, so wait for the exit itself). */
+        if (waitpid(s->pid, &st, is_eof ? 0 : WNOHANG) == s->pid) {
             s->pid = 0;
+            close(s->err_fd);
             return; /* it exited: the caller looks at err */
         }
     }
@@ -103,14 +109,15 @@ static void start(server *s, const char *dir, const char *const *extra)
 /* Wait for the server to exit; its exit status, or -1 after timeout_s. */
 static int wait_exit(server *s, int timeout_s)
 {
+    bool is_eof = false;
     for (int i = 0; i < timeout_s * 20; i++) {
         int st;
-        if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
+        if (waitpid(s->pid, &st, is_eof ? 0 : WNOHANG) == s->pid) {
             read_err(s, 10);
             close(s->err_fd);
             return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
         }
-        read_err(s, 50);
+        is_eof = read_err(s, 50);
     }
     return -1;
 }
