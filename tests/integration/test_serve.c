@@ -161,6 +161,59 @@ static void test_serve_and_stop(void **state)
     tu_rmrf(dir);
 }
 
+/* Run the CLI with argv (NULL-terminated after bin); its stdout into out,
+ * its exit status returned. */
+static int run_cli(const char *const *args, char *out, size_t cap)
+{
+    char cmd[8192];
+    size_t n = (size_t)snprintf(cmd, sizeof cmd, "'%s'", bin);
+    for (size_t i = 0; args[i]; i++)
+        n += (size_t)snprintf(cmd + n, sizeof cmd - n, " '%s'", args[i]);
+    snprintf(cmd + n, sizeof cmd - n, " 2>&1");
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t len = fread(out, 1, cap - 1, p);
+    out[len] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* The memory commands with --url talk to the running server. */
+static void test_cli_url(void **state)
+{
+    (void)state;
+    const char *dir = tu_tmpdir("test_serve_url");
+    server s;
+    start(&s, dir, (const char *const[]){ "--port", "0", NULL });
+    assert_true(s.port > 0);
+    char url[64], out[8192];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u", s.port);
+    assert_int_equal(run_cli((const char *const[]){ "--url", url, "add", "--user", "ann",
+                                                    "--text", "I live in Austin.", NULL },
+                             out, sizeof out),
+                     0);
+    assert_non_null(strstr(out, "\"id\""));
+    assert_int_equal(run_cli((const char *const[]){ "--url", url, "search", "--user", "ann",
+                                                    "--query", "Austin", NULL },
+                             out, sizeof out),
+                     0);
+    assert_non_null(strstr(out, "I live in Austin."));
+    assert_int_equal(run_cli((const char *const[]){ "--url", url, "profile", "--user", "ann",
+                                                    NULL },
+                             out, sizeof out),
+                     0);
+    assert_non_null(strstr(out, "Austin"));
+    /* The server's refusal comes back as one line and exit status 2. */
+    assert_int_equal(run_cli((const char *const[]){ "--url", url, "get", "--user", "ann", "--id",
+                                                    "not-an-id", NULL },
+                             out, sizeof out),
+                     2);
+    assert_non_null(strstr(out, "the server answered 404"));
+    kill(s.pid, SIGTERM);
+    assert_int_equal(wait_exit(&s, 90), 0);
+    tu_rmrf(dir);
+}
+
 static void test_public_needs_keys(void **state)
 {
     (void)state;
@@ -195,6 +248,7 @@ int main(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_serve_and_stop),
+        cmocka_unit_test(test_cli_url),
         cmocka_unit_test(test_public_needs_keys),
         cmocka_unit_test(test_second_signal),
     };
