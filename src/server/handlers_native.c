@@ -201,6 +201,19 @@ static void reply_memory(http_resp *rs, int status, const dm_memory *m)
 
 /* One memory to add, from a body object; *meta (free()) owns the metadata
  * text p points to. */
+/* The arrays of a batch of n adds: parameters, metadata texts, ids; false
+ * after the error (the caller frees what was allocated). */
+static bool batch_alloc(http_resp *rs, size_t n, dm_add_params **ps, char ***metas,
+                        dm_id **ids)
+{
+    *ps = dm_calloc(n, sizeof **ps);
+    *metas = dm_calloc(n, sizeof **metas);
+    *ids = dm_calloc(n, sizeof **ids);
+    if (*ps && *metas && *ids)
+        return true;
+    return http_fail(rs, HTTP_E_INTERNAL, NULL, "out of memory");
+}
+
 static bool add_item(http_req *rq, http_resp *rs, json_t *o, dm_add_params *p, char **meta)
 {
     const char *kind = NULL;
@@ -287,13 +300,8 @@ static void h_add_batch(http_req *rq, http_resp *rs)
         http_fail(rs, HTTP_E_BAD_REQUEST, "memories", "memories is empty");
         return;
     }
-    ps = dm_calloc(n, sizeof *ps);
-    metas = dm_calloc(n, sizeof *metas);
-    ids = dm_calloc(n, sizeof *ids);
-    if (!ps || !metas || !ids) {
-        http_fail(rs, HTTP_E_INTERNAL, NULL, "out of memory");
+    if (!batch_alloc(rs, n, &ps, &metas, &ids))
         goto done;
-    }
     for (size_t i = 0; i < n; i++) {
         if (!add_item(rq, rs, json_array_get(arr, i), &ps[i], &metas[i])) {
             refield(rs, rs->err_field[0] ? "memories[%zu]." : "memories[%zu]", i);
@@ -622,13 +630,8 @@ static void h_messages(http_req *rq, http_resp *rs)
         http_fail(rs, HTTP_E_BAD_REQUEST, "messages", "messages is empty");
         return;
     }
-    ps = dm_calloc(n, sizeof *ps);
-    metas = dm_calloc(n, sizeof *metas);
-    ids = dm_calloc(n, sizeof *ids);
-    if (!ps || !metas || !ids) {
-        http_fail(rs, HTTP_E_INTERNAL, NULL, "out of memory");
+    if (!batch_alloc(rs, n, &ps, &metas, &ids))
         goto done;
-    }
     for (size_t i = 0; i < n; i++) {
         if (!read_msg(rq, rs, json_array_get(arr, i), &ps[i], &metas[i])) {
             refield(rs, rs->err_field[0] ? "messages[%zu]." : "messages[%zu]", i);

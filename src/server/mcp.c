@@ -41,6 +41,7 @@
 #include "base/err.h"
 #include "server/handlers.h"
 #include "server/mcp.h"
+#include "server/kjson.h"
 #include "server/mjson.h"
 
 /* JSON-RPC 2.0 error codes. */
@@ -508,25 +509,6 @@ static int set_dm_error(call *c, int rc, const char *what)
                     msg && *msg ? msg : dm_strerror(rc));
 }
 
-static json_t *time_json(int64_t us)
-{
-    char buf[40];
-    if (us == DM_TIME_OPEN)
-        return json_null();
-    dm_time_format(us, buf);
-    return json_string(buf);
-}
-
-static json_t *id_json(const dm_id *id)
-{
-    static const dm_id zero;
-    char buf[DM_ID_STRLEN + 1];
-    if (!memcmp(id, &zero, sizeof zero))
-        return json_null();
-    dm_id_format(id, buf);
-    return json_string(buf);
-}
-
 static json_t *opt_str(const char *s)
 {
     return s ? json_string(s) : json_null();
@@ -536,9 +518,9 @@ static json_t *opt_str(const char *s)
 static json_t *memory_brief(const dm_memory *m)
 {
     json_t *meta = json_loads(m->metadata ? m->metadata : "{}", 0, NULL);
-    json_t *o = json_pack("{s:o, s:s%, s:s, s:o, s:s, s:s}", "id", id_json(&m->id), "text",
+    json_t *o = json_pack("{s:o, s:s%, s:s, s:o, s:s, s:s}", "id", kjson_id(&m->id), "text",
                           m->text, m->text_len, "role", m->role ? m->role : "user", "time",
-                          time_json(m->event_time_us), "kind", mjson_kind_name(m->kind),
+                          kjson_time(m->event_time_us), "kind", mjson_kind_name(m->kind),
                           "state", mjson_state_name(m->state));
     if (o && m->agent_id)
         json_object_set_new(o, "agent_id", json_string(m->agent_id));
@@ -552,19 +534,18 @@ static json_t *memory_brief(const dm_memory *m)
 
 static json_t *facts_json(const dm_fact *f, size_t n)
 {
-    static const char *const states[] = { "current", "superseded", "retracted" };
     json_t *a = json_array();
     for (size_t i = 0; a && i < n; i++) {
         json_t *src = json_array();
         for (size_t j = 0; src && j < f[i].n_sources; j++)
-            json_array_append_new(src, id_json(&f[i].sources[j]));
+            json_array_append_new(src, kjson_id(&f[i].sources[j]));
         json_t *o = json_pack(
-            "{s:o, s:s, s:s, s:s, s:o, s:o, s:o, s:s, s:b, s:o}", "id", id_json(&f[i].id),
+            "{s:o, s:s, s:s, s:s, s:o, s:o, s:o, s:s, s:b, s:o}", "id", kjson_id(&f[i].id),
             "subject", f[i].subject && *f[i].subject ? f[i].subject : "user", "slot",
             f[i].slot, "value", f[i].value, "confidence", mjson_float(f[i].confidence),
-            "valid_from", time_json(f[i].valid_from_us), "valid_to",
-            time_json(f[i].valid_to_us), "state",
-            (unsigned)f[i].state < 3 ? states[f[i].state] : "unknown", "derived",
+            "valid_from", kjson_time(f[i].valid_from_us), "valid_to",
+            kjson_time(f[i].valid_to_us), "state",
+            kjson_fact_state_name(f[i].state), "derived",
             f[i].derived != 0, "sources", src);
         if (!o || json_array_append_new(a, o)) {
             json_decref(a);
@@ -578,20 +559,13 @@ static json_t *changes_json(const dm_change *ch, size_t n)
 {
     json_t *a = json_array();
     for (size_t i = 0; a && i < n; i++) {
-        const char *kind = "change";
-        switch (ch[i].kind) {
-        case DM_CHANGE_ADD: kind = "add"; break;
-        case DM_CHANGE_UPDATE: kind = "update"; break;
-        case DM_CHANGE_SUPERSEDE: kind = "supersede"; break;
-        case DM_CHANGE_MERGE: kind = "merge"; break;
-        case DM_CHANGE_RETRACT: kind = "retract"; break;
-        }
-        json_t *o = json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "kind", kind,
+        json_t *o = json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "kind",
+                              kjson_change_name(ch[i].kind),
                               "slot", ch[i].slot, "old_value", opt_str(ch[i].old_value),
                               "new_value", opt_str(ch[i].new_value), "at",
-                              time_json(ch[i].at_us), "recorded", time_json(ch[i].recorded_us),
-                              "source", id_json(&ch[i].source), "superseded_by",
-                              id_json(&ch[i].other), "extractor", opt_str(ch[i].extractor));
+                              kjson_time(ch[i].at_us), "recorded", kjson_time(ch[i].recorded_us),
+                              "source", kjson_id(&ch[i].source), "superseded_by",
+                              kjson_id(&ch[i].other), "extractor", opt_str(ch[i].extractor));
         if (!o || json_array_append_new(a, o)) {
             json_decref(a);
             return NULL;
@@ -995,11 +969,11 @@ static int tool_graph(call *c)
         const dm_graph_edge *e = &g->edges[i];
         json_t *src = json_array();
         for (size_t j = 0; src && j < e->n_sources; j++)
-            json_array_append_new(src, id_json(&e->sources[j]));
+            json_array_append_new(src, kjson_id(&e->sources[j]));
         if (json_array_append_new(edges, json_pack("{s:s, s:s, s:s, s:o, s:o, s:o}", "src",
                                                    e->src, "rel", e->rel, "dst", e->dst,
                                                    "weight", mjson_float(e->weight), "time",
-                                                   time_json(e->time_us), "sources", src)))
+                                                   kjson_time(e->time_us), "sources", src)))
             goto done;
     }
     out = nodes && edges ? json_pack("{s:O, s:O}", "nodes", nodes, "edges", edges) : NULL;
