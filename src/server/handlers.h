@@ -193,10 +193,6 @@ bool http_id(http_req *rq, http_resp *rs, const char *s, dm_id *out);
 
 /* ------------------------------------------------------------- shared */
 
-/* http_memory_json -- a memory as the native JSON object (the fields of
- * `deltamemory export`); NULL on out of memory. */
-json_t *http_memory_json(const dm_memory *m);
-
 /* http_time_str -- ISO 8601 UTC with microseconds into out. */
 void http_time_str(int64_t us, char out[40]);
 

@@ -640,11 +640,6 @@ void http_time_str(int64_t us, char out[40])
     dm_time_format(us, out);
 }
 
-json_t *http_memory_json(const dm_memory *m)
-{
-    char err[128];
-    return mjson_memory(m, err, sizeof err);
-}
 
 /* ------------------------------------------------------------ routing */
 
