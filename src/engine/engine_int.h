@@ -138,8 +138,9 @@ typedef struct eng_indexer {
     bool stop;
     bool running;               /* the thread exists */
     bool inited;                /* mu and the conditions are initialized */
-    eng_refresh *rf;            /* salience refreshes to write */
-    uint32_t rf_n, rf_cap;
+    eng_refresh *rf;            /* salience refreshes to write: rf[0..rf_n), */
+    uint32_t rf_n, rf_cap;      /* a ring once full, its oldest at rf_old */
+    uint32_t rf_old;
     uint64_t rf_dropped;        /* refreshes dropped by a full queue */
     bool rf_busy;               /* the thread is writing refreshes */
     uint64_t next_decay_us;     /* monotonic time of the next decay pass */

@@ -25,6 +25,8 @@
  * Salience is not part of any index, so a refresh writes the record only.
  */
 #include <math.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,6 +38,7 @@
 #include "engine/record.h"
 
 #define RF_MAX 65536 /* queued refreshes at most */
+#define RF_SLICE 32  /* refreshes written under one hold of a user's lock */
 #define US_PER_DAY 86400000000.0
 
 double eng_salience(double stored, double rate_per_day, int64_t refreshed_us, int64_t now_us)
@@ -196,6 +199,31 @@ int dm_set_decay_rate(dm_db *db, const char *tenant, const char *user_id, dm_mem
     return DM_OK;
 }
 
+/* REQUIRES: ix->mu.  Grow the refresh queue to hold `want` entries, up to
+ * RF_MAX; a full ring is put back in age order first. */
+static void refresh_grow(eng_indexer *ix, uint32_t want)
+{
+    if (want <= ix->rf_cap || ix->rf_cap >= RF_MAX)
+        return;
+    uint32_t nc = ix->rf_cap ? ix->rf_cap * 2 : 256;
+    while (nc < want && nc < RF_MAX)
+        nc *= 2;
+    if (nc > RF_MAX)
+        nc = RF_MAX;
+    eng_refresh *t = dm_malloc(sizeof *t * nc);
+    if (!t)
+        return; /* the queue stays as it is and drops its oldest */
+    uint32_t o = ix->rf_old;
+    if (ix->rf_n) {
+        memcpy(t, ix->rf + o, sizeof *t * (ix->rf_n - o));
+        memcpy(t + (ix->rf_n - o), ix->rf, sizeof *t * o);
+    }
+    dm_free(ix->rf);
+    ix->rf = t;
+    ix->rf_cap = nc;
+    ix->rf_old = 0;
+}
+
 void eng_refresh_push(dm_db *db, eng_user *u, const int64_t *ts, const uint8_t (*ids)[16],
                       uint32_t n, int64_t now_us)
 {
@@ -203,28 +231,17 @@ void eng_refresh_push(dm_db *db, eng_user *u, const int64_t *ts, const uint8_t (
     if (!n || db->opt.refresh_boost < 0)
         return;
     pthread_mutex_lock(&ix->mu);
-    if (ix->rf_n + n > ix->rf_cap && ix->rf_cap < RF_MAX) {
-        uint32_t nc = ix->rf_cap ? ix->rf_cap * 2 : 256;
-        while (nc < ix->rf_n + n && nc < RF_MAX)
-            nc *= 2;
-        if (nc > RF_MAX)
-            nc = RF_MAX;
-        eng_refresh *t = dm_realloc(ix->rf, sizeof *t * nc);
-        if (t) {
-            ix->rf = t;
-            ix->rf_cap = nc;
-        }
-    }
-    for (uint32_t i = 0; i < n; i++) {
-        if (ix->rf_n == ix->rf_cap) {
-            if (!ix->rf_cap)
-                break;
-            /* Full: drop the oldest. */
-            memmove(ix->rf, ix->rf + 1, sizeof *ix->rf * (ix->rf_n - 1));
-            ix->rf_n--;
+    refresh_grow(ix, ix->rf_n + n);
+    for (uint32_t i = 0; i < n && ix->rf_cap; i++) {
+        eng_refresh *e;
+        if (ix->rf_n < ix->rf_cap) {
+            e = &ix->rf[ix->rf_n++];
+        } else {
+            /* Full: the newest takes the oldest's place. */
+            e = &ix->rf[ix->rf_old];
+            ix->rf_old = (ix->rf_old + 1) % ix->rf_n;
             ix->rf_dropped++;
         }
-        eng_refresh *e = &ix->rf[ix->rf_n++];
         e->u = u;
         e->ts = ts[i];
         e->at_us = now_us;
@@ -308,8 +325,9 @@ void eng_refresh_drain(dm_db *db)
     eng_refresh *e = ix->rf;
     size_t n = ix->rf_n;
     ix->rf = NULL;
-    ix->rf_n = ix->rf_cap = 0;
+    ix->rf_n = ix->rf_cap = ix->rf_old = 0;
     pthread_mutex_unlock(&ix->mu);
+    /* The order is the drain's own (by user, time and id), not the age. */
     if (!n) {
         dm_free(e);
         return;
@@ -319,9 +337,18 @@ void eng_refresh_drain(dm_db *db)
         size_t j = i + 1;
         while (j < n && e[j].u == e[i].u)
             j++;
-        int rc = refresh_user(db, e[i].u, e + i, j - i);
-        if (rc)
-            log_msg(LOG_WARN, "salience refresh: %s", err_last_msg());
+        /* In slices, so that a user's own requests never wait long for
+         * its lock behind a pile of refreshes. */
+        for (size_t a = i; a < j; a += RF_SLICE) {
+            size_t b = a + RF_SLICE < j ? a + RF_SLICE : j;
+            int rc = refresh_user(db, e[a].u, e + a, b - a);
+            if (rc)
+                log_msg(LOG_WARN, "salience refresh: %s", err_last_msg());
+            for (int y = 0; y < 100 && b < j &&
+                            atomic_load_explicit(&e[a].u->lock_waiters, memory_order_relaxed);
+                 y++)
+                sched_yield();
+        }
         i = j;
     }
     dm_free(e);
