@@ -13,7 +13,8 @@
  * (dm_search), so that no timed request pays for loading a user's indexes.
  *
  * Server: http_start on a free loopback port over that database, rate
- * limit off, its default thread count (--server-threads N to change it).
+ * limit off, its default thread count (--server-threads N to change it)
+ * and per-user bound (--user-concurrency N).
  *
  * Load generator (same process, --gen-threads threads, default 1): each
  * thread owns an epoll set and its share of the connections; sockets are
@@ -71,6 +72,7 @@
  * usage: bench_server [--json] [--scale F] [--dir D] [--model PATH]
  *                     [--conns C] [--seconds T] [--requests R] [--rate R]
  *                     [--mix M] [--gen-threads N] [--server-threads N]
+ *                     [--user-concurrency N]
  *                     [--timeout-ms MS] [--hammer] [--hammer-conns N]
  *                     [--soak S] [--keep] [--reuse]
  */
@@ -117,13 +119,14 @@ static struct {
     const char *mix;
     unsigned gen_threads;
     unsigned server_threads; /* 0 = the server's default */
+    unsigned user_concurrency; /* 0 = the server's default */
     unsigned timeout_ms;
     bool is_hammer;
     unsigned hammer_conns;
     double soak_s; /* 0 = no soak */
     bool is_keep;
     bool is_reuse;
-} cfg = { false, 1.0, "/tmp/dm-bench-server", NULL, 1000, 30, 0, 0, "native", 1, 0,
+} cfg = { false, 1.0, "/tmp/dm-bench-server", NULL, 1000, 30, 0, 0, "native", 1, 0, 0,
           10000, false, 200, 0, false, false };
 
 /* ------------------------------------------------------------ the mix */
@@ -1253,7 +1256,8 @@ static void usage(void)
             "usage: bench_server [--json] [--scale F] [--dir D] [--model PATH]\n"
             "                    [--conns C] [--seconds T] [--requests R] [--rate R]\n"
             "                    [--mix native|core|health|miss|kind=w,...] [--gen-threads N]\n"
-            "                    [--server-threads N] [--timeout-ms MS] [--hammer]\n"
+            "                    [--server-threads N] [--user-concurrency N]\n"
+            "                    [--timeout-ms MS] [--hammer]\n"
             "                    [--hammer-conns N] [--soak S] [--keep] [--reuse]\n");
     exit(2);
 }
@@ -1285,6 +1289,8 @@ int main(int argc, char **argv)
             cfg.gen_threads = (unsigned)atoi(argv[++i]);
         else if (!strcmp(a, "--server-threads") && has)
             cfg.server_threads = (unsigned)atoi(argv[++i]);
+        else if (!strcmp(a, "--user-concurrency") && has)
+            cfg.user_concurrency = (unsigned)atoi(argv[++i]);
         else if (!strcmp(a, "--timeout-ms") && has)
             cfg.timeout_ms = (unsigned)atoi(argv[++i]);
         else if (!strcmp(a, "--hammer"))
@@ -1341,6 +1347,7 @@ int main(int argc, char **argv)
     hc.port = 0;
     hc.rate_per_s = -1;
     hc.n_threads = cfg.server_threads;
+    hc.user_concurrency = cfg.user_concurrency;
     hc.max_connections = cfg.conns + cfg.hammer_conns + 64;
     hc.data_dir = cfg.dir;
     http_server *srv;

@@ -53,6 +53,7 @@
 
 #include "base/alloc.h"
 #include "base/err.h"
+#include "server/fair.h"
 #include "server/handlers.h"
 #include "server/keys.h"
 #include "server/mjson.h"
@@ -67,6 +68,7 @@
 #define DEF_MAX_TOP_K 1000
 #define DEF_MAX_DEPTH 32
 #define DEF_RATE 1000.0
+#define DEF_USER_CONCURRENCY 2
 #define MAX_SEGS 16
 
 /* Latency histogram bounds, seconds (Prometheus "le"). */
@@ -117,6 +119,11 @@ struct http_server {
     pthread_t watchdog;
     bool has_watchdog;
     atomic_bool stop_watch;
+    /* Per-user admission (fair.h).  park_mu orders a request's suspension
+     * against the hand-over of a slot to it (conn_req.park). */
+    fair *fair;
+    pthread_mutex_t park_mu;
+    atomic_ullong n_parked;    /* requests that waited for their user */
 };
 
 typedef struct conn_watch {
@@ -127,13 +134,25 @@ typedef struct conn_watch {
 
 /* Per-request state, from the first call of the access handler to the
  * completion callback. */
+typedef enum { PARK_NONE, PARK_SUSPENDED, PARK_HANDED } park_state;
+
 typedef struct conn_req {
     char *body;
     size_t body_len, body_cap;
     bool is_too_large;
+    bool is_counted;           /* in in_flight */
+    bool is_again;             /* handled before: parked, then resumed */
     struct timespec t0;
     char *allocs[32];          /* decoded strings handed to the handler */
     size_t n_allocs;
+    /* Per-user admission: the user's entry while the request holds a slot
+     * or waits for one; fw is its place in the queue.  park (under
+     * park_mu): whether the connection is suspended, or was handed the
+     * slot before it could be. */
+    fair_user *fu;
+    fair_waiter fw;
+    park_state park;
+    struct MHD_Connection *conn;
 } conn_req;
 
 static double now_s(void)
@@ -821,6 +840,16 @@ static void metrics_render(http_server *s, sbuf *b)
                         &s->stages[i]);
     sb_printf(b, "# TYPE deltamemory_http_in_flight gauge\ndeltamemory_http_in_flight %d\n",
               atomic_load(&s->in_flight));
+    uint64_t f_users = 0, f_waiting = 0;
+    fair_stats(s->fair, &f_users, &f_waiting);
+    sb_printf(b,
+              "# HELP deltamemory_http_user_waiting Requests waiting for a turn of their user "
+              "(user_concurrency).\n# TYPE deltamemory_http_user_waiting gauge\n"
+              "deltamemory_http_user_waiting %llu\n"
+              "# HELP deltamemory_http_user_waits_total Requests that waited for a turn of "
+              "their user.\n# TYPE deltamemory_http_user_waits_total counter\n"
+              "deltamemory_http_user_waits_total %llu\n",
+              (unsigned long long)f_waiting, (unsigned long long)atomic_load(&s->n_parked));
     dm_stats st;
     if (dm_stats_get(s->db, &st) == DM_OK) {
         const struct {
@@ -1109,6 +1138,104 @@ static bool split_path(const char *path, char **segs, size_t *n, conn_req *cr)
     }
 }
 
+/* ------------------------------------------------- per-user admission */
+
+/* The user request rq is about, as "tenant\x1fuser" in out: the path's
+ * /v1/users/{id}, else the body's user_id, filters.user_id or collection,
+ * else the query's user_id or collection.  False when it names none (such
+ * a request is not bounded per user). */
+static bool user_key(const http_req *rq, struct MHD_Connection *c, char *out, size_t cap,
+                     size_t *len)
+{
+    const char *u = NULL;
+    if (rq->n_segs >= 3 && !strcmp(rq->segs[0], "v1") && !strcmp(rq->segs[1], "users"))
+        u = rq->segs[2];
+    if (!u && json_is_object(rq->body)) {
+        json_t *f = json_object_get(rq->body, "filters");
+        json_t *v = json_object_get(rq->body, "user_id");
+        if (!json_is_string(v) && json_is_object(f))
+            v = json_object_get(f, "user_id");
+        if (!json_is_string(v))
+            v = json_object_get(rq->body, "collection");
+        u = json_string_value(v);
+    }
+    if (!u)
+        u = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "user_id");
+    if (!u)
+        u = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "collection");
+    if (!u || !*u)
+        return false;
+    int n = snprintf(out, cap, "%s\x1f%s", rq->tenant, u);
+    if (n < 0)
+        return false;
+    *len = (size_t)n < cap ? (size_t)n : cap - 1; /* a long id: its prefix */
+    return true;
+}
+
+/* Give waiter w the slot: resume its connection, or, when it has not
+ * suspended yet, tell it to run at once. */
+static void hand_over(http_server *s, fair_waiter *w)
+{
+    conn_req *cr = (conn_req *)(void *)((char *)w - offsetof(conn_req, fw));
+    pthread_mutex_lock(&s->park_mu);
+    bool is_suspended = cr->park == PARK_SUSPENDED;
+    struct MHD_Connection *conn = cr->conn;
+    cr->park = PARK_HANDED;
+    /* Once resumed, the request may run and end on its own thread, and cr
+     * be freed: it is not touched after this. */
+    if (is_suspended)
+        MHD_resume_connection(conn);
+    pthread_mutex_unlock(&s->park_mu);
+}
+
+/*
+ * Ask for a slot of rq's user (fair.h).  True when the request must wait:
+ * its connection is suspended and the handler is called again, with
+ * cr->fu set, once a request of the same user ends.  False when it may
+ * run now (or names no user).
+ */
+static bool wait_turn(http_server *s, struct MHD_Connection *c, const http_req *rq,
+                      conn_req *cr)
+{
+    char key[HTTP_TENANT_CAP + 256];
+    size_t kl;
+    bool admitted = true;
+    if (!user_key(rq, c, key, sizeof key, &kl))
+        return false;
+    cr->conn = c;
+    cr->park = PARK_NONE;
+    cr->fu = fair_enter(s->fair, key, kl, &cr->fw, &admitted);
+    if (!cr->fu || admitted)
+        return false;
+    bool parked = false;
+    pthread_mutex_lock(&s->park_mu);
+    if (cr->park != PARK_HANDED) {
+        MHD_suspend_connection(c);
+        cr->park = PARK_SUSPENDED;
+        parked = true;
+    }
+    pthread_mutex_unlock(&s->park_mu);
+    if (!parked)
+        return false; /* handed the slot already */
+    atomic_fetch_add_explicit(&s->n_parked, 1, memory_order_relaxed);
+    cr->is_again = true;
+    for (size_t i = 0; i < cr->n_allocs; i++)
+        dm_free(cr->allocs[i]);
+    cr->n_allocs = 0;
+    return true;
+}
+
+/* The request of cr ends: its slot goes to its user's next waiter. */
+static void leave_turn(http_server *s, conn_req *cr)
+{
+    if (!cr->fu)
+        return;
+    fair_waiter *w = fair_leave(s->fair, cr->fu);
+    cr->fu = NULL;
+    if (w)
+        hand_over(s, w);
+}
+
 static enum MHD_Result handle(http_server *s, struct MHD_Connection *c, const char *url,
                               const char *method, conn_req *cr)
 {
@@ -1126,8 +1253,12 @@ static enum MHD_Result handle(http_server *s, struct MHD_Connection *c, const ch
     rq->path = url;
     rq->_conn = c;
     rq->tenant = DM_DEFAULT_TENANT;
-    atomic_fetch_add(&s->in_flight, 1);
-    atomic_fetch_add_explicit(&s->n_requests, 1, memory_order_relaxed);
+    if (!cr->is_counted) {
+        atomic_fetch_add(&s->in_flight, 1);
+        cr->is_counted = true;
+    }
+    if (!cr->is_again)
+        atomic_fetch_add_explicit(&s->n_requests, 1, memory_order_relaxed);
 
     if (strlen(url) > 2048 || !split_path(url, segs, &n_segs, cr)) {
         http_fail(&rs, HTTP_E_BAD_REQUEST, NULL,
@@ -1178,7 +1309,7 @@ static enum MHD_Result handle(http_server *s, struct MHD_Connection *c, const ch
     }
     if (!who[0])
         snprintf(who, sizeof who, "addr:%s", client_addr(c, addr, sizeof addr));
-    if (!r->is_public && !rate_take(s, who)) {
+    if (!r->is_public && !cr->is_again && !rate_take(s, who)) {
         http_fail(&rs, HTTP_E_RATE_LIMITED, NULL,
                   "too many requests: the limit is %g per second", s->cfg.rate_per_s);
         http_header_add(&rs, "Retry-After", "1");
@@ -1208,6 +1339,10 @@ static enum MHD_Result handle(http_server *s, struct MHD_Connection *c, const ch
             goto done;
         }
     }
+    if (!r->is_public && !cr->fu && s->fair && wait_turn(s, c, rq, cr)) {
+        json_decref(rq->body);
+        return MHD_YES; /* parked: called again when its turn comes */
+    }
     r->fn(rq, &rs);
 
 done:;
@@ -1224,7 +1359,9 @@ done:;
                status, secs, who, cr->body_len, out_len);
     json_decref(rq->body);
     resp_fini(&rs);
+    leave_turn(s, cr);
     atomic_fetch_sub(&s->in_flight, 1);
+    cr->is_counted = false;
     return ret;
 }
 
@@ -1359,6 +1496,13 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     conn_req *cr = *con_cls;
     if (!cr)
         return;
+    /* Ended while it waited for its user (the server stops), or after it
+     * was handed a slot it did not use (the client went away). */
+    if (cr->fu && fair_cancel(s->fair, cr->fu, &cr->fw))
+        cr->fu = NULL;
+    leave_turn(s, cr);
+    if (cr->is_counted)
+        atomic_fetch_sub(&s->in_flight, 1);
     for (size_t i = 0; i < cr->n_allocs; i++)
         dm_free(cr->allocs[i]);
     dm_free(cr->body);
@@ -1425,6 +1569,8 @@ int http_start(dm_db *db, const http_config *c, http_server **out)
         k->max_depth = DEF_MAX_DEPTH;
     if (k->rate_per_s == 0)
         k->rate_per_s = DEF_RATE;
+    if (!k->user_concurrency)
+        k->user_concurrency = DEF_USER_CONCURRENCY;
     s->host = dup_or_null(k->host);
     s->access_log = dup_or_null(c->access_log);
     s->data_dir = dup_or_null(c->data_dir);
@@ -1436,6 +1582,11 @@ int http_start(dm_db *db, const http_config *c, http_server **out)
     pthread_mutex_init(&s->rl_mu, NULL);
     pthread_mutex_init(&s->log_mu, NULL);
     pthread_mutex_init(&s->watch_mu, NULL);
+    pthread_mutex_init(&s->park_mu, NULL);
+    if (!(s->fair = fair_new(k->user_concurrency))) {
+        rc = err_set_msg(DM_ENOMEM, "out of memory");
+        goto fail;
+    }
     if (!s->host) {
         rc = err_set_msg(DM_ENOMEM, "out of memory");
         goto fail;
@@ -1479,7 +1630,7 @@ int http_start(dm_db *db, const http_config *c, http_server **out)
     memset(&ss, 0, sizeof ss);
     const char *host = !strcmp(s->host, "localhost") ? "127.0.0.1" : s->host;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
-                     MHD_USE_ERROR_LOG;
+                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
     if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
@@ -1542,6 +1693,10 @@ void http_stop(http_server *s, unsigned drain_ms)
         double end = now_s() + drain_ms / 1e3;
         while (atomic_load(&s->in_flight) > 0 && now_s() < end)
             usleep(2000);
+        /* libmicrohttpd must not stop with a connection suspended: what
+         * still waits for its user runs now, and is refused (draining). */
+        for (fair_waiter *w; s->fair && (w = fair_pop_any(s->fair));)
+            hand_over(s, w);
         MHD_stop_daemon(s->mhd);
     }
     for (size_t i = 0; i < RL_SLOTS; i++)
@@ -1554,6 +1709,8 @@ void http_stop(http_server *s, unsigned drain_ms)
     pthread_mutex_destroy(&s->rl_mu);
     pthread_mutex_destroy(&s->log_mu);
     pthread_mutex_destroy(&s->watch_mu);
+    pthread_mutex_destroy(&s->park_mu);
+    fair_free(s->fair);
     http_keys_close(s->keys);
     dm_free(s->routes);
     dm_free(s->stats);

@@ -39,6 +39,8 @@ static const setting settings[] = {
     { "max_depth", "DELTAMEMORY_MAX_DEPTH", "max-depth", T_U32, OFF(max_depth) },
     { "rate_per_second", "DELTAMEMORY_RATE", "rate", T_NUM, OFF(rate_per_s) },
     { "rate_burst", "DELTAMEMORY_RATE_BURST", "rate-burst", T_NUM, OFF(rate_burst) },
+    { "user_concurrency", "DELTAMEMORY_USER_CONCURRENCY", "user-concurrency", T_U32,
+      OFF(user_concurrency) },
     { "strict", "DELTAMEMORY_STRICT", "strict", T_BOOL, OFF(is_strict) },
     { "open", "DELTAMEMORY_OPEN", "open", T_BOOL, OFF(is_open) },
     { "access_log", "DELTAMEMORY_ACCESS_LOG", "access-log", T_STR, OFF(access_log) },

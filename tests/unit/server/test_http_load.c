@@ -15,6 +15,11 @@
  * every acknowledged add (the id of a 201) is read back with dm_get under
  * its user.
  *
+ * One user on every connection: the same mix, all on one user, with the
+ * server admitting one request of a user at a time (user_concurrency 1):
+ * the others wait their turn, suspended, and must all be answered; the
+ * server must say that requests waited, and that none waits afterwards.
+ *
  * The client is a plain blocking socket per thread (HTTP/1.1, keep-alive,
  * Content-Length framing; a "Connection: close" reconnects).  The
  * threads never call cmocka: they count failures and keep the first
@@ -61,6 +66,7 @@ typedef struct worker {
     int idx;
     uint16_t port;
     bool is_native;
+    bool is_one_user;          /* every request on user "hot" (user 99) */
     /* results */
     int n_ok;
     int n_fail;
@@ -269,6 +275,8 @@ static void *native_main(void *arg)
     const char *body;
     for (int i = 0; i < N_NATIVE; i++) {
         int u = (int)tu_randn(&r, N_USERS);
+        if (w->is_one_user)
+            u = 99;
         snprintf(user, sizeof user, "load%02d", u);
         const char *a = words[tu_randn(&r, 8)], *b = words[tu_randn(&r, 8)];
         if (tu_randn(&r, 5) == 0) {
@@ -367,19 +375,20 @@ static void test_core_routes_under_load(void **state)
     st_stop(&s, false);
 }
 
-static void test_native_mix_under_load(void **state)
+/* The native mix on s from N_CONNS connections; every acknowledged add is
+ * then read back. */
+static void native_mix(st_server *s, bool is_one_user)
 {
-    (void)state;
-    st_server s;
-    start(&s, "http_load_native");
-    st_resp probe = st_call(&s, "POST", "/v1/memories",
+    st_resp probe = st_call(s, "POST", "/v1/memories",
                             "{\"user_id\":\"probe\",\"text\":\"A probe.\",\"extract\":false}",
                             NULL);
     long probe_status = probe.status;
     st_resp_free(&probe);
     assert_int_equal(probe_status, 201);
     worker *ws = calloc(N_CONNS, sizeof *ws);
-    run_workers(ws, s.port, native_main);
+    for (int i = 0; i < N_CONNS; i++)
+        ws[i].is_one_user = is_one_user;
+    run_workers(ws, s->port, native_main);
     int n_acked = 0, n_missing = 0;
     for (int i = 0; i < N_CONNS; i++) {
         for (int j = 0; j < ws[i].n_ids; j++) {
@@ -389,7 +398,7 @@ static void test_native_mix_under_load(void **state)
             dm_id id;
             assert_int_equal(dm_id_parse(ws[i].ids[j], &id), DM_OK);
             dm_memory *m = NULL;
-            if (dm_get(s.db, &sc, &id, 0, &m) != DM_OK || !m || !strstr(m->text, "talked about"))
+            if (dm_get(s->db, &sc, &id, 0, &m) != DM_OK || !m || !strstr(m->text, "talked about"))
                 n_missing++;
             dm_memory_free(m);
             n_acked++;
@@ -400,6 +409,44 @@ static void test_native_mix_under_load(void **state)
     assert_true(n_acked > 0);
     assert_int_equal(n_missing, 0);
     free(ws);
+}
+
+static void test_native_mix_under_load(void **state)
+{
+    (void)state;
+    st_server s;
+    start(&s, "http_load_native");
+    native_mix(&s, false);
+    st_stop(&s, false);
+}
+
+/* The value of metric line `name ` in s's /metrics; -1 when absent. */
+static long long metric(st_server *s, const char *name)
+{
+    st_resp r = st_call(s, "GET", "/metrics", NULL, NULL);
+    assert_int_equal(r.status, 200);
+    char want[128];
+    snprintf(want, sizeof want, "\n%s ", name);
+    const char *p = strstr(r.body, want);
+    long long v = p ? strtoll(p + strlen(want), NULL, 10) : -1;
+    st_resp_free(&r);
+    return v;
+}
+
+static void test_one_user_on_every_connection(void **state)
+{
+    (void)state;
+    http_config c;
+    http_config_init(&c);
+    c.port = 0;
+    c.rate_per_s = -1;
+    c.user_concurrency = 1;
+    st_server s;
+    st_start(&s, "http_load_one_user", &c);
+    native_mix(&s, true);
+    /* 32 connections of one user, one admitted at a time: many waited. */
+    assert_true(metric(&s, "deltamemory_http_user_waits_total") > 0);
+    assert_int_equal(metric(&s, "deltamemory_http_user_waiting"), 0);
     st_stop(&s, false);
 }
 
@@ -408,6 +455,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_core_routes_under_load),
         cmocka_unit_test(test_native_mix_under_load),
+        cmocka_unit_test(test_one_user_on_every_connection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
