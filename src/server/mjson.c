@@ -6,6 +6,7 @@
  * reverse for import: an export object back into dm_add_params.
  */
 #include <inttypes.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,11 +55,11 @@ static json_t *str_or_null(const char *s)
     return s ? json_string(s) : json_null();
 }
 
-json_t *mjson_float(float f)
+/* The fewest significant digits (<= 9) that read back to f, by snprintf
+ * and strtod: whether d digits read back is monotonic in d, so a binary
+ * search over 1..9 finds them in three or four conversions. */
+static double shortest_by_text(float f)
 {
-    /* Whether d digits read back to f is monotonic in d (more digits are
-     * never further from f), so a binary search over 1..9 finds the
-     * fewest: three or four conversions rather than up to nine. */
     char b[330]; /* room for any %g, whatever the compiler assumes of mid */
     int lo = 1, hi = 9;
     double best = (double)f;
@@ -77,7 +78,51 @@ json_t *mjson_float(float f)
         snprintf(b, sizeof b, "%.9g", (double)f);
         best = strtod(b, NULL);
     }
-    return json_real(best);
+    return best;
+}
+
+/*
+ * The same by arithmetic, for |f| in [1e-6, 1e9) (scores, salience,
+ * rates): f rounded to p significant digits is r * 10^-k with r an
+ * integer; p = 6 first, since a float's nearest 6-digit decimal always
+ * reads back to it when any shorter one does (FLT_DIG is 6), its trailing
+ * zeros dropped give the fewest digits; else 7, 8, 9.  Every power of ten
+ * used is exact in a double, so r / 10^k (or r * 10^-k) is the double
+ * nearest the decimal, which prints back as exactly that decimal with
+ * %.9g (how the document is dumped).  No text conversion at all.
+ */
+static bool shortest_by_math(float f, double *out)
+{
+    static const double p10[] = { 1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                  1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15 };
+    double a = fabs((double)f);
+    if (!(a >= 1e-6 && a < 1e9))
+        return false;
+    int e = (int)floor(log10(a)); /* a in [10^e, 10^(e+1)), give or take one */
+    if (a < (e >= 0 ? p10[e] : 1 / p10[-e]))
+        e--;
+    else if (e + 1 <= 15 && a >= (e + 1 >= 0 ? p10[e + 1] : 1 / p10[-(e + 1)]))
+        e++;
+    for (int p = 6; p <= 9; p++) {
+        int k = p - 1 - e; /* a * 10^k has p digits before the point */
+        if (k < -15 || k > 15)
+            return false;
+        double r = nearbyint(k >= 0 ? a * p10[k] : a / p10[-k]);
+        double d = k >= 0 ? r / p10[k] : r * p10[-k];
+        if ((float)d == (float)a) {
+            *out = f < 0 ? -d : d;
+            return true;
+        }
+    }
+    return false;
+}
+
+json_t *mjson_float(float f)
+{
+    double d;
+    if (f == 0 || !shortest_by_math(f, &d))
+        d = f == 0 ? (double)f : shortest_by_text(f);
+    return json_real(d);
 }
 
 static json_t *time_json(int64_t us)
