@@ -187,6 +187,12 @@ typedef struct dm_options {
     float refresh_boost;        /* a search result's salience is lifted by this
                                    share of the way to 1; default 0.2;
                                    negative = never refresh */
+    uint32_t refresh_interval_s; /* a memory recalled again within this many
+                                   seconds of its last refresh is not
+                                   refreshed again: a burst of recalls counts
+                                   once, spaced recalls each count (and
+                                   access_count counts refreshes); default
+                                   3600; 0 = every recall */
     float prune_threshold;      /* memories whose current salience falls
                                    below this are archived by the background
                                    decay pass and dm_decay; default 0.05 */

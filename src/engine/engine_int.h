@@ -284,6 +284,9 @@ int eng_add_wait(dm_db *db, const dm_add_params *p, dm_id *out_id, eng_xwait *wa
 double eng_salience(double stored, double rate_per_day, int64_t refreshed_us, int64_t now_us);
 /* The salience a recalled memory gets: current + boost * (1 - current). */
 double eng_salience_refreshed(double current, double boost);
+/* Whether a recall at at_us comes within refresh_interval_s of the last
+ * refresh (last_access_us, 0 = never): then it is not written. */
+bool eng_refresh_too_soon(const dm_db *db, int64_t last_access_us, int64_t at_us);
 void eng_refresh_push(dm_db *db, eng_user *u, const int64_t *ts, const uint8_t (*ids)[16],
                       uint32_t n, int64_t now_us);
 void eng_refresh_drain(dm_db *db);                /* the indexer thread; no locks held */

@@ -11,7 +11,10 @@
  *            request path: per user, under its write lock, each record is
  *            rewritten with salience lifted from its current value by
  *            dm_options.refresh_boost of the way to 1, last_access_us set
- *            and access_count counted.  A memory deleted meanwhile is
+ *            and access_count counted.  A memory refreshed less than
+ *            refresh_interval_s ago is left alone (dm_search does not even
+ *            queue it): a burst of recalls counts once, and searches do not
+ *            rewrite the records they return over and over.  A memory deleted meanwhile is
  *            skipped.  The queue is bounded (RF_MAX); a full queue drops
  *            the oldest requests and counts them -- a missed refresh only
  *            lets a memory fade a little sooner.
@@ -199,6 +202,12 @@ int dm_set_decay_rate(dm_db *db, const char *tenant, const char *user_id, dm_mem
     return DM_OK;
 }
 
+bool eng_refresh_too_soon(const dm_db *db, int64_t last_access_us, int64_t at_us)
+{
+    return last_access_us && at_us >= last_access_us &&
+           (uint64_t)(at_us - last_access_us) < (uint64_t)db->opt.refresh_interval_s * 1000000u;
+}
+
 /* REQUIRES: ix->mu.  Grow the refresh queue to hold `want` entries, up to
  * RF_MAX; a full ring is put back in age order first. */
 static void refresh_grow(eng_indexer *ix, uint32_t want)
@@ -291,7 +300,7 @@ static int refresh_user(dm_db *db, eng_user *u, const eng_refresh *e, size_t n)
         if (rc || (rc = rec_memory_decode(buf_slice_of(v.ptr, v.len), &m)))
             break;
         int64_t last = rec_memory_refreshed_us(&m);
-        if (e[i].at_us <= last)
+        if (e[i].at_us <= last || eng_refresh_too_soon(db, m.last_access_us, e[i].at_us))
             continue;
         double cur = eng_salience(m.salience, m.decay_rate, last, e[i].at_us);
         m.salience = (float)eng_salience_refreshed(cur, db->opt.refresh_boost);

@@ -1422,12 +1422,20 @@ int dm_search(dm_db *db, const dm_search_params *p, dm_search_result **out)
     if (!rc && !(r.flags & DM_NO_REFRESH) && n_pick) {
         int64_t *ts = dm_malloc(sizeof *ts * n_pick);
         uint8_t(*ids)[16] = dm_malloc(sizeof *ids * n_pick);
+        uint32_t n_due = 0;
         for (uint32_t i = 0; ts && ids && i < n_pick; i++) {
-            ts[i] = pick[i]->ts;
-            memcpy(ids[i], pick[i]->id, 16);
+            /* Refreshed a moment ago: not queued (eng_refresh_too_soon). */
+            rec_memory m;
+            if (pick[i]->rec &&
+                !rec_memory_decode(buf_slice_of((const uint8_t *)pick[i]->rec, pick[i]->rec_len),
+                                   &m) &&
+                eng_refresh_too_soon(db, m.last_access_us, r.now))
+                continue;
+            ts[n_due] = pick[i]->ts;
+            memcpy(ids[n_due++], pick[i]->id, 16);
         }
-        if (ts && ids) /* out of memory: no refresh, the results stand */
-            eng_refresh_push(db, r.u, ts, (const uint8_t(*)[16])ids, n_pick, r.now);
+        if (ts && ids && n_due) /* out of memory: no refresh, the results stand */
+            eng_refresh_push(db, r.u, ts, (const uint8_t(*)[16])ids, n_due, r.now);
         dm_free(ts);
         dm_free(ids);
     }

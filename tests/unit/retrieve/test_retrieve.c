@@ -446,6 +446,25 @@ static void test_refresh(void **state)
     assert_true(after->last_access_us == later);
     assert_int_equal(after->access_count, 1);
     dm_memory_free(after);
+    /* Recalled again 10 minutes later: inside refresh_interval_s (an hour
+     * by default), so not refreshed; two hours later it is. */
+    p.now_us = later + 600 * (int64_t)1000000;
+    r = run(f, &p);
+    assert_int_equal(r->n, 1);
+    dm_search_result_free(r);
+    assert_rc(dm_sync_indexes(f->db), DM_OK);
+    assert_rc(dm_get(f->db, NULL, &id, 0, &after), DM_OK);
+    assert_int_equal(after->access_count, 1);
+    assert_true(after->last_access_us == later);
+    dm_memory_free(after);
+    p.now_us = later + 7200 * (int64_t)1000000;
+    r = run(f, &p);
+    dm_search_result_free(r);
+    assert_rc(dm_sync_indexes(f->db), DM_OK);
+    assert_rc(dm_get(f->db, NULL, &id, 0, &after), DM_OK);
+    assert_int_equal(after->access_count, 2);
+    assert_true(after->last_access_us == later + 7200 * (int64_t)1000000);
+    dm_memory_free(after);
 }
 
 static float added_rate(fx *f, const char *tenant, const char *user, dm_memory_kind kind,
