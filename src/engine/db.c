@@ -59,6 +59,12 @@ int eng_write(dm_db *db, kv_batch *b)
     return kv_write(db->kv, NULL, b);
 }
 
+int eng_write_lazy(dm_db *db, kv_batch *b)
+{
+    kv_write_options wo = { KV_SYNC_NONE };
+    return kv_write(db->kv, &wo, b);
+}
+
 static int file_exists(const char *p)
 {
     return access(p, R_OK) == 0;

@@ -361,5 +361,8 @@ int eng_memory_fill(dm_memory *out, const key_tu *tu, int64_t ts,
                     const uint8_t id[16], buf_slice value, unsigned flags);
 void eng_memory_fini(dm_memory *m);
 int eng_write(dm_db *db, kv_batch *b);
+/* eng_write without waiting for a sync: for what may be lost in a crash
+ * (salience refreshes); the next synced write makes it durable too. */
+int eng_write_lazy(dm_db *db, kv_batch *b);
 
 #endif

@@ -11,13 +11,16 @@
  *            request path: per user, under its write lock, each record is
  *            rewritten with salience lifted from its current value by
  *            dm_options.refresh_boost of the way to 1, last_access_us set
- *            and access_count counted.  A memory refreshed less than
- *            refresh_interval_s ago is left alone (dm_search does not even
- *            queue it): a burst of recalls counts once, and searches do not
- *            rewrite the records they return over and over.  A memory deleted meanwhile is
- *            skipped.  The queue is bounded (RF_MAX); a full queue drops
- *            the oldest requests and counts them -- a missed refresh only
- *            lets a memory fade a little sooner.
+ *            and access_count counted.  The write does not wait for a WAL
+ *            sync (a crash may lose the last refreshes and nothing else;
+ *            the lock is never held across a sync wait).  A memory
+ *            refreshed less than refresh_interval_s ago is left alone
+ *            (dm_search does not even queue it): a burst of recalls counts
+ *            once, and searches do not rewrite the records they return over
+ *            and over.  A memory deleted meanwhile is skipped.  The queue is
+ *            bounded (RF_MAX); a full queue drops the oldest requests and
+ *            counts them -- a missed refresh only lets a memory fade a
+ *            little sooner.
  *   archive  dm_decay and the indexer's periodic pass archive the live
  *            episodic memories whose current salience is below the prune
  *            threshold: the record's state becomes archived (an index log
@@ -317,7 +320,7 @@ static int refresh_user(dm_db *db, eng_user *u, const eng_refresh *e, size_t n)
             rc = kv_batch_put(b, buf_slice_of(k, kl), buf_slice_of(out.ptr, out.len));
     }
     if (!rc && kv_batch_count(b))
-        rc = eng_write(db, b);
+        rc = eng_write_lazy(db, b); /* a lost refresh costs little */
 done:
     eng_user_unlock(u);
     kv_batch_free(b);

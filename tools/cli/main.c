@@ -416,6 +416,8 @@ static const char help_serve[] =
     "                          address without keys (default 1000; -1 = no\n"
     "                          limit)\n"
     "      --rate-burst N      (default 2 * rate)\n"
+    "      --user-concurrency N requests of one user in progress at once;\n"
+    "                          the others wait their turn (default 2)\n"
     "      --strict            unknown fields in a body are an error (422)\n"
     "      --open              listen on a non-loopback address without keys\n"
     "      --access-log FILE   one JSON line per request (- = stderr)\n"
