@@ -65,7 +65,9 @@
  * per acknowledged add (the database grows with the adds: flat means no
  * growth beyond that).
  *
- * Also reported: the CPU time of the process per request and the share of
+ * Also reported: the engine's write stalls during each run (writers
+ * waiting for a flush or a level-0 compaction: count and time) and its
+ * compactions; the CPU time of the process per request and the share of
  * it the generator's threads used (both share the machine's cores), and
  * the load average at the start (the machine is shared).
  *
@@ -1048,6 +1050,21 @@ static void print_header(void)
 
 /* The run's table: every group and kind that saw requests, the errors by
  * cause, and the CPU split. */
+/* The engine's write stalls since st0, and its level-0 files now. */
+static void report_stalls(const char *prefix, dm_db *db, const dm_stats *st0)
+{
+    dm_stats st;
+    char name[64];
+    if (dm_stats_get(db, &st) != DM_OK)
+        return;
+    snprintf(name, sizeof name, "%s_write_stalls", prefix);
+    report_value(name, (double)(st.write_stalls - st0->write_stalls), "stalls");
+    snprintf(name, sizeof name, "%s_write_stall_ms", prefix);
+    report_value(name, (double)(st.write_stall_us - st0->write_stall_us) / 1e3, "ms");
+    snprintf(name, sizeof name, "%s_compactions", prefix);
+    report_value(name, (double)(st.compactions - st0->compactions), "compactions");
+}
+
 static void report_run(const char *prefix, const run *r)
 {
     char name[64];
@@ -1371,12 +1388,15 @@ int main(int argc, char **argv)
             bench_die("sampler");
     }
     size_t acks0 = g_n_acks;
+    dm_stats st0 = { 0 };
+    (void)dm_stats_get(db, &st0);
     run_load(&base);
     if (smp) {
         atomic_store(&smp->is_done, true);
         pthread_join(smp->th, NULL);
     }
     report_run(cfg.soak_s > 0 ? "soak" : "run", &base);
+    report_stalls(cfg.soak_s > 0 ? "soak" : "run", db, &st0);
     if (smp) {
         report_soak(smp, g_n_acks - acks0);
         free(smp);
@@ -1392,8 +1412,10 @@ int main(int argc, char **argv)
         ham.seconds = cfg.seconds;
         ham.max_requests = cfg.max_requests;
         ham.rate = cfg.rate;
+        (void)dm_stats_get(db, &st0);
         run_load(&ham);
         report_run("hammer", &ham);
+        report_stalls("hammer", db, &st0);
         double p0 = h_pct_us(&base.all[G_NORMAL], 0.99);
         double p1 = h_pct_us(&ham.all[G_NORMAL], 0.99);
         report_value("others_p99_base", p0 / 1e3, "ms");

@@ -991,6 +991,9 @@ typedef struct dm_stats {
     uint64_t compact_bytes_written;
     uint64_t l0_files;         /* SSTables in level 0 now */
     uint64_t background_busy;  /* 1 while a flush or compaction runs or is due */
+    uint64_t write_stalls;     /* times writers waited for a flush or a level-0
+                                  compaction to make room */
+    uint64_t write_stall_us;   /* how long they waited, in all */
 } dm_stats;
 
 /* dm_stats_get -- fill *out.  Errors: DM_EIO, DM_ENOMEM. */

@@ -568,6 +568,8 @@ int dm_stats_get(dm_db *db, dm_stats *out)
     out->compact_bytes_written = ks.compact_bytes_written;
     out->l0_files = ks.levels[0].files;
     out->background_busy = ks.is_background_busy;
+    out->write_stalls = ks.n_stalls;
+    out->write_stall_us = ks.stall_us;
     out->n_checkpoints = atomic_load(&db->n_checkpoints);
     out->n_replayed = atomic_load(&db->n_replayed);
     snprintf(out->model, sizeof out->model, "%s", embedder_name(db->emb));

@@ -886,6 +886,10 @@ static void metrics_render(http_server *s, sbuf *b)
             { "l0_files", "gauge", "SSTables in level 0", st.l0_files },
             { "background_busy", "gauge", "1 while a flush or compaction runs or is due",
               st.background_busy },
+            { "write_stalls_total", "counter",
+              "times writers waited for a flush or a level-0 compaction", st.write_stalls },
+            { "write_stall_microseconds_total", "counter", "time writers waited, in all",
+              st.write_stall_us },
         };
         for (size_t i = 0; i < sizeof g / sizeof g[0]; i++)
             sb_printf(b, "# HELP deltamemory_%s %s.\n# TYPE deltamemory_%s %s\ndeltamemory_%s %llu\n",

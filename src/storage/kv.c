@@ -656,7 +656,12 @@ static int l0_count(kv_db *db)
  */
 static int make_room(kv_db *db, bool force)
 {
+    uint64_t stall_t0 = 0;
     for (;;) {
+        if (stall_t0) {
+            db->st.stall_us += clock_mono_us() - stall_t0;
+            stall_t0 = 0;
+        }
         if (db->bg_error)
             return db->bg_error;
         if (db->is_closing)
@@ -666,6 +671,8 @@ static int make_room(kv_db *db, bool force)
             return DM_OK;
         if (db->n_imm >= db->opt.max_immutable ||
             (!db->opt.disable_auto_compaction && l0_count(db) >= db->opt.l0_stop_trigger)) {
+            db->st.n_stalls++;
+            stall_t0 = clock_mono_us();
             pthread_cond_broadcast(&db->bg_cv);
             pthread_cond_wait(&db->bg_done_cv, &db->mu);
             continue;

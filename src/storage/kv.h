@@ -191,6 +191,9 @@ typedef struct kv_stats {
     uint64_t n_group_commits;     /* WAL appends (each may carry many
                                      writers' batches) */
     uint64_t n_writes;            /* kv_write calls */
+    uint64_t n_stalls;            /* times the writers waited for a flush or
+                                     an L0 compaction (make room) */
+    uint64_t stall_us;            /* time they waited, in all */
     /* what recovery found at open */
     uint64_t recovered_records;
     uint64_t recovered_wal_files;
