@@ -1050,9 +1050,20 @@ static void print_header(void)
 
 /* The run's table: every group and kind that saw requests, the errors by
  * cause, and the CPU split. */
-/* The engine's write stalls since st0, and its level-0 files now. */
-static void report_stalls(const char *prefix, dm_db *db, const dm_stats *st0)
+/* The engine's write stalls since st0 and its compactions; the requests
+ * that waited for a turn of their user since the start and the longest
+ * wait. */
+static void report_stalls(const char *prefix, dm_db *db, const dm_stats *st0,
+                          http_server *srv)
 {
+    uint64_t waits;
+    double wait_max;
+    char wname[64];
+    http_user_waits(srv, &waits, &wait_max);
+    snprintf(wname, sizeof wname, "%s_user_waits", prefix);
+    report_value(wname, (double)waits, "requests_since_start");
+    snprintf(wname, sizeof wname, "%s_user_wait_max", prefix);
+    report_value(wname, wait_max * 1e3, "ms_since_start");
     dm_stats st;
     char name[64];
     if (dm_stats_get(db, &st) != DM_OK)
@@ -1396,7 +1407,7 @@ int main(int argc, char **argv)
         pthread_join(smp->th, NULL);
     }
     report_run(cfg.soak_s > 0 ? "soak" : "run", &base);
-    report_stalls(cfg.soak_s > 0 ? "soak" : "run", db, &st0);
+    report_stalls(cfg.soak_s > 0 ? "soak" : "run", db, &st0, srv);
     if (smp) {
         report_soak(smp, g_n_acks - acks0);
         free(smp);
@@ -1415,7 +1426,7 @@ int main(int argc, char **argv)
         (void)dm_stats_get(db, &st0);
         run_load(&ham);
         report_run("hammer", &ham);
-        report_stalls("hammer", db, &st0);
+        report_stalls("hammer", db, &st0, srv);
         double p0 = h_pct_us(&base.all[G_NORMAL], 0.99);
         double p1 = h_pct_us(&ham.all[G_NORMAL], 0.99);
         report_value("others_p99_base", p0 / 1e3, "ms");

@@ -124,6 +124,8 @@ struct http_server {
     fair *fair;
     pthread_mutex_t park_mu;
     atomic_ullong n_parked;    /* requests that waited for their user */
+    route_stats user_wait;     /* how long they waited */
+    atomic_ullong user_wait_max_us;
 };
 
 typedef struct conn_watch {
@@ -153,6 +155,7 @@ typedef struct conn_req {
     fair_waiter fw;
     park_state park;
     struct MHD_Connection *conn;
+    struct timespec park_t0;   /* when it was parked; tv_sec 0 = not */
 } conn_req;
 
 static double now_s(void)
@@ -840,6 +843,9 @@ static void metrics_render(http_server *s, sbuf *b)
                         &s->stages[i]);
     sb_printf(b, "# TYPE deltamemory_http_in_flight gauge\ndeltamemory_http_in_flight %d\n",
               atomic_load(&s->in_flight));
+    sb_printf(b, "# HELP deltamemory_http_user_wait_seconds How long requests waited for a "
+                 "turn of their user.\n# TYPE deltamemory_http_user_wait_seconds histogram\n");
+    histogram_lines(b, "deltamemory_http_user_wait_seconds", "queue", "user", &s->user_wait);
     uint64_t f_users = 0, f_waiting = 0;
     fair_stats(s->fair, &f_users, &f_waiting);
     sb_printf(b,
@@ -1222,6 +1228,7 @@ static bool wait_turn(http_server *s, struct MHD_Connection *c, const http_req *
     if (!parked)
         return false; /* handed the slot already */
     atomic_fetch_add_explicit(&s->n_parked, 1, memory_order_relaxed);
+    clock_gettime(CLOCK_MONOTONIC, &cr->park_t0);
     cr->is_again = true;
     for (size_t i = 0; i < cr->n_allocs; i++)
         dm_free(cr->allocs[i]);
@@ -1263,6 +1270,18 @@ static enum MHD_Result handle(http_server *s, struct MHD_Connection *c, const ch
     }
     if (!cr->is_again)
         atomic_fetch_add_explicit(&s->n_requests, 1, memory_order_relaxed);
+    if (cr->park_t0.tv_sec) { /* back from its user's queue */
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        double w = (double)(t.tv_sec - cr->park_t0.tv_sec) +
+                   (double)(t.tv_nsec - cr->park_t0.tv_nsec) / 1e9;
+        observe_into(&s->user_wait, 200, w);
+        unsigned long long us = (unsigned long long)(w * 1e6),
+                           m = atomic_load(&s->user_wait_max_us);
+        while (us > m && !atomic_compare_exchange_weak(&s->user_wait_max_us, &m, us))
+            ;
+        cr->park_t0.tv_sec = 0;
+    }
 
     if (strlen(url) > 2048 || !split_path(url, segs, &n_segs, cr)) {
         http_fail(&rs, HTTP_E_BAD_REQUEST, NULL,
@@ -1674,6 +1693,12 @@ int http_start(dm_db *db, const http_config *c, http_server **out)
 fail:
     http_stop(s, 0);
     return rc;
+}
+
+void http_user_waits(http_server *s, uint64_t *n, double *max_s)
+{
+    *n = atomic_load(&s->n_parked);
+    *max_s = (double)atomic_load(&s->user_wait_max_us) / 1e6;
 }
 
 uint16_t http_port(const http_server *s)

@@ -63,6 +63,10 @@ void http_config_init(http_config *c);
  */
 int http_start(dm_db *db, const http_config *c, http_server **out);
 
+/* http_user_waits -- requests that waited for a turn of their user since
+ * the start, and the longest such wait so far.  Thread-safe. */
+void http_user_waits(http_server *s, uint64_t *n, double *max_s);
+
 /* http_port -- the port actually bound (useful with port 0). */
 uint16_t http_port(const http_server *s);
 
