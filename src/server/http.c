@@ -16,9 +16,13 @@
  *   4. the key's token bucket (or the client address's, without keys);
  *   5. the body is checked for nesting depth, then parsed (jansson also
  *      refuses invalid UTF-8);
- *   6. the handler runs over the dm_* API and fills the response; errors
+ *   6. per-user admission: a request naming a user who already has
+ *      user_concurrency requests in progress waits its turn on a suspended
+ *      connection (fair.h; wait_turn), and the handler is called again when
+ *      the user's slot is handed to it;
+ *   7. the handler runs over the dm_* API and fills the response; errors
  *      are formatted in the route's dialect (handlers.h).
- * Nothing is changed before step 6, so a request refused by 1-5 leaves the
+ * Nothing is changed before step 7, so a request refused by 1-5 leaves the
  * database as it was.
  *
  * Threads: libmicrohttpd's pool (epoll); each thread runs its handlers one
