@@ -1053,7 +1053,7 @@ static void print_header(void)
 /* The engine's write stalls since st0 and its compactions; the requests
  * that waited for a turn of their user since the start and the longest
  * wait. */
-static void report_stalls(const char *prefix, dm_db *db, const dm_stats *st0,
+static void report_counters(const char *prefix, dm_db *db, const dm_stats *st0,
                           http_server *srv)
 {
     uint64_t waits;
@@ -1407,7 +1407,7 @@ int main(int argc, char **argv)
         pthread_join(smp->th, NULL);
     }
     report_run(cfg.soak_s > 0 ? "soak" : "run", &base);
-    report_stalls(cfg.soak_s > 0 ? "soak" : "run", db, &st0, srv);
+    report_counters(cfg.soak_s > 0 ? "soak" : "run", db, &st0, srv);
     if (smp) {
         report_soak(smp, g_n_acks - acks0);
         free(smp);
@@ -1426,7 +1426,7 @@ int main(int argc, char **argv)
         (void)dm_stats_get(db, &st0);
         run_load(&ham);
         report_run("hammer", &ham);
-        report_stalls("hammer", db, &st0, srv);
+        report_counters("hammer", db, &st0, srv);
         double p0 = h_pct_us(&base.all[G_NORMAL], 0.99);
         double p1 = h_pct_us(&ham.all[G_NORMAL], 0.99);
         report_value("others_p99_base", p0 / 1e3, "ms");

@@ -1189,12 +1189,9 @@ static void h_list(http_req *rq, http_resp *rs)
     json_decref(f);
 }
 
-/* GET /v1/memories/{id}/ */
-static void h_get(http_req *rq, http_resp *rs)
+/* Answer 200 with m's Mem0 view (internal keys stripped); frees m. */
+static void reply_memory(http_resp *rs, dm_memory *m)
 {
-    dm_memory *m = find_memory(rq, rs, rq->segs[2]);
-    if (!m)
-        return;
     json_t *v = mview(m);
     dm_memory_free(m);
     if (!v) {
@@ -1203,6 +1200,14 @@ static void h_get(http_req *rq, http_resp *rs)
     }
     strip_internal(v);
     http_reply(rs, 200, v);
+}
+
+/* GET /v1/memories/{id}/ */
+static void h_get(http_req *rq, http_resp *rs)
+{
+    dm_memory *m = find_memory(rq, rs, rq->segs[2]);
+    if (m)
+        reply_memory(rs, m);
 }
 
 /* PUT /v1/memories/{id}/ -- text and/or metadata.  timestamp and
@@ -1234,14 +1239,7 @@ static void h_update(http_req *rq, http_resp *rs)
         http_fail_dm(rs, rc, "get");
         return;
     }
-    json_t *v = mview(n);
-    dm_memory_free(n);
-    if (!v) {
-        fail_oom(rs);
-        return;
-    }
-    strip_internal(v);
-    http_reply(rs, 200, v);
+    reply_memory(rs, n);
 }
 
 /* DELETE /v1/memories/{id}/ */
