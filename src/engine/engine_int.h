@@ -51,7 +51,16 @@ typedef struct eng_doc {
     int64_t ts;
     uint32_t flags; /* DOC_*; 0 = free slot */
     uint32_t pend;  /* slot + 1 in the user's pending vectors; 0 = none */
+    /* The record's salience state, so that a search scores salience
+     * without reading the record (eng_doc_salience).  Set when the record
+     * is written or read under the user's lock; a search sets it under
+     * the read lock, and two searches may set the same values at once,
+     * hence atomics.  sal_at == ENG_SAL_UNKNOWN: read the record. */
+    _Atomic int64_t sal_at;     /* when it was last refreshed */
+    _Atomic uint32_t sal_bits;  /* stored salience, float bits */
+    _Atomic uint32_t rate_bits; /* decay rate per day, float bits */
 } eng_doc;
+#define ENG_SAL_UNKNOWN INT64_MIN
 
 typedef struct eng_user {
     struct eng_user *next;      /* stripe chain; guarded by the stripe mutex */
@@ -238,6 +247,14 @@ int eng_doc_add(eng_user *u, const uint8_t id[16], int64_t ts, uint32_t flags,
                 uint32_t *out_doc);
 uint32_t eng_doc_find(const eng_user *u, const uint8_t id[16]); /* UINT32_MAX = none */
 void eng_doc_remove(eng_user *u, uint32_t doc); /* and its vector */
+/* The doc's record's salience state: stored salience, decay rate per day
+ * and when it was last refreshed (rec_memory_refreshed_us).  REQUIRES:
+ * the user's lock, read or write. */
+void eng_doc_salience_set(eng_user *u, uint32_t doc, float stored, float rate,
+                          int64_t refreshed_us);
+void eng_doc_salience_forget(eng_user *u, uint32_t doc);
+/* The doc's salience at now_us; false when not known (read the record). */
+bool eng_doc_salience(const eng_user *u, uint32_t doc, int64_t now_us, double *out);
 /* index a decoded memory under doc (REQUIRES: write lock) */
 int eng_index_memory(dm_db *db, eng_user *u, uint32_t doc, const char *text,
                      size_t text_len, const float *vec);

@@ -54,6 +54,7 @@ typedef struct add_item {
     uint8_t id[16];
     int64_t ts, record_us;
     float *vec;       /* into the batch's vector array */
+    float decay;      /* the record's decay rate (add_prepare) */
     uint32_t order;   /* position in the caller's array */
     eng_xwait *wait;  /* a dm_remember waiting for the extraction; NULL */
 } add_item;
@@ -166,6 +167,7 @@ static int add_prepare(dm_db *db, eng_user *u, add_item *items, size_t n, kv_bat
         float decay = p->decay_rate;
         if (decay < 0 && (rc = eng_default_decay(db, u, (int)p->kind, &decay)))
             break;
+        it->decay = decay;
         rec_memory r = {
             .kind = (uint8_t)p->kind, .state = (uint8_t)p->state,
             .record_time_us = it->record_us, .salience = p->salience,
@@ -255,8 +257,15 @@ static void add_apply(dm_db *db, eng_user *u, add_item *items, size_t n)
     u->dirty = true;
     for (size_t i = 0; i < n && !rc; i++) {
         uint32_t doc;
+        const dm_add_params *p = items[i].p;
         rc = eng_doc_add(u, items[i].id, items[i].ts,
-                         items[i].p->state == DM_STATE_ARCHIVED ? DOC_ARCHIVED : 0, &doc);
+                         p->state == DM_STATE_ARCHIVED ? DOC_ARCHIVED : 0, &doc);
+        if (!rc) {
+            /* As rec_memory_refreshed_us reads the record add_prepare wrote. */
+            int64_t at = p->last_access_us > items[i].record_us ? p->last_access_us
+                                                                 : items[i].record_us;
+            eng_doc_salience_set(u, doc, p->salience, items[i].decay, at);
+        }
         if (!rc)
             rc = eng_index_memory(db, u, doc, items[i].p->text, items[i].text_len,
                                   items[i].vec);
@@ -636,6 +645,8 @@ int dm_update(dm_db *db, const dm_scope *scope, const dm_id *id, const char *tex
     }
     u->dirty = true;
     uint32_t doc = eng_doc_find(u, id->bytes);
+    if (doc != UINT32_MAX)
+        eng_doc_salience_set(u, doc, r.salience, r.decay_rate, rec_memory_refreshed_us(&r));
     if (text && doc != UINT32_MAX) {
         int irc = bm25_delete(u->text, doc, (const char *)old_text.ptr, old_text.len);
         eng_vec_remove(u, doc);

@@ -318,9 +318,19 @@ static int refresh_user(dm_db *db, eng_user *u, const eng_refresh *e, size_t n)
         buf_clear(&out);
         if (!(rc = rec_memory_encode(&m, vec, &out)))
             rc = kv_batch_put(b, buf_slice_of(k, kl), buf_slice_of(out.ptr, out.len));
+        uint32_t doc = eng_doc_find(u, e[i].id);
+        if (!rc && doc != UINT32_MAX)
+            eng_doc_salience_set(u, doc, m.salience, m.decay_rate,
+                                 rec_memory_refreshed_us(&m));
     }
     if (!rc && kv_batch_count(b))
         rc = eng_write_lazy(db, b); /* a lost refresh costs little */
+    if (rc) /* what the documents say may not be stored: read it again */
+        for (size_t i = 0; i < n; i++) {
+            uint32_t doc = eng_doc_find(u, e[i].id);
+            if (doc != UINT32_MAX)
+                eng_doc_salience_forget(u, doc);
+        }
 done:
     eng_user_unlock(u);
     kv_batch_free(b);
@@ -414,6 +424,7 @@ int eng_set_state_locked(dm_db *db, eng_user *u, int64_t ts, const uint8_t id[16
             u->docs[doc].flags |= DOC_ARCHIVED;
         else
             u->docs[doc].flags &= ~(uint32_t)DOC_ARCHIVED;
+        eng_doc_salience_set(u, doc, m.salience, m.decay_rate, rec_memory_refreshed_us(&m));
     }
     u->dirty = true;
     eng_after_write(db, u);

@@ -229,6 +229,9 @@ int eng_doc_add(eng_user *u, const uint8_t id[16], int64_t ts, uint32_t flags,
     d->ts = ts;
     d->flags = flags | DOC_LIVE;
     d->pend = 0;
+    atomic_init(&d->sal_at, ENG_SAL_UNKNOWN);
+    atomic_init(&d->sal_bits, 0);
+    atomic_init(&d->rate_bits, 0);
     uint32_t mask = u->map_cap - 1, i = hash_id(id) & mask;
     while (u->map[i] && u->map[i] != MAP_TOMB)
         i = (i + 1) & mask;
@@ -253,7 +256,48 @@ void eng_doc_remove(eng_user *u, uint32_t doc)
             break;
     }
     u->docs[doc].flags = 0;
+    eng_doc_salience_forget(u, doc);
     u->n_live--;
+}
+
+static uint32_t float_bits(float f)
+{
+    uint32_t b;
+    memcpy(&b, &f, 4);
+    return b;
+}
+
+static float bits_float(uint32_t b)
+{
+    float f;
+    memcpy(&f, &b, 4);
+    return f;
+}
+
+void eng_doc_salience_set(eng_user *u, uint32_t doc, float stored, float rate,
+                          int64_t refreshed_us)
+{
+    eng_doc *d = &u->docs[doc];
+    atomic_store_explicit(&d->sal_bits, float_bits(stored), memory_order_relaxed);
+    atomic_store_explicit(&d->rate_bits, float_bits(rate), memory_order_relaxed);
+    atomic_store_explicit(&d->sal_at, refreshed_us, memory_order_release);
+}
+
+void eng_doc_salience_forget(eng_user *u, uint32_t doc)
+{
+    atomic_store_explicit(&u->docs[doc].sal_at, ENG_SAL_UNKNOWN, memory_order_relaxed);
+}
+
+bool eng_doc_salience(const eng_user *u, uint32_t doc, int64_t now_us, double *out)
+{
+    eng_doc *d = &u->docs[doc];
+    int64_t at = atomic_load_explicit(&d->sal_at, memory_order_acquire);
+    if (at == ENG_SAL_UNKNOWN)
+        return false;
+    float stored = bits_float(atomic_load_explicit(&d->sal_bits, memory_order_relaxed));
+    float rate = bits_float(atomic_load_explicit(&d->rate_bits, memory_order_relaxed));
+    *out = eng_salience(stored, rate, at, now_us);
+    return true;
 }
 
 static int ensure_indexes(dm_db *db, eng_user *u)
@@ -300,6 +344,7 @@ static int load_record(dm_db *db, eng_user *u, buf_slice key, buf_slice val,
     rc = eng_doc_add(u, id, ts, r.state == DM_STATE_ARCHIVED ? DOC_ARCHIVED : 0, &doc);
     if (rc)
         return rc;
+    eng_doc_salience_set(u, doc, r.salience, r.decay_rate, rec_memory_refreshed_us(&r));
     const float *v = NULL;
     if (r.dim == db->dim && db->dim) {
         rec_memory_embedding(&r, vec);
@@ -412,6 +457,9 @@ static int deserialize_user(dm_db *db, eng_user *u, buf_slice in)
         e->ts = (int64_t)dec_u64(s.ptr + 16);
         e->flags = dec_u32(s.ptr + 24);
         e->pend = 0;
+        atomic_init(&e->sal_at, ENG_SAL_UNKNOWN);
+        atomic_init(&e->sal_bits, 0);
+        atomic_init(&e->rate_bits, 0);
         if (e->flags & ~(uint32_t)(DOC_LIVE | DOC_ARCHIVED | DOC_HAS_VEC) ||
             (e->flags && !(e->flags & DOC_LIVE)))
             return ckpt_corrupt(u, (size_t)(s.ptr - in.ptr) + 24, "bad document flags");

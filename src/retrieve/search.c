@@ -97,6 +97,7 @@ typedef struct cand {
     char *rec;              /* the record, once read (dm_malloc'd) */
     size_t rec_len;
     bool dropped;           /* deleted meanwhile, or filtered by its record */
+    bool scored;            /* salience and score are set */
 } cand;
 
 typedef struct req {
@@ -659,8 +660,42 @@ static int load_cand(req *r, cand *c)
     rec_memory m;
     if ((rc = rec_memory_decode(buf_slice_of((const uint8_t *)c->rec, c->rec_len), &m)))
         return rc;
-    c->salience = (float)eng_salience(m.salience, m.decay_rate, rec_memory_refreshed_us(&m), r->now);
+    int64_t at = rec_memory_refreshed_us(&m);
+    eng_doc_salience_set(r->u, c->doc, m.salience, m.decay_rate, at);
+    if (!c->scored) {
+        c->salience = (float)eng_salience(m.salience, m.decay_rate, at, r->now);
+        c->score = (float)((double)c->partial + r->w_sal * c->salience);
+        c->scored = true;
+    }
+    return DM_OK;
+}
+
+/* c's salience and full score: from the document table when it knows the
+ * record's salience state, else from the record. */
+static int score_cand(req *r, cand *c)
+{
+    double s;
+    if (c->rec || c->dropped || !eng_doc_salience(r->u, c->doc, r->now, &s))
+        return load_cand(r, c);
+    c->salience = (float)s;
     c->score = (float)((double)c->partial + r->w_sal * c->salience);
+    c->scored = true;
+    return DM_OK;
+}
+
+/* Read the records of by[0..n) and drop the candidates whose record is
+ * gone from the list; *n is the count left.  Errors: storage, DM_ENOMEM. */
+static int load_all(req *r, cand **by, uint32_t *n)
+{
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < *n; i++) {
+        int rc = load_cand(r, by[i]);
+        if (rc)
+            return rc;
+        if (!by[i]->dropped)
+            by[kept++] = by[i];
+    }
+    *n = kept;
     return DM_OK;
 }
 
@@ -737,6 +772,7 @@ static int offer_neighbour(req *r, cand **out, uint32_t *no, const rec_memory *h
     c->salience =
         (float)eng_salience(nm.salience, nm.decay_rate, rec_memory_refreshed_us(&nm), r->now);
     c->score = s;
+    c->scored = true;
     c->neighbour_of = i + 1;
     out[(*no)++] = c;
     return DM_OK;
@@ -1243,8 +1279,11 @@ out:
     return rc;
 }
 
-/* Stages 4 (salience) and 5: the records of the pool, then MMR.  *pick
- * receives the chosen candidates, best first. */
+/* Stages 4 (salience) and 5: the pool by full score, then MMR.  Records
+ * are read only for what needs them: a candidate whose salience the
+ * document table does not know, the hits whose session neighbours join
+ * the pool, and the picks.  *pick receives the chosen candidates, best
+ * first. */
 static int choose(req *r, cand ***pick, uint32_t *n_pick)
 {
     int rc = DM_OK;
@@ -1265,7 +1304,7 @@ static int choose(req *r, cand ***pick, uint32_t *n_pick)
         cand *c = &r->c[i];
         if (nh == pool && (double)c->partial + r->w_sal < (double)heap[0])
             break; /* neither this one nor any after it can enter the pool */
-        if ((rc = load_cand(r, c)))
+        if ((rc = score_cand(r, c)))
             goto out;
         if (c->dropped)
             continue;
@@ -1277,20 +1316,36 @@ static int choose(req *r, cand ***pick, uint32_t *n_pick)
     qsort(by, ng, sizeof *by, cmp_score);
     if (ng > pool)
         ng = pool;
-    if (!(r->flags & DM_NO_NEIGHBOURS) && ng && (rc = expand_neighbours(r, &by, &ng, k))) {
-        dm_free(by);
-        goto out;
+    if (!(r->flags & DM_NO_NEIGHBOURS) && ng) {
+        /* The hits whose neighbours may join need their sessions. */
+        uint32_t ns = ng < k ? ng : k, left = ns;
+        if ((rc = load_all(r, by, &left))) {
+            dm_free(by);
+            goto out;
+        }
+        if (left < ns) {
+            memmove(by + left, by + ns, sizeof *by * (ng - ns));
+            ng -= ns - left;
+        }
+        if (ng && (rc = expand_neighbours(r, &by, &ng, k))) {
+            dm_free(by);
+            goto out;
+        }
     }
     got = by;
-    uint32_t n = ng < k ? ng : k;
-    *pick = dm_malloc(sizeof **pick * (n ? n : 1));
+    *pick = dm_malloc(sizeof **pick * (k ? k : 1));
     if (!*pick) {
         rc = err_set_msg(DM_ENOMEM, "out of memory");
         goto out;
     }
     if ((r->flags & DM_NO_MMR) || r->lambda >= 1 || ng <= 1 || !r->db->dim) {
-        for (uint32_t i = 0; i < n; i++)
-            (*pick)[i] = by[i];
+        uint32_t n = 0;
+        for (uint32_t i = 0; i < ng && n < k; i++) {
+            if ((rc = load_cand(r, by[i])))
+                goto out;
+            if (!by[i]->dropped)
+                (*pick)[n++] = by[i];
+        }
         *n_pick = n;
         goto out;
     }
@@ -1300,29 +1355,49 @@ static int choose(req *r, cand ***pick, uint32_t *n_pick)
     mmr = dm_malloc(sizeof *mmr * ng);
     maxs = dm_malloc(sizeof *maxs * ng);
     order = dm_malloc(sizeof *order * ng);
-    mc.vecs = dm_calloc((size_t)ng * dim, sizeof *mc.vecs);
+    mc.vecs = dm_malloc(sizeof *mc.vecs * (size_t)ng * dim);
     if (!score || !work || !mmr || !maxs || !order || !mc.vecs) {
         rc = err_set_msg(DM_ENOMEM, "out of memory");
         goto out;
     }
-    float top = by[0]->score > 0 ? by[0]->score : 1;
-    for (uint32_t i = 0; i < ng; i++) {
-        score[i] = by[i]->score / top;
-        rec_memory m;
-        if (!rec_memory_decode(buf_slice_of((const uint8_t *)by[i]->rec, by[i]->rec_len), &m) &&
-            m.dim == dim) {
-            rec_memory_embedding(&m, mc.vecs + (size_t)i * dim);
-            unit(mc.vecs + (size_t)i * dim, dim);
+    for (;;) {
+        float top = by[0]->score > 0 ? by[0]->score : 1;
+        for (uint32_t i = 0; i < ng; i++) {
+            float *v = mc.vecs + (size_t)i * dim;
+            score[i] = by[i]->score / top;
+            /* The index holds the vector the record holds (same element
+             * type); a memory without one stays a zero row. */
+            if (eng_vec_get(r->db, r->u, by[i]->doc, v))
+                unit(v, dim);
+            else
+                memset(v, 0, sizeof *v * dim);
         }
+        uint32_t np = rt_mmr(score, ng, k, r->lambda, mmr_sim, &mc, work, order, mmr, maxs);
+        bool gone = false;
+        for (uint32_t i = 0; i < np; i++) {
+            if ((rc = load_cand(r, by[order[i]])))
+                goto out;
+            gone |= by[order[i]]->dropped;
+        }
+        if (gone) { /* a record vanished under the index: choose again without it */
+            uint32_t kept = 0;
+            for (uint32_t i = 0; i < ng; i++)
+                if (!by[i]->dropped)
+                    by[kept++] = by[i];
+            ng = kept;
+            if (ng)
+                continue;
+            np = 0;
+        }
+        for (uint32_t i = 0; i < np; i++) {
+            cand *c = by[order[i]];
+            c->mmr_score = mmr[order[i]];
+            c->max_sim = maxs[order[i]];
+            (*pick)[i] = c;
+        }
+        *n_pick = np;
+        break;
     }
-    uint32_t np = rt_mmr(score, ng, k, r->lambda, mmr_sim, &mc, work, order, mmr, maxs);
-    for (uint32_t i = 0; i < np; i++) {
-        cand *c = by[order[i]];
-        c->mmr_score = mmr[order[i]];
-        c->max_sim = maxs[order[i]];
-        (*pick)[i] = c;
-    }
-    *n_pick = np;
 out:
     if (rc) {
         dm_free(*pick);

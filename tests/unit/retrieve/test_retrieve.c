@@ -9,7 +9,8 @@
  * overriding them; metadata filters, agent and session scopes applied
  * inside the legs; MMR dropping a near-duplicate; context neighbours;
  * archived memories leaving and re-entering recall (dm_set_state,
- * dm_decay); salience refresh written back after a search; parameter
+ * dm_decay); salience refresh written back after a search; the document
+ * table's copy of the salience state following the records; parameter
  * errors.
  */
 // ctest-timeout: 300
@@ -467,6 +468,71 @@ static void test_refresh(void **state)
     dm_memory_free(after);
 }
 
+/* Every hit's explained salience is what its record gives at the reference
+ * time, whether the search scored it from the document table's copy of
+ * the salience state or from the record. */
+static void check_salience(fx *f, int64_t now, size_t min_hits)
+{
+    dm_search_params p;
+    params(&p, "flight hotel beach vacation dog puppy garden", 10);
+    p.flags = DM_NO_REFRESH | DM_EXPLAIN;
+    p.now_us = now;
+    dm_search_result *r = run(f, &p);
+    assert_true(r->n >= min_hits);
+    for (size_t i = 0; i < r->n; i++) {
+        const dm_memory *m = &r->hits[i].memory;
+        int64_t at = m->last_access_us > m->record_time_us ? m->last_access_us
+                                                           : m->record_time_us;
+        double days = now > at ? (double)(now - at) / (double)DAY : 0;
+        double want = m->salience * exp(-(double)m->decay_rate * days);
+        if (fabs(r->hits[i].explain->salience - want) > 1e-5)
+            fail_msg("hit %zu: salience %f, its record gives %f", i,
+                     (double)r->hits[i].explain->salience, want);
+    }
+    dm_search_result_free(r);
+}
+
+/* The copy of each memory's salience state in the document table
+ * (retrieval.md) follows its record: after the adds, a refresh, an archive
+ * and a restore, and a reopen that loads the user from its checkpoint. */
+static void test_salience_copy(void **state)
+{
+    fx *f = *state;
+    dm_memory *m;
+    assert_rc(dm_get(f->db, NULL, &f->id[3], 0, &m), DM_OK);
+    int64_t t = m->record_time_us + 10 * DAY;
+    dm_memory_free(m);
+    check_salience(f, t, 5);
+    /* Refreshed by a search: stored salience and refresh time change. */
+    dm_search_params p;
+    params(&p, "flight hotel beach vacation", 3);
+    p.flags = 0;
+    p.now_us = t;
+    dm_search_result_free(run(f, &p));
+    assert_rc(dm_sync_indexes(f->db), DM_OK);
+    assert_rc(dm_get(f->db, NULL, &f->id[3], 0, &m), DM_OK);
+    assert_true(m->last_access_us == t);
+    dm_memory_free(m);
+    check_salience(f, t + 5 * DAY, 5);
+    /* Archived and restored: the restore restarts the fading. */
+    dm_scope sc = { NULL, "ana" };
+    assert_rc(dm_set_state(f->db, &sc, &f->id[0], DM_STATE_ARCHIVED), DM_OK);
+    assert_rc(dm_set_state(f->db, &sc, &f->id[0], DM_STATE_ACTIVE), DM_OK);
+    assert_rc(dm_get(f->db, NULL, &f->id[0], 0, &m), DM_OK);
+    int64_t t2 = m->last_access_us + 3 * DAY;
+    dm_memory_free(m);
+    check_salience(f, t2, 5);
+    /* Reopened: the user comes back from its checkpoint, nothing known. */
+    assert_rc(dm_sync_indexes(f->db), DM_OK);
+    assert_rc(dm_close(f->db), DM_OK);
+    dm_options o;
+    tm_options(&o);
+    o.decay_interval_s = 0;
+    assert_rc(dm_open(f->dir, &o, &f->db), DM_OK);
+    check_salience(f, t2, 5);
+    check_salience(f, t2 + 30 * DAY, 5);
+}
+
 static float added_rate(fx *f, const char *tenant, const char *user, dm_memory_kind kind,
                         float explicit_rate)
 {
@@ -564,6 +630,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mmr_and_neighbours, setup, teardown),
         cmocka_unit_test_setup_teardown(test_archive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refresh, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_salience_copy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_decay_rates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_param_errors, setup, teardown),
     };
