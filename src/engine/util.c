@@ -314,12 +314,31 @@ void dm_time_format(int64_t us, char out[40])
     int64_t y;
     unsigned m, d;
     civil_from_days(days, &y, &m, &d);
-    int n = snprintf(out, 40, "%04lld-%02u-%02uT%02d:%02d:%02d", (long long)y, m, d,
-                     (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60));
-    if (frac)
-        snprintf(out + n, (size_t)(40 - n), ".%06lldZ", (long long)frac);
-    else
-        snprintf(out + n, (size_t)(40 - n), "Z");
+    if (y < 0 || y > 9999) {
+        int n = snprintf(out, 40, "%04lld-%02u-%02uT%02d:%02d:%02d", (long long)y, m, d,
+                         (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60));
+        if (frac)
+            snprintf(out + n, (size_t)(40 - n), ".%06lldZ", (long long)frac);
+        else
+            snprintf(out + n, (size_t)(40 - n), "Z");
+        return;
+    }
+    /* The same by hand: a search answer prints three per result. */
+    const int64_t f[] = { y, m, d, rem / 3600, rem / 60 % 60, rem % 60, frac };
+    static const char sep[] = "--T::.";
+    char *p = out;
+    for (int i = 0; i < 7; i++) {
+        int w = i == 0 ? 4 : i == 6 ? 6 : 2;
+        if (i == 6 && !frac)
+            break;
+        if (i)
+            *p++ = sep[i - 1];
+        for (int j = w - 1, v = (int)f[i]; j >= 0; j--, v /= 10)
+            p[j] = (char)('0' + v % 10);
+        p += w;
+    }
+    *p++ = 'Z';
+    *p = 0;
 }
 
 bool eng_vec_is_zero(const float *v, uint32_t dim)

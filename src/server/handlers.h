@@ -118,6 +118,9 @@ extern const http_route http_routes_mcp[];
 
 /* http_reply -- the success body (stolen; NULL = {}) and status. */
 void http_reply(http_resp *rs, int status, json_t *body);
+/* http_reply_text -- the success body as JSON text already written
+ * (dm_malloc'd, stolen), for the answers built with jw.h. */
+void http_reply_text(http_resp *rs, int status, char *json, size_t len);
 
 /* http_fail -- an error: kind, the field it concerns (NULL = none) and a
  * message (printf).  Returns false, so that `return http_fail(...)` works

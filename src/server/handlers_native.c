@@ -490,9 +490,10 @@ static void h_search(http_req *rq, http_resp *rs)
                                               : NULL);
     } else {
         char err[512];
-        json_t *doc = kjson_search(r, err, sizeof err);
-        if (doc)
-            http_reply(rs, 200, doc);
+        size_t len;
+        char *txt = kjson_search_text(r, &len, err, sizeof err);
+        if (txt)
+            http_reply_text(rs, 200, txt, len);
         else
             http_fail(rs, HTTP_E_INTERNAL, NULL, "%s", err);
     }

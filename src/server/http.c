@@ -196,6 +196,17 @@ void http_reply(http_resp *rs, int status, json_t *body)
     rs->is_error = false;
 }
 
+void http_reply_text(http_resp *rs, int status, char *json, size_t len)
+{
+    json_decref(rs->body);
+    rs->body = NULL;
+    dm_free(rs->raw);
+    rs->raw = json;
+    rs->raw_len = len;
+    rs->status = status;
+    rs->is_error = false;
+}
+
 /* Make s valid UTF-8 in place: a sequence cut by truncation at the end is
  * dropped, and every byte that starts no valid sequence becomes '?'.  An
  * error message echoes the client's method, path or field names, and
@@ -1075,6 +1086,9 @@ static enum MHD_Result send_response(struct MHD_Connection *c, http_resp *rs,
         json_decref(rs->body);
         rs->body = error_body(rs, d);
         status = rs->status;
+        dm_free(rs->raw); /* an answer written before the failure */
+        rs->raw = NULL;
+        rs->content_type = NULL;
     }
     if (rs->stream) {
         stream_box *b = dm_malloc(sizeof *b);
@@ -1089,7 +1103,9 @@ static enum MHD_Result send_response(struct MHD_Connection *c, http_resp *rs,
         }
         rs->stream = NULL;
     } else if (rs->raw) {
-        r = MHD_create_response_from_buffer(rs->raw_len, rs->raw, MHD_RESPMEM_MUST_COPY);
+        r = MHD_create_response_from_buffer_with_free_callback(rs->raw_len, rs->raw, dm_free);
+        if (r)
+            rs->raw = NULL; /* the response frees it */
         *out_len = rs->raw_len;
     } else {
         char *txt = rs->body ? mjson_dumps(rs->body) : NULL;

@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/alloc.h"
+#include "server/jw.h"
 #include "server/kjson.h"
 #include "server/mjson.h"
 
@@ -159,92 +161,111 @@ json_t *kjson_context(const dm_context *c)
 
 static const char *const leg_names[DM_N_LEGS] = { "vector", "bm25", "temporal", "graph" };
 
-static json_t *explain_json(const dm_explain *e)
+static void explain_write(jw *w, const dm_explain *e)
 {
-    json_t *o = json_object(), *legs = json_object();
-    int bad = !o || !legs || json_object_set_new(o, "legs", legs);
-    for (int i = 0; !bad && i < DM_N_LEGS; i++) {
+    jw_open(w, '{');
+    jw_key(w, "legs");
+    jw_open(w, '{');
+    for (int i = 0; i < DM_N_LEGS; i++) {
         if (!e->leg_rank[i])
             continue;
-        json_t *l = json_object();
-        bad |= !l || json_object_set_new(legs, leg_names[i], l);
-        bad |= !l || json_object_set_new(l, "rank", json_integer(e->leg_rank[i]));
-        bad |= !l || json_object_set_new(l, "score", mjson_float(e->leg_score[i]));
+        jw_key(w, leg_names[i]);
+        jw_open(w, '{');
+        jw_key(w, "rank");
+        jw_int(w, e->leg_rank[i]);
+        jw_key(w, "score");
+        jw_float(w, e->leg_score[i]);
+        jw_close(w, '}');
     }
-    bad = bad || json_object_set_new(o, "fused", mjson_float(e->fused)) ||
-          json_object_set_new(o, "relevance", mjson_float(e->relevance)) ||
-          json_object_set_new(o, "recency", mjson_float(e->recency)) ||
-          json_object_set_new(o, "salience", mjson_float(e->salience)) ||
-          json_object_set_new(o, "score", mjson_float(e->score)) ||
-          json_object_set_new(o, "mmr_score", mjson_float(e->mmr_score)) ||
-          json_object_set_new(o, "max_sim_above", mjson_float(e->max_sim)) ||
-          json_object_set_new(o, "neighbour_of", json_integer(e->neighbour_of)) ||
-          json_object_set_new(o, "graph_answer", json_boolean(e->graph_answer)) ||
-          json_object_set_new(o, "reason", json_string(e->reason));
-    if (bad) {
-        json_decref(o);
-        return NULL;
+    jw_close(w, '}');
+    static const char *const names[] = { "fused",    "relevance", "recency",      "salience",
+                                         "score",    "mmr_score", "max_sim_above" };
+    const float v[] = { e->fused, e->relevance, e->recency, e->salience,
+                        e->score, e->mmr_score, e->max_sim };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        jw_key(w, names[i]);
+        jw_float(w, v[i]);
     }
-    return o;
+    jw_key(w, "neighbour_of");
+    jw_int(w, e->neighbour_of);
+    jw_key(w, "graph_answer");
+    jw_bool(w, e->graph_answer);
+    jw_key(w, "reason");
+    jw_cstr(w, e->reason);
+    jw_close(w, '}');
 }
 
-json_t *kjson_hit(const dm_search_hit *h, char *err, size_t err_cap)
+static void hit_write(jw *w, const dm_search_hit *h)
 {
-    json_t *o = mjson_memory(&h->memory, err, err_cap);
-    if (!o)
-        return NULL;
-    int bad = 0;
-    bad |= json_object_set_new(o, "score", mjson_float(h->score));
-    bad |= json_object_set_new(o, "vector_sim", mjson_float(h->vector_sim));
-    bad |= json_object_set_new(o, "bm25", mjson_float(h->bm25));
-    bad |= json_object_set_new(o, "vector_rank", json_integer(h->vector_rank));
-    bad |= json_object_set_new(o, "bm25_rank", json_integer(h->bm25_rank));
-    if (h->explain)
-        bad |= json_object_set_new(o, "explain", explain_json(h->explain));
-    if (bad) {
-        snprintf(err, err_cap, "a score is not a finite number");
-        json_decref(o);
-        return NULL;
+    jw_open(w, '{');
+    mjson_memory_write(w, &h->memory);
+    jw_key(w, "score");
+    jw_float(w, h->score);
+    jw_key(w, "vector_sim");
+    jw_float(w, h->vector_sim);
+    jw_key(w, "bm25");
+    jw_float(w, h->bm25);
+    jw_key(w, "vector_rank");
+    jw_int(w, h->vector_rank);
+    jw_key(w, "bm25_rank");
+    jw_int(w, h->bm25_rank);
+    if (h->explain) {
+        jw_key(w, "explain");
+        explain_write(w, h->explain);
     }
-    return o;
+    jw_close(w, '}');
+}
+
+char *kjson_search_text(const dm_search_result *r, size_t *len, char *err, size_t err_cap)
+{
+    jw w;
+    jw_init(&w);
+    jw_open(&w, '{');
+    jw_key(&w, "results");
+    jw_open(&w, '[');
+    for (size_t i = 0; r && i < r->n; i++) {
+        hit_write(&w, &r->hits[i]);
+        if (w.why) {
+            char id[DM_ID_STRLEN + 1];
+            dm_id_format(&r->hits[i].memory.id, id);
+            snprintf(err, err_cap, "memory %s: %s", id, w.why);
+            jw_fini(&w);
+            return NULL;
+        }
+    }
+    jw_close(&w, ']');
+    if (r && (r->time_label[0] || r->window_from_us || r->window_to_us)) {
+        jw_key(&w, "time");
+        jw_open(&w, '{');
+        jw_key(&w, "label");
+        jw_cstr(&w, r->time_label);
+        if (r->window_from_us) {
+            jw_key(&w, "from");
+            jw_time(&w, r->window_from_us);
+        }
+        if (r->window_to_us) {
+            jw_key(&w, "to");
+            jw_time(&w, r->window_to_us);
+        }
+        jw_close(&w, '}');
+    }
+    jw_close(&w, '}');
+    char *txt = jw_take(&w, len);
+    if (!txt)
+        snprintf(err, err_cap, "%s", w.why);
+    return txt;
 }
 
 json_t *kjson_search(const dm_search_result *r, char *err, size_t err_cap)
 {
-    json_t *doc = json_object();
-    json_t *arr = json_array();
-    char why[256], id[DM_ID_STRLEN + 1];
-    if (!doc || !arr || json_object_set(doc, "results", arr) != 0) {
-        snprintf(err, err_cap, "out of memory");
-        goto fail;
-    }
-    for (size_t i = 0; r && i < r->n; i++) {
-        json_t *o = kjson_hit(&r->hits[i], why, sizeof why);
-        if (!o || json_array_append_new(arr, o) != 0) {
-            dm_id_format(&r->hits[i].memory.id, id);
-            snprintf(err, err_cap, "memory %s: %s", id, o ? "out of memory" : why);
-            goto fail;
-        }
-    }
-    json_decref(arr);
-    arr = NULL;
-    if (r && (r->time_label[0] || r->window_from_us || r->window_to_us)) {
-        json_t *w = json_object();
-        char f[40], to[40];
-        dm_time_format(r->window_from_us, f);
-        dm_time_format(r->window_to_us, to);
-        if (!w || json_object_set_new(doc, "time", w) ||
-            json_object_set_new(w, "label", json_string(r->time_label)) ||
-            (r->window_from_us && json_object_set_new(w, "from", json_string(f))) ||
-            (r->window_to_us && json_object_set_new(w, "to", json_string(to)))) {
-            snprintf(err, err_cap, "out of memory");
-            goto fail;
-        }
-    }
+    size_t n;
+    char *txt = kjson_search_text(r, &n, err, err_cap);
+    if (!txt)
+        return NULL;
+    json_error_t je;
+    json_t *doc = json_loadb(txt, n, JSON_ALLOW_NUL, &je);
+    dm_free(txt);
+    if (!doc)
+        snprintf(err, err_cap, "search results: %s", je.text);
     return doc;
-
-fail:
-    json_decref(arr);
-    json_decref(doc);
-    return NULL;
 }

@@ -47,11 +47,12 @@ json_t *kjson_graph(const dm_graph_result *r, const char *entity, uint32_t depth
  * an item is {id, role, text, time, score}. */
 json_t *kjson_context(const dm_context *c);
 
-/* A search hit: the memory (mjson_memory) with score, vector_sim, bm25,
- * vector_rank, bm25_rank and, with DM_EXPLAIN, explain. */
-json_t *kjson_hit(const dm_search_hit *h, char *err, size_t err_cap);
-/* {"results": [hit], "time"?: {label, from?, to?}}; r NULL = no results.
+/* {"results": [hit], "time"?: {label, from?, to?}}, where a hit is the
+ * memory (mjson_memory) with score, vector_sim, bm25, vector_rank,
+ * bm25_rank and, with DM_EXPLAIN, explain; r NULL = no results.  The
+ * text form is written directly (jw.h): dm_malloc'd, *len its length.
  * On failure err names the memory that could not be represented. */
+char *kjson_search_text(const dm_search_result *r, size_t *len, char *err, size_t err_cap);
 json_t *kjson_search(const dm_search_result *r, char *err, size_t err_cap);
 
 #endif

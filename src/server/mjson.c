@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "server/jw.h"
 #include "server/mjson.h"
 
 static const char *const kind_names[] = { "episodic", "fact", "summary" };
@@ -50,150 +51,84 @@ int mjson_state_parse(const char *s, dm_memory_state *out)
     return -1;
 }
 
-static json_t *str_or_null(const char *s)
-{
-    return s ? json_string(s) : json_null();
-}
-
-/* The fewest significant digits (<= 9) that read back to f, by snprintf
- * and strtod: whether d digits read back is monotonic in d, so a binary
- * search over 1..9 finds them in three or four conversions. */
-static double shortest_by_text(float f)
-{
-    char b[330]; /* room for any %g, whatever the compiler assumes of mid */
-    int lo = 1, hi = 9;
-    double best = (double)f;
-    while (lo < hi) {
-        int mid = (lo + hi) / 2;
-        snprintf(b, sizeof b, "%.*g", mid, (double)f);
-        double d = strtod(b, NULL);
-        if ((float)d == f) {
-            hi = mid;
-            best = d;
-        } else {
-            lo = mid + 1;
-        }
-    }
-    if (lo == 9) {
-        snprintf(b, sizeof b, "%.9g", (double)f);
-        best = strtod(b, NULL);
-    }
-    return best;
-}
-
-/*
- * The same by arithmetic, for |f| in [1e-6, 1e9) (scores, salience,
- * rates): f rounded to p significant digits is r * 10^-k with r an
- * integer; p = 6 first, since a float's nearest 6-digit decimal always
- * reads back to it when any shorter one does (FLT_DIG is 6), its trailing
- * zeros dropped give the fewest digits; else 7, 8, 9.  Every power of ten
- * used is exact in a double, so r / 10^k (or r * 10^-k) is the double
- * nearest the decimal, which prints back as exactly that decimal with
- * %.9g (how the document is dumped).  No text conversion at all.
- */
-static bool shortest_by_math(float f, double *out)
-{
-    static const double p10[] = { 1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-                                  1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15 };
-    double a = fabs((double)f);
-    if (!(a >= 1e-6 && a < 1e9))
-        return false;
-    int e = (int)floor(log10(a)); /* a in [10^e, 10^(e+1)), give or take one */
-    if (a < (e >= 0 ? p10[e] : 1 / p10[-e]))
-        e--;
-    else if (e + 1 <= 15 && a >= (e + 1 >= 0 ? p10[e + 1] : 1 / p10[-(e + 1)]))
-        e++;
-    for (int p = 6; p <= 9; p++) {
-        int k = p - 1 - e; /* a * 10^k has p digits before the point */
-        if (k < -15 || k > 15)
-            return false;
-        double r = nearbyint(k >= 0 ? a * p10[k] : a / p10[-k]);
-        double d = k >= 0 ? r / p10[k] : r * p10[-k];
-        if ((float)d == (float)a) {
-            *out = f < 0 ? -d : d;
-            return true;
-        }
-    }
-    return false;
-}
 
 json_t *mjson_float(float f)
 {
-    double d;
-    if (f == 0 || !shortest_by_math(f, &d))
-        d = f == 0 ? (double)f : shortest_by_text(f);
-    return json_real(d);
+    return isfinite(f) ? json_real(jw_float_shortest(f)) : NULL;
 }
 
-static json_t *time_json(int64_t us)
+void mjson_memory_write(jw *w, const dm_memory *m)
 {
-    char t[40];
-    dm_time_format(us, t);
-    return json_string(t);
+    char id[DM_ID_STRLEN + 1];
+    dm_id_format(&m->id, id);
+    jw_key(w, "id");
+    jw_str(w, id, strlen(id));
+    jw_key(w, "tenant");
+    jw_cstr(w, m->tenant);
+    jw_key(w, "user_id");
+    jw_cstr(w, m->user_id);
+    jw_key(w, "agent_id");
+    jw_cstr(w, m->agent_id);
+    jw_key(w, "session_id");
+    jw_cstr(w, m->session_id);
+    jw_key(w, "role");
+    jw_cstr(w, m->role);
+    jw_key(w, "text");
+    jw_str(w, m->text, m->text_len);
+    jw_key(w, "time");
+    jw_time(w, m->event_time_us);
+    jw_key(w, "record_time");
+    jw_time(w, m->record_time_us);
+    jw_key(w, "salience");
+    jw_float(w, m->salience);
+    jw_key(w, "decay_rate");
+    jw_float(w, m->decay_rate);
+    jw_key(w, "access_count");
+    jw_int(w, m->access_count);
+    jw_key(w, "last_access");
+    if (m->last_access_us)
+        jw_time(w, m->last_access_us);
+    else
+        jw_null(w);
+    jw_key(w, "kind");
+    jw_cstr(w, mjson_kind_name(m->kind));
+    jw_key(w, "state");
+    jw_cstr(w, mjson_state_name(m->state));
+    /* Stored as validated compact JSON (eng_validate_metadata). */
+    const char *meta = m->metadata ? m->metadata : "{}";
+    size_t ml = strlen(meta);
+    if (ml < 2 || meta[0] != '{' || meta[ml - 1] != '}')
+        jw_fail(w, "stored metadata is not a JSON object");
+    jw_key(w, "metadata");
+    jw_raw(w, meta, ml);
+    if (m->embedding) {
+        jw_key(w, "embedding");
+        jw_open(w, '[');
+        for (uint32_t i = 0; i < m->dim; i++)
+            jw_float(w, m->embedding[i]);
+        jw_close(w, ']');
+    }
 }
 
 json_t *mjson_memory(const dm_memory *m, char *err, size_t err_cap)
 {
-    char id[DM_ID_STRLEN + 1];
-    json_t *o = json_object();
-    json_t *meta = NULL;
-    if (!o) {
-        snprintf(err, err_cap, "out of memory");
-        goto fail;
+    jw w;
+    jw_init(&w);
+    jw_open(&w, '{');
+    mjson_memory_write(&w, m);
+    jw_close(&w, '}');
+    size_t n;
+    char *txt = jw_take(&w, &n);
+    if (!txt) {
+        snprintf(err, err_cap, "%s", w.why);
+        return NULL;
     }
     json_error_t je;
-    meta = json_loads(m->metadata ? m->metadata : "{}", 0, &je);
-    if (!meta || !json_is_object(meta)) {
-        snprintf(err, err_cap, "stored metadata is not a JSON object%s%s",
-                 meta ? "" : ": ", meta ? "" : je.text);
-        goto fail;
-    }
-    json_t *text = json_stringn(m->text, m->text_len);
-    if (!text) {
-        snprintf(err, err_cap, "stored text is not valid UTF-8");
-        goto fail;
-    }
-    dm_id_format(&m->id, id);
-    int bad = 0;
-    bad |= json_object_set_new(o, "id", json_string(id));
-    bad |= json_object_set_new(o, "tenant", str_or_null(m->tenant));
-    bad |= json_object_set_new(o, "user_id", str_or_null(m->user_id));
-    bad |= json_object_set_new(o, "agent_id", str_or_null(m->agent_id));
-    bad |= json_object_set_new(o, "session_id", str_or_null(m->session_id));
-    bad |= json_object_set_new(o, "role", str_or_null(m->role));
-    bad |= json_object_set_new(o, "text", text);
-    bad |= json_object_set_new(o, "time", time_json(m->event_time_us));
-    bad |= json_object_set_new(o, "record_time", time_json(m->record_time_us));
-    bad |= json_object_set_new(o, "salience", mjson_float(m->salience));
-    bad |= json_object_set_new(o, "decay_rate",
-                               mjson_float(m->decay_rate));
-    bad |= json_object_set_new(o, "access_count",
-                               json_integer(m->access_count));
-    bad |= json_object_set_new(o, "last_access",
-                               m->last_access_us ? time_json(m->last_access_us)
-                                                 : json_null());
-    bad |= json_object_set_new(o, "kind", json_string(mjson_kind_name(m->kind)));
-    bad |= json_object_set_new(o, "state",
-                               json_string(mjson_state_name(m->state)));
-    bad |= json_object_set_new(o, "metadata", meta);
-    meta = NULL;
-    if (m->embedding) {
-        json_t *arr = json_array();
-        for (uint32_t i = 0; arr && i < m->dim; i++)
-            bad |= json_array_append_new(arr, json_real(m->embedding[i]));
-        bad |= json_object_set_new(o, "embedding", arr);
-    }
-    if (bad) {
-        snprintf(err, err_cap, "a field cannot be represented in JSON "
-                 "(invalid UTF-8, a non-finite number, or out of memory)");
-        goto fail;
-    }
+    json_t *o = json_loadb(txt, n, JSON_ALLOW_NUL, &je);
+    dm_free(txt);
+    if (!o)
+        snprintf(err, err_cap, "stored metadata is not valid JSON: %s", je.text);
     return o;
-
-fail:
-    json_decref(meta);
-    json_decref(o);
-    return NULL;
 }
 
 /* True when the double does not come back from its 9-digit form. */

@@ -13,6 +13,8 @@
 
 #include "deltamemory.h"
 
+struct jw;
+
 /* Names of the enums in JSON; the parsers return 0 and set *out, or -1 for
  * an unknown name. */
 const char *mjson_kind_name(dm_memory_kind k);
@@ -28,6 +30,9 @@ int mjson_state_parse(const char *s, dm_memory_state *out);
  * example stored metadata that is not valid JSON).
  */
 json_t *mjson_memory(const dm_memory *m, char *err, size_t err_cap);
+/* The same fields, written into w's open object (jw.h); a failure is
+ * w->why. */
+void mjson_memory_write(struct jw *w, const dm_memory *m);
 
 /* mjson_float -- a JSON real for a float32: the shortest decimal (at most
  * 9 digits) that reads back to f.  NULL for a non-finite f. */
