@@ -45,6 +45,7 @@
 
 #include "base/alloc.h"
 #include "server/handlers.h"
+#include "server/jw.h"
 #include "server/kjson.h"
 #include "server/mjson.h"
 
@@ -188,13 +189,14 @@ static bool dump_obj(http_resp *rs, json_t *obj, char **out)
 static void reply_memory(http_resp *rs, int status, const dm_memory *m)
 {
     char err[256], id[DM_ID_STRLEN + 1];
-    json_t *o = mjson_memory(m, err, sizeof err);
-    if (!o) {
+    size_t len;
+    char *txt = mjson_memory_text(m, &len, err, sizeof err);
+    if (!txt) {
         dm_id_format(&m->id, id);
         http_fail(rs, HTTP_E_INTERNAL, NULL, "memory %s: %s", id, err);
         return;
     }
-    http_reply(rs, status, o);
+    http_reply_text(rs, status, txt, len);
 }
 
 /* ----------------------------------------------------------- memories */
@@ -417,21 +419,26 @@ static void h_list(http_req *rq, http_resp *rs)
         fail_dm(rs, rc, "list", rc == DM_EINVAL && p.cursor ? "cursor" : NULL);
         return;
     }
-    json_t *items = json_array();
-    char err[256];
-    for (size_t i = 0; r && items && i < r->n; i++) {
-        json_t *o = mjson_memory(&r->items[i], err, sizeof err);
-        if (!o) {
-            http_fail(rs, HTTP_E_INTERNAL, NULL, "%s", err);
-            json_decref(items);
-            dm_list_result_free(r);
-            return;
-        }
-        json_array_append_new(items, o);
+    jw w;
+    jw_init(&w);
+    jw_open(&w, '{');
+    jw_key(&w, "items");
+    jw_open(&w, '[');
+    for (size_t i = 0; r && !w.why && i < r->n; i++) {
+        jw_open(&w, '{');
+        mjson_memory_write(&w, &r->items[i]);
+        jw_close(&w, '}');
     }
-    http_reply(rs, 200,
-               json_pack("{s:o, s:o}", "items", items, "next_cursor",
-                         r && r->next_cursor ? json_string(r->next_cursor) : json_null()));
+    jw_close(&w, ']');
+    jw_key(&w, "next_cursor");
+    jw_cstr(&w, r ? r->next_cursor : NULL);
+    jw_close(&w, '}');
+    size_t len;
+    char *txt = jw_take(&w, &len);
+    if (txt)
+        http_reply_text(rs, 200, txt, len);
+    else
+        http_fail(rs, HTTP_E_INTERNAL, NULL, "%s", w.why);
     dm_list_result_free(r);
 }
 
@@ -946,11 +953,11 @@ static void *export_main(void *arg)
     return NULL;
 }
 
-static long export_read(void *cls, char *buf, size_t cap)
+static long export_read(void *cls, char *out, size_t cap)
 {
     export_job *j = cls;
     for (;;) {
-        ssize_t n = recv(j->fd_read, buf, cap, 0);
+        ssize_t n = recv(j->fd_read, out, cap, 0);
         if (n < 0 && errno == EINTR)
             continue;
         if (n > 0)

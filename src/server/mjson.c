@@ -110,19 +110,25 @@ void mjson_memory_write(jw *w, const dm_memory *m)
     }
 }
 
-json_t *mjson_memory(const dm_memory *m, char *err, size_t err_cap)
+char *mjson_memory_text(const dm_memory *m, size_t *len, char *err, size_t err_cap)
 {
     jw w;
     jw_init(&w);
     jw_open(&w, '{');
     mjson_memory_write(&w, m);
     jw_close(&w, '}');
-    size_t n;
-    char *txt = jw_take(&w, &n);
-    if (!txt) {
+    char *txt = jw_take(&w, len);
+    if (!txt)
         snprintf(err, err_cap, "%s", w.why);
+    return txt;
+}
+
+json_t *mjson_memory(const dm_memory *m, char *err, size_t err_cap)
+{
+    size_t n;
+    char *txt = mjson_memory_text(m, &n, err, err_cap);
+    if (!txt)
         return NULL;
-    }
     json_error_t je;
     json_t *o = json_loadb(txt, n, JSON_ALLOW_NUL, &je);
     dm_free(txt);

@@ -30,8 +30,10 @@ int mjson_state_parse(const char *s, dm_memory_state *out);
  * example stored metadata that is not valid JSON).
  */
 json_t *mjson_memory(const dm_memory *m, char *err, size_t err_cap);
-/* The same fields, written into w's open object (jw.h); a failure is
- * w->why. */
+/* The same object as JSON text (dm_malloc'd, *len its length), written
+ * directly; NULL with the reason in err. */
+char *mjson_memory_text(const dm_memory *m, size_t *len, char *err, size_t err_cap);
+/* Its fields, written into w's open object (jw.h); a failure is w->why. */
 void mjson_memory_write(struct jw *w, const dm_memory *m);
 
 /* mjson_float -- a JSON real for a float32: the shortest decimal (at most
