@@ -1591,10 +1591,15 @@ int http_start(dm_db *db, const http_config *c, http_server **out)
     if (!k->host)
         k->host = "127.0.0.1";
     if (!k->n_threads) {
+        /* An add holds its thread while its write waits for the WAL sync
+         * (up to sync_interval_ms plus the sync itself): at 4 per core,
+         * about half the pool sat in those waits under a 20 % add load
+         * with the cores not busy; 12 per core keeps them busy
+         * (bench_server: 6,100 -> 8,000 requests/s on 2 cores). */
         long nc = sysconf(_SC_NPROCESSORS_ONLN);
-        k->n_threads = nc > 0 ? (unsigned)nc * 4 : 8;
-        if (k->n_threads < 8)
-            k->n_threads = 8;
+        k->n_threads = nc > 0 ? (unsigned)nc * 12 : 16;
+        if (k->n_threads < 16)
+            k->n_threads = 16;
     }
     if (!k->max_connections)
         k->max_connections = DEF_MAX_CONN;
