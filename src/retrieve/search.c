@@ -45,6 +45,7 @@
 #include "base/err.h"
 #include "engine/engine_int.h"
 #include "engine/record.h"
+#include "index/distance.h"
 #include "retrieve/filter.h"
 #include "retrieve/fuse.h"
 #include "retrieve/timex.h"
@@ -463,11 +464,7 @@ typedef struct mmr_ctx {
 static float mmr_sim(void *arg, uint32_t i, uint32_t j)
 {
     const mmr_ctx *m = arg;
-    const float *a = m->vecs + (size_t)i * m->dim, *b = m->vecs + (size_t)j * m->dim;
-    float s = 0;
-    for (uint32_t d = 0; d < m->dim; d++)
-        s += a[d] * b[d];
-    return s;
+    return dist_dot(m->vecs + (size_t)i * m->dim, m->vecs + (size_t)j * m->dim, m->dim);
 }
 
 static void unit(float *v, uint32_t dim)

@@ -178,6 +178,9 @@ void jw_init(jw *w)
 {
     memset(w, 0, sizeof *w);
     buf_init(&w->b);
+    /* A search answer of ten memories is a few kilobytes: grow once. */
+    if (buf_reserve(&w->b, 4096))
+        w->why = "out of memory";
 }
 
 void jw_fini(jw *w)
@@ -192,10 +195,16 @@ void jw_fail(jw *w, const char *why)
         w->why = why;
 }
 
-static void put(jw *w, const void *p, size_t n)
+static inline void put(jw *w, const void *p, size_t n)
 {
-    if (!w->why && buf_append(&w->b, p, n))
+    if (w->why)
+        return;
+    if (w->b.cap - w->b.len < n && buf_reserve(&w->b, n)) {
         w->why = "out of memory";
+        return;
+    }
+    memcpy(w->b.ptr + w->b.len, p, n);
+    w->b.len += n;
 }
 
 /* Before a value: the comma after the previous item of an array. */
@@ -309,12 +318,24 @@ void jw_key(jw *w, const char *k)
         jw_fail(w, "a key outside an object");
         return;
     }
+    size_t n = strlen(k), i = 0;
+    while (i < n && (unsigned char)k[i] >= 0x20 && (unsigned char)k[i] < 0x80 && k[i] != '"' &&
+           k[i] != '\\')
+        i++;
     if (w->any[w->depth - 1])
         put(w, ",", 1);
     w->any[w->depth - 1] = true;
-    if (!put_string(w, k, strlen(k)))
-        jw_fail(w, "a key is not valid UTF-8");
-    put(w, ":", 1);
+    if (i == n && n < 60) { /* the usual key: plain ASCII, as it is */
+        char t[64];
+        t[0] = '"';
+        memcpy(t + 1, k, n);
+        memcpy(t + 1 + n, "\":", 2);
+        put(w, t, n + 3);
+    } else {
+        if (!put_string(w, k, n))
+            jw_fail(w, "a key is not valid UTF-8");
+        put(w, ":", 1);
+    }
     w->after_key = true;
 }
 
