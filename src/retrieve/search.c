@@ -781,6 +781,16 @@ static int expand_neighbours(req *r, cand ***byp, uint32_t *np, uint32_t n_src)
     uint32_t n = *np;
     if (n_src > n)
         n_src = n;
+    /* Memories stored without a session have no neighbours: no iterator. */
+    bool any = false;
+    for (uint32_t i = 0; i < n_src && !any; i++) {
+        rec_memory hm;
+        any = !rec_memory_decode(buf_slice_of((const uint8_t *)by[i]->rec, by[i]->rec_len),
+                                 &hm) &&
+              hm.session_id.ptr;
+    }
+    if (!any)
+        return DM_OK;
     iter *it = NULL;
     int rc = kv_iter_new(r->db->kv, NULL, &it);
     if (rc)
