@@ -88,6 +88,20 @@ static inline uint64_t dec_u64(const uint8_t *p)
     return (uint64_t)dec_u32(p) | ((uint64_t)dec_u32(p + 4) << 32);
 }
 
+/* ---- a float32's bits and back (IEEE-754 binary32) ---- */
+static inline uint32_t f32_bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+static inline float f32_of_bits(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
 /* ---- big-endian (for key parts, so that byte order = numeric order) ---- */
 static inline void enc_be64(uint8_t *p, uint64_t v)
 {

@@ -1485,19 +1485,6 @@ int facts_add_one(fact_set *s, const ex_fact *in, const fact_ctx *c, fact_plan *
 
 /* ------------------------------------------------------------- records */
 
-static uint32_t f2u(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return u;
-}
-
-static float u2f(uint32_t u)
-{
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
 
 static int put_str(buf *b, const char *s)
 {
@@ -1509,7 +1496,7 @@ int fact_encode(const fact *f, buf *out)
     int rc = buf_put_u8(out, REC_FACT_VERSION);
     rc |= buf_put_u8(out, f->state);
     rc |= buf_put_u8(out, f->flags);
-    rc |= buf_put_u32(out, f2u(f->confidence));
+    rc |= buf_put_u32(out, f32_bits(f->confidence));
     rc |= buf_put_u64(out, (uint64_t)f->valid_from_us);
     rc |= buf_put_u64(out, (uint64_t)f->valid_to_us);
     rc |= buf_put_u64(out, (uint64_t)f->mentioned_us);
@@ -1558,7 +1545,7 @@ int fact_decode(buf_slice v, fact *f)
         !get_lenbytes(&s, &ex) || !get_varint(&s, &n_src) || n_src > s.len / 16 ||
         s.len != n_src * 16)
         return corrupt("fact", v, s);
-    f->confidence = u2f(conf);
+    f->confidence = f32_of_bits(conf);
     f->valid_from_us = (int64_t)t[0];
     f->valid_to_us = (int64_t)t[1];
     f->mentioned_us = (int64_t)t[2];

@@ -17,19 +17,6 @@
 #include "engine/record_format.h"
 #include "index/distance.h"
 
-static uint32_t f2u(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return u;
-}
-
-static float u2f(uint32_t u)
-{
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
 
 static int corrupt(const char *kind, buf_slice start, buf_slice at)
 {
@@ -48,8 +35,8 @@ int rec_memory_encode(const rec_memory *m, const float *embedding, buf *out)
     rc |= buf_put_u8(out, m->state);
     rc |= buf_put_u8(out, flags);
     rc |= buf_put_u64(out, (uint64_t)m->record_time_us);
-    rc |= buf_put_u32(out, f2u(m->salience));
-    rc |= buf_put_u32(out, f2u(m->decay_rate));
+    rc |= buf_put_u32(out, f32_bits(m->salience));
+    rc |= buf_put_u32(out, f32_bits(m->decay_rate));
     rc |= buf_put_u32(out, m->access_count);
     rc |= buf_put_u64(out, (uint64_t)m->last_access_us);
     rc |= buf_put_lenbytes(out, m->role.ptr, m->role.len);
@@ -73,7 +60,7 @@ int rec_memory_encode(const rec_memory *m, const float *embedding, buf *out)
         }
     } else {
         for (uint32_t i = 0; i < m->dim && rc == 0; i++)
-            rc |= buf_put_u32(out, f2u(embedding[i]));
+            rc |= buf_put_u32(out, f32_bits(embedding[i]));
     }
     return rc ? err_set_msg(DM_ENOMEM, "out of memory encoding a memory") : DM_OK;
 }
@@ -99,10 +86,10 @@ int rec_memory_decode(buf_slice v, rec_memory *m)
     m->record_time_us = (int64_t)u64;
     if (!get_u32(&s, &u32))
         return corrupt("memory", v, s);
-    m->salience = u2f(u32);
+    m->salience = f32_of_bits(u32);
     if (!get_u32(&s, &u32))
         return corrupt("memory", v, s);
-    m->decay_rate = u2f(u32);
+    m->decay_rate = f32_of_bits(u32);
     if (!get_u32(&s, &m->access_count) || !get_u64(&s, &u64))
         return corrupt("memory", v, s);
     m->last_access_us = (int64_t)u64;
@@ -134,7 +121,7 @@ void rec_memory_embedding(const rec_memory *m, float *out)
         return;
     }
     for (uint32_t i = 0; i < m->dim; i++)
-        out[i] = u2f(dec_u32(m->embedding + 4 * (size_t)i));
+        out[i] = f32_of_bits(dec_u32(m->embedding + 4 * (size_t)i));
 }
 
 int rec_user_encode(const rec_user *u, buf *out)

@@ -260,26 +260,12 @@ void eng_doc_remove(eng_user *u, uint32_t doc)
     u->n_live--;
 }
 
-static uint32_t float_bits(float f)
-{
-    uint32_t b;
-    memcpy(&b, &f, 4);
-    return b;
-}
-
-static float bits_float(uint32_t b)
-{
-    float f;
-    memcpy(&f, &b, 4);
-    return f;
-}
-
 void eng_doc_salience_set(eng_user *u, uint32_t doc, float stored, float rate,
                           int64_t refreshed_us)
 {
     eng_doc *d = &u->docs[doc];
-    atomic_store_explicit(&d->sal_bits, float_bits(stored), memory_order_relaxed);
-    atomic_store_explicit(&d->rate_bits, float_bits(rate), memory_order_relaxed);
+    atomic_store_explicit(&d->sal_bits, f32_bits(stored), memory_order_relaxed);
+    atomic_store_explicit(&d->rate_bits, f32_bits(rate), memory_order_relaxed);
     atomic_store_explicit(&d->sal_at, refreshed_us, memory_order_release);
 }
 
@@ -294,8 +280,8 @@ bool eng_doc_salience(const eng_user *u, uint32_t doc, int64_t now_us, double *o
     int64_t at = atomic_load_explicit(&d->sal_at, memory_order_acquire);
     if (at == ENG_SAL_UNKNOWN)
         return false;
-    float stored = bits_float(atomic_load_explicit(&d->sal_bits, memory_order_relaxed));
-    float rate = bits_float(atomic_load_explicit(&d->rate_bits, memory_order_relaxed));
+    float stored = f32_of_bits(atomic_load_explicit(&d->sal_bits, memory_order_relaxed));
+    float rate = f32_of_bits(atomic_load_explicit(&d->rate_bits, memory_order_relaxed));
     *out = eng_salience(stored, rate, at, now_us);
     return true;
 }

@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "base/alloc.h"
 #include "server/jw.h"
 #include "server/kjson.h"
 #include "server/mjson.h"
@@ -260,12 +259,5 @@ json_t *kjson_search(const dm_search_result *r, char *err, size_t err_cap)
 {
     size_t n;
     char *txt = kjson_search_text(r, &n, err, err_cap);
-    if (!txt)
-        return NULL;
-    json_error_t je;
-    json_t *doc = json_loadb(txt, n, JSON_ALLOW_NUL, &je);
-    dm_free(txt);
-    if (!doc)
-        snprintf(err, err_cap, "search results: %s", je.text);
-    return doc;
+    return mjson_tree(txt, n, err, err_cap);
 }

@@ -123,18 +123,23 @@ char *mjson_memory_text(const dm_memory *m, size_t *len, char *err, size_t err_c
     return txt;
 }
 
+json_t *mjson_tree(char *txt, size_t len, char *err, size_t err_cap)
+{
+    if (!txt)
+        return NULL;
+    json_error_t je;
+    json_t *o = json_loadb(txt, len, JSON_ALLOW_NUL, &je);
+    dm_free(txt);
+    if (!o) /* the writer's own text is JSON: only stored metadata can fail */
+        snprintf(err, err_cap, "stored metadata is not valid JSON: %s", je.text);
+    return o;
+}
+
 json_t *mjson_memory(const dm_memory *m, char *err, size_t err_cap)
 {
     size_t n;
     char *txt = mjson_memory_text(m, &n, err, err_cap);
-    if (!txt)
-        return NULL;
-    json_error_t je;
-    json_t *o = json_loadb(txt, n, JSON_ALLOW_NUL, &je);
-    dm_free(txt);
-    if (!o)
-        snprintf(err, err_cap, "stored metadata is not valid JSON: %s", je.text);
-    return o;
+    return mjson_tree(txt, n, err, err_cap);
 }
 
 /* True when the double does not come back from its 9-digit form. */

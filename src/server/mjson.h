@@ -35,6 +35,9 @@ json_t *mjson_memory(const dm_memory *m, char *err, size_t err_cap);
 char *mjson_memory_text(const dm_memory *m, size_t *len, char *err, size_t err_cap);
 /* Its fields, written into w's open object (jw.h); a failure is w->why. */
 void mjson_memory_write(struct jw *w, const dm_memory *m);
+/* The tree of a writer's text (taken and freed; NULL passes through, err
+ * then already set by the writer's caller); NULL with the reason in err. */
+json_t *mjson_tree(char *txt, size_t len, char *err, size_t err_cap);
 
 /* mjson_float -- a JSON real for a float32: the shortest decimal (at most
  * 9 digits) that reads back to f.  NULL for a non-finite f. */
