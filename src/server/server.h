@@ -37,7 +37,8 @@ typedef struct http_config {
     double rate_burst;         /* bucket size; 0 = 2 * rate_per_s */
     unsigned user_concurrency; /* requests of one user in progress at once;
                                   the user's others wait their turn (off the
-                                  request threads); 0 = 2 */
+                                  request threads); 0 = half the cores,
+                                  at least 1 */
     bool is_strict;            /* unknown fields in a body are 422 */
     bool is_open;              /* bind host even without any API key */
     const char *access_log;    /* path of the JSON-lines access log; NULL =
