@@ -1074,6 +1074,10 @@ static void report_counters(const char *prefix, dm_db *db, const dm_stats *st0,
     report_value(name, (double)(st.write_stall_us - st0->write_stall_us) / 1e3, "ms");
     snprintf(name, sizeof name, "%s_compactions", prefix);
     report_value(name, (double)(st.compactions - st0->compactions), "compactions");
+    snprintf(name, sizeof name, "%s_refreshes", prefix);
+    report_value(name, (double)(st.refreshes - st0->refreshes), "records");
+    snprintf(name, sizeof name, "%s_refreshes_dropped", prefix);
+    report_value(name, (double)(st.refreshes_dropped - st0->refreshes_dropped), "refreshes");
 }
 
 static void report_run(const char *prefix, const run *r)

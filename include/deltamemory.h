@@ -994,6 +994,10 @@ typedef struct dm_stats {
     uint64_t write_stalls;     /* times writers waited for a flush or a level-0
                                   compaction to make room */
     uint64_t write_stall_us;   /* how long they waited, in all */
+    uint64_t refreshes;        /* salience refreshes written since open (a
+                                  record rewritten for a recalled memory) */
+    uint64_t refreshes_dropped; /* refreshes dropped by a full queue since open */
+    uint64_t refresh_queued;   /* refreshes waiting to be written */
 } dm_stats;
 
 /* dm_stats_get -- fill *out.  Errors: DM_EIO, DM_ENOMEM. */

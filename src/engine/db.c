@@ -571,6 +571,13 @@ int dm_stats_get(dm_db *db, dm_stats *out)
     out->write_stalls = ks.n_stalls;
     out->write_stall_us = ks.stall_us;
     out->n_checkpoints = atomic_load(&db->n_checkpoints);
+    out->refreshes = atomic_load(&db->n_refreshed);
+    if (db->ix.inited) {
+        pthread_mutex_lock(&db->ix.mu);
+        out->refreshes_dropped = db->ix.rf_dropped;
+        out->refresh_queued = db->ix.rf_n;
+        pthread_mutex_unlock(&db->ix.mu);
+    }
     out->n_replayed = atomic_load(&db->n_replayed);
     snprintf(out->model, sizeof out->model, "%s", embedder_name(db->emb));
     out->dim = db->dim;

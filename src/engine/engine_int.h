@@ -212,6 +212,7 @@ struct dm_db {
     uint32_t id_counter;
     uint64_t id_rand;
     atomic_uint_fast64_t n_checkpoints, n_replayed;
+    atomic_uint_fast64_t n_refreshed; /* refreshes written (salience.c) */
     eng_indexer ix;
     eng_xqueue xq;
     atomic_uint_fast64_t decay_gen; /* bumped by dm_set_decay_rate */

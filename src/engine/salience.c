@@ -323,8 +323,11 @@ static int refresh_user(dm_db *db, eng_user *u, const eng_refresh *e, size_t n)
             eng_doc_salience_set(u, doc, m.salience, m.decay_rate,
                                  rec_memory_refreshed_us(&m));
     }
-    if (!rc && kv_batch_count(b))
+    if (!rc && kv_batch_count(b)) {
         rc = eng_write_lazy(db, b); /* a lost refresh costs little */
+        if (!rc)
+            atomic_fetch_add(&db->n_refreshed, kv_batch_count(b));
+    }
     if (rc) /* what the documents say may not be stored: read it again */
         for (size_t i = 0; i < n; i++) {
             uint32_t doc = eng_doc_find(u, e[i].id);

@@ -910,6 +910,13 @@ static void metrics_render(http_server *s, sbuf *b)
               "times writers waited for a flush or a level-0 compaction", st.write_stalls },
             { "write_stall_microseconds_total", "counter", "time writers waited, in all",
               st.write_stall_us },
+            { "refreshes_total", "counter",
+              "salience refreshes written (records of recalled memories rewritten)",
+              st.refreshes },
+            { "refreshes_dropped_total", "counter", "salience refreshes dropped by a full queue",
+              st.refreshes_dropped },
+            { "refresh_queued", "gauge", "salience refreshes waiting to be written",
+              st.refresh_queued },
         };
         for (size_t i = 0; i < sizeof g / sizeof g[0]; i++)
             sb_printf(b, "# HELP deltamemory_%s %s.\n# TYPE deltamemory_%s %s\ndeltamemory_%s %llu\n",

@@ -422,6 +422,10 @@ static void test_refresh(void **state)
     assert_true(!memcmp(r->hits[0].memory.id.bytes, id.bytes, 16));
     dm_search_result_free(r);
     assert_rc(dm_sync_indexes(f->db), DM_OK);
+    dm_stats st;
+    assert_rc(dm_stats_get(f->db, &st), DM_OK);
+    assert_int_equal(st.refreshes, 1);
+    assert_int_equal(st.refresh_queued, 0);
     dm_memory *after;
     assert_rc(dm_get(f->db, NULL, &id, 0, &after), DM_OK);
     assert_int_equal(after->access_count, before->access_count + 1);
@@ -466,6 +470,10 @@ static void test_refresh(void **state)
     assert_int_equal(after->access_count, 2);
     assert_true(after->last_access_us == later + 7200 * (int64_t)1000000);
     dm_memory_free(after);
+    /* Counted: the two written, none dropped. */
+    assert_rc(dm_stats_get(f->db, &st), DM_OK);
+    assert_int_equal(st.refreshes, 2);
+    assert_int_equal(st.refreshes_dropped, 0);
 }
 
 /* Every hit's explained salience is what its record gives at the reference
