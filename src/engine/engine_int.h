@@ -55,7 +55,8 @@ typedef struct eng_doc {
      * without reading the record (eng_doc_salience).  Set when the record
      * is written or read under the user's lock; a search sets it under
      * the read lock, and two searches may set the same values at once,
-     * hence atomics.  sal_at == ENG_SAL_UNKNOWN: read the record. */
+     * hence atomics.  sal_at == ENG_SAL_UNKNOWN: read the record (the
+     * other two then mean nothing). */
     _Atomic int64_t sal_at;     /* when it was last refreshed */
     _Atomic uint32_t sal_bits;  /* stored salience, float bits */
     _Atomic uint32_t rate_bits; /* decay rate per day, float bits */

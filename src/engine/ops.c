@@ -54,7 +54,8 @@ typedef struct add_item {
     uint8_t id[16];
     int64_t ts, record_us;
     float *vec;       /* into the batch's vector array */
-    float decay;      /* the record's decay rate (add_prepare) */
+    float decay;      /* the record's decay rate and refresh time, for */
+    int64_t sal_at;   /* the document table (add_prepare) */
     uint32_t order;   /* position in the caller's array */
     eng_xwait *wait;  /* a dm_remember waiting for the extraction; NULL */
 } add_item;
@@ -182,6 +183,7 @@ static int add_prepare(dm_db *db, eng_user *u, add_item *items, size_t n, kv_bat
             r.agent_id = buf_slice_of(p->agent_id, strlen(p->agent_id));
         if (p->session_id)
             r.session_id = buf_slice_of(p->session_id, strlen(p->session_id));
+        it->sal_at = rec_memory_refreshed_us(&r);
         buf_clear(v);
         rc = rec_memory_encode(&r, it->vec, v);
         size_t kl = key_memory(k, &u->tu, it->ts, it->id);
@@ -260,12 +262,8 @@ static void add_apply(dm_db *db, eng_user *u, add_item *items, size_t n)
         const dm_add_params *p = items[i].p;
         rc = eng_doc_add(u, items[i].id, items[i].ts,
                          p->state == DM_STATE_ARCHIVED ? DOC_ARCHIVED : 0, &doc);
-        if (!rc) {
-            /* As rec_memory_refreshed_us reads the record add_prepare wrote. */
-            int64_t at = p->last_access_us > items[i].record_us ? p->last_access_us
-                                                                 : items[i].record_us;
-            eng_doc_salience_set(u, doc, p->salience, items[i].decay, at);
-        }
+        if (!rc)
+            eng_doc_salience_set(u, doc, p->salience, items[i].decay, items[i].sal_at);
         if (!rc)
             rc = eng_index_memory(db, u, doc, items[i].p->text, items[i].text_len,
                                   items[i].vec);

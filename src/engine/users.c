@@ -229,9 +229,7 @@ int eng_doc_add(eng_user *u, const uint8_t id[16], int64_t ts, uint32_t flags,
     d->ts = ts;
     d->flags = flags | DOC_LIVE;
     d->pend = 0;
-    atomic_init(&d->sal_at, ENG_SAL_UNKNOWN);
-    atomic_init(&d->sal_bits, 0);
-    atomic_init(&d->rate_bits, 0);
+    eng_doc_salience_forget(u, doc);
     uint32_t mask = u->map_cap - 1, i = hash_id(id) & mask;
     while (u->map[i] && u->map[i] != MAP_TOMB)
         i = (i + 1) & mask;
@@ -443,9 +441,7 @@ static int deserialize_user(dm_db *db, eng_user *u, buf_slice in)
         e->ts = (int64_t)dec_u64(s.ptr + 16);
         e->flags = dec_u32(s.ptr + 24);
         e->pend = 0;
-        atomic_init(&e->sal_at, ENG_SAL_UNKNOWN);
-        atomic_init(&e->sal_bits, 0);
-        atomic_init(&e->rate_bits, 0);
+        eng_doc_salience_forget(u, d);
         if (e->flags & ~(uint32_t)(DOC_LIVE | DOC_ARCHIVED | DOC_HAS_VEC) ||
             (e->flags && !(e->flags & DOC_LIVE)))
             return ckpt_corrupt(u, (size_t)(s.ptr - in.ptr) + 24, "bad document flags");

@@ -1628,7 +1628,7 @@ int http_start(dm_db *db, const http_config *c, http_server **out)
          * pause keeps its slots' threads running, so with two slots on
          * two cores one user could take the whole machine from the
          * others (bench_server --rate 1000 --hammer: the others' p99 rose
-         * up to 3.4x with 2 slots, at most 1.5x with 1). */
+         * up to 3.4x with 2 slots, 1.3-1.8x with 1). */
         long nc = sysconf(_SC_NPROCESSORS_ONLN);
         k->user_concurrency = nc >= 4 ? (unsigned)nc / 2 : 1;
     }
