@@ -1066,6 +1066,16 @@ static json_t *do_tools_call(dm_db *db, const mcp_scope *scope, json_t *id, json
         resp = tool_result(id, msg, true);
         goto done;
     }
+    json_t *limit = json_object_get(args, "limit");
+    if (scope->max_limit && json_is_integer(limit) &&
+        json_integer_value(limit) > (json_int_t)scope->max_limit) {
+        snprintf(err, sizeof err,
+                 "Invalid arguments for tool %s: \"limit\" %" JSON_INTEGER_FORMAT
+                 " is over this server's bound of %u",
+                 t->name, json_integer_value(limit), scope->max_limit);
+        resp = tool_result(id, err, true);
+        goto done;
+    }
     call c = { db, scope->tenant ? scope->tenant : DM_DEFAULT_TENANT, NULL, args, NULL, false };
     c.user = json_string_value(json_object_get(args, "user_id"));
     if (!c.user)
@@ -1128,7 +1138,7 @@ static int handle_one(dm_db *db, const mcp_scope *scope, json_t *msg, json_t **o
 
 int mcp_handle_json(dm_db *db, const mcp_scope *scope, json_t *msg, json_t **out)
 {
-    static const mcp_scope none = { NULL, NULL };
+    static const mcp_scope none = { NULL, NULL, 0 };
     if (!scope)
         scope = &none;
     *out = NULL;
@@ -1229,7 +1239,7 @@ static void mcp_post(http_req *rq, http_resp *rs)
             return;
         }
     }
-    mcp_scope sc = { rq->tenant, http_header(rq, "X-DeltaMemory-User") };
+    mcp_scope sc = { rq->tenant, http_header(rq, "X-DeltaMemory-User"), rq->cfg->max_top_k };
     if (!sc.user_id)
         sc.user_id = http_query(rq, "user_id");
     if (sc.user_id && !*sc.user_id)

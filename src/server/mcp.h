@@ -29,6 +29,9 @@ typedef struct mcp_scope {
     const char *user_id; /* the user of a tool call without a user_id
                             argument; NULL = such calls fail with a tool
                             error saying user_id is needed */
+    unsigned max_limit;  /* the largest "limit" a tool call may ask for (the
+                            HTTP server's max_top_k); 0 = only the tools'
+                            own bounds (100 for a search, 1000 for a list) */
 } mcp_scope;
 
 /*

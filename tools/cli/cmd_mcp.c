@@ -67,7 +67,7 @@ int cli_cmd_mcp(const cli_globals *g, int argc, char **argv)
     int st = cli_begin(cmd, g, opts, sizeof opts / sizeof opts[0], argc, argv, &a);
     if (st != CLI_PROCEED)
         return st;
-    mcp_scope sc = { cli_get(&a, "tenant"), cli_get(&a, "user") };
+    mcp_scope sc = { cli_get(&a, "tenant"), cli_get(&a, "user"), 0 };
     if (!sc.tenant)
         sc.tenant = getenv("DELTAMEMORY_TENANT");
     if (!sc.user_id)

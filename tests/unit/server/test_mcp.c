@@ -114,7 +114,7 @@ static void expect_tool_error(dm_db *db, const mcp_scope *sc, const char *name,
     json_decref(res);
 }
 
-static const mcp_scope u1 = { "t1", "u1" };
+static const mcp_scope u1 = { "t1", "u1", 0 };
 
 static void test_initialize(void **state)
 {
@@ -448,8 +448,15 @@ static void test_tool_errors(void **state)
     expect_tool_error(db, &u1, "search_memories",
                       "{\"query\":\"x\",\"from\":\"2024-02-01\",\"to\":\"2024-01-01\"}",
                       "search_memories failed: DM_EINVAL");
+    /* The server's own bound on a limit (max_top_k) applies too. */
+    mcp_scope bounded = { "t1", "u1", 5 };
+    expect_tool_error(db, &bounded, "search_memories", "{\"query\":\"x\",\"limit\":6}",
+                      "\"limit\" 6 is over this server's bound of 5");
+    expect_tool_error(db, &bounded, "list_memories", "{\"limit\":50}",
+                      "\"limit\" 50 is over this server's bound of 5");
+    ok_text(db, &bounded, "search_memories", "{\"query\":\"x\",\"limit\":5}", buf, sizeof buf);
     /* Without a default user, the call must name one. */
-    mcp_scope anon = { "t1", NULL };
+    mcp_scope anon = { "t1", NULL, 0 };
     expect_tool_error(db, &anon, "list_memories", "{}", "needs \"user_id\"");
     /* A user that never wrote reads as empty, not as an error. */
     ok_text(db, &anon, "list_memories", "{\"user_id\":\"ghost\"}", buf, sizeof buf);
@@ -481,13 +488,13 @@ static void test_scope(void **state)
             sizeof buf);
     assert_null(strstr(buf, "red pot"));
     /* ... and another tenant sees nothing of this one, even by id. */
-    mcp_scope other = { "t2", "u1" };
+    mcp_scope other = { "t2", "u1", 0 };
     ok_text(db, &other, "search_memories", "{\"query\":\"spare key\"}", buf, sizeof buf);
     assert_null(strstr(buf, "red pot"));
     snprintf(args, sizeof args, "{\"id\":\"%s\"}", id);
     expect_tool_error(db, &other, "get_memory", args, "not found");
     expect_tool_error(db, &other, "delete_memory", args, "not found");
-    mcp_scope u2 = { "t1", "u2" };
+    mcp_scope u2 = { "t1", "u2", 0 };
     expect_tool_error(db, &u2, "get_memory", args, "not found");
     ok_text(db, &u1, "get_memory", args, buf, sizeof buf);
     assert_non_null(strstr(buf, "\"tenant\": \"t1\""));
