@@ -193,6 +193,13 @@ typedef struct dm_options {
                                    once, spaced recalls each count (and
                                    access_count counts refreshes); default
                                    3600; 0 = every recall */
+    uint32_t refresh_rate;      /* refreshes written per second at most (each
+                                   rewrites a record, which costs the storage
+                                   engine what an add costs it); recalls
+                                   beyond it wait in the bounded refresh queue,
+                                   whose oldest are dropped when it is full
+                                   (dm_stats.refreshes_dropped); default
+                                   2000; 0 = no bound */
     float prune_threshold;      /* memories whose current salience falls
                                    below this are archived by the background
                                    decay pass and dm_decay; default 0.05 */

@@ -47,6 +47,7 @@ void dm_options_init(dm_options *o)
     o->checkpoint_ops = 1024;
     o->refresh_boost = 0.2f;
     o->refresh_interval_s = 3600;
+    o->refresh_rate = 2000;
     o->prune_threshold = 0.05f;
     o->decay_interval_s = 3600;
     o->decay_rates[DM_KIND_EPISODIC] = 0.01f;

@@ -148,11 +148,14 @@ typedef struct eng_indexer {
     bool stop;
     bool running;               /* the thread exists */
     bool inited;                /* mu and the conditions are initialized */
-    eng_refresh *rf;            /* salience refreshes to write: rf[0..rf_n), */
-    uint32_t rf_n, rf_cap;      /* a ring once full, its oldest at rf_old */
-    uint32_t rf_old;
+    eng_refresh *rf;            /* salience refreshes to write: a ring of */
+    uint32_t rf_n, rf_cap;      /* rf_n entries, the oldest at rf_head */
+    uint32_t rf_head;
     uint64_t rf_dropped;        /* refreshes dropped by a full queue */
-    bool rf_busy;               /* the thread is writing refreshes */
+    double rf_tokens;           /* refreshes the writer may take now */
+    uint64_t rf_tokens_us;      /* monotonic time rf_tokens was computed */
+    uint32_t n_syncing;         /* threads in dm_sync_indexes: while there
+                                   are some, refreshes are not rate-bound */
     uint64_t next_decay_us;     /* monotonic time of the next decay pass */
 } eng_indexer;
 
@@ -306,9 +309,15 @@ double eng_salience_refreshed(double current, double boost);
 /* Whether a recall at at_us comes within refresh_interval_s of the last
  * refresh (last_access_us, 0 = never): then it is not written. */
 bool eng_refresh_too_soon(const dm_db *db, int64_t last_access_us, int64_t at_us);
+/* REQUIRES: db->ix.mu.  Whether enough refreshes are queued and allowed
+ * by dm_options.refresh_rate for a drain now; if not and some are queued,
+ * *wait_us says when there will be (else 0). */
+bool eng_refresh_ready(dm_db *db, uint64_t *wait_us);
 void eng_refresh_push(dm_db *db, eng_user *u, const int64_t *ts, const uint8_t (*ids)[16],
                       uint32_t n, int64_t now_us);
-void eng_refresh_drain(dm_db *db);                /* the indexer thread; no locks held */
+/* The indexer thread, no locks held: write the oldest queued refreshes,
+ * as many as dm_options.refresh_rate allows now, or all of them. */
+void eng_refresh_drain(dm_db *db, bool all);
 /* The decay rate of a new memory of kind for u.  REQUIRES: u's write lock. */
 int eng_default_decay(dm_db *db, eng_user *u, int kind, float *out);
 int eng_decay_rates_open(dm_db *db);             /* at open: any rates stored? */

@@ -79,8 +79,11 @@ void eng_indexer_stop(dm_db *db)
         pthread_join(ix->thread, NULL);
         ix->running = false;
     }
-    eng_refresh_drain(db); /* what is left (or everything, without a thread) */
+    eng_refresh_drain(db, true); /* what is left (or everything, without a thread) */
     pthread_mutex_lock(&ix->mu);
+    dm_free(ix->rf); /* left only if the drain ran out of memory */
+    ix->rf = NULL;
+    ix->rf_n = ix->rf_cap = ix->rf_head = 0;
     for (uint32_t i = 0; i < ix->n; i++)
         ix->q[(ix->head + i) % ix->cap]->queued = false;
     ix->n = 0;
@@ -238,16 +241,27 @@ static bool decay_due(const dm_db *db)
     return db->opt.decay_interval_s && clock_mono_us() >= db->ix.next_decay_us;
 }
 
-/* REQUIRES: ix->mu.  Wait for work, or until the next decay pass. */
-static void wait_for_work(dm_db *db)
+/* REQUIRES: ix->mu.  Wait for work: a user to link, refreshes the rate
+ * allows, or the next decay pass.  Sets *refresh to whether refreshes may
+ * be written now. */
+static void wait_for_work(dm_db *db, bool *refresh)
 {
     eng_indexer *ix = &db->ix;
-    while (!ix->stop && ix->n == 0 && ix->rf_n == 0 && !decay_due(db)) {
-        if (!db->opt.decay_interval_s) {
+    for (;;) {
+        uint64_t rf_wait_us;
+        *refresh = eng_refresh_ready(db, &rf_wait_us);
+        if (ix->stop || ix->n || *refresh || decay_due(db))
+            return;
+        uint64_t wait_us = rf_wait_us;
+        if (db->opt.decay_interval_s) {
+            uint64_t now = clock_mono_us(), d = ix->next_decay_us - now;
+            if (!wait_us || d < wait_us)
+                wait_us = d;
+        }
+        if (!wait_us) {
             pthread_cond_wait(&ix->work, &ix->mu);
             continue;
         }
-        uint64_t wait_us = ix->next_decay_us - clock_mono_us();
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         ts.tv_sec += (time_t)(wait_us / 1000000u);
@@ -266,13 +280,19 @@ static void *indexer_main(void *arg)
     eng_indexer *ix = &db->ix;
     pthread_mutex_lock(&ix->mu);
     ix->next_decay_us = clock_mono_us() + (uint64_t)db->opt.decay_interval_s * 1000000u;
+    bool drained = false; /* the last turn wrote refreshes */
     for (;;) {
-        wait_for_work(db);
+        bool refresh;
+        wait_for_work(db, &refresh);
         if (ix->stop)
             break;
-        if (ix->rf_n || decay_due(db)) {
-            /* Refreshes first: they are small and keep recall honest. */
-            bool decay = !ix->rf_n;
+        /* A due decay pass (hourly) goes first; then refreshes (small, and
+         * they keep recall honest), but not twice in a row while users
+         * wait to be linked: under a steady stream of searches the refresh
+         * queue is never empty, and linking would starve. */
+        bool decay = decay_due(db);
+        if (decay || (refresh && !(drained && ix->n))) {
+            drained = !decay;
             if (decay)
                 ix->next_decay_us = clock_mono_us() + (uint64_t)db->opt.decay_interval_s * 1000000u;
             ix->busy = true;
@@ -280,13 +300,14 @@ static void *indexer_main(void *arg)
             if (decay)
                 decay_pass(db);
             else
-                eng_refresh_drain(db);
+                eng_refresh_drain(db, false);
             pthread_mutex_lock(&ix->mu);
             ix->busy = false;
             if (ix->n == 0 && ix->rf_n == 0)
                 pthread_cond_broadcast(&ix->idle);
             continue;
         }
+        drained = false;
         eng_user *u = ix->q[ix->head];
         ix->head = (ix->head + 1) % ix->cap;
         ix->n--;
@@ -322,8 +343,12 @@ int dm_sync_indexes(dm_db *db)
         return err_set_msg(DM_EINVAL, "sync_indexes: no database");
     eng_indexer *ix = &db->ix;
     pthread_mutex_lock(&ix->mu);
+    /* Queued refreshes are written without waiting for the rate. */
+    ix->n_syncing++;
+    pthread_cond_signal(&ix->work);
     while (ix->running && !ix->stop && (ix->n || ix->busy || ix->rf_n))
         pthread_cond_wait(&ix->idle, &ix->mu);
+    ix->n_syncing--;
     pthread_mutex_unlock(&ix->mu);
     return DM_OK;
 }

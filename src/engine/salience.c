@@ -17,10 +17,16 @@
  *            refreshed less than refresh_interval_s ago is left alone
  *            (dm_search does not even queue it): a burst of recalls counts
  *            once, and searches do not rewrite the records they return over
- *            and over.  A memory deleted meanwhile is skipped.  The queue is
- *            bounded (RF_MAX); a full queue drops the oldest requests and
- *            counts them -- a missed refresh only lets a memory fade a
- *            little sooner.
+ *            and over.  A memory deleted meanwhile is skipped.  At most
+ *            dm_options.refresh_rate refreshes are written a second (a
+ *            token bucket; unbounded while dm_sync_indexes waits): each
+ *            rewrites a record, and left unbounded under a heavy stream of
+ *            searches they fill the memtable, the compactions and the disk
+ *            (and so the WAL syncs adds wait for) many times faster than
+ *            the adds do.  The queue is bounded (RF_MAX); a full queue
+ *            drops the oldest requests and counts them -- a missed refresh
+ *            only lets a memory fade a little sooner, and its next recall
+ *            queues it again.
  *   archive  dm_decay and the indexer's periodic pass archive the live
  *            episodic memories whose current salience is below the prune
  *            threshold: the record's state becomes archived (an index log
@@ -212,7 +218,7 @@ bool eng_refresh_too_soon(const dm_db *db, int64_t last_access_us, int64_t at_us
 }
 
 /* REQUIRES: ix->mu.  Grow the refresh queue to hold `want` entries, up to
- * RF_MAX; a full ring is put back in age order first. */
+ * RF_MAX; the entries move to the front in age order. */
 static void refresh_grow(eng_indexer *ix, uint32_t want)
 {
     if (want <= ix->rf_cap || ix->rf_cap >= RF_MAX)
@@ -225,15 +231,12 @@ static void refresh_grow(eng_indexer *ix, uint32_t want)
     eng_refresh *t = dm_malloc(sizeof *t * nc);
     if (!t)
         return; /* the queue stays as it is and drops its oldest */
-    uint32_t o = ix->rf_old;
-    if (ix->rf_n) {
-        memcpy(t, ix->rf + o, sizeof *t * (ix->rf_n - o));
-        memcpy(t + (ix->rf_n - o), ix->rf, sizeof *t * o);
-    }
+    for (uint32_t i = 0; i < ix->rf_n; i++)
+        t[i] = ix->rf[(ix->rf_head + i) % ix->rf_cap];
     dm_free(ix->rf);
     ix->rf = t;
     ix->rf_cap = nc;
-    ix->rf_old = 0;
+    ix->rf_head = 0;
 }
 
 void eng_refresh_push(dm_db *db, eng_user *u, const int64_t *ts, const uint8_t (*ids)[16],
@@ -247,11 +250,11 @@ void eng_refresh_push(dm_db *db, eng_user *u, const int64_t *ts, const uint8_t (
     for (uint32_t i = 0; i < n && ix->rf_cap; i++) {
         eng_refresh *e;
         if (ix->rf_n < ix->rf_cap) {
-            e = &ix->rf[ix->rf_n++];
+            e = &ix->rf[(ix->rf_head + ix->rf_n++) % ix->rf_cap];
         } else {
             /* Full: the newest takes the oldest's place. */
-            e = &ix->rf[ix->rf_old];
-            ix->rf_old = (ix->rf_old + 1) % ix->rf_n;
+            e = &ix->rf[ix->rf_head];
+            ix->rf_head = (ix->rf_head + 1) % ix->rf_cap;
             ix->rf_dropped++;
         }
         e->u = u;
@@ -262,6 +265,38 @@ void eng_refresh_push(dm_db *db, eng_user *u, const int64_t *ts, const uint8_t (
     if (ix->running)
         pthread_cond_signal(&ix->work);
     pthread_mutex_unlock(&ix->mu);
+}
+
+/* REQUIRES: ix->mu.  The token bucket of dm_options.refresh_rate: tokens
+ * accrue at that rate, a second's worth at most. */
+static double refresh_tokens(dm_db *db, uint64_t now_us)
+{
+    eng_indexer *ix = &db->ix;
+    double rate = db->opt.refresh_rate;
+    if (now_us > ix->rf_tokens_us) {
+        ix->rf_tokens += (double)(now_us - ix->rf_tokens_us) * rate / 1e6;
+        ix->rf_tokens_us = now_us;
+    }
+    if (ix->rf_tokens > rate)
+        ix->rf_tokens = rate;
+    return ix->rf_tokens;
+}
+
+bool eng_refresh_ready(dm_db *db, uint64_t *wait_us)
+{
+    eng_indexer *ix = &db->ix;
+    *wait_us = 0;
+    if (!ix->rf_n)
+        return false;
+    if (!db->opt.refresh_rate || ix->n_syncing)
+        return true;
+    /* A drain of a few is not worth a turn: wait for a batch's worth. */
+    double want = ix->rf_n < RF_SLICE ? ix->rf_n : RF_SLICE;
+    double have = refresh_tokens(db, clock_mono_us());
+    if (have >= want)
+        return true;
+    *wait_us = (uint64_t)((want - have) * 1e6 / db->opt.refresh_rate) + 1;
+    return false;
 }
 
 static int cmp_refresh(const void *a, const void *b)
@@ -343,14 +378,32 @@ done:
     return rc;
 }
 
-void eng_refresh_drain(dm_db *db)
+void eng_refresh_drain(dm_db *db, bool all)
 {
     eng_indexer *ix = &db->ix;
     pthread_mutex_lock(&ix->mu);
-    eng_refresh *e = ix->rf;
+    /* The oldest, as many as the rate allows. */
     size_t n = ix->rf_n;
-    ix->rf = NULL;
-    ix->rf_n = ix->rf_cap = ix->rf_old = 0;
+    if (!all && db->opt.refresh_rate && !ix->n_syncing) {
+        double t = refresh_tokens(db, clock_mono_us());
+        if ((double)n > t)
+            n = t > 0 ? (size_t)t : 0;
+        ix->rf_tokens -= (double)n;
+    }
+    eng_refresh *e = n ? dm_malloc(sizeof *e * n) : NULL;
+    if (!e)
+        n = 0;
+    for (size_t i = 0; i < n; i++)
+        e[i] = ix->rf[(ix->rf_head + i) % ix->rf_cap];
+    if (n) {
+        ix->rf_head = (uint32_t)((ix->rf_head + n) % ix->rf_cap);
+        ix->rf_n -= (uint32_t)n;
+    }
+    if (!ix->rf_n) { /* an idle queue gives its memory back */
+        dm_free(ix->rf);
+        ix->rf = NULL;
+        ix->rf_cap = ix->rf_head = 0;
+    }
     pthread_mutex_unlock(&ix->mu);
     /* The order is the drain's own (by user, time and id), not the age. */
     if (!n) {

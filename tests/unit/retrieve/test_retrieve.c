@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define DAY ((int64_t)86400000000)
 /* 2023-08-16T15:30:00Z, a Wednesday: "now" for every query. */
@@ -476,6 +477,70 @@ static void test_refresh(void **state)
     assert_int_equal(st.refreshes_dropped, 0);
 }
 
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Refreshes are written at most refresh_rate a second (a second's worth at
+ * once), the rest wait in the queue; dm_sync_indexes writes them all
+ * without waiting for the rate. */
+static void test_refresh_rate(void **state)
+{
+    (void)state;
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s", tu_tmpdir("test_refresh_rate"));
+    dm_options o;
+    tm_options(&o);
+    o.decay_interval_s = 0;
+    o.refresh_rate = 20;
+    o.refresh_interval_s = 0;
+    dm_db *db;
+    assert_rc(dm_open(dir, &o, &db), DM_OK);
+    for (int i = 0; i < 200; i++) {
+        char text[64];
+        snprintf(text, sizeof text, "note %d about the apple orchard", i);
+        dm_add_params ap;
+        dm_add_params_init(&ap);
+        ap.user_id = "rate";
+        ap.text = text;
+        assert_rc(dm_add(db, &ap, NULL), DM_OK);
+    }
+    dm_search_params p;
+    memset(&p, 0, sizeof p);
+    p.user_id = "rate";
+    p.query = "apple orchard";
+    p.k = 200;
+    double t0 = mono_s();
+    dm_search_result *r = NULL;
+    assert_rc(dm_search(db, &p, &r), DM_OK);
+    size_t n = r->n;
+    dm_search_result_free(r);
+    if (n < 40)
+        fail_msg("the search returned %zu memories", n);
+    struct timespec nap = { 0, 300 * 1000000L };
+    nanosleep(&nap, NULL);
+    dm_stats st;
+    assert_rc(dm_stats_get(db, &st), DM_OK);
+    double bound = 20 * (1 + (mono_s() - t0)) + 1;
+    if ((double)st.refreshes > bound)
+        fail_msg("%llu refreshes written, over the rate's %.0f", (unsigned long long)st.refreshes,
+                 bound);
+    assert_true(st.refreshes + st.refresh_queued <= n);
+    /* The rest, at once: without lifting the rate this would take 5 s. */
+    t0 = mono_s();
+    assert_rc(dm_sync_indexes(db), DM_OK);
+    assert_true(mono_s() - t0 < 3);
+    assert_rc(dm_stats_get(db, &st), DM_OK);
+    assert_int_equal(st.refreshes, n);
+    assert_int_equal(st.refresh_queued, 0);
+    assert_int_equal(st.refreshes_dropped, 0);
+    assert_rc(dm_close(db), DM_OK);
+    tu_rmrf(dir);
+}
+
 /* Every hit's explained salience is what its record gives at the reference
  * time, whether the search scored it from the document table's copy of
  * the salience state or from the record. */
@@ -638,6 +703,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mmr_and_neighbours, setup, teardown),
         cmocka_unit_test_setup_teardown(test_archive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refresh, setup, teardown),
+        cmocka_unit_test(test_refresh_rate),
         cmocka_unit_test_setup_teardown(test_salience_copy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_decay_rates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_param_errors, setup, teardown),
