@@ -254,7 +254,10 @@ static void wait_for_work(dm_db *db, bool *refresh)
             return;
         uint64_t wait_us = rf_wait_us;
         if (db->opt.decay_interval_s) {
-            uint64_t now = clock_mono_us(), d = ix->next_decay_us - now;
+            uint64_t now = clock_mono_us();
+            if (now >= ix->next_decay_us)
+                continue; /* due since decay_due looked */
+            uint64_t d = ix->next_decay_us - now;
             if (!wait_us || d < wait_us)
                 wait_us = d;
         }
