@@ -6,7 +6,7 @@ set -eu
 PKGS="cmake ninja-build gcc clang pkg-config libcmocka-dev libzstd-dev liblz4-dev
       librocksdb-dev libleveldb-dev valgrind libjansson-dev libcurl4-openssl-dev
       libutf8proc-dev libstemmer-dev libhnswlib-dev libsqlite3-dev g++
-      libmicrohttpd-dev libssl-dev"
+      libmicrohttpd-dev libssl-dev libjemalloc-dev"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
