@@ -62,8 +62,12 @@
  * --soak S: one run of S seconds (instead of --seconds); the resident set
  * (/proc/self/statm) is sampled every 10 s; reported: first, last and
  * largest sample, the least-squares slope in MB per minute, and the growth
- * per acknowledged add (the database grows with the adds: flat means no
- * growth beyond that).
+ * per acknowledged add.  The database grows with the adds, and so do its
+ * in-memory indexes, so the samples are split: the pages of mapped files
+ * (SSTables, the model: the kernel's to drop), the anonymous rest, the
+ * loaded indexes (dm_stats index_bytes) and what is anonymous beyond the
+ * indexes and memtables (caches, buffers, the allocator's slack), which is
+ * the part that must stay flat.
  *
  * Also reported: the engine's write stalls during each run (writers
  * waiting for a flush or a level-0 compaction: count and time) and its
@@ -688,10 +692,16 @@ static long dechunk(const char *b, size_t n, char *out, size_t *out_len)
     }
 }
 
+/* Bytes the generator holds for its acknowledged adds (the soak's samples
+ * count them apart: they are the benchmark's, not the server's). */
+static atomic_size_t g_ack_bytes;
+
 static void add_ack(worker *w, const dm_id *id, uint32_t user)
 {
     if (w->n_acks == w->cap_acks) {
+        size_t was = w->cap_acks;
         w->cap_acks = w->cap_acks ? 2 * w->cap_acks : 4096;
+        atomic_fetch_add(&g_ack_bytes, (w->cap_acks - was) * sizeof *w->acks);
         w->acks = realloc(w->acks, w->cap_acks * sizeof *w->acks);
         if (!w->acks)
             bench_die("out of memory");
@@ -1136,16 +1146,22 @@ static double load1(void)
     return l;
 }
 
-static double rss_mb(void)
+/* The resident set in MB: all of it, and the part no file backs (statm's
+ * resident minus shared: the heap and anonymous maps; the rest is pages of
+ * the mapped SSTables and the model, which the kernel may drop). */
+static double rss_mb_of(bool anon_only)
 {
-    long pages = 0, resident = 0;
+    long pages = 0, resident = 0, shared = 0;
     FILE *f = fopen("/proc/self/statm", "r");
-    if (f && fscanf(f, "%ld %ld", &pages, &resident) != 2)
-        resident = 0;
+    if (f && fscanf(f, "%ld %ld %ld", &pages, &resident, &shared) != 3)
+        resident = shared = 0;
     if (f)
         fclose(f);
-    return (double)resident * (double)sysconf(_SC_PAGESIZE) / (1024.0 * 1024.0);
+    long n = anon_only ? resident - shared : resident;
+    return (double)n * (double)sysconf(_SC_PAGESIZE) / (1024.0 * 1024.0);
 }
+
+static double rss_mb(void) { return rss_mb_of(false); }
 
 static void ingest(dm_db *db, uint32_t n_users)
 {
@@ -1224,10 +1240,15 @@ static void verify_acks(dm_db *db)
 
 typedef struct sampler {
     pthread_t th;
+    dm_db *db;
     atomic_bool is_done;
-    double t_s[4096];
-    double mb[4096];
     unsigned n;
+    double t_s[4096];
+    double mb[4096];      /* resident set */
+    double anon[4096];    /* its anonymous part */
+    double index[4096];   /* the loaded indexes (dm_stats index_bytes) */
+    double other[4096];   /* anonymous beyond the indexes and memtables
+                             (and the generator's list of acknowledged adds) */
 } sampler;
 
 static void *sampler_main(void *arg)
@@ -1239,12 +1260,42 @@ static void *sampler_main(void *arg)
         struct timespec ts = { 0, 100000000 };
         nanosleep(&ts, NULL);
         if (++tick % (RSS_EVERY_S * 10) == 0 && s->n < 4096) {
+            dm_stats st;
+            if (dm_stats_get(s->db, &st))
+                memset(&st, 0, sizeof st);
+            double mib = 1024.0 * 1024.0;
             s->t_s[s->n] = (double)(bench_now_ns() - t0) / 1e9;
             s->mb[s->n] = rss_mb();
+            s->anon[s->n] = rss_mb_of(true);
+            s->index[s->n] = (double)st.index_bytes / mib;
+            s->other[s->n] = s->anon[s->n] - s->index[s->n] -
+                             (double)st.memtable_bytes / mib -
+                             (double)atomic_load(&g_ack_bytes) / mib;
             s->n++;
         }
     }
     return NULL;
+}
+
+/* Least-squares slope of y over the samples' times, in units per minute. */
+static double slope_per_min(const sampler *s, const double *y)
+{
+    double st = 0, sy = 0, stt = 0, sty = 0, n = s->n;
+    for (unsigned i = 0; i < s->n; i++) {
+        st += s->t_s[i];
+        sy += y[i];
+        stt += s->t_s[i] * s->t_s[i];
+        sty += s->t_s[i] * y[i];
+    }
+    return (n * sty - st * sy) / (n * stt - st * st) * 60;
+}
+
+static void report_series(const char *name, const sampler *s, const double *y)
+{
+    printf("%s (MB, every %d s):", name, RSS_EVERY_S);
+    for (unsigned i = 0; i < s->n; i++)
+        printf(" %.0f", y[i]);
+    printf("\n");
 }
 
 static void report_soak(const sampler *s, uint64_t adds)
@@ -1253,30 +1304,34 @@ static void report_soak(const sampler *s, uint64_t adds)
         fprintf(stderr, "bench_server: soak too short for two RSS samples\n");
         return;
     }
-    double max = 0, st = 0, sm = 0, stt = 0, stm = 0;
-    for (unsigned i = 0; i < s->n; i++) {
+    double max = 0;
+    for (unsigned i = 0; i < s->n; i++)
         if (s->mb[i] > max)
             max = s->mb[i];
-        st += s->t_s[i];
-        sm += s->mb[i];
-        stt += s->t_s[i] * s->t_s[i];
-        stm += s->t_s[i] * s->mb[i];
-    }
-    double n = s->n;
-    double slope = (n * stm - st * sm) / (n * stt - st * st); /* MB per second */
+    unsigned z = s->n - 1;
     report_value("soak_rss_first", s->mb[0], "MB");
-    report_value("soak_rss_last", s->mb[s->n - 1], "MB");
+    report_value("soak_rss_last", s->mb[z], "MB");
     report_value("soak_rss_max", max, "MB");
-    report_value("soak_rss_slope", slope * 60, "MB_per_min");
+    report_value("soak_rss_slope", slope_per_min(s, s->mb), "MB_per_min");
     report_value("soak_adds", (double)adds, "memories");
-    report_value("soak_rss_per_add", adds ? (s->mb[s->n - 1] - s->mb[0]) * 1048576.0 / (double)adds
-                                          : 0,
+    report_value("soak_rss_per_add", adds ? (s->mb[z] - s->mb[0]) * 1048576.0 / (double)adds : 0,
                  "bytes");
+    report_value("soak_anon_first", s->anon[0], "MB");
+    report_value("soak_anon_last", s->anon[z], "MB");
+    report_value("soak_file_first", s->mb[0] - s->anon[0], "MB");
+    report_value("soak_file_last", s->mb[z] - s->anon[z], "MB");
+    report_value("soak_index_first", s->index[0], "MB");
+    report_value("soak_index_last", s->index[z], "MB");
+    report_value("soak_index_per_add",
+                 adds ? (s->index[z] - s->index[0]) * 1048576.0 / (double)adds : 0, "bytes");
+    report_value("soak_other_first", s->other[0], "MB");
+    report_value("soak_other_last", s->other[z], "MB");
+    report_value("soak_other_slope", slope_per_min(s, s->other), "MB_per_min");
     if (!cfg.is_json) {
-        printf("rss samples (MB, every %d s):", RSS_EVERY_S);
-        for (unsigned i = 0; i < s->n; i++)
-            printf(" %.0f", s->mb[i]);
-        printf("\n");
+        report_series("rss samples", s, s->mb);
+        report_series("anonymous", s, s->anon);
+        report_series("indexes", s, s->index);
+        report_series("anonymous beyond indexes and memtables", s, s->other);
     }
 }
 
@@ -1399,6 +1454,8 @@ int main(int argc, char **argv)
     sampler *smp = NULL;
     if (cfg.soak_s > 0) {
         smp = calloc(1, sizeof *smp);
+        if (smp)
+            smp->db = db;
         if (!smp || pthread_create(&smp->th, NULL, sampler_main, smp))
             bench_die("sampler");
     }
