@@ -271,6 +271,7 @@ void eng_xq_run(dm_db *db, eng_user *u, eng_xwait *wait)
 
 static void *xq_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "dm-extract");
     dm_db *db = arg;
     eng_xqueue *xq = &db->xq;
     pthread_mutex_lock(&xq->mu);

@@ -279,6 +279,7 @@ static void wait_for_work(dm_db *db, bool *refresh)
 
 static void *indexer_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "dm-indexer");
     dm_db *db = arg;
     eng_indexer *ix = &db->ix;
     pthread_mutex_lock(&ix->mu);

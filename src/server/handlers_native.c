@@ -945,6 +945,7 @@ static int export_line(void *arg, const dm_memory *m)
 
 static void *export_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "dm-export");
     export_job *j = arg;
     int rc = dm_export(j->db, j->tenant, j->user, export_line, j);
     atomic_store(&j->rc, rc == DM_ENOTFOUND ? DM_OK : rc);

@@ -1467,6 +1467,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
 
 static void *watchdog_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "dm-watchdog");
     http_server *s = arg;
     while (!atomic_load(&s->stop_watch)) {
         usleep(250 * 1000);

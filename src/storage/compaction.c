@@ -248,6 +248,7 @@ static int flush_one(kv_db *db)
 
 void *cpt_flush_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "dm-flush");
     kv_db *db = arg;
     pthread_mutex_lock(&db->mu);
     for (;;) {
@@ -490,6 +491,7 @@ done:
 
 void *cpt_compact_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "dm-compact");
     kv_db *db = arg;
     /* Compaction is the one background job that can wait: below the
      * writers and the flush thread in CPU priority, so that on a machine
