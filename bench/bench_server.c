@@ -1082,6 +1082,10 @@ static void report_counters(const char *prefix, dm_db *db, const dm_stats *st0,
     report_value(name, (double)(st.write_stalls - st0->write_stalls), "stalls");
     snprintf(name, sizeof name, "%s_write_stall_ms", prefix);
     report_value(name, (double)(st.write_stall_us - st0->write_stall_us) / 1e3, "ms");
+    uint64_t hits = st.block_cache_hits - st0->block_cache_hits;
+    uint64_t misses = st.block_cache_misses - st0->block_cache_misses;
+    snprintf(name, sizeof name, "%s_block_cache_hit_ratio", prefix);
+    report_value(name, hits + misses ? (double)hits / (double)(hits + misses) : 0.0, "ratio");
     snprintf(name, sizeof name, "%s_compactions", prefix);
     report_value(name, (double)(st.compactions - st0->compactions), "compactions");
     snprintf(name, sizeof name, "%s_refreshes", prefix);

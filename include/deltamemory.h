@@ -1001,6 +1001,12 @@ typedef struct dm_stats {
     uint64_t write_stalls;     /* times writers waited for a flush or a level-0
                                   compaction to make room */
     uint64_t write_stall_us;   /* how long they waited, in all */
+    uint64_t block_cache_bytes;  /* decoded SSTable blocks held now (at most
+                                    about dm_options.block_cache_bytes) */
+    uint64_t block_cache_hits;   /* compressed block reads the cache answered */
+    uint64_t block_cache_misses; /* ... that decoded the block from its table
+                                    (blocks stored uncompressed are read in
+                                    place from the mapped table, uncounted) */
     uint64_t refreshes;        /* salience refreshes written since open (a
                                   record rewritten for a recalled memory) */
     uint64_t refreshes_dropped; /* refreshes dropped by a full queue since open */

@@ -20,10 +20,11 @@
  * is still inserted (the caller needs it now) and is evicted when released.
  *
  * Locking.  shard->mu guards the shard's table, LRU list, count, and the
- * refs / in_cache / list links of every entry in that shard.  usage is
- * also written under mu but is atomic so sst_cache_usage can read it
- * without locking.  Memory of victims is freed after unlocking.  A
- * standalone handle (no shard) has exactly one owner and needs no lock.
+ * refs / in_cache / list links of every entry in that shard.  usage and
+ * the lookup counts (hits, misses) are also written under mu but are
+ * atomic so that sst_cache_usage and sst_cache_lookups read them without
+ * locking.  Memory of victims is freed after unlocking.  A standalone
+ * handle (no shard) has exactly one owner and needs no lock.
  *
  * Spares.  An entry that leaves the cache for good is not freed at once:
  * each shard keeps up to MAX_SPARES of them, and sst_cache_handle_new_for
@@ -83,6 +84,7 @@ struct cache_shard {
     _Atomic size_t usage;
     sst_cache_handle *spares; /* chained via hnext, at most MAX_SPARES */
     unsigned n_spares;
+    _Atomic uint64_t hits, misses; /* lookups, written under mu */
     char _pad[64]; /* keep neighbouring shards' locks off one cache line */
 };
 
@@ -337,6 +339,17 @@ size_t sst_cache_usage(const sst_cache *c)
     return u;
 }
 
+void sst_cache_lookups(const sst_cache *c, uint64_t *hits, uint64_t *misses)
+{
+    uint64_t h = 0, m = 0;
+    for (int i = 0; i < N_SHARDS; i++) {
+        h += atomic_load_explicit(&c->shards[i].hits, memory_order_relaxed);
+        m += atomic_load_explicit(&c->shards[i].misses, memory_order_relaxed);
+    }
+    *hits = h;
+    *misses = m;
+}
+
 size_t sst_cache_entries(const sst_cache *c)
 {
     size_t n = 0;
@@ -363,6 +376,7 @@ sst_cache_handle *sst_cache_lookup(sst_cache *c, uint64_t file_number,
             lru_remove(e);
         e->refs++;
     }
+    atomic_fetch_add_explicit(e ? &s->hits : &s->misses, 1, memory_order_relaxed);
     pthread_mutex_unlock(&s->mu);
     return e;
 }

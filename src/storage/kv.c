@@ -1179,6 +1179,8 @@ int kv_stats_get(kv_db *db, kv_stats *out)
                               db->manual_compactions > 0 ||
                               (!db->bg_error && cpt_needs_compaction(db));
     pthread_mutex_unlock(&db->mu);
+    out->cache_bytes = sst_cache_usage(db->cache);
+    sst_cache_lookups(db->cache, &out->cache_hits, &out->cache_misses);
     uint64_t moved = out->flush_bytes_written + out->compact_bytes_written;
     out->write_amplification =
         out->user_bytes_written

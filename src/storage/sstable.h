@@ -79,6 +79,9 @@ typedef struct sst_cache sst_cache;
 int sst_cache_new(size_t capacity, sst_cache **out);
 void sst_cache_free(sst_cache *c); /* REQUIRES: no reader uses it any more */
 size_t sst_cache_usage(const sst_cache *c);
+/* sst_cache_lookups -- lookups since the cache was made that found their
+ * block (*hits) and that did not (*misses).  Thread-safe. */
+void sst_cache_lookups(const sst_cache *c, uint64_t *hits, uint64_t *misses);
 
 /* ----------------------------------------------------------------- reader */
 

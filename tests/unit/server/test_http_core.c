@@ -31,6 +31,8 @@ static void test_health_metrics(void **state)
     assert_non_null(strstr(r.body, "deltamemory_http_requests_total{route=\"health\",code=\"2xx\"} 1"));
     assert_non_null(strstr(r.body, "deltamemory_memories 0"));
     assert_non_null(strstr(r.body, "\ndeltamemory_write_stalls_total 0\n"));
+    assert_non_null(strstr(r.body, "\n# TYPE deltamemory_block_cache_hits_total counter\n"));
+    assert_non_null(strstr(r.body, "\ndeltamemory_block_cache_misses_total "));
     assert_non_null(strstr(r.body, "\ndeltamemory_http_user_waiting 0\n"));
     st_resp_free(&r);
     st_stop(&s, false);

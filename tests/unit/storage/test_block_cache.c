@@ -64,6 +64,10 @@ static void test_basic(void **state)
     assert_false(present(c, 2, 4096));
     assert_false(present(c, 3, 0));
     assert_int_equal(sst_cache_entries(c), 3);
+    uint64_t hits, misses; /* each present() is one lookup; put() makes none */
+    sst_cache_lookups(c, &hits, &misses);
+    assert_int_equal(hits, 3);
+    assert_int_equal(misses, 3);
     size_t u = sst_cache_usage(c);
     assert_true(u >= 600 && u < 600 + 3 * 256);
     sst_cache_free(c);

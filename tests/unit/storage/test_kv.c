@@ -360,6 +360,44 @@ static void test_delete_reclaims(void **state)
     tu_rmrf(dir);
 }
 
+/* Block reads are counted: the first get of a compressed block reads it
+ * from its table, a second get of the same key finds it in the block
+ * cache.  (Blocks that compression would not shrink are read in place
+ * from the mapped table and never enter the cache.) */
+static void test_block_cache_counts(void **state)
+{
+    (void)state;
+    const char *dir = tu_tmpdir("kv_cache_counts");
+    kv_options o = small_opts();
+    kv_db *db;
+    assert_int_equal(kv_open(dir, &o, &db), DM_OK);
+    char k[32], v[300];
+    memset(v, 'a', sizeof v - 1); /* compresses well */
+    v[sizeof v - 1] = 0;
+    for (int i = 0; i < 2000; i++) {
+        key_of(k, i);
+        assert_int_equal(kv_put(db, NULL, S(k), S(v)), DM_OK);
+    }
+    assert_int_equal(kv_compact_range(db, NULL, NULL), DM_OK);
+    kv_stats st0, st1, st2;
+    assert_int_equal(kv_stats_get(db, &st0), DM_OK);
+    buf val;
+    buf_init(&val);
+    key_of(k, 1717);
+    assert_int_equal(kv_get(db, NULL, S(k), &val), DM_OK);
+    assert_int_equal(val.len, sizeof v - 1);
+    assert_int_equal(kv_stats_get(db, &st1), DM_OK);
+    assert_int_equal(st1.cache_misses, st0.cache_misses + 1);
+    assert_true(st1.cache_bytes > st0.cache_bytes);
+    assert_int_equal(kv_get(db, NULL, S(k), &val), DM_OK);
+    assert_int_equal(kv_stats_get(db, &st2), DM_OK);
+    assert_int_equal(st2.cache_misses, st1.cache_misses);
+    assert_int_equal(st2.cache_hits, st1.cache_hits + 1);
+    buf_fini(&val);
+    assert_int_equal(kv_close(db), DM_OK);
+    tu_rmrf(dir);
+}
+
 static void test_many_flushes_background(void **state)
 {
     (void)state;
@@ -409,6 +447,7 @@ int main(void)
         cmocka_unit_test(test_view),
         cmocka_unit_test(test_iterators),
         cmocka_unit_test(test_delete_reclaims),
+        cmocka_unit_test(test_block_cache_counts),
         cmocka_unit_test(test_many_flushes_background),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
