@@ -15,8 +15,9 @@
  *
  * Builder.  Entries go into a block builder (block.c); when its estimated
  * size reaches block_size the block is finished, compressed if that saves
- * at least 1/8, wrapped in its trailer and appended to an output buffer
- * that is written to the file in WRITE_BUF_LEN chunks.  User-key hashes are
+ * at least 1/min_saving_div (1/8 by default), wrapped in its trailer and
+ * appended to an output buffer that is written to the file in
+ * WRITE_BUF_LEN chunks.  User-key hashes are
  * collected for the bloom filter (bloom.c), built at finish.  Any write
  * error is sticky.
  *
@@ -78,6 +79,7 @@ sst_options sst_options_default(void)
         .zstd_level = 3,
         .lz4_hc_level = 0,
         .bloom_bits_per_key = 10,
+        .min_saving_div = 8,
     };
     return o;
 }
@@ -249,6 +251,9 @@ static int check_options(const sst_options *o)
         o->bloom_bits_per_key > SST_BLOOM_MAX_BITS_PER_KEY)
         return err_set_msg(DM_EINVAL, "sst: bloom_bits_per_key %d out of range",
                            o->bloom_bits_per_key);
+    if (o->min_saving_div < 1 || o->min_saving_div > 64)
+        return err_set_msg(DM_EINVAL, "sst: min_saving_div %d out of range 1..64",
+                           o->min_saving_div);
     return DM_OK;
 }
 
@@ -374,7 +379,7 @@ static bool compress(sst_builder *b, buf_slice raw)
 
 /*
  * emit_block -- appends contents as a stored block (compressed when
- * allowed and it saves at least 1/8) plus its trailer to the output
+ * allowed and it saves at least 1/min_saving_div) plus its trailer to the output
  * buffer; *off / *len receive the block handle.
  */
 static int emit_block(sst_builder *b, buf_slice contents, bool may_compress,
@@ -384,7 +389,7 @@ static int emit_block(sst_builder *b, buf_slice contents, bool may_compress,
     uint8_t type = SST_COMP_NONE;
     if (may_compress && b->opt.compression != SST_COMP_NONE &&
         compress(b, contents) &&
-        b->cbuf.len <= contents.len - contents.len / 8) {
+        b->cbuf.len <= contents.len - contents.len / (size_t)b->opt.min_saving_div) {
         stored = buf_slice_of(b->cbuf.ptr, b->cbuf.len);
         type = (uint8_t)b->opt.compression;
     }

@@ -34,6 +34,11 @@ typedef struct sst_options {
                                 to write, the same format and the same
                                 decompression speed); 0 */
     int bloom_bits_per_key;  /* 0 = no filter; 10 */
+    int min_saving_div;      /* a data block is stored compressed only when
+                                that saves at least 1/min_saving_div of its
+                                size (1..64); otherwise it is stored as it
+                                is and read in place from the mapped file,
+                                with no decoding and no block cache copy; 8 */
 } sst_options;
 
 /* sst_options_default -- the values in the comments above. */

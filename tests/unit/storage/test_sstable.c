@@ -599,6 +599,75 @@ static void test_builder_syscalls(void **state)
     sst_info_fini(&info);
 }
 
+/* Builds a table of 2000 entries whose values LZ4 shrinks by about a
+ * quarter (150 random bytes, then 50 zero bytes) with the given rule; returns
+ * its size, after checking that every entry reads back. */
+static uint64_t build_saving(int compression, int min_saving_div)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/saving-%d-%d.sst", dir, compression, min_saving_div);
+    sst_options o = sst_options_default();
+    o.compression = compression;
+    o.min_saving_div = min_saving_div;
+    sst_builder *b = NULL;
+    assert_int_equal(sst_builder_open(vfs_posix(), path, &o, &b), DM_OK);
+    tu_rng rng;
+    tu_rng_seed(&rng, 9);
+    uint8_t key[32], val[200];
+    for (uint64_t i = 0; i < 2000; i++) {
+        char uk[24];
+        snprintf(uk, sizeof uk, "key%020llu", (unsigned long long)i);
+        ikey_encode(key, buf_slice_of(uk, 23), i + 1, IKEY_PUT);
+        for (size_t j = 0; j < sizeof val; j++)
+            val[j] = j >= 150 ? 0 : (uint8_t)tu_randn(&rng, 256);
+        enc_u64(val, i);
+        assert_int_equal(sst_builder_add(b, buf_slice_of(key, 31), buf_slice_of(val, sizeof val)),
+                         DM_OK);
+    }
+    sst_info info;
+    assert_int_equal(sst_builder_finish(b, &info), DM_OK);
+    uint64_t size = info.file_size;
+    sst_info_fini(&info);
+    sst_reader *r = NULL;
+    assert_int_equal(sst_reader_open(vfs_posix(), path, next_file_number++, NULL, &r), DM_OK);
+    iter *it = sst_iter_new(r);
+    assert_non_null(it);
+    uint64_t n = 0;
+    for (iter_seek_first(it); iter_valid(it); iter_next(it))
+        assert_int_equal(dec_u64(iter_value(it).ptr), n++);
+    assert_int_equal(iter_status(it), DM_OK);
+    assert_int_equal(n, 2000);
+    iter_free(it);
+    sst_reader_unref(r);
+    return size;
+}
+
+static void test_min_saving(void **state)
+{
+    /* A quarter saved: enough for the default 1/8, not for 1/3 or 1/1
+     * (never), where the blocks are stored as they are. */
+    uint64_t none = build_saving(SST_COMP_NONE, 8);
+    uint64_t lz4_8 = build_saving(SST_COMP_LZ4, 8);
+    uint64_t lz4_3 = build_saving(SST_COMP_LZ4, 3);
+    uint64_t lz4_1 = build_saving(SST_COMP_LZ4, 1);
+    print_message("table bytes: stored %llu, LZ4 1/8 %llu\n", (unsigned long long)none,
+                  (unsigned long long)lz4_8);
+    assert_true(lz4_8 < none - none / 8);
+    assert_true(lz4_8 > none - none / 3);
+    assert_int_equal(lz4_3, none);
+    assert_int_equal(lz4_1, none);
+    /* Out of range. */
+    char path[4096];
+    snprintf(path, sizeof path, "%s/saving-bad.sst", dir);
+    sst_options o = sst_options_default();
+    sst_builder *b = NULL;
+    o.min_saving_div = 0;
+    assert_int_equal(sst_builder_open(vfs_posix(), path, &o, &b), DM_EINVAL);
+    o.min_saving_div = 65;
+    assert_int_equal(sst_builder_open(vfs_posix(), path, &o, &b), DM_EINVAL);
+    assert_null(b);
+}
+
 static void test_version_and_header(void **state)
 {
     char path[4096];
@@ -1420,6 +1489,7 @@ int main(void)
         cmocka_unit_test(test_format_example),
         cmocka_unit_test(test_empty_table),
         cmocka_unit_test(test_builder_errors),
+        cmocka_unit_test(test_min_saving),
         cmocka_unit_test(test_version_and_header),
         cmocka_unit_test(test_block_malformed),
         cmocka_unit_test(test_round_trip_sizes),
