@@ -410,16 +410,29 @@ typedef struct mctx {
     int64_t min_day, max_day; /* 0001-01-01 and 10000-01-01 */
 } mctx;
 
+/* The word of token i, or NULL when it is not a live word.  Every
+ * recognizer asks word_is / word_in about most tokens of a query and
+ * nearly every answer is no: the first letter settles most of them
+ * without a call to strcmp. */
+static const char *live_word(const mctx *m, size_t i)
+{
+    return i < m->n && m->t[i].type == T_WORD && !(m->t[i].flags & F_DEAD) ? m->t[i].w
+                                                                            : NULL;
+}
+
 static int word_is(const mctx *m, size_t i, const char *s)
 {
-    return i < m->n && m->t[i].type == T_WORD && !(m->t[i].flags & F_DEAD) &&
-           strcmp(m->t[i].w, s) == 0;
+    const char *w = live_word(m, i);
+    return w && w[0] == s[0] && strcmp(w, s) == 0;
 }
 
 static int word_in(const mctx *m, size_t i, const char *const *list)
 {
+    const char *w = live_word(m, i);
+    if (!w)
+        return 0;
     for (; *list; list++)
-        if (word_is(m, i, *list))
+        if (w[0] == (*list)[0] && strcmp(w, *list) == 0)
             return 1;
     return 0;
 }
