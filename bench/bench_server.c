@@ -1253,6 +1253,12 @@ typedef struct sampler {
     double index[4096];   /* the loaded indexes (dm_stats index_bytes) */
     double other[4096];   /* anonymous beyond the indexes and memtables
                              (and the generator's list of acknowledged adds) */
+    double heap[4096];    /* the engine's heap (dm_stats heap_bytes) */
+    double beyond[4096];  /* that heap beyond the indexes, memtables and
+                             block cache */
+    double alloc[4096];   /* anonymous beyond the engine's heap and the
+                             generator's list: the allocator's overhead,
+                             the HTTP library's and the threads' stacks */
 } sampler;
 
 static void *sampler_main(void *arg)
@@ -1272,9 +1278,13 @@ static void *sampler_main(void *arg)
             s->mb[s->n] = rss_mb();
             s->anon[s->n] = rss_mb_of(true);
             s->index[s->n] = (double)st.index_bytes / mib;
+            double acks = (double)atomic_load(&g_ack_bytes) / mib;
             s->other[s->n] = s->anon[s->n] - s->index[s->n] -
-                             (double)st.memtable_bytes / mib -
-                             (double)atomic_load(&g_ack_bytes) / mib;
+                             (double)st.memtable_bytes / mib - acks;
+            s->heap[s->n] = (double)st.heap_bytes / mib;
+            s->beyond[s->n] = s->heap[s->n] - s->index[s->n] -
+                              (double)(st.memtable_bytes + st.block_cache_bytes) / mib;
+            s->alloc[s->n] = s->anon[s->n] - s->heap[s->n] - acks;
             s->n++;
         }
     }
@@ -1331,11 +1341,22 @@ static void report_soak(const sampler *s, uint64_t adds)
     report_value("soak_other_first", s->other[0], "MB");
     report_value("soak_other_last", s->other[z], "MB");
     report_value("soak_other_slope", slope_per_min(s, s->other), "MB_per_min");
+    report_value("soak_heap_first", s->heap[0], "MB");
+    report_value("soak_heap_last", s->heap[z], "MB");
+    report_value("soak_heap_beyond_first", s->beyond[0], "MB");
+    report_value("soak_heap_beyond_last", s->beyond[z], "MB");
+    report_value("soak_heap_beyond_slope", slope_per_min(s, s->beyond), "MB_per_min");
+    report_value("soak_alloc_first", s->alloc[0], "MB");
+    report_value("soak_alloc_last", s->alloc[z], "MB");
+    report_value("soak_alloc_slope", slope_per_min(s, s->alloc), "MB_per_min");
     if (!cfg.is_json) {
         report_series("rss samples", s, s->mb);
         report_series("anonymous", s, s->anon);
         report_series("indexes", s, s->index);
         report_series("anonymous beyond indexes and memtables", s, s->other);
+        report_series("engine heap", s, s->heap);
+        report_series("engine heap beyond indexes, memtables, block cache", s, s->beyond);
+        report_series("anonymous beyond the engine heap", s, s->alloc);
     }
 }
 

@@ -971,6 +971,11 @@ typedef struct dm_stats {
     uint64_t n_loaded_users;   /* users whose indexes are in memory */
     uint64_t n_graph_users;    /* loaded users past the flat threshold */
     uint64_t index_bytes;      /* memory used by the loaded indexes */
+    uint64_t heap_bytes;       /* bytes the library's allocations hold now,
+                                  in this process (every open database,
+                                  indexes, memtables and block cache
+                                  included; the allocator's own overhead
+                                  not) */
     uint64_t disk_bytes;       /* bytes of all files in the database directory */
     uint64_t memtable_bytes;
     uint64_t wal_bytes;

@@ -581,6 +581,8 @@ int dm_stats_get(dm_db *db, dm_stats *out)
     out->background_busy = ks.is_background_busy;
     out->write_stalls = ks.n_stalls;
     out->write_stall_us = ks.stall_us;
+    int64_t heap = alloc_bytes_in_use();
+    out->heap_bytes = heap > 0 ? (uint64_t)heap : 0;
     out->n_checkpoints = atomic_load(&db->n_checkpoints);
     out->refreshes = atomic_load(&db->n_refreshed);
     if (db->ix.inited) {
