@@ -106,6 +106,9 @@ typedef struct http_route {
     const char *name;          /* metric label, e.g. "mem0_search" */
     bool is_public;            /* answered without an API key (health, ping
                                   of liveness probes, metrics) */
+    bool is_write;             /* waits for a WAL sync: runs on the write
+                                  threads, its connection suspended, so that
+                                  a slow sync never holds a request thread */
 } http_route;
 
 /* The route tables of each module, each ended by a zero entry. */

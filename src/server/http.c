@@ -21,12 +21,17 @@
  *      connection (fair.h; wait_turn), and the handler is called again when
  *      the user's slot is handed to it;
  *   7. the handler runs over the dm_* API and fills the response; errors
- *      are formatted in the route's dialect (handlers.h).
+ *      are formatted in the route's dialect (handlers.h).  A write (a
+ *      route with is_write) runs on a write thread while its connection
+ *      is suspended, so that its WAL sync never holds a request thread
+ *      (offload; the answer is sent when the connection is picked up
+ *      again).
  * Nothing is changed before step 7, so a request refused by 1-5 leaves the
  * database as it was.
  *
  * Threads: libmicrohttpd's pool (epoll); each thread runs its handlers one
- * at a time, so n_threads bounds the requests in progress.  The counters
+ * at a time, so n_threads bounds the requests in progress, writes aside
+ * (n_write_threads of them run at once).  The counters
  * are atomics; the rate limiter and the access log have one mutex each.
  *
  * Slow clients: libmicrohttpd's idle timeout restarts with every byte, so
@@ -129,6 +134,15 @@ struct http_server {
     atomic_ullong n_parked;    /* requests that waited for their user */
     route_stats user_wait;     /* how long they waited */
     atomic_ullong user_wait_max_us;
+    /* The write threads (http_route.is_write): a queue of offloaded
+     * requests under wq_mu; wq_stop ends the threads once it is empty. */
+    pthread_t *writers;
+    unsigned n_writers;
+    pthread_mutex_t wq_mu;
+    pthread_cond_t wq_cv;
+    struct offload_job *wq_head, *wq_tail;
+    bool wq_stop;
+    atomic_ullong n_offloaded; /* writes run on the write threads */
 };
 
 typedef struct conn_watch {
@@ -159,6 +173,7 @@ typedef struct conn_req {
     park_state park;
     struct MHD_Connection *conn;
     struct timespec park_t0;   /* when it was parked; tv_sec 0 = not */
+    struct offload_job *job;   /* its handler runs (or ran) on a write thread */
 } conn_req;
 
 static double now_s(void)
@@ -870,6 +885,11 @@ static void metrics_render(http_server *s, sbuf *b)
               "their user.\n# TYPE deltamemory_http_user_waits_total counter\n"
               "deltamemory_http_user_waits_total %llu\n",
               (unsigned long long)f_waiting, (unsigned long long)atomic_load(&s->n_parked));
+    sb_printf(b,
+              "# HELP deltamemory_http_writes_offloaded_total Writes run on the write "
+              "threads.\n# TYPE deltamemory_http_writes_offloaded_total counter\n"
+              "deltamemory_http_writes_offloaded_total %llu\n",
+              (unsigned long long)atomic_load(&s->n_offloaded));
     dm_stats st;
     if (dm_stats_get(s->db, &st) == DM_OK) {
         const struct {
@@ -963,9 +983,9 @@ static void h_health(http_req *rq, http_resp *rs)
 }
 
 static const http_route core_routes[] = {
-    { "GET", "/v1/health", HTTP_DELTAMEMORY, h_health, "health", true },
-    { "GET", "/health", HTTP_DELTAMEMORY, h_health, "health", true },
-    { "GET", "/metrics", HTTP_NATIVE, h_metrics, "metrics", true },
+    { "GET", "/v1/health", HTTP_DELTAMEMORY, h_health, "health", true, false },
+    { "GET", "/health", HTTP_DELTAMEMORY, h_health, "health", true, false },
+    { "GET", "/metrics", HTTP_NATIVE, h_metrics, "metrics", true, false },
     { 0 },
 };
 
@@ -1282,9 +1302,170 @@ static void leave_turn(http_server *s, conn_req *cr)
         hand_over(s, w);
 }
 
+/* ------------------------------------------------------ write threads */
+
+/*
+ * A write (a route with is_write) does not run on the request thread that
+ * read it: its answer waits for a WAL sync, which on a busy disk can take
+ * a long time, and a request thread held there cannot serve searches.  Its
+ * connection is suspended, the request goes to the write threads' queue,
+ * and a write thread runs the handler and resumes the connection; the
+ * request thread that then picks the connection up sends the answer
+ * (handle, finish).  Everything the handler and the answer need is copied
+ * into the job, since the request thread's stack is gone by then.
+ */
+typedef struct offload_job {
+    req_box box; /* first: the handler's http_req */
+    http_resp rs;
+    struct offload_job *next;
+    size_t route;
+    http_dialect d;
+    bool is_done; /* under park_mu: the handler has run */
+    char *segs[MAX_SEGS];
+    char tenant[HTTP_TENANT_CAP], key_id[HTTP_KEY_ID_LEN + 1], who[72];
+} offload_job;
+
+static void job_free(offload_job *j)
+{
+    if (!j)
+        return;
+    json_decref(j->box.rq.body);
+    resp_fini(&j->rs);
+    dm_free(j);
+}
+
+static void *writer_main(void *arg)
+{
+    pthread_setname_np(pthread_self(), "dm-writer");
+    http_server *s = arg;
+    pthread_mutex_lock(&s->wq_mu);
+    for (;;) {
+        while (!s->wq_head && !s->wq_stop)
+            pthread_cond_wait(&s->wq_cv, &s->wq_mu);
+        offload_job *j = s->wq_head;
+        if (!j)
+            break; /* stopping, and nothing is left */
+        s->wq_head = j->next;
+        if (!s->wq_head)
+            s->wq_tail = NULL;
+        pthread_mutex_unlock(&s->wq_mu);
+        s->routes[j->route]->fn(&j->box.rq, &j->rs);
+        /* Once resumed, the request may end on its own thread and free the
+         * job: it is not touched after this. */
+        pthread_mutex_lock(&s->park_mu);
+        struct MHD_Connection *c = j->box.cr->conn;
+        j->is_done = true;
+        MHD_resume_connection(c);
+        pthread_mutex_unlock(&s->park_mu);
+        pthread_mutex_lock(&s->wq_mu);
+    }
+    pthread_mutex_unlock(&s->wq_mu);
+    return NULL;
+}
+
+/* Hand the request in box to the write threads.  False when it must run
+ * here after all (no memory, or the threads are stopping). */
+static bool offload(http_server *s, struct MHD_Connection *c, const req_box *box, size_t route,
+                    http_dialect d, const char *who)
+{
+    offload_job *j = dm_calloc(1, sizeof *j);
+    if (!j)
+        return false;
+    j->box = *box;
+    http_req *rq = &j->box.rq;
+    memcpy(j->segs, rq->segs, sizeof *rq->segs * rq->n_segs);
+    rq->segs = j->segs;
+    snprintf(j->tenant, sizeof j->tenant, "%s", rq->tenant);
+    rq->tenant = j->tenant;
+    if (rq->key_id) {
+        snprintf(j->key_id, sizeof j->key_id, "%s", rq->key_id);
+        rq->key_id = j->key_id;
+    }
+    snprintf(j->who, sizeof j->who, "%s", who);
+    j->route = route;
+    j->d = d;
+    conn_req *cr = box->cr;
+    pthread_mutex_lock(&s->wq_mu);
+    if (s->wq_stop) {
+        pthread_mutex_unlock(&s->wq_mu);
+        dm_free(j);
+        return false;
+    }
+    cr->conn = c;
+    cr->job = j;
+    MHD_suspend_connection(c);
+    if (s->wq_tail)
+        s->wq_tail->next = j;
+    else
+        s->wq_head = j;
+    s->wq_tail = j;
+    pthread_cond_signal(&s->wq_cv);
+    pthread_mutex_unlock(&s->wq_mu);
+    atomic_fetch_add_explicit(&s->n_offloaded, 1, memory_order_relaxed);
+    return true;
+}
+
+/* Let the write threads finish what is queued (resuming its connections),
+ * then end them. */
+static void writers_stop(http_server *s)
+{
+    if (!s->writers)
+        return;
+    pthread_mutex_lock(&s->wq_mu);
+    s->wq_stop = true;
+    pthread_cond_broadcast(&s->wq_cv);
+    pthread_mutex_unlock(&s->wq_mu);
+    for (unsigned i = 0; i < s->n_writers; i++)
+        pthread_join(s->writers[i], NULL);
+    dm_free(s->writers);
+    s->writers = NULL;
+    s->n_writers = 0;
+}
+
+/* The answer of a request: sent, counted, logged; its user's slot passed
+ * on.  Frees the parsed body and the response. */
+static enum MHD_Result finish(http_server *s, struct MHD_Connection *c, const char *url,
+                              const char *method, conn_req *cr, http_req *rq, http_resp *rs,
+                              http_dialect d, size_t route, const char *who_in)
+{
+    char who[72], addr[64];
+    snprintf(who, sizeof who, "%s", who_in);
+    size_t out_len = 0;
+    enum MHD_Result ret = send_response(c, rs, d, &out_len);
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - cr->t0.tv_sec) + (double)(t1.tv_nsec - cr->t0.tv_nsec) / 1e9;
+    int status = rs->status ? rs->status : 200;
+    observe(s, route, status, secs);
+    if (!who[0])
+        snprintf(who, sizeof who, "addr:%s", client_addr(c, addr, sizeof addr));
+    access_log(s, method, url, route < s->n_routes ? s->routes[route]->name : "unrouted",
+               status, secs, who, cr->body_len, out_len);
+    json_decref(rq->body);
+    rq->body = NULL;
+    resp_fini(rs);
+    leave_turn(s, cr);
+    atomic_fetch_sub(&s->in_flight, 1);
+    cr->is_counted = false;
+    return ret;
+}
+
 static enum MHD_Result handle(http_server *s, struct MHD_Connection *c, const char *url,
                               const char *method, conn_req *cr)
 {
+    if (cr->job) { /* back from a write thread */
+        offload_job *j = cr->job;
+        pthread_mutex_lock(&s->park_mu);
+        bool done = j->is_done;
+        pthread_mutex_unlock(&s->park_mu);
+        if (!done)
+            return MHD_YES;
+        cr->job = NULL;
+        enum MHD_Result ret =
+            finish(s, c, url, method, cr, &j->box.rq, &j->rs, j->d, j->route, j->who);
+        dm_free(j);
+        return ret;
+    }
     req_box box = { .cr = cr, .s = s };
     http_req *rq = &box.rq;
     http_resp rs = { 0 };
@@ -1401,26 +1582,12 @@ static enum MHD_Result handle(http_server *s, struct MHD_Connection *c, const ch
         json_decref(rq->body);
         return MHD_YES; /* parked: called again when its turn comes */
     }
+    if (r->is_write && s->writers && offload(s, c, &box, route, d, who))
+        return MHD_YES; /* called again once a write thread has run it */
     r->fn(rq, &rs);
 
-done:;
-    size_t out_len = 0;
-    enum MHD_Result ret = send_response(c, &rs, d, &out_len);
-    struct timespec t1;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    double secs = (double)(t1.tv_sec - cr->t0.tv_sec) + (double)(t1.tv_nsec - cr->t0.tv_nsec) / 1e9;
-    int status = rs.status ? rs.status : 200;
-    observe(s, route, status, secs);
-    if (!who[0])
-        snprintf(who, sizeof who, "addr:%s", client_addr(c, addr, sizeof addr));
-    access_log(s, method, url, route < s->n_routes ? s->routes[route]->name : "unrouted",
-               status, secs, who, cr->body_len, out_len);
-    json_decref(rq->body);
-    resp_fini(&rs);
-    leave_turn(s, cr);
-    atomic_fetch_sub(&s->in_flight, 1);
-    cr->is_counted = false;
-    return ret;
+done:
+    return finish(s, c, url, method, cr, rq, &rs, d, route, who);
 }
 
 /* The deadline of connection c's headers. */
@@ -1559,6 +1726,11 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
      * was handed a slot it did not use (the client went away). */
     if (cr->fu && fair_cancel(s->fair, cr->fu, &cr->fw))
         cr->fu = NULL;
+    /* A write that ran but whose answer was never sent (the daemon
+     * stopped right after its connection was resumed).  One still running
+     * cannot end here: its connection is suspended until it is done. */
+    job_free(cr->job);
+    cr->job = NULL;
     leave_turn(s, cr);
     if (cr->is_counted)
         atomic_fetch_sub(&s->in_flight, 1);
@@ -1617,6 +1789,14 @@ int http_start(dm_db *db, const http_config *c, http_server **out)
         if (k->n_threads < 16)
             k->n_threads = 16;
     }
+    if (!k->n_write_threads) {
+        /* They mostly wait for WAL syncs; enough of them that the writes
+         * of one sync interval (2 ms by default) form one group commit. */
+        long nc = sysconf(_SC_NPROCESSORS_ONLN);
+        k->n_write_threads = nc > 0 ? (unsigned)nc * 8 : 16;
+        if (k->n_write_threads < 16)
+            k->n_write_threads = 16;
+    }
     if (!k->max_connections)
         k->max_connections = DEF_MAX_CONN;
     if (!k->timeout_s)
@@ -1654,6 +1834,8 @@ int http_start(dm_db *db, const http_config *c, http_server **out)
     pthread_mutex_init(&s->log_mu, NULL);
     pthread_mutex_init(&s->watch_mu, NULL);
     pthread_mutex_init(&s->park_mu, NULL);
+    pthread_mutex_init(&s->wq_mu, NULL);
+    pthread_cond_init(&s->wq_cv, NULL);
     if (!(s->fair = fair_new(k->user_concurrency))) {
         rc = err_set_msg(DM_ENOMEM, "out of memory");
         goto fail;
@@ -1696,6 +1878,17 @@ int http_start(dm_db *db, const http_config *c, http_server **out)
     for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++)
         for (const http_route *r = tables[t]; r->pattern; r++)
             s->routes[i++] = r;
+
+    s->writers = dm_calloc(k->n_write_threads, sizeof *s->writers);
+    if (!s->writers) {
+        rc = err_set_msg(DM_ENOMEM, "out of memory");
+        goto fail;
+    }
+    for (; s->n_writers < k->n_write_threads; s->n_writers++)
+        if (pthread_create(&s->writers[s->n_writers], NULL, writer_main, s) != 0) {
+            rc = err_set_msg(DM_ENOMEM, "cannot start the write threads");
+            goto fail;
+        }
 
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
@@ -1774,8 +1967,14 @@ void http_stop(http_server *s, unsigned drain_ms)
          * still waits for its user runs now, and is refused (draining). */
         for (fair_waiter *w; s->fair && (w = fair_pop_any(s->fair));)
             hand_over(s, w);
+        /* Nor with a write in progress: it finishes, and its connection is
+         * resumed (then closed by the stop, if the answer was not sent). */
+        writers_stop(s);
         MHD_stop_daemon(s->mhd);
     }
+    writers_stop(s);
+    pthread_mutex_destroy(&s->wq_mu);
+    pthread_cond_destroy(&s->wq_cv);
     for (size_t i = 0; i < RL_SLOTS; i++)
         for (bucket *b = s->rl[i], *n; b; b = n) {
             n = b->next;

@@ -1282,8 +1282,8 @@ static void mcp_not_allowed(http_req *rq, http_resp *rs)
 }
 
 const http_route http_routes_mcp[] = {
-    { "POST", "/mcp", HTTP_NATIVE, mcp_post, "mcp", false },
-    { "GET", "/mcp", HTTP_NATIVE, mcp_not_allowed, "mcp", false },
-    { "DELETE", "/mcp", HTTP_NATIVE, mcp_not_allowed, "mcp", false },
+    { "POST", "/mcp", HTTP_NATIVE, mcp_post, "mcp", false, false },
+    { "GET", "/mcp", HTTP_NATIVE, mcp_not_allowed, "mcp", false, false },
+    { "DELETE", "/mcp", HTTP_NATIVE, mcp_not_allowed, "mcp", false, false },
     { 0 },
 };

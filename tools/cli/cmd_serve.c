@@ -29,6 +29,8 @@ static const setting settings[] = {
     { "host", "DELTAMEMORY_HOST", "host", T_STR, OFF(host) },
     { "port", "DELTAMEMORY_PORT", "port", T_U32, OFF(port) },
     { "threads", "DELTAMEMORY_THREADS", "threads", T_U32, OFF(n_threads) },
+    { "write_threads", "DELTAMEMORY_WRITE_THREADS", "write-threads", T_U32,
+      OFF(n_write_threads) },
     { "max_connections", "DELTAMEMORY_MAX_CONNECTIONS", "max-connections", T_U32,
       OFF(max_connections) },
     { "timeout_s", "DELTAMEMORY_TIMEOUT_S", "timeout", T_U32, OFF(timeout_s) },

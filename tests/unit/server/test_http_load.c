@@ -20,6 +20,9 @@
  * the others wait their turn, suspended, and must all be answered; the
  * server must say that requests waited, and that none waits afterwards.
  *
+ * One request thread: the native mix with n_threads 1 and two write
+ * threads; every write goes through them (the offload counter).
+ *
  * The client is a plain blocking socket per thread (HTTP/1.1, keep-alive,
  * Content-Length framing; a "Connection: close" reconnects).  The
  * threads never call cmocka: they count failures and keep the first
@@ -450,12 +453,36 @@ static void test_one_user_on_every_connection(void **state)
     st_stop(&s, false);
 }
 
+/* One request thread: every write runs on a write thread while its
+ * connection is suspended, and the one request thread serves the searches
+ * and picks the writes' connections up again to answer them.  Every answer
+ * must come, every add be read back, and every add have been offloaded. */
+static void test_writes_off_the_request_thread(void **state)
+{
+    (void)state;
+    http_config c;
+    http_config_init(&c);
+    c.port = 0;
+    c.rate_per_s = -1;
+    c.n_threads = 1;
+    c.n_write_threads = 2;
+    st_server s;
+    st_start(&s, "http_load_writes", &c);
+    native_mix(&s, false);
+    long long adds = metric(&s, "deltamemory_http_writes_offloaded_total");
+    long long added = metric(&s, "deltamemory_memories");
+    assert_true(adds > 0);
+    assert_true(adds >= added);
+    st_stop(&s, false);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_core_routes_under_load),
         cmocka_unit_test(test_native_mix_under_load),
         cmocka_unit_test(test_one_user_on_every_connection),
+        cmocka_unit_test(test_writes_off_the_request_thread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

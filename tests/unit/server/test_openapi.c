@@ -107,9 +107,9 @@ static void test_document(void **state)
     check_table(paths, http_routes_mem0, "mem0");
     check_table(paths, http_routes_mcp, "mcp");
     static const http_route core[] = {
-        { "GET", "/v1/health", HTTP_DELTAMEMORY, NULL, "health", true },
-        { "GET", "/health", HTTP_DELTAMEMORY, NULL, "health", true },
-        { "GET", "/metrics", HTTP_NATIVE, NULL, "metrics", true },
+        { "GET", "/v1/health", HTTP_DELTAMEMORY, NULL, "health", true, false },
+        { "GET", "/health", HTTP_DELTAMEMORY, NULL, "health", true, false },
+        { "GET", "/metrics", HTTP_NATIVE, NULL, "metrics", true, false },
         { 0 },
     };
     check_table(paths, core, "core");
