@@ -13,7 +13,8 @@
  * (dm_search), so that no timed request pays for loading a user's indexes.
  *
  * Server: http_start on a free loopback port over that database, rate
- * limit off, its default thread count (--server-threads N to change it)
+ * limit off, its default thread counts (--server-threads N and
+ * --write-threads N to change them)
  * and per-user bound (--user-concurrency N).
  *
  * Load generator (same process, --gen-threads threads, default 1): each
@@ -78,6 +79,7 @@
  * usage: bench_server [--json] [--scale F] [--dir D] [--model PATH]
  *                     [--conns C] [--seconds T] [--requests R] [--rate R]
  *                     [--mix M] [--gen-threads N] [--server-threads N]
+ *                     [--write-threads N]
  *                     [--user-concurrency N]
  *                     [--timeout-ms MS] [--hammer] [--hammer-conns N]
  *                     [--soak S] [--keep] [--reuse]
@@ -125,6 +127,7 @@ static struct {
     const char *mix;
     unsigned gen_threads;
     unsigned server_threads; /* 0 = the server's default */
+    unsigned write_threads;  /* 0 = the server's default */
     unsigned user_concurrency; /* 0 = the server's default */
     unsigned timeout_ms;
     bool is_hammer;
@@ -132,7 +135,7 @@ static struct {
     double soak_s; /* 0 = no soak */
     bool is_keep;
     bool is_reuse;
-} cfg = { false, 1.0, "/tmp/dm-bench-server", NULL, 1000, 30, 0, 0, "native", 1, 0, 0,
+} cfg = { false, 1.0, "/tmp/dm-bench-server", NULL, 1000, 30, 0, 0, "native", 1, 0, 0, 0,
           10000, false, 200, 0, false, false };
 
 /* ------------------------------------------------------------ the mix */
@@ -1368,7 +1371,8 @@ static void usage(void)
             "usage: bench_server [--json] [--scale F] [--dir D] [--model PATH]\n"
             "                    [--conns C] [--seconds T] [--requests R] [--rate R]\n"
             "                    [--mix native|core|health|miss|kind=w,...] [--gen-threads N]\n"
-            "                    [--server-threads N] [--user-concurrency N]\n"
+            "                    [--server-threads N] [--write-threads N]\n"
+            "                    [--user-concurrency N]\n"
             "                    [--timeout-ms MS] [--hammer]\n"
             "                    [--hammer-conns N] [--soak S] [--keep] [--reuse]\n");
     exit(2);
@@ -1401,6 +1405,8 @@ int main(int argc, char **argv)
             cfg.gen_threads = (unsigned)atoi(argv[++i]);
         else if (!strcmp(a, "--server-threads") && has)
             cfg.server_threads = (unsigned)atoi(argv[++i]);
+        else if (!strcmp(a, "--write-threads") && has)
+            cfg.write_threads = (unsigned)atoi(argv[++i]);
         else if (!strcmp(a, "--user-concurrency") && has)
             cfg.user_concurrency = (unsigned)atoi(argv[++i]);
         else if (!strcmp(a, "--timeout-ms") && has)
@@ -1459,6 +1465,7 @@ int main(int argc, char **argv)
     hc.port = 0;
     hc.rate_per_s = -1;
     hc.n_threads = cfg.server_threads;
+    hc.n_write_threads = cfg.write_threads;
     hc.user_concurrency = cfg.user_concurrency;
     hc.max_connections = cfg.conns + cfg.hammer_conns + 64;
     hc.data_dir = cfg.dir;

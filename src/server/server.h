@@ -25,8 +25,8 @@ typedef struct http_config {
     unsigned n_threads;        /* request threads; 0 = 12 per core, at least 16 */
     unsigned n_write_threads;  /* threads that run the writes (routes whose
                                   answer waits for a WAL sync) while their
-                                  connections are suspended; 0 = 8 per core,
-                                  at least 16 */
+                                  connections are suspended; 0 = 32 per core,
+                                  at least 64 */
     unsigned max_connections;  /* 0 = 4096 */
     unsigned timeout_s;        /* idle connection timeout; 0 = 30 s */
     size_t max_body_len;       /* request body; 0 = 8 MiB */

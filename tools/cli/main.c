@@ -405,7 +405,7 @@ static const char help_serve[] =
     "      --port N            port (default 6969; 0 = any free port)\n"
     "      --threads N         request threads (default 12 per core, >= 16)\n"
     "      --write-threads N   threads that run the writes while their\n"
-    "                          connections wait (default 8 per core, >= 16)\n"
+    "                          connections wait (default 32 per core, >= 64)\n"
     "      --max-connections N (default 4096)\n"
     "      --timeout S         idle connection timeout, seconds (default 30)\n"
     "      --max-body BYTES    request body limit (default 8388608)\n"
