@@ -332,13 +332,23 @@ static void run_workers(worker *ws, uint16_t port, void *(*fn)(void *))
                      ws[i].first_err);
 }
 
-static void start(st_server *s, const char *tag)
+/* A server without a rate limit; 0 = the default for the three counts. */
+static void start_with(st_server *s, const char *tag, unsigned user_concurrency,
+                       unsigned n_threads, unsigned n_write_threads)
 {
     http_config c;
     http_config_init(&c);
     c.port = 0;
     c.rate_per_s = -1;
+    c.user_concurrency = user_concurrency;
+    c.n_threads = n_threads;
+    c.n_write_threads = n_write_threads;
     st_start(s, tag, &c);
+}
+
+static void start(st_server *s, const char *tag)
+{
+    start_with(s, tag, 0, 0, 0);
 }
 
 static void test_core_routes_under_load(void **state)
@@ -439,13 +449,8 @@ static long long metric(st_server *s, const char *name)
 static void test_one_user_on_every_connection(void **state)
 {
     (void)state;
-    http_config c;
-    http_config_init(&c);
-    c.port = 0;
-    c.rate_per_s = -1;
-    c.user_concurrency = 1;
     st_server s;
-    st_start(&s, "http_load_one_user", &c);
+    start_with(&s, "http_load_one_user", 1, 0, 0);
     native_mix(&s, true);
     /* 32 connections of one user, one admitted at a time: many waited. */
     assert_true(metric(&s, "deltamemory_http_user_waits_total") > 0);
@@ -460,14 +465,8 @@ static void test_one_user_on_every_connection(void **state)
 static void test_writes_off_the_request_thread(void **state)
 {
     (void)state;
-    http_config c;
-    http_config_init(&c);
-    c.port = 0;
-    c.rate_per_s = -1;
-    c.n_threads = 1;
-    c.n_write_threads = 2;
     st_server s;
-    st_start(&s, "http_load_writes", &c);
+    start_with(&s, "http_load_writes", 0, 1, 2);
     native_mix(&s, false);
     long long adds = metric(&s, "deltamemory_http_writes_offloaded_total");
     long long added = metric(&s, "deltamemory_memories");
