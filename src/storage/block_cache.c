@@ -376,7 +376,9 @@ sst_cache_handle *sst_cache_lookup(sst_cache *c, uint64_t file_number,
             lru_remove(e);
         e->refs++;
     }
-    atomic_fetch_add_explicit(e ? &s->hits : &s->misses, 1, memory_order_relaxed);
+    _Atomic uint64_t *n = e ? &s->hits : &s->misses; /* one writer: mu's holder */
+    atomic_store_explicit(n, atomic_load_explicit(n, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
     pthread_mutex_unlock(&s->mu);
     return e;
 }
