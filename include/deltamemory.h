@@ -965,6 +965,12 @@ DM_API uint32_t dm_estimate_tokens(const char *text, size_t len);
 /* Statistics                                                          */
 /* ------------------------------------------------------------------ */
 
+/* dm_stats.wal_sync_buckets: how many, and their upper bounds in
+ * microseconds (the last bucket has none). */
+#define DM_WAL_SYNC_BUCKETS 12
+#define DM_WAL_SYNC_BOUNDS_US \
+    { 250, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000, 200000, 500000 }
+
 typedef struct dm_stats {
     uint64_t n_users;          /* users with at least one record */
     uint64_t n_memories;       /* memories (all states) */
@@ -997,6 +1003,12 @@ typedef struct dm_stats {
     uint64_t llm_completion_tokens;
     /* The storage engine, since open. */
     uint64_t wal_syncs;        /* write-ahead log syncs */
+    uint64_t wal_sync_us;      /* the time they took, in all */
+    /* The syncs by duration: [i] counts those that took at most
+     * DM_WAL_SYNC_BOUNDS_US[i] microseconds (and more than the bound before
+     * it); the last counts the rest.  /metrics shows them as the histogram
+     * deltamemory_wal_sync_seconds. */
+    uint64_t wal_sync_buckets[DM_WAL_SYNC_BUCKETS];
     uint64_t flushes;          /* memtables written to level 0 */
     uint64_t compactions;
     uint64_t compact_bytes_read;

@@ -951,6 +951,20 @@ static void metrics_render(http_server *s, sbuf *b)
             sb_printf(b, "# HELP deltamemory_%s %s.\n# TYPE deltamemory_%s %s\ndeltamemory_%s %llu\n",
                       g[i].name, g[i].help, g[i].name, g[i].type, g[i].name,
                       (unsigned long long)g[i].v);
+        static const uint32_t sync_le[DM_WAL_SYNC_BUCKETS - 1] = DM_WAL_SYNC_BOUNDS_US;
+        sb_printf(b, "# HELP deltamemory_wal_sync_seconds How long each write-ahead log sync "
+                     "took.\n# TYPE deltamemory_wal_sync_seconds histogram\n");
+        unsigned long long cum = 0;
+        for (int k = 0; k < DM_WAL_SYNC_BUCKETS; k++) {
+            cum += st.wal_sync_buckets[k];
+            if (k < DM_WAL_SYNC_BUCKETS - 1)
+                sb_printf(b, "deltamemory_wal_sync_seconds_bucket{le=\"%g\"} %llu\n",
+                          sync_le[k] / 1e6, cum);
+            else
+                sb_printf(b, "deltamemory_wal_sync_seconds_bucket{le=\"+Inf\"} %llu\n", cum);
+        }
+        sb_printf(b, "deltamemory_wal_sync_seconds_sum %.6f\ndeltamemory_wal_sync_seconds_count %llu\n",
+                  (double)st.wal_sync_us / 1e6, cum);
     }
 }
 

@@ -52,6 +52,8 @@
 #include "storage/ikey.h"
 #include "storage/wal_format.h"
 
+const uint32_t kv_sync_bucket_us[KV_SYNC_BUCKETS - 1] = DM_WAL_SYNC_BOUNDS_US;
+
 /* ------------------------------------------------------------ options */
 
 kv_options kv_options_default(void)
@@ -781,7 +783,7 @@ int kv_write(kv_db *db, const kv_write_options *wo, const kv_batch *b)
     wal_writer *wal = db->wal;
     pthread_mutex_unlock(&db->mu);
 
-    uint64_t user_bytes = 0, n_batches = 0;
+    uint64_t user_bytes = 0, n_batches = 0, sync_t0 = 0, sync_t1 = 0;
     uint64_t wal_before = rc ? 0 : wal_size(wal);
     if (!rc) {
         for (kv_writer *p = &w;; p = p->next) {
@@ -795,8 +797,13 @@ int kv_write(kv_db *db, const kv_write_options *wo, const kv_batch *b)
             if (p == last)
                 break;
         }
-        if (!rc)
-            rc = sync != KV_SYNC_NONE ? wal_sync(wal) : wal_flush(wal);
+        if (!rc && sync != KV_SYNC_NONE) {
+            sync_t0 = clock_mono_us();
+            rc = wal_sync(wal);
+            sync_t1 = clock_mono_us();
+        } else if (!rc) {
+            rc = wal_flush(wal);
+        }
     }
     if (!rc) {
         uint64_t s = first_seq;
@@ -820,8 +827,14 @@ int kv_write(kv_db *db, const kv_write_options *wo, const kv_batch *b)
         db->st.n_group_commits++;
         db->st.wal_bytes_written += wal_size(wal) - wal_before;
         if (sync != KV_SYNC_NONE) {
+            uint64_t took = sync_t1 - sync_t0;
+            unsigned bk = 0;
+            while (bk < KV_SYNC_BUCKETS - 1 && took > kv_sync_bucket_us[bk])
+                bk++;
             db->st.n_syncs++;
-            db->last_sync_us = clock_mono_us();
+            db->st.sync_us += took;
+            db->st.sync_buckets[bk]++;
+            db->last_sync_us = sync_t1;
         }
     }
     for (;;) {

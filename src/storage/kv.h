@@ -173,6 +173,12 @@ typedef struct kv_level_stats {
     uint64_t bytes;
 } kv_level_stats;
 
+/* WAL sync times are counted in KV_SYNC_BUCKETS buckets: bucket i < last
+ * holds the syncs that took at most kv_sync_bucket_us[i] microseconds (and
+ * more than the bound before it); the last holds the rest. */
+#define KV_SYNC_BUCKETS 12
+extern const uint32_t kv_sync_bucket_us[KV_SYNC_BUCKETS - 1];
+
 typedef struct kv_stats {
     kv_level_stats levels[KV_MAX_LEVELS];
     uint64_t memtable_bytes;      /* active + immutable memtables */
@@ -188,6 +194,8 @@ typedef struct kv_stats {
     uint64_t n_flushes;
     uint64_t n_compactions;
     uint64_t n_syncs;             /* WAL syncs since open */
+    uint64_t sync_us;             /* time they took, in all */
+    uint64_t sync_buckets[KV_SYNC_BUCKETS]; /* ... counted by duration */
     uint64_t n_group_commits;     /* WAL appends (each may carry many
                                      writers' batches) */
     uint64_t n_writes;            /* kv_write calls */

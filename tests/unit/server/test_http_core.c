@@ -37,6 +37,10 @@ static void test_health_metrics(void **state)
     assert_non_null(heap);
     assert_true(strtoull(heap + strlen("\ndeltamemory_heap_bytes "), NULL, 10) > 0);
     assert_non_null(strstr(r.body, "\ndeltamemory_http_user_waiting 0\n"));
+    assert_non_null(strstr(r.body, "\n# TYPE deltamemory_wal_sync_seconds histogram\n"));
+    assert_non_null(strstr(r.body, "\ndeltamemory_wal_sync_seconds_bucket{le=\"0.00025\"} "));
+    assert_non_null(strstr(r.body, "\ndeltamemory_wal_sync_seconds_bucket{le=\"+Inf\"} "));
+    assert_non_null(strstr(r.body, "\ndeltamemory_wal_sync_seconds_count "));
     st_resp_free(&r);
     st_stop(&s, false);
 }
