@@ -41,6 +41,12 @@
  *     each on its own schedule; a request's latency is counted from the
  *     time it was scheduled, not from when it could be sent, so a server
  *     that falls behind is charged for the wait (no coordinated omission).
+ * Every run first offers its load for --warmup seconds (1 by default; not
+ * with --requests) and measures from then on: latencies, requests/s and
+ * CPU per request count the requests scheduled after the warm-up.  The
+ * warm-up's errors and acknowledged adds still count.  What it leaves
+ * out is the seconds just after 1,000 connections open at once; the
+ * engine's counters (compactions, syncs, stalls) include it.
  *
  * Mix (--mix): "native" (default) = 80 % POST /v1/search {"user_id",
  * "query", "k":10} and 20 % POST /v1/memories {"user_id", "text",
@@ -82,11 +88,12 @@
  *                     [--write-threads N]
  *                     [--user-concurrency N]
  *                     [--timeout-ms MS] [--hammer] [--hammer-conns N]
- *                     [--soak S] [--keep] [--reuse]
+ *                     [--soak S] [--warmup S] [--keep] [--reuse]
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -135,8 +142,9 @@ static struct {
     double soak_s; /* 0 = no soak */
     bool is_keep;
     bool is_reuse;
+    double warmup_s; /* load before the measured time of each run */
 } cfg = { false, 1.0, "/tmp/dm-bench-server", NULL, 1000, 30, 0, 0, "native", 1, 0, 0, 0,
-          10000, false, 200, 0, false, false };
+          10000, false, 200, 0, false, false, 1.0 };
 
 /* ------------------------------------------------------------ the mix */
 
@@ -336,7 +344,9 @@ typedef struct worker {
     uint64_t status_seen[6]; /* errors by status class */
     ack *acks;
     size_t n_acks, cap_acks;
-    double cpu_s;
+    double cpu_s;         /* the thread's CPU time in the measured part */
+    double cpu_at_measure;
+    bool is_measuring;
 } worker;
 
 typedef struct run {
@@ -349,6 +359,7 @@ typedef struct run {
     double rate;
     _Atomic uint64_t issued;
     uint64_t start_ns, stop_ns;
+    uint64_t measure_ns;   /* requests scheduled before it are the warm-up */
     worker *w;
     unsigned n_w;
     /* results */
@@ -742,7 +753,7 @@ static void on_response(worker *w, conn *c, int status, const char *body, size_t
             w->errs[E_BAD]++;
         }
     }
-    if (ok)
+    if (ok && c->origin_ns >= w->run->measure_ns)
         h_add(&w->h[c->group][c->kind], (now - c->origin_ns) / 1000);
     w->in_flight--;
     c->in_len = 0;
@@ -889,6 +900,10 @@ static void *worker_main(void *arg)
     }
     for (;;) {
         now = bench_now_ns();
+        if (!w->is_measuring && now >= r->measure_ns) {
+            w->is_measuring = true;
+            w->cpu_at_measure = cpu_thread_s();
+        }
         bool is_stop = stopping(r, now);
         while (!is_stop && w->n_heap && w->heap[0]->next_ns <= now) {
             conn *c = heap_pop(w);
@@ -916,7 +931,7 @@ static void *worker_main(void *arg)
         conn_close(w, &w->conns[i]);
         free(w->conns[i].in);
     }
-    w->cpu_s = cpu_thread_s();
+    w->cpu_s = cpu_thread_s() - (w->is_measuring ? w->cpu_at_measure : 0);
     return NULL;
 }
 
@@ -964,23 +979,31 @@ static void run_load(run *r)
         preconnect(w, &w->conns[i / r->n_w]);
     }
     r->start_ns = bench_now_ns() + 20000000u;
-    r->stop_ns = r->start_ns + (uint64_t)(r->seconds * 1e9);
+    r->measure_ns = r->start_ns + (r->max_requests ? 0 : (uint64_t)(cfg.warmup_s * 1e9));
+    r->stop_ns = r->measure_ns + (uint64_t)(r->seconds * 1e9);
     for (unsigned i = 0; i < n_conns; i++) {
         worker *w = &r->w[i % r->n_w];
         conn *c = &w->conns[i / r->n_w];
         if (c->period_ns)
             c->next_ns += r->start_ns;
     }
-    double cpu0 = cpu_process_s();
-    uint64_t t0 = bench_now_ns();
     while (bench_now_ns() < r->start_ns)
         ;
     for (unsigned t = 0; t < r->n_w; t++)
         if (pthread_create(&r->w[t].th, NULL, worker_main, &r->w[t]))
             bench_die("pthread_create");
+    /* The process's CPU time and the wall time count from the end of the
+     * warm-up. */
+    for (uint64_t t; (t = bench_now_ns()) < r->measure_ns;) {
+        uint64_t d = r->measure_ns - t;
+        struct timespec ts = { (time_t)(d / 1000000000u), (long)(d % 1000000000u) };
+        nanosleep(&ts, NULL);
+    }
+    double cpu0 = cpu_process_s();
+    uint64_t t0 = bench_now_ns();
     for (unsigned t = 0; t < r->n_w; t++)
         pthread_join(r->w[t].th, NULL);
-    r->wall_s = (double)(bench_now_ns() - (t0 > r->start_ns ? t0 : r->start_ns)) / 1e9;
+    r->wall_s = (double)(bench_now_ns() - t0) / 1e9;
     r->proc_cpu_s = cpu_process_s() - cpu0;
     for (unsigned t = 0; t < r->n_w; t++) {
         worker *w = &r->w[t];
@@ -1089,6 +1112,25 @@ static void report_counters(const char *prefix, dm_db *db, const dm_stats *st0,
     uint64_t misses = st.block_cache_misses - st0->block_cache_misses;
     snprintf(name, sizeof name, "%s_block_cache_hit_ratio", prefix);
     report_value(name, hits + misses ? (double)hits / (double)(hits + misses) : 0.0, "ratio");
+    /* The run's WAL syncs: how many, the bucket bound under which 99 % of
+     * them finished, and how many took over 10 ms. */
+    static const uint32_t sync_le[DM_WAL_SYNC_BUCKETS - 1] = DM_WAL_SYNC_BOUNDS_US;
+    uint64_t syncs = st.wal_syncs - st0->wal_syncs, cum = 0, slow = 0;
+    double sync_p99 = 0;
+    for (int k = 0; k < DM_WAL_SYNC_BUCKETS; k++) {
+        uint64_t n = st.wal_sync_buckets[k] - st0->wal_sync_buckets[k];
+        if (k > 0 && sync_le[k - 1] >= 10000)
+            slow += n;
+        cum += n;
+        if (syncs && !sync_p99 && (double)cum >= 0.99 * (double)syncs)
+            sync_p99 = k < DM_WAL_SYNC_BUCKETS - 1 ? sync_le[k] / 1e3 : INFINITY;
+    }
+    snprintf(name, sizeof name, "%s_wal_syncs", prefix);
+    report_value(name, (double)syncs, "syncs");
+    snprintf(name, sizeof name, "%s_wal_sync_p99_le", prefix);
+    report_value(name, sync_p99, "ms");
+    snprintf(name, sizeof name, "%s_wal_syncs_over_10ms", prefix);
+    report_value(name, (double)slow, "syncs");
     snprintf(name, sizeof name, "%s_compactions", prefix);
     report_value(name, (double)(st.compactions - st0->compactions), "compactions");
     snprintf(name, sizeof name, "%s_refreshes", prefix);
@@ -1374,7 +1416,8 @@ static void usage(void)
             "                    [--server-threads N] [--write-threads N]\n"
             "                    [--user-concurrency N]\n"
             "                    [--timeout-ms MS] [--hammer]\n"
-            "                    [--hammer-conns N] [--soak S] [--keep] [--reuse]\n");
+            "                    [--hammer-conns N] [--soak S] [--warmup S] [--keep]\n"
+            "                    [--reuse]\n");
     exit(2);
 }
 
@@ -1421,10 +1464,13 @@ int main(int argc, char **argv)
             cfg.is_keep = true;
         else if (!strcmp(a, "--reuse"))
             cfg.is_reuse = true;
+        else if (!strcmp(a, "--warmup") && has)
+            cfg.warmup_s = atof(argv[++i]);
         else
             usage();
     }
-    if (!cfg.conns || !cfg.gen_threads || cfg.seconds <= 0 || cfg.scale <= 0)
+    if (!cfg.conns || !cfg.gen_threads || cfg.seconds <= 0 || cfg.scale <= 0 ||
+        !(cfg.warmup_s >= 0 && cfg.warmup_s <= 3600))
         usage();
     parse_mix(cfg.mix);
     signal(SIGPIPE, SIG_IGN);
