@@ -52,6 +52,19 @@
  *   - the splice hint and the height generator belong to the writer.
  * Nodes are never removed, so a reader never follows a dangling link.
  *
+ * Filter.  Most point lookups are for keys the memtable does not hold (a
+ * record written before the last flush), and a miss walks the whole
+ * skiplist: a dozen cache misses.  Each table therefore keeps a blocked
+ * Bloom filter of its user keys: MT_FILTER_LINES lines of 512 bits, the
+ * line chosen by the key's hash, MT_FILTER_PROBES bits set in it.  mt_get
+ * answers MT_NONE at once when one of the key's bits is clear.  The
+ * writer sets the bits (relaxed loads and stores: it is the only one
+ * writing them) before it publishes the node; a reader whose snapshot
+ * includes the entry acquired that snapshot after the writer's release
+ * (the storage engine's last sequence number), so it sees the bits too.
+ * A clear bit is never wrong; a set one may be (about 1 in 50,000 lookups
+ * at 30,000 keys, 1 in 10 at 200,000), and then the skiplist decides.
+ *
  * Lifetime: reference counted (atomic).  Every iterator holds a reference.
  * The last mt_unref frees the arena and therefore every node, so borrowed
  * slices (mt_get values, iterator keys/values) die with the last reference.
@@ -72,6 +85,8 @@
 
 #define MT_MAX_HEIGHT 12
 #define MT_BRANCH_BITS 2 /* branching factor 4 = 2^2 */
+#define MT_FILTER_LINES 2048 /* 128 KiB a table */
+#define MT_FILTER_PROBES 6
 
 /* A link holds a node handle: the address of that node's link[0].  Stored
  * as void * because a C type cannot name an atomic pointer to itself. */
@@ -93,6 +108,7 @@ struct mt_table {
     _Atomic uint64_t count;
     _Atomic uint64_t first_seq; /* smallest seq added; 0 when empty */
     _Atomic uint64_t last_seq;  /* largest seq added; 0 when empty */
+    _Atomic uint64_t *filter;   /* MT_FILTER_LINES lines of 8 words */
     /* Writer-only state. */
     uint64_t rng;                    /* height generator */
     mt_link *hint_node;              /* last inserted node, or NULL */
@@ -288,6 +304,9 @@ int mt_new(mt_table **out)
                                          alignof(mt_link));
     if (!links)
         goto fail;
+    t->filter = dm_calloc((size_t)MT_FILTER_LINES * 8, sizeof *t->filter);
+    if (!t->filter)
+        goto fail;
     t->head = links + (MT_MAX_HEIGHT - 1);
     for (int i = 0; i < MT_MAX_HEIGHT; i++) {
         atomic_init(link_at(t->head, i), NULL);
@@ -320,7 +339,50 @@ void mt_unref(mt_table *t)
     if (old != 1)
         return;
     arena_fini(&t->arena);
+    dm_free(t->filter);
     dm_free(t);
+}
+
+/* ---- filter ---- */
+
+/* The key's filter line, and in g the bits that pick the probes. */
+static _Atomic uint64_t *filter_line(const mt_table *t, buf_slice key, uint64_t *g)
+{
+    /* FNV-1a over the key, then a multiply-xorshift finish so that every
+     * bit of h depends on every byte. */
+    uint64_t h = UINT64_C(0xcbf29ce484222325);
+    for (size_t i = 0; i < key.len; i++)
+        h = (h ^ key.ptr[i]) * UINT64_C(0x100000001b3);
+    h ^= h >> 33;
+    h *= UINT64_C(0xff51afd7ed558ccd);
+    h ^= h >> 33;
+    uint64_t p = (h ^ (h >> 29)) * UINT64_C(0xbf58476d1ce4e5b9); /* a second mix */
+    *g = p ^ (p >> 32);
+    return t->filter + (size_t)(h & (MT_FILTER_LINES - 1)) * 8;
+}
+
+static void filter_add(mt_table *t, buf_slice key)
+{
+    uint64_t g;
+    _Atomic uint64_t *line = filter_line(t, key, &g);
+    for (int i = 0; i < MT_FILTER_PROBES; i++, g >>= 9) {
+        _Atomic uint64_t *w = &line[(g >> 6) & 7];
+        uint64_t bit = UINT64_C(1) << (g & 63);
+        uint64_t old = atomic_load_explicit(w, memory_order_relaxed);
+        if (!(old & bit))
+            atomic_store_explicit(w, old | bit, memory_order_relaxed);
+    }
+}
+
+static bool filter_may_hold(const mt_table *t, buf_slice key)
+{
+    uint64_t g;
+    _Atomic uint64_t *line = filter_line(t, key, &g);
+    for (int i = 0; i < MT_FILTER_PROBES; i++, g >>= 9)
+        if (!(atomic_load_explicit(&line[(g >> 6) & 7], memory_order_relaxed) &
+              (UINT64_C(1) << (g & 63))))
+            return false;
+    return true;
 }
 
 /* ---- writer ---- */
@@ -385,6 +447,7 @@ int mt_add(mt_table *t, uint64_t seq, int type, buf_slice key, buf_slice value)
     if (value.len)
         memcpy(p, value.ptr, value.len);
 
+    filter_add(t, key); /* before the node is published */
     mt_key k = { key.ptr, key.len, trailer };
     mt_link *prev[MT_MAX_HEIGHT];
     if (hint_fits(t, &k)) {
@@ -435,6 +498,8 @@ int mt_add(mt_table *t, uint64_t seq, int type, buf_slice key, buf_slice value)
 enum mt_get_result mt_get(mt_table *t, buf_slice key, uint64_t snap_seq,
                           buf_slice *value)
 {
+    if (!filter_may_hold(t, key))
+        return MT_NONE;
     if (snap_seq > IKEY_MAX_SEQ)
         snap_seq = IKEY_MAX_SEQ;
     mt_key k = { key.ptr, key.len, ikey_pack(snap_seq, IKEY_SEEK_TYPE) };
