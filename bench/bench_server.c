@@ -822,10 +822,15 @@ static void on_readable(worker *w, conn *c)
             if (!c->in)
                 bench_die("out of memory");
         }
-        ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
+        size_t room = c->in_cap - c->in_len;
+        ssize_t n = recv(c->fd, c->in + c->in_len, room, 0);
         if (n > 0) {
             c->in_len += (size_t)n;
             c->in[c->in_len] = 0;
+            /* Less than the room: the socket was drained, and any later
+             * bytes raise a new edge; no recv just to read EAGAIN. */
+            if ((size_t)n < room)
+                break;
             continue;
         }
         if (n < 0 && errno == EINTR)
