@@ -25,6 +25,10 @@
  * deleted one is removed by moving the last node into its slot, so flat
  * mode never holds deleted nodes.  The add that brings the live count to
  * the threshold builds the graph over every stored vector and the new one.
+ * An exact scan of up to EXACT_WORDS nodes (a user's index, usually) packs
+ * each hit into one 64-bit word that sorts best first, selects the best k
+ * and sorts them: half the comparisons of a heap of k, and each a single
+ * integer compare.
  *
  * Element type.  Rows hold float32 (params.elem HNSW_ELEM_F32, the
  * default; rows start on 32-byte boundaries) or IEEE binary16
@@ -871,11 +875,134 @@ static int64_t search_layer(const hnsw *h, scratch *s, const float *q,
     return n_top;
 }
 
+/*
+ * A hit as one sortable word, for the exact scan of a small index: the
+ * similarity's bits mapped to an unsigned order (negatives flipped whole,
+ * positives with the sign bit set), inverted so that ascending words are
+ * best first, above the label, which breaks ties as hit_worse does.
+ */
+static inline uint64_t hit_word(uint32_t label, float sim)
+{
+    if (!(sim == sim))
+        sim = -INFINITY; /* NaN ranks below everything */
+    if (sim == 0)
+        sim = 0; /* -0 ties +0, as in hit_worse */
+    uint32_t b;
+    memcpy(&b, &sim, sizeof b);
+    b = b & 0x80000000u ? ~b : b | 0x80000000u;
+    return (uint64_t)~b << 32 | label;
+}
+
+static inline hnsw_hit hit_of_word(uint64_t w)
+{
+    uint32_t b = ~(uint32_t)(w >> 32);
+    b = b & 0x80000000u ? b & 0x7fffffffu : ~b;
+    hnsw_hit x = { (uint32_t)w, 0 };
+    memcpy(&x.sim, &b, sizeof b);
+    return x;
+}
+
+static void words_insertion(uint64_t *a, uint32_t n)
+{
+    for (uint32_t i = 1; i < n; i++) {
+        uint64_t x = a[i];
+        uint32_t j = i;
+        for (; j > 0 && a[j - 1] > x; j--)
+            a[j] = a[j - 1];
+        a[j] = x;
+    }
+}
+
+/* Partitions a[0..n) (n >= 3) around the median of three; returns p with
+ * a[0..p) <= a[p] <= a[p+1..n). */
+static uint32_t words_partition(uint64_t *a, uint32_t n)
+{
+    uint32_t m = n / 2;
+    uint64_t t;
+#define WSWAP(i, j) (t = a[i], a[i] = a[j], a[j] = t)
+    if (a[m] < a[0])
+        WSWAP(m, 0);
+    if (a[n - 1] < a[0])
+        WSWAP(n - 1, 0);
+    if (a[n - 1] < a[m])
+        WSWAP(n - 1, m);
+    WSWAP(m, n - 1); /* the median is the pivot, at the end */
+    uint64_t pivot = a[n - 1];
+    uint32_t p = 0;
+    for (uint32_t i = 0; i + 1 < n; i++)
+        if (a[i] < pivot) {
+            WSWAP(i, p);
+            p++;
+        }
+    WSWAP(p, n - 1);
+#undef WSWAP
+    return p;
+}
+
+/* The k smallest words of a[0..n) into a[0..k), in no order. */
+static void words_select(uint64_t *a, uint32_t n, uint32_t k)
+{
+    while (n > 16 && k < n) {
+        uint32_t p = words_partition(a, n);
+        if (p + 1 == k || p == k)
+            return;
+        if (p > k) {
+            n = p;
+        } else {
+            a += p + 1;
+            n -= p + 1;
+            k -= p + 1;
+        }
+    }
+    words_insertion(a, n);
+}
+
+static void words_sort(uint64_t *a, uint32_t n)
+{
+    while (n > 16) {
+        uint32_t p = words_partition(a, n);
+        /* recurse into the smaller side, loop on the larger */
+        if (p < n - p - 1) {
+            words_sort(a, p);
+            a += p + 1;
+            n -= p + 1;
+        } else {
+            words_sort(a + p + 1, n - p - 1);
+            n = p;
+        }
+    }
+    words_insertion(a, n);
+}
+
+#define EXACT_WORDS 512 /* the scan of an index this small sorts words */
+
 static void exact_scan(const hnsw *h, const float *q, uint32_t k,
                        ix_filter_fn filter, void *arg, hnsw_hit *out,
                        uint32_t *n_out)
 {
     uint32_t n = 0;
+    if (h->n_nodes <= EXACT_WORDS) {
+        /* Every similarity, then the best k selected and sorted: fewer
+         * and cheaper comparisons than a heap of k. */
+        uint64_t w[EXACT_WORDS];
+        for (uint32_t id = 0; id < h->n_nodes; id++) {
+            if (is_deleted(h, id))
+                continue;
+            uint32_t label = h->node_label[id];
+            if (filter && !filter(arg, label))
+                continue;
+            w[n++] = hit_word(label, sim_dim(h, q, id));
+        }
+        if (n > k) {
+            words_select(w, n, k);
+            n = k;
+        }
+        words_sort(w, n);
+        for (uint32_t i = 0; i < n; i++)
+            out[i] = hit_of_word(w[i]);
+        *n_out = n;
+        return;
+    }
     for (uint32_t id = 0; id < h->n_nodes; id++) {
         if (is_deleted(h, id))
             continue;

@@ -261,6 +261,76 @@ static void test_flat_exact(void **state)
     free(v);
 }
 
+static int cmp_ref(const void *pa, const void *pb)
+{
+    const hnsw_hit *a = pa, *b = pb;
+    if (a->sim != b->sim)
+        return a->sim > b->sim ? -1 : 1;
+    return a->label < b->label ? -1 : a->label > b->label;
+}
+
+/* The exact scan of a flat index, against a reference sorted here: every
+ * k from 1 past n, sizes on both sides of the scan's word buffer (512),
+ * every vector present twice (ties broken by label), some deleted, some
+ * rejected by a filter.  Checked in full: labels and similarities. */
+static bool odd_label(void *arg, uint32_t label)
+{
+    (void)arg;
+    return label % 7 != 3;
+}
+
+static void test_exact_order(void **state)
+{
+    (void)state;
+    const uint32_t dim = 8;
+    const uint32_t sizes[] = { 1, 2, 17, 40, 255, 256, 300, 700 };
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        uint32_t half = sizes[si];
+        float *v = clustered(half + 4, dim, 3, 0.3, 7 + si);
+        hnsw *h = new_index(dim, 16, 100, 100000);
+        add_all(h, v, half, dim, 0);
+        add_all(h, v, half, dim, half); /* the same vectors again: ties */
+        uint32_t n = 2 * half;
+        if (half > 4)
+            for (uint32_t l = 1; l < n; l += 5)
+                assert_int_equal(hnsw_delete(h, l), DM_OK);
+        hnsw_hit *ref = malloc(sizeof *ref * (n + 8));
+        hnsw_hit *got = malloc(sizeof *got * (n + 8));
+        assert_non_null(ref);
+        assert_non_null(got);
+        for (uint32_t qi = 0; qi < 4; qi++) {
+            const float *q = v + (size_t)(half + qi) * dim;
+            for (int filtered = 0; filtered < 2; filtered++) {
+                uint32_t m = 0;
+                for (uint32_t l = 0; l < n; l++) {
+                    float sim;
+                    if (hnsw_similarity(h, q, l, &sim) != DM_OK)
+                        continue; /* deleted */
+                    if (filtered && !odd_label(NULL, l))
+                        continue;
+                    ref[m++] = (hnsw_hit){ l, sim };
+                }
+                qsort(ref, m, sizeof *ref, cmp_ref);
+                for (uint32_t k = 1; k <= m + 2; k += (k < 20 || k + 20 > m ? 1 : 13)) {
+                    uint32_t ng;
+                    assert_int_equal(hnsw_search_exact(h, q, k, filtered ? odd_label : NULL,
+                                                       NULL, got, &ng),
+                                     DM_OK);
+                    assert_int_equal(ng, k < m ? k : m);
+                    for (uint32_t i = 0; i < ng; i++) {
+                        assert_int_equal(got[i].label, ref[i].label);
+                        assert_true(got[i].sim == ref[i].sim);
+                    }
+                }
+            }
+        }
+        free(ref);
+        free(got);
+        hnsw_free(h);
+        free(v);
+    }
+}
+
 static void test_recall_graph(void **state)
 {
     const uint32_t dim = 32, n = 5000, nq = 200;
@@ -1636,6 +1706,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_params),
         cmocka_unit_test(test_flat_exact),
+        cmocka_unit_test(test_exact_order),
         cmocka_unit_test(test_recall_graph),
         cmocka_unit_test(test_threshold_transition),
         cmocka_unit_test(test_add_replace_delete),
