@@ -32,6 +32,7 @@
  */
 #include <inttypes.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <stdio.h>
@@ -252,8 +253,20 @@ void *cpt_flush_main(void *arg)
     kv_db *db = arg;
     pthread_mutex_lock(&db->mu);
     for (;;) {
-        while (!db->is_closing && (!db->imm_head || db->bg_error))
-            pthread_cond_wait(&db->bg_cv, &db->mu);
+        while (!db->is_closing && (!db->imm_head || db->bg_error)) {
+            /* Tables whose last reader let go since the last install are
+             * deleted here, within a second. */
+            if (kv_reap_pending(db)) {
+                pthread_mutex_unlock(&db->mu);
+                kv_reap(db);
+                pthread_mutex_lock(&db->mu);
+                continue;
+            }
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += 1;
+            pthread_cond_timedwait(&db->bg_cv, &db->mu, &ts);
+        }
         if (db->is_closing)
             break;
         db->is_flushing = true;
@@ -520,7 +533,8 @@ void *cpt_compact_main(void *arg)
             kv_set_bg_error(db, rc);
             pthread_mutex_unlock(&db->mu);
         }
-        compaction_fini(&c);
+        compaction_fini(&c); /* drops the inputs' last references */
+        kv_reap(db);
         pthread_mutex_unlock(&db->cmp_mu);
         pthread_mutex_lock(&db->mu);
         db->is_compacting = false;
@@ -573,6 +587,7 @@ int cpt_compact_range(kv_db *db, const buf_slice *begin, const buf_slice *end)
         if (!rc && c.n_in[0])
             rc = run(db, &c);
         compaction_fini(&c);
+        kv_reap(db);
     }
 
     pthread_mutex_unlock(&db->cmp_mu);

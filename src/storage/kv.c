@@ -228,6 +228,59 @@ void kv_file_ref(kv_file *f)
     atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
 }
 
+/* Queues file `number` for kv_reap; false when out of memory. */
+static bool doom_push(kv_db *db, uint64_t number, int type)
+{
+    pthread_mutex_lock(&db->doom_mu);
+    bool ok = true;
+    if (db->n_doom == db->cap_doom) {
+        size_t nc = db->cap_doom ? db->cap_doom * 2 : 16;
+        struct kv_doomed *nd = dm_realloc(db->doom, nc * sizeof *nd);
+        if (nd) {
+            db->doom = nd;
+            db->cap_doom = nc;
+        } else {
+            ok = false;
+        }
+    }
+    if (ok)
+        db->doom[db->n_doom++] = (struct kv_doomed){ number, type };
+    pthread_mutex_unlock(&db->doom_mu);
+    return ok;
+}
+
+static void unlink_file(kv_db *db, uint64_t number, int type)
+{
+    char path[FN_PATH_MAX];
+    fn_make(path, db->dir, number, type);
+    int rc = db->vfs->unlink(db->vfs, path);
+    if (rc && rc != DM_ENOTFOUND)
+        LOG_W("%s: could not remove obsolete %s: %s", path,
+              type == FN_WAL ? "log" : "table", dm_strerror(rc));
+}
+
+bool kv_reap_pending(kv_db *db)
+{
+    pthread_mutex_lock(&db->doom_mu);
+    bool any = db->n_doom > 0;
+    pthread_mutex_unlock(&db->doom_mu);
+    return any;
+}
+
+void kv_reap(kv_db *db)
+{
+    pthread_mutex_lock(&db->doom_mu);
+    struct kv_doomed *d = db->doom;
+    size_t n = db->n_doom;
+    db->doom = NULL;
+    db->n_doom = db->cap_doom = 0;
+    pthread_mutex_unlock(&db->doom_mu);
+    for (size_t i = 0; i < n; i++)
+        if (!atomic_load(&db->is_shutdown_keep_files))
+            unlink_file(db, d[i].number, d[i].type);
+    dm_free(d);
+}
+
 void kv_file_unref(kv_file *f)
 {
     if (!f || atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
@@ -237,13 +290,8 @@ void kv_file_unref(kv_file *f)
      * released but stays live on disk. */
     kv_db *db = f->db;
     sst_reader_unref(f->reader);
-    if (db && !atomic_load(&db->is_shutdown_keep_files)) {
-        char path[FN_PATH_MAX];
-        fn_make(path, db->dir, f->number, FN_SST);
-        int rc = db->vfs->unlink(db->vfs, path);
-        if (rc && rc != DM_ENOTFOUND)
-            LOG_W("%s: could not remove obsolete table: %s", path, dm_strerror(rc));
-    }
+    if (db && !atomic_load(&db->is_shutdown_keep_files) && !doom_push(db, f->number, FN_SST))
+        unlink_file(db, f->number, FN_SST); /* no memory to queue it: now */
     buf_fini(&f->smallest);
     buf_fini(&f->largest);
     dm_free(f);
@@ -524,11 +572,8 @@ static void delete_obsolete_wals(kv_db *db)
     for (size_t i = 0; i < db->n_live_wals; i++) {
         uint64_t n = db->live_wals[i];
         if (n < db->log_number && n != db->wal_number) {
-            char path[FN_PATH_MAX];
-            fn_make(path, db->dir, n, FN_WAL);
-            int rc = db->vfs->unlink(db->vfs, path);
-            if (rc && rc != DM_ENOTFOUND)
-                LOG_W("%s: could not remove obsolete log: %s", path, dm_strerror(rc));
+            if (!doom_push(db, n, FN_WAL))
+                unlink_file(db, n, FN_WAL); /* no memory to queue it: now */
         } else {
             db->live_wals[keep++] = n;
         }
@@ -593,6 +638,7 @@ int kv_install(kv_db *db, kv_edit *edit)
     pthread_mutex_unlock(&db->mu);
     kv_version_unref(old);
     kv_edit_fini(edit);
+    kv_reap(db);
     return rc;
 }
 
@@ -1514,6 +1560,8 @@ static void db_free(kv_db *db)
         dm_free(db->canon_dir);
     }
     dm_free(db->live_wals);
+    dm_free(db->doom);
+    pthread_mutex_destroy(&db->doom_mu);
     pthread_mutex_destroy(&db->mu);
     pthread_mutex_destroy(&db->man_mu);
     pthread_mutex_destroy(&db->cmp_mu);
@@ -1546,6 +1594,7 @@ int kv_open(const char *dir, const kv_options *opt, kv_db **out)
     pthread_mutex_init(&db->mu, NULL);
     pthread_mutex_init(&db->man_mu, NULL);
     pthread_mutex_init(&db->cmp_mu, NULL);
+    pthread_mutex_init(&db->doom_mu, NULL);
     pthread_cond_init(&db->bg_cv, NULL);
     pthread_cond_init(&db->bg_done_cv, NULL);
     db->snap_list.next = db->snap_list.prev = &db->snap_list;
@@ -1618,6 +1667,7 @@ int kv_close(kv_db *db)
         pthread_join(db->flush_thread, NULL);
         pthread_join(db->cmp_thread, NULL);
     }
+    kv_reap(db); /* what readers released since the last install */
     int rc = wal_writer_close(db->wal);
     db->wal = NULL;
     if (db->bg_error)

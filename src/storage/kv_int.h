@@ -134,6 +134,18 @@ struct kv_db {
     uint64_t flushed_seq; /* MANIFEST last_seq */
     uint64_t *live_wals;  /* WAL numbers not yet deleted, ascending */
     size_t n_live_wals, cap_live_wals;
+    /* Obsolete files waiting to be deleted (kv_reap): a table whose last
+     * reference dropped, a log every memtable of which was flushed.  An
+     * unlink of a large file takes milliseconds (the file system frees
+     * its blocks and cached pages), so it is done by the flush and
+     * compaction threads after an install, never under mu and never by a
+     * reader that happened to drop a table's last reference. */
+    pthread_mutex_t doom_mu;
+    struct kv_doomed {
+        uint64_t number;
+        int type;         /* FN_SST or FN_WAL */
+    } *doom;
+    size_t n_doom, cap_doom;
     buf compact_ptr[KV_MAX_LEVELS]; /* round-robin position per level */
 
     kv_snapshot snap_list; /* sentinel of a circular list, oldest first */
@@ -168,6 +180,12 @@ int kv_edit_del(kv_edit *e, uint64_t number);
 /* kv_file_new -- wraps a finished table: opens its reader. */
 int kv_file_new(kv_db *db, uint64_t number, int level, const sst_info *info,
                 kv_file **out);
+/* kv_reap -- deletes the obsolete files queued so far (none while
+ * is_shutdown_keep_files is set).  REQUIRES: mu NOT held. */
+void kv_reap(kv_db *db);
+/* kv_reap_pending -- whether files wait for kv_reap.  Any lock state. */
+bool kv_reap_pending(kv_db *db);
+
 /* kv_super_rebuild -- REQUIRES mu.  DM_OK or DM_ENOMEM (old one kept). */
 int kv_super_rebuild(kv_db *db);
 void kv_super_unref(kv_super *sv);

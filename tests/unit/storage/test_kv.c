@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/alloc.h"
 #include "os/vfs.h"
@@ -360,6 +361,78 @@ static void test_delete_reclaims(void **state)
     tu_rmrf(dir);
 }
 
+/* Whether dir holds every (all = true) or any (all = false) of names. */
+static bool has_files(const char *dir, char **want, size_t n_want, bool all)
+{
+    char **names = NULL;
+    size_t n = 0, found = 0;
+    vfs *v = vfs_posix();
+    assert_int_equal(v->list(v, dir, &names, &n), DM_OK);
+    for (size_t i = 0; i < n_want; i++)
+        for (size_t j = 0; j < n; j++)
+            if (!strcmp(want[i], names[j])) {
+                found++;
+                break;
+            }
+    vfs_list_free(names, n);
+    return all ? found == n_want : found > 0;
+}
+
+/* A table replaced by a compaction stays on disk while an iterator still
+ * reads it, and is deleted soon after the iterator lets go: by the
+ * background threads, not by the thread that dropped the last reference. */
+static void test_obsolete_tables_reaped(void **state)
+{
+    (void)state;
+    const char *dir = tu_tmpdir("kv_reap");
+    kv_options o = small_opts();
+    kv_db *db;
+    assert_int_equal(kv_open(dir, &o, &db), DM_OK);
+    char k[32], v[200];
+    for (int i = 0; i < 2000; i++) {
+        key_of(k, i);
+        snprintf(v, sizeof v, "first value %d %0150d", i, i);
+        assert_int_equal(kv_put(db, NULL, S(k), S(v)), DM_OK);
+    }
+    assert_int_equal(kv_compact_range(db, NULL, NULL), DM_OK);
+    char **names = NULL, *old[64];
+    size_t n = 0, n_old = 0;
+    vfs *fs = vfs_posix();
+    assert_int_equal(fs->list(fs, dir, &names, &n), DM_OK);
+    for (size_t i = 0; i < n && n_old < 64; i++) {
+        size_t l = strlen(names[i]);
+        if (l > 4 && !strcmp(names[i] + l - 4, ".sst"))
+            old[n_old++] = names[i];
+    }
+    assert_true(n_old > 0);
+
+    iter *it;
+    assert_int_equal(kv_iter_new(db, NULL, &it), DM_OK);
+    iter_seek_first(it);
+    assert_true(iter_valid(it));
+    for (int i = 0; i < 2000; i++) {
+        key_of(k, i);
+        snprintf(v, sizeof v, "second value %d %0150d", i, i);
+        assert_int_equal(kv_put(db, NULL, S(k), S(v)), DM_OK);
+    }
+    assert_int_equal(kv_compact_range(db, NULL, NULL), DM_OK);
+    assert_true(has_files(dir, old, n_old, true)); /* still read */
+    assert_true(iter_valid(it));
+    iter_free(it);
+    bool gone = false;
+    for (int i = 0; i < 50 && !gone; i++) {
+        gone = !has_files(dir, old, n_old, false);
+        if (!gone)
+            usleep(100 * 1000);
+    }
+    assert_true(gone);
+    vfs_list_free(names, n);
+    snprintf(v, sizeof v, "second value %d %0150d", 7, 7);
+    expect_get(db, NULL, "key000007", v);
+    assert_int_equal(kv_close(db), DM_OK);
+    tu_rmrf(dir);
+}
+
 /* Block reads are counted: the first get of a compressed block reads it
  * from its table, a second get of the same key finds it in the block
  * cache.  (Blocks that compression would not shrink are read in place
@@ -447,6 +520,7 @@ int main(void)
         cmocka_unit_test(test_view),
         cmocka_unit_test(test_iterators),
         cmocka_unit_test(test_delete_reclaims),
+        cmocka_unit_test(test_obsolete_tables_reaped),
         cmocka_unit_test(test_block_cache_counts),
         cmocka_unit_test(test_many_flushes_background),
     };
