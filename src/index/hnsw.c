@@ -980,38 +980,36 @@ static void exact_scan(const hnsw *h, const float *q, uint32_t k,
                        ix_filter_fn filter, void *arg, hnsw_hit *out,
                        uint32_t *n_out)
 {
+    /* A small index: every similarity as a word, then the best k selected
+     * and sorted (fewer and cheaper comparisons than a heap of k); a larger
+     * one: a heap of k. */
+    bool small = h->n_nodes <= EXACT_WORDS;
+    uint64_t w[EXACT_WORDS];
     uint32_t n = 0;
-    if (h->n_nodes <= EXACT_WORDS) {
-        /* Every similarity, then the best k selected and sorted: fewer
-         * and cheaper comparisons than a heap of k. */
-        uint64_t w[EXACT_WORDS];
-        for (uint32_t id = 0; id < h->n_nodes; id++) {
-            if (is_deleted(h, id))
-                continue;
-            uint32_t label = h->node_label[id];
-            if (filter && !filter(arg, label))
-                continue;
-            w[n++] = hit_word(label, sim_dim(h, q, id));
-        }
-        if (n > k) {
-            words_select(w, n, k);
-            n = k;
-        }
-        words_sort(w, n);
-        for (uint32_t i = 0; i < n; i++)
-            out[i] = hit_of_word(w[i]);
-        *n_out = n;
-        return;
-    }
     for (uint32_t id = 0; id < h->n_nodes; id++) {
         if (is_deleted(h, id))
             continue;
         uint32_t label = h->node_label[id];
         if (filter && !filter(arg, label))
             continue;
-        hits_offer(out, &n, k, label, sim_dim(h, q, id));
+        float sim = sim_dim(h, q, id);
+        if (small)
+            w[n++] = hit_word(label, sim);
+        else
+            hits_offer(out, &n, k, label, sim);
     }
-    hits_sort(out, n);
+    if (!small) {
+        hits_sort(out, n);
+        *n_out = n;
+        return;
+    }
+    if (n > k) {
+        words_select(w, n, k);
+        n = k;
+    }
+    words_sort(w, n);
+    for (uint32_t i = 0; i < n; i++)
+        out[i] = hit_of_word(w[i]);
     *n_out = n;
 }
 
