@@ -19,6 +19,7 @@
 #ifndef DM_OS_VFS_H
 #define DM_OS_VFS_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -77,8 +78,11 @@ struct vfs {
     int (*lock)(vfs *v, const char *path, vfs_file **out);
     int (*unlock)(vfs *v, vfs_file *f);
 
-    int last_errno;      /* errno of the last failed call (diagnostics) */
-    const char *last_op; /* name of the last failed call, e.g. "fsync" */
+    /* Diagnostics, written by whichever thread's call failed last (atomic:
+     * two threads may fail at once; a message may then name the other's
+     * call, never a torn value). */
+    _Atomic int last_errno;          /* errno of the last failed call */
+    const char *_Atomic last_op;     /* its name, e.g. "fsync" */
     void *ctx;           /* implementation data */
 };
 
