@@ -574,7 +574,6 @@ int dm_stats_get(dm_db *db, dm_stats *out)
     out->wal_bytes = ks.wal_bytes_written;
     out->wal_syncs = ks.n_syncs;
     out->wal_sync_us = ks.sync_us;
-    _Static_assert(DM_WAL_SYNC_BUCKETS == KV_SYNC_BUCKETS, "WAL sync buckets");
     memcpy(out->wal_sync_buckets, ks.sync_buckets, sizeof out->wal_sync_buckets);
     out->flushes = ks.n_flushes;
     out->compactions = ks.n_compactions;

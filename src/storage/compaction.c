@@ -31,12 +31,12 @@
  * levels >= 1 only change under cmp_mu; a flush only adds to level 0.
  */
 #include <inttypes.h>
-#include <sys/resource.h>
-#include <time.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "base/alloc.h"
 #include "base/err.h"

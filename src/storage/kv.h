@@ -176,7 +176,7 @@ typedef struct kv_level_stats {
 /* WAL sync times are counted in KV_SYNC_BUCKETS buckets: bucket i < last
  * holds the syncs that took at most kv_sync_bucket_us[i] microseconds (and
  * more than the bound before it); the last holds the rest. */
-#define KV_SYNC_BUCKETS 12
+#define KV_SYNC_BUCKETS DM_WAL_SYNC_BUCKETS /* dm_stats passes them on */
 extern const uint32_t kv_sync_bucket_us[KV_SYNC_BUCKETS - 1];
 
 typedef struct kv_stats {
