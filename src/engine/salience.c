@@ -246,6 +246,13 @@ void eng_refresh_push(dm_db *db, eng_user *u, const int64_t *ts, const uint8_t (
     if (!n || db->opt.refresh_boost < 0)
         return;
     pthread_mutex_lock(&ix->mu);
+    /* The thread is woken only if this push may end its wait sooner: on
+     * a queue that was empty (it may be waiting for other work, or for
+     * nothing), or with no rate to wait for.  Otherwise it is writing, or
+     * waiting for the tokens of a batch that more entries do not make
+     * due any sooner; a wake-up per search would cost a futex call and a
+     * context switch each. */
+    bool wake = !ix->rf_n || !db->opt.refresh_rate || ix->n_syncing;
     refresh_grow(ix, ix->rf_n + n);
     for (uint32_t i = 0; i < n && ix->rf_cap; i++) {
         eng_refresh *e;
@@ -262,7 +269,7 @@ void eng_refresh_push(dm_db *db, eng_user *u, const int64_t *ts, const uint8_t (
         e->at_us = now_us;
         memcpy(e->id, ids[i], 16);
     }
-    if (ix->running)
+    if (ix->running && wake)
         pthread_cond_signal(&ix->work);
     pthread_mutex_unlock(&ix->mu);
 }
