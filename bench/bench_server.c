@@ -76,6 +76,14 @@
  * indexes and memtables (caches, buffers, the allocator's slack), which is
  * the part that must stay flat.
  *
+ * --timeline MS: after each run, one line per MS milliseconds of its
+ * measured time: the requests whose origin fell in it (count, those over
+ * 20 ms, adds, the slowest), the process's CPU use, and the engine's
+ * flushes, compactions, WAL syncs (count and time), write stalls and
+ * level-0 tables meanwhile -- to tell a stall from a busy moment.  The
+ * engine's counters come from dm_stats_get, which walks the user records:
+ * at 250 ms, about one percent of a core.
+ *
  * Also reported: the engine's write stalls during each run (writers
  * waiting for a flush or a level-0 compaction: count and time) and its
  * compactions; the CPU time of the process per request and the share of
@@ -89,6 +97,7 @@
  *                     [--user-concurrency N]
  *                     [--timeout-ms MS] [--hammer] [--hammer-conns N]
  *                     [--soak S] [--warmup S] [--keep] [--reuse]
+ *                     [--timeline MS]
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -143,8 +152,9 @@ static struct {
     bool is_keep;
     bool is_reuse;
     double warmup_s; /* load before the measured time of each run */
+    unsigned timeline_ms; /* 0 = no timeline */
 } cfg = { false, 1.0, "/tmp/dm-bench-server", NULL, 1000, 30, 0, 0, "native", 1, 0, 0, 0,
-          10000, false, 200, 0, false, false, 1.0 };
+          10000, false, 200, 0, false, false, 1.0, 0 };
 
 /* ------------------------------------------------------------ the mix */
 
@@ -330,6 +340,14 @@ typedef struct ack {
     uint32_t user;
 } ack;
 
+/* --timeline: the measured requests whose origin fell in one interval. */
+typedef struct tl_slot {
+    uint32_t n, slow, adds; /* slow: over TL_SLOW_US */
+    uint32_t max_us;
+} tl_slot;
+
+#define TL_SLOW_US 20000
+
 typedef struct worker {
     pthread_t th;
     struct run *run;
@@ -347,6 +365,7 @@ typedef struct worker {
     double cpu_s;         /* the thread's CPU time in the measured part */
     double cpu_at_measure;
     bool is_measuring;
+    struct tl_slot *tl;   /* --timeline: by the interval of the origin */
 } worker;
 
 typedef struct run {
@@ -360,6 +379,10 @@ typedef struct run {
     _Atomic uint64_t issued;
     uint64_t start_ns, stop_ns;
     uint64_t measure_ns;   /* requests scheduled before it are the warm-up */
+    dm_db *db;             /* for the timeline's engine counters */
+    unsigned n_tl;         /* --timeline: intervals (0 = none) */
+    tl_slot *tl;           /* the workers' slots, merged */
+    struct tl_engine *tle; /* the engine's counters at each interval's end */
     worker *w;
     unsigned n_w;
     /* results */
@@ -726,6 +749,19 @@ static void add_ack(worker *w, const dm_id *id, uint32_t user)
 }
 
 /* A whole response: checks it, records its latency, moves on. */
+static void tl_note(worker *w, const conn *c, uint64_t us)
+{
+    uint64_t i = (c->origin_ns - w->run->measure_ns) / ((uint64_t)cfg.timeline_ms * 1000000u);
+    if (i >= w->run->n_tl)
+        return;
+    tl_slot *t = &w->tl[i];
+    t->n++;
+    t->slow += us > TL_SLOW_US;
+    t->adds += c->kind == K_ADD;
+    if (us > t->max_us)
+        t->max_us = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+}
+
 static void on_response(worker *w, conn *c, int status, const char *body, size_t body_len,
                         bool is_close, uint64_t now)
 {
@@ -753,8 +789,12 @@ static void on_response(worker *w, conn *c, int status, const char *body, size_t
             w->errs[E_BAD]++;
         }
     }
-    if (ok && c->origin_ns >= w->run->measure_ns)
-        h_add(&w->h[c->group][c->kind], (now - c->origin_ns) / 1000);
+    if (ok && c->origin_ns >= w->run->measure_ns) {
+        uint64_t us = (now - c->origin_ns) / 1000;
+        h_add(&w->h[c->group][c->kind], us);
+        if (w->tl)
+            tl_note(w, c, us);
+    }
     w->in_flight--;
     c->in_len = 0;
     if (is_close)
@@ -940,6 +980,83 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/* --timeline: the engine's counters and the process's CPU time, sampled
+ * at the end of each interval by tl_main. */
+typedef struct tl_engine {
+    double cpu_s;
+    uint64_t flushes, compactions, syncs, sync_us, stalls, stall_us, refreshes, l0;
+    bool is_set;
+} tl_engine;
+
+static void *tl_main(void *arg)
+{
+    run *r = arg;
+    uint64_t step = (uint64_t)cfg.timeline_ms * 1000000u;
+    for (unsigned i = 0; i <= r->n_tl; i++) {
+        /* [0] is the start of the measured time, [i] the end of interval i-1 */
+        for (uint64_t t, due = r->measure_ns + step * i; (t = bench_now_ns()) < due;) {
+            struct timespec ts = { (time_t)((due - t) / 1000000000u),
+                                   (long)((due - t) % 1000000000u) };
+            nanosleep(&ts, NULL);
+        }
+        tl_engine *e = &r->tle[i];
+        e->cpu_s = cpu_process_s();
+        dm_stats st;
+        if (dm_stats_get(r->db, &st) == DM_OK) {
+            e->flushes = st.flushes;
+            e->compactions = st.compactions;
+            e->syncs = st.wal_syncs;
+            e->sync_us = st.wal_sync_us;
+            e->stalls = st.write_stalls;
+            e->stall_us = st.write_stall_us;
+            e->refreshes = st.refreshes;
+            e->l0 = st.l0_files;
+            e->is_set = true;
+        }
+    }
+    return NULL;
+}
+
+/* One line per interval: the requests whose origin fell in it (their
+ * count, those over TL_SLOW_US, the adds, the slowest) and what the
+ * process and the engine did meanwhile. */
+static void print_timeline(const run *r)
+{
+    printf("timeline (every %u ms, by request origin; slow = over %d ms):\n", cfg.timeline_ms,
+           TL_SLOW_US / 1000);
+    printf("%8s %7s %6s %6s %8s %6s %6s %5s %6s %9s %6s %9s %3s\n", "t s", "reqs", "slow",
+           "adds", "max ms", "cpu %", "flush", "comp", "syncs", "sync ms", "stall",
+           "stall ms", "l0");
+    double step_s = cfg.timeline_ms / 1e3;
+    for (unsigned i = 0; i < r->n_tl; i++) {
+        const tl_slot *t = &r->tl[i];
+        const tl_engine *a = &r->tle[i], *b = &r->tle[i + 1];
+        bool has = a->is_set && b->is_set;
+        printf("%8.2f %7u %6u %6u %8.1f %6.0f", i * step_s, t->n, t->slow, t->adds,
+               t->max_us / 1e3, (b->cpu_s - a->cpu_s) / step_s * 100);
+        if (has)
+            printf(" %6" PRIu64 " %5" PRIu64 " %6" PRIu64 " %9.1f %6" PRIu64 " %9.1f %3" PRIu64
+                   "\n",
+                   b->flushes - a->flushes, b->compactions - a->compactions, b->syncs - a->syncs,
+                   (double)(b->sync_us - a->sync_us) / 1e3, b->stalls - a->stalls,
+                   (double)(b->stall_us - a->stall_us) / 1e3, b->l0);
+        else
+            printf("\n");
+    }
+}
+
+/* The timeline of r, then freed. */
+static void report_timeline(run *r)
+{
+    if (r->n_tl && !cfg.is_json)
+        print_timeline(r);
+    free(r->tl);
+    free(r->tle);
+    r->tl = NULL;
+    r->tle = NULL;
+    r->n_tl = 0;
+}
+
 /* Runs the load of r for its time (or request count) and merges the
  * workers' results into r. */
 static void run_load(run *r)
@@ -951,6 +1068,13 @@ static void run_load(run *r)
     r->w = calloc(r->n_w, sizeof *r->w);
     if (!r->w)
         bench_die("out of memory");
+    if (cfg.timeline_ms && !r->max_requests) {
+        r->n_tl = (unsigned)ceil(r->seconds * 1000 / cfg.timeline_ms);
+        r->tl = calloc(r->n_tl, sizeof *r->tl);
+        r->tle = calloc(r->n_tl + 1, sizeof *r->tle);
+        if (!r->tl || !r->tle)
+            bench_die("out of memory");
+    }
     for (unsigned t = 0; t < r->n_w; t++) {
         worker *w = &r->w[t];
         w->run = r;
@@ -958,7 +1082,8 @@ static void run_load(run *r)
         w->conns = calloc(w->n_conns, sizeof *w->conns);
         w->heap = calloc(w->n_conns, sizeof *w->heap);
         w->ep = epoll_create1(EPOLL_CLOEXEC);
-        if (!w->conns || !w->heap || w->ep < 0)
+        w->tl = r->n_tl ? calloc(r->n_tl, sizeof *w->tl) : NULL;
+        if (!w->conns || !w->heap || w->ep < 0 || (r->n_tl && !w->tl))
             bench_die("worker setup failed");
     }
     /* Connection i goes to worker i % n_w; with a fixed rate, the normal
@@ -997,6 +1122,9 @@ static void run_load(run *r)
     for (unsigned t = 0; t < r->n_w; t++)
         if (pthread_create(&r->w[t].th, NULL, worker_main, &r->w[t]))
             bench_die("pthread_create");
+    pthread_t tl_th;
+    if (r->n_tl && pthread_create(&tl_th, NULL, tl_main, r))
+        bench_die("pthread_create");
     /* The process's CPU time and the wall time count from the end of the
      * warm-up. */
     for (uint64_t t; (t = bench_now_ns()) < r->measure_ns;) {
@@ -1010,6 +1138,8 @@ static void run_load(run *r)
         pthread_join(r->w[t].th, NULL);
     r->wall_s = (double)(bench_now_ns() - t0) / 1e9;
     r->proc_cpu_s = cpu_process_s() - cpu0;
+    if (r->n_tl)
+        pthread_join(tl_th, NULL);
     for (unsigned t = 0; t < r->n_w; t++) {
         worker *w = &r->w[t];
         for (int g = 0; g < N_GROUPS; g++)
@@ -1022,6 +1152,16 @@ static void run_load(run *r)
         for (int s = 0; s < 6; s++)
             r->status_seen[s] += w->status_seen[s];
         r->gen_cpu_s += w->cpu_s;
+        for (unsigned i = 0; i < r->n_tl; i++) {
+            tl_slot *a = &r->tl[i];
+            const tl_slot *b = &w->tl[i];
+            a->n += b->n;
+            a->slow += b->slow;
+            a->adds += b->adds;
+            if (b->max_us > a->max_us)
+                a->max_us = b->max_us;
+        }
+        free(w->tl);
         if (g_n_acks + w->n_acks > g_cap_acks) {
             g_cap_acks = 2 * (g_n_acks + w->n_acks);
             g_acks = realloc(g_acks, g_cap_acks * sizeof *g_acks);
@@ -1422,7 +1562,7 @@ static void usage(void)
             "                    [--user-concurrency N]\n"
             "                    [--timeout-ms MS] [--hammer]\n"
             "                    [--hammer-conns N] [--soak S] [--warmup S] [--keep]\n"
-            "                    [--reuse]\n");
+            "                    [--reuse] [--timeline MS]\n");
     exit(2);
 }
 
@@ -1471,6 +1611,8 @@ int main(int argc, char **argv)
             cfg.is_reuse = true;
         else if (!strcmp(a, "--warmup") && has)
             cfg.warmup_s = atof(argv[++i]);
+        else if (!strcmp(a, "--timeline") && has)
+            cfg.timeline_ms = (unsigned)atoi(argv[++i]);
         else
             usage();
     }
@@ -1533,6 +1675,7 @@ int main(int argc, char **argv)
     base.seconds = cfg.soak_s > 0 ? cfg.soak_s : cfg.seconds;
     base.max_requests = cfg.max_requests;
     base.rate = cfg.rate;
+    base.db = db;
 
     sampler *smp = NULL;
     if (cfg.soak_s > 0) {
@@ -1552,6 +1695,7 @@ int main(int argc, char **argv)
     }
     report_run(cfg.soak_s > 0 ? "soak" : "run", &base);
     report_counters(cfg.soak_s > 0 ? "soak" : "run", db, &st0, srv);
+    report_timeline(&base);
     if (smp) {
         report_soak(smp, g_n_acks - acks0);
         free(smp);
@@ -1567,10 +1711,12 @@ int main(int argc, char **argv)
         ham.seconds = cfg.seconds;
         ham.max_requests = cfg.max_requests;
         ham.rate = cfg.rate;
+        ham.db = db;
         (void)dm_stats_get(db, &st0);
         run_load(&ham);
         report_run("hammer", &ham);
         report_counters("hammer", db, &st0, srv);
+        report_timeline(&ham);
         double p0 = h_pct_us(&base.all[G_NORMAL], 0.99);
         double p1 = h_pct_us(&ham.all[G_NORMAL], 0.99);
         report_value("others_p99_base", p0 / 1e3, "ms");
