@@ -250,9 +250,8 @@ void *cpt_flush_main(void *arg)
     pthread_setname_np(pthread_self(), "dm-flush");
     kv_db *db = arg;
     /* Below the request threads, above compaction: a flush has the time
-     * the next memtable takes to fill (seconds), and its compression and
-     * write, at full priority, took a core from the requests for about
-     * half a second each time. */
+     * the next memtable takes to fill (seconds), so its compression and
+     * write can yield to the requests. */
     if (!thread_set_nice(5))
         LOG_D("flush thread keeps the default priority");
     pthread_mutex_lock(&db->mu);
