@@ -78,7 +78,8 @@
  *
  * --timeline MS: after each run, one line per MS milliseconds of its
  * measured time: the requests whose origin fell in it (count, those over
- * 20 ms, adds, the slowest), the process's CPU use, and the engine's
+ * 20 ms, adds, the slowest, those the generator sent over 5 ms late and
+ * the latest send), the process's CPU use, and the engine's
  * flushes, compactions, WAL syncs (count and time), write stalls and
  * level-0 tables meanwhile -- to tell a stall from a busy moment.  The
  * engine's counters come from dm_stats_get, which walks the user records:
@@ -344,9 +345,12 @@ typedef struct ack {
 typedef struct tl_slot {
     uint32_t n, slow, adds; /* slow: over TL_SLOW_US */
     uint32_t max_us;
+    uint32_t late;       /* sent over TL_LATE_US after their due time */
+    uint32_t lag_max_us; /* the latest send */
 } tl_slot;
 
 #define TL_SLOW_US 20000
+#define TL_LATE_US 5000
 
 typedef struct worker {
     pthread_t th;
@@ -586,6 +590,23 @@ static void preconnect(worker *w, conn *c)
 }
 
 /* Starts a request whose latency counts from origin_ns. */
+/* --timeline: how late the generator sends a request (its own delay, or
+ * the connection's previous answer arriving after this one was due). */
+static void tl_note_send(worker *w, uint64_t origin_ns, uint64_t now)
+{
+    run *r = w->run;
+    if (origin_ns < r->measure_ns || now < origin_ns)
+        return;
+    uint64_t i = (origin_ns - r->measure_ns) / ((uint64_t)cfg.timeline_ms * 1000000u);
+    if (i >= r->n_tl)
+        return;
+    uint64_t us = (now - origin_ns) / 1000;
+    tl_slot *t = &w->tl[i];
+    t->late += us > TL_LATE_US;
+    if (us > t->lag_max_us)
+        t->lag_max_us = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+}
+
 static void start_request(worker *w, conn *c, uint64_t origin_ns, uint64_t now)
 {
     run *r = w->run;
@@ -593,6 +614,8 @@ static void start_request(worker *w, conn *c, uint64_t origin_ns, uint64_t now)
         c->state = C_IDLE;
         return;
     }
+    if (w->tl)
+        tl_note_send(w, origin_ns, now);
     build_request(r, c);
     c->origin_ns = origin_ns;
     c->deadline_ns = now + (uint64_t)cfg.timeout_ms * 1000000u;
@@ -1022,18 +1045,20 @@ static void *tl_main(void *arg)
  * process and the engine did meanwhile. */
 static void print_timeline(const run *r)
 {
-    printf("timeline (every %u ms, by request origin; slow = over %d ms):\n", cfg.timeline_ms,
-           TL_SLOW_US / 1000);
-    printf("%8s %7s %6s %6s %8s %6s %6s %5s %6s %9s %6s %9s %3s\n", "t s", "reqs", "slow",
-           "adds", "max ms", "cpu %", "flush", "comp", "syncs", "sync ms", "stall",
-           "stall ms", "l0");
+    printf("timeline (every %u ms, by request origin; slow = over %d ms; late = sent over %d ms "
+           "after due, lag = the latest send):\n",
+           cfg.timeline_ms, TL_SLOW_US / 1000, TL_LATE_US / 1000);
+    printf("%8s %7s %6s %6s %8s %6s %7s %6s %6s %5s %6s %9s %6s %9s %3s\n", "t s", "reqs",
+           "slow", "adds", "max ms", "late", "lag ms", "cpu %", "flush", "comp", "syncs",
+           "sync ms", "stall", "stall ms", "l0");
     double step_s = cfg.timeline_ms / 1e3;
     for (unsigned i = 0; i < r->n_tl; i++) {
         const tl_slot *t = &r->tl[i];
         const tl_engine *a = &r->tle[i], *b = &r->tle[i + 1];
         bool has = a->is_set && b->is_set;
-        printf("%8.2f %7u %6u %6u %8.1f %6.0f", i * step_s, t->n, t->slow, t->adds,
-               t->max_us / 1e3, (b->cpu_s - a->cpu_s) / step_s * 100);
+        printf("%8.2f %7u %6u %6u %8.1f %6u %7.1f %6.0f", i * step_s, t->n, t->slow, t->adds,
+               t->max_us / 1e3, t->late, t->lag_max_us / 1e3,
+               (b->cpu_s - a->cpu_s) / step_s * 100);
         if (has)
             printf(" %6" PRIu64 " %5" PRIu64 " %6" PRIu64 " %9.1f %6" PRIu64 " %9.1f %3" PRIu64
                    "\n",
@@ -1158,8 +1183,11 @@ static void run_load(run *r)
             a->n += b->n;
             a->slow += b->slow;
             a->adds += b->adds;
+            a->late += b->late;
             if (b->max_us > a->max_us)
                 a->max_us = b->max_us;
+            if (b->lag_max_us > a->lag_max_us)
+                a->lag_max_us = b->lag_max_us;
         }
         free(w->tl);
         if (g_n_acks + w->n_acks > g_cap_acks) {
