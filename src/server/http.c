@@ -1793,11 +1793,13 @@ int http_start(dm_db *db, const http_config *c, http_server **out)
     if (!k->host)
         k->host = "127.0.0.1";
     if (!k->n_threads) {
-        /* An add holds its thread while its write waits for the WAL sync
-         * (up to sync_interval_ms plus the sync itself): at 4 per core,
-         * about half the pool sat in those waits under a 20 % add load
-         * with the cores not busy; 12 per core keeps them busy
-         * (bench_server: 6,100 -> 8,000 requests/s on 2 cores). */
+        /* 12 per core.  Chosen when an add held its request thread
+         * through the WAL sync (at 4 per core, half the pool sat in those
+         * waits: bench_server 6,100 -> 8,000 requests/s on 2 cores).
+         * Writes now run on the write threads; a search still waits for
+         * its user's lock while that user's add syncs.  8 threads instead
+         * of 24 changed neither CPU nor p99 at 10,000 requests/s (five
+         * interleaved pairs), so the count stayed. */
         long nc = sysconf(_SC_NPROCESSORS_ONLN);
         k->n_threads = nc > 0 ? (unsigned)nc * 12 : 16;
         if (k->n_threads < 16)
