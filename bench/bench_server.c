@@ -1472,8 +1472,9 @@ typedef struct sampler {
     double other[4096];   /* anonymous beyond the indexes and memtables
                              (and the generator's list of acknowledged adds) */
     double heap[4096];    /* the engine's heap (dm_stats heap_bytes) */
-    double beyond[4096];  /* that heap beyond the indexes, memtables and
-                             block cache */
+    double tables[4096];  /* its part the open tables hold (table_bytes) */
+    double beyond[4096];  /* that heap beyond the indexes, memtables, block
+                             cache and tables */
     double alloc[4096];   /* anonymous beyond the engine's heap and the
                              generator's list: the allocator's overhead,
                              the HTTP library's and the threads' stacks */
@@ -1500,7 +1501,8 @@ static void *sampler_main(void *arg)
             s->other[s->n] = s->anon[s->n] - s->index[s->n] -
                              (double)st.memtable_bytes / mib - acks;
             s->heap[s->n] = (double)st.heap_bytes / mib;
-            s->beyond[s->n] = s->heap[s->n] - s->index[s->n] -
+            s->tables[s->n] = (double)st.table_bytes / mib;
+            s->beyond[s->n] = s->heap[s->n] - s->index[s->n] - s->tables[s->n] -
                               (double)(st.memtable_bytes + st.block_cache_bytes) / mib;
             s->alloc[s->n] = s->anon[s->n] - s->heap[s->n] - acks;
             s->n++;
@@ -1561,6 +1563,8 @@ static void report_soak(const sampler *s, uint64_t adds)
     report_value("soak_other_slope", slope_per_min(s, s->other), "MB_per_min");
     report_value("soak_heap_first", s->heap[0], "MB");
     report_value("soak_heap_last", s->heap[z], "MB");
+    report_value("soak_tables_first", s->tables[0], "MB");
+    report_value("soak_tables_last", s->tables[z], "MB");
     report_value("soak_heap_beyond_first", s->beyond[0], "MB");
     report_value("soak_heap_beyond_last", s->beyond[z], "MB");
     report_value("soak_heap_beyond_slope", slope_per_min(s, s->beyond), "MB_per_min");
@@ -1573,7 +1577,9 @@ static void report_soak(const sampler *s, uint64_t adds)
         report_series("indexes", s, s->index);
         report_series("anonymous beyond indexes and memtables", s, s->other);
         report_series("engine heap", s, s->heap);
-        report_series("engine heap beyond indexes, memtables, block cache", s, s->beyond);
+        report_series("tables' heap", s, s->tables);
+        report_series("engine heap beyond indexes, memtables, block cache, tables", s,
+                      s->beyond);
         report_series("anonymous beyond the engine heap", s, s->alloc);
     }
 }

@@ -1028,6 +1028,11 @@ typedef struct dm_stats {
                                   record rewritten for a recalled memory) */
     uint64_t refreshes_dropped; /* refreshes dropped by a full queue since open */
     uint64_t refresh_queued;   /* refreshes waiting to be written */
+    uint64_t table_bytes;      /* heap held by the open SSTables: their decoded
+                                  index blocks, filters read out of the file
+                                  and idle decompression contexts (grows
+                                  with the data, about 1 % of the tables'
+                                  size; part of heap_bytes) */
 } dm_stats;
 
 /* dm_stats_get -- fill *out.  Errors: DM_EIO, DM_ENOMEM. */

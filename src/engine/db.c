@@ -571,6 +571,10 @@ int dm_stats_get(dm_db *db, dm_stats *out)
         vfs_list_free(names, n_names);
     }
     out->memtable_bytes = ks.memtable_bytes;
+    out->table_bytes = ks.table_bytes;
+    out->block_cache_bytes = ks.cache_bytes;
+    out->block_cache_hits = ks.cache_hits;
+    out->block_cache_misses = ks.cache_misses;
     out->wal_bytes = ks.wal_bytes_written;
     out->wal_syncs = ks.n_syncs;
     out->wal_sync_us = ks.sync_us;

@@ -1224,8 +1224,12 @@ int kv_stats_get(kv_db *db, kv_stats *out)
     for (int l = 0; l < KV_MAX_LEVELS; l++) {
         out->levels[l].files = db->current->n[l];
         out->levels[l].bytes = 0;
-        for (size_t i = 0; i < db->current->n[l]; i++)
-            out->levels[l].bytes += db->current->files[l][i]->size;
+        for (size_t i = 0; i < db->current->n[l]; i++) {
+            kv_file *f = db->current->files[l][i];
+            out->levels[l].bytes += f->size;
+            /* A reader's pool mutex is a leaf: mu may be held. */
+            out->table_bytes += sst_reader_memsize(f->reader);
+        }
     }
     out->memtable_bytes = mt_mem_usage(db->mem->table);
     for (kv_mem *m = db->imm_head; m; m = m->next)

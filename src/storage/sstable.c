@@ -573,6 +573,7 @@ struct sst_reader {
     idx_ent *idx;
     size_t n_blocks;
     uint8_t *idx_keys;
+    size_t idx_keys_cap;   /* its allocation */
     const uint8_t *filter; /* NULL when the table has none */
     size_t filter_len;
     uint8_t *filter_owned;
@@ -792,6 +793,7 @@ static int load_index(sst_reader *r, const footer *fo)
     }
     r->n_blocks = d.n_ents;
     r->idx_keys = d.keys.ptr; /* steal the arena */
+    r->idx_keys_cap = d.keys.cap;
     buf_init(&d.keys);
     for (size_t i = 0; i < r->n_blocks; i++) {
         idx_ent *e = &r->idx[i];
@@ -904,6 +906,23 @@ uint64_t sst_reader_entries(const sst_reader *r) { return r->n_entries; }
 uint64_t sst_reader_file_size(const sst_reader *r) { return r->file_size; }
 size_t sst_reader_n_blocks(const sst_reader *r) { return r->n_blocks; }
 bool sst_reader_is_mmapped(const sst_reader *r) { return r->map != NULL; }
+
+uint64_t sst_reader_memsize(sst_reader *r)
+{
+    uint64_t n = sizeof *r + r->n_blocks * sizeof *r->idx + r->idx_keys_cap;
+    if (r->filter_owned)
+        n += r->filter_len;
+    if (r->verified)
+        n += (r->n_blocks + 63) / 64 * sizeof(uint64_t);
+    if (r->is_zmu_init) {
+        pthread_mutex_lock(&r->zmu);
+        n += r->z_cap * sizeof *r->zpool;
+        for (size_t i = 0; i < r->n_z; i++)
+            n += ZSTD_sizeof_DCtx(r->zpool[i]);
+        pthread_mutex_unlock(&r->zmu);
+    }
+    return n;
+}
 
 void sst_reader_block(const sst_reader *r, size_t i, uint64_t *off,
                       uint64_t *len, buf_slice *index_key)

@@ -147,6 +147,12 @@ iter *sst_iter_new(sst_reader *r);
 uint64_t sst_reader_entries(const sst_reader *r);
 uint64_t sst_reader_file_size(const sst_reader *r);
 
+/* sst_reader_memsize -- bytes the open reader holds on the heap: its
+ * decoded index, a filter read out of the file, the verified bits and the
+ * idle zstd contexts (those in use at the moment are not counted).
+ * Thread-safe. */
+uint64_t sst_reader_memsize(sst_reader *r);
+
 /* Called by sst_verify for each problem found. */
 typedef void (*sst_damage_fn)(void *arg, const char *path, uint64_t off,
                               const char *reason);

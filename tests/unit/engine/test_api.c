@@ -1896,6 +1896,51 @@ static void test_stats(void **state)
     assert_int_equal(st.n_memories, 4);
 }
 
+/* The storage figures of dm_stats: the tables' heap and the block cache,
+ * which compressed blocks go through. */
+static void test_stats_tables(void **state)
+{
+    fx *f = *state;
+    assert_rc(dm_close(f->db), DM_OK);
+    f->o.memtable_bytes = 64 << 10; /* flush after a few dozen adds */
+    assert_rc(fx_open(f), DM_OK);
+    enum { N = 80 };
+    dm_id ids[N];
+    char text[1600];
+    for (int i = 0; i < N; i++) {
+        /* Repetitive, so that its blocks compress and stay compressed. */
+        int n = snprintf(text, sizeof text, "note %d:", i);
+        while (n < (int)sizeof text - 40)
+            n += snprintf(text + n, sizeof text - (size_t)n, " the weekly report on item %d", i);
+        ids[i] = add_ok(f->db, "tables", text);
+    }
+    dm_stats st;
+    for (int tries = 0;; tries++) {
+        assert_rc(dm_stats_get(f->db, &st), DM_OK);
+        if (st.flushes > 0 && !st.background_busy)
+            break;
+        assert_true(tries < 1000); /* 10 s */
+        struct timespec ts = { 0, 10000000 };
+        nanosleep(&ts, NULL);
+    }
+    assert_true(st.table_bytes > 0);
+    assert_true(st.table_bytes < st.heap_bytes);
+    uint64_t misses0 = st.block_cache_misses, hits0 = st.block_cache_hits;
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < N; i++) {
+            dm_memory *m = NULL;
+            assert_rc(dm_get(f->db, &(dm_scope){ .user_id = "tables" }, &ids[i], 0, &m), DM_OK);
+            assert_non_null(strstr(m->text, "the weekly report on item"));
+            dm_memory_free(m);
+        }
+    assert_rc(dm_stats_get(f->db, &st), DM_OK);
+    /* The first pass decoded the flushed blocks, the second found them. */
+    assert_true(st.block_cache_misses > misses0);
+    assert_true(st.block_cache_hits > hits0);
+    assert_true(st.block_cache_bytes > 0);
+    assert_true(st.block_cache_bytes < st.heap_bytes);
+}
+
 /* ------------------------------------------------------------------ */
 /* Ids and times                                                       */
 /* ------------------------------------------------------------------ */
@@ -2162,6 +2207,7 @@ int main(void)
         T(test_export_import_roundtrip),
         T(test_erase_user),
         T(test_stats),
+        T(test_stats_tables),
         T(test_ids_ordered),
         T(test_errmsg_per_thread),
     };

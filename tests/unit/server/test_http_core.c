@@ -33,6 +33,7 @@ static void test_health_metrics(void **state)
     assert_non_null(strstr(r.body, "\ndeltamemory_write_stalls_total 0\n"));
     assert_non_null(strstr(r.body, "\n# TYPE deltamemory_block_cache_hits_total counter\n"));
     assert_non_null(strstr(r.body, "\ndeltamemory_block_cache_misses_total "));
+    assert_non_null(strstr(r.body, "\n# TYPE deltamemory_table_bytes gauge\n"));
     const char *heap = strstr(r.body, "\ndeltamemory_heap_bytes ");
     assert_non_null(heap);
     assert_true(strtoull(heap + strlen("\ndeltamemory_heap_bytes "), NULL, 10) > 0);
