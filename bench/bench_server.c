@@ -1007,7 +1007,7 @@ static void *worker_main(void *arg)
  * at the end of each interval by tl_main. */
 typedef struct tl_engine {
     double cpu_s;
-    uint64_t flushes, compactions, syncs, sync_us, stalls, stall_us, refreshes, l0;
+    uint64_t flushes, compactions, syncs, sync_us, stalls, stall_us, l0;
     bool is_set;
 } tl_engine;
 
@@ -1032,7 +1032,6 @@ static void *tl_main(void *arg)
             e->sync_us = st.wal_sync_us;
             e->stalls = st.write_stalls;
             e->stall_us = st.write_stall_us;
-            e->refreshes = st.refreshes;
             e->l0 = st.l0_files;
             e->is_set = true;
         }
