@@ -98,7 +98,7 @@
  *                     [--user-concurrency N]
  *                     [--timeout-ms MS] [--hammer] [--hammer-conns N]
  *                     [--soak S] [--warmup S] [--keep] [--reuse]
- *                     [--timeline MS]
+ *                     [--timeline MS] [--sync-interval-ms MS]
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -154,8 +154,9 @@ static struct {
     bool is_reuse;
     double warmup_s; /* load before the measured time of each run */
     unsigned timeline_ms; /* 0 = no timeline */
+    unsigned sync_interval_ms; /* 0 = the engine's default */
 } cfg = { false, 1.0, "/tmp/dm-bench-server", NULL, 1000, 30, 0, 0, "native", 1, 0, 0, 0,
-          10000, false, 200, 0, false, false, 1.0, 0 };
+          10000, false, 200, 0, false, false, 1.0, 0, 0 };
 
 /* ------------------------------------------------------------ the mix */
 
@@ -1595,7 +1596,7 @@ static void usage(void)
             "                    [--user-concurrency N]\n"
             "                    [--timeout-ms MS] [--hammer]\n"
             "                    [--hammer-conns N] [--soak S] [--warmup S] [--keep]\n"
-            "                    [--reuse] [--timeline MS]\n");
+            "                    [--reuse] [--timeline MS] [--sync-interval-ms MS]\n");
     exit(2);
 }
 
@@ -1646,6 +1647,8 @@ int main(int argc, char **argv)
             cfg.warmup_s = atof(argv[++i]);
         else if (!strcmp(a, "--timeline") && has)
             cfg.timeline_ms = (unsigned)atoi(argv[++i]);
+        else if (!strcmp(a, "--sync-interval-ms") && has)
+            cfg.sync_interval_ms = (unsigned)atoi(argv[++i]);
         else
             usage();
     }
@@ -1680,6 +1683,8 @@ int main(int argc, char **argv)
     dm_options o;
     dm_options_init(&o);
     o.model_path = cfg.model;
+    if (cfg.sync_interval_ms)
+        o.sync_interval_ms = cfg.sync_interval_ms;
     dm_db *db;
     check(dm_open(cfg.dir, &o, &db), "dm_open");
     if (!cfg.is_reuse)
