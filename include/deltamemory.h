@@ -1029,10 +1029,9 @@ typedef struct dm_stats {
     uint64_t refreshes_dropped; /* refreshes dropped by a full queue since open */
     uint64_t refresh_queued;   /* refreshes waiting to be written */
     uint64_t table_bytes;      /* heap held by the open SSTables: their decoded
-                                  index blocks, filters read out of the file
-                                  and idle decompression contexts (grows
-                                  with the data: about 2.5 % of the
-                                  tables' size on the benchmark's data;
+                                  index blocks and filters read out of the
+                                  file (grows with the data: about 2.5 % of
+                                  the tables' size on the benchmark's data;
                                   part of heap_bytes) */
 } dm_stats;
 

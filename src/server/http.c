@@ -936,7 +936,7 @@ static void metrics_render(http_server *s, sbuf *b)
             { "block_cache_bytes", "gauge", "decoded table blocks held in the block cache",
               st.block_cache_bytes },
             { "table_bytes", "gauge",
-              "heap held by the open tables: decoded index blocks, filters, idle zstd contexts",
+              "heap held by the open tables: their decoded index blocks and filters",
               st.table_bytes },
             { "block_cache_hits_total", "counter",
               "compressed table block reads the block cache answered", st.block_cache_hits },

@@ -204,8 +204,8 @@ typedef struct kv_stats {
     uint64_t stall_us;            /* time they waited, in all */
     uint64_t table_bytes;         /* heap the current tables' readers hold:
                                      decoded index blocks, filters read
-                                     out of their files, idle zstd
-                                     contexts (sst_reader_memsize) */
+                                     out of their files
+                                     (sst_reader_memsize) */
     uint64_t cache_bytes;         /* block cache: bytes held now */
     uint64_t cache_hits;          /* block lookups that found the block */
     uint64_t cache_misses;        /* ... that read it from its table */

@@ -917,8 +917,6 @@ uint64_t sst_reader_memsize(sst_reader *r)
     if (r->is_zmu_init) {
         pthread_mutex_lock(&r->zmu);
         n += r->z_cap * sizeof *r->zpool;
-        for (size_t i = 0; i < r->n_z; i++)
-            n += ZSTD_sizeof_DCtx(r->zpool[i]);
         pthread_mutex_unlock(&r->zmu);
     }
     return n;

@@ -147,10 +147,10 @@ iter *sst_iter_new(sst_reader *r);
 uint64_t sst_reader_entries(const sst_reader *r);
 uint64_t sst_reader_file_size(const sst_reader *r);
 
-/* sst_reader_memsize -- bytes the open reader holds on the heap: its
- * decoded index, a filter read out of the file, the verified bits and the
- * idle zstd contexts (those in use at the moment are not counted).
- * Thread-safe. */
+/* sst_reader_memsize -- bytes the open reader holds from dm_malloc: its
+ * decoded index, a filter read out of the file, the verified bits and its
+ * zstd context pool's array (the contexts themselves come from zstd's own
+ * malloc and are not counted).  Thread-safe. */
 uint64_t sst_reader_memsize(sst_reader *r);
 
 /* Called by sst_verify for each problem found. */
