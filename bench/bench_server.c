@@ -1475,10 +1475,36 @@ typedef struct sampler {
     double tables[4096];  /* its part the open tables hold (table_bytes) */
     double beyond[4096];  /* that heap beyond the indexes, memtables, block
                              cache and tables */
+    /* The allocator's own account, when the process runs on jemalloc:
+     * what other libraries hold live (jemalloc's allocated bytes beyond
+     * the engine's heap and the generator's list), and jemalloc's pages
+     * beyond all live allocations (metadata, dirty pages, fragments). */
+    double je_others[4096];
+    double je_over[4096];
     double alloc[4096];   /* anonymous beyond the engine's heap and the
                              generator's list: the allocator's overhead,
                              the HTTP library's and the threads' stacks */
 } sampler;
+
+/* jemalloc's introspection, when the process runs on it (the Release
+ * build links it; sanitizer builds do not, and mallctl is then NULL). */
+extern int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen)
+    __attribute__((weak));
+
+static bool je_stats(size_t *allocated, size_t *resident)
+{
+    if (!mallctl)
+        return false;
+    uint64_t epoch = 1;
+    size_t n = sizeof epoch;
+    if (mallctl("epoch", &epoch, &n, &epoch, n)) /* refresh the statistics */
+        return false;
+    n = sizeof *allocated;
+    if (mallctl("stats.allocated", allocated, &n, NULL, 0))
+        return false;
+    n = sizeof *resident;
+    return !mallctl("stats.resident", resident, &n, NULL, 0);
+}
 
 static void *sampler_main(void *arg)
 {
@@ -1505,6 +1531,11 @@ static void *sampler_main(void *arg)
             s->beyond[s->n] = s->heap[s->n] - s->index[s->n] - s->tables[s->n] -
                               (double)(st.memtable_bytes + st.block_cache_bytes) / mib;
             s->alloc[s->n] = s->anon[s->n] - s->heap[s->n] - acks;
+            size_t allocated, resident;
+            if (je_stats(&allocated, &resident)) {
+                s->je_others[s->n] = (double)allocated / mib - s->heap[s->n] - acks;
+                s->je_over[s->n] = (double)(resident - allocated) / mib;
+            }
             s->n++;
         }
     }
@@ -1571,6 +1602,12 @@ static void report_soak(const sampler *s, uint64_t adds)
     report_value("soak_alloc_first", s->alloc[0], "MB");
     report_value("soak_alloc_last", s->alloc[z], "MB");
     report_value("soak_alloc_slope", slope_per_min(s, s->alloc), "MB_per_min");
+    if (mallctl) {
+        report_value("soak_je_others_first", s->je_others[0], "MB");
+        report_value("soak_je_others_last", s->je_others[z], "MB");
+        report_value("soak_je_overhead_first", s->je_over[0], "MB");
+        report_value("soak_je_overhead_last", s->je_over[z], "MB");
+    }
     if (!cfg.is_json) {
         report_series("rss samples", s, s->mb);
         report_series("anonymous", s, s->anon);
@@ -1581,6 +1618,10 @@ static void report_soak(const sampler *s, uint64_t adds)
         report_series("engine heap beyond indexes, memtables, block cache, tables", s,
                       s->beyond);
         report_series("anonymous beyond the engine heap", s, s->alloc);
+        if (mallctl) {
+            report_series("  of it, other libraries' live allocations", s, s->je_others);
+            report_series("  of it, jemalloc's pages beyond live allocations", s, s->je_over);
+        }
     }
 }
 
