@@ -82,6 +82,7 @@
 #include "base/arena.h"
 #include "base/err.h"
 #include "storage/ikey.h"
+#include "storage/sstable_int.h"
 
 #define MT_MAX_HEIGHT 12
 #define MT_BRANCH_BITS 2 /* branching factor 4 = 2^2 */
@@ -348,15 +349,10 @@ void mt_unref(mt_table *t)
 /* The key's filter line, and in g the bits that pick the probes. */
 static _Atomic uint64_t *filter_line(const mt_table *t, buf_slice key, uint64_t *g)
 {
-    /* FNV-1a over the key, then a multiply-xorshift finish so that every
-     * bit of h depends on every byte. */
-    uint64_t h = UINT64_C(0xcbf29ce484222325);
-    for (size_t i = 0; i < key.len; i++)
-        h = (h ^ key.ptr[i]) * UINT64_C(0x100000001b3);
-    h ^= h >> 33;
-    h *= UINT64_C(0xff51afd7ed558ccd);
-    h ^= h >> 33;
-    uint64_t p = (h ^ (h >> 29)) * UINT64_C(0xbf58476d1ce4e5b9); /* a second mix */
+    /* The tables' filter hash (fully mixed); a second mix of it picks
+     * the probes, so that they do not repeat the line's bits. */
+    uint64_t h = sst_hash64(key.ptr, key.len);
+    uint64_t p = (h ^ (h >> 29)) * UINT64_C(0xbf58476d1ce4e5b9);
     *g = p ^ (p >> 32);
     return t->filter + (size_t)(h & (MT_FILTER_LINES - 1)) * 8;
 }
