@@ -591,18 +591,25 @@ static void preconnect(worker *w, conn *c)
 }
 
 /* Starts a request whose latency counts from origin_ns. */
+/* --timeline: the slot of a request due at origin_ns; NULL when it was due
+ * in the warm-up or after the last interval. */
+static tl_slot *tl_slot_of(worker *w, uint64_t origin_ns)
+{
+    run *r = w->run;
+    if (origin_ns < r->measure_ns)
+        return NULL;
+    uint64_t i = (origin_ns - r->measure_ns) / ((uint64_t)cfg.timeline_ms * 1000000u);
+    return i < r->n_tl ? &w->tl[i] : NULL;
+}
+
 /* --timeline: how late the generator sends a request (its own delay, or
  * the connection's previous answer arriving after this one was due). */
 static void tl_note_send(worker *w, uint64_t origin_ns, uint64_t now)
 {
-    run *r = w->run;
-    if (origin_ns < r->measure_ns || now < origin_ns)
-        return;
-    uint64_t i = (origin_ns - r->measure_ns) / ((uint64_t)cfg.timeline_ms * 1000000u);
-    if (i >= r->n_tl)
+    tl_slot *t = tl_slot_of(w, origin_ns);
+    if (!t || now < origin_ns)
         return;
     uint64_t us = (now - origin_ns) / 1000;
-    tl_slot *t = &w->tl[i];
     t->late += us > TL_LATE_US;
     if (us > t->lag_max_us)
         t->lag_max_us = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
@@ -775,10 +782,9 @@ static void add_ack(worker *w, const dm_id *id, uint32_t user)
 /* A whole response: checks it, records its latency, moves on. */
 static void tl_note(worker *w, const conn *c, uint64_t us)
 {
-    uint64_t i = (c->origin_ns - w->run->measure_ns) / ((uint64_t)cfg.timeline_ms * 1000000u);
-    if (i >= w->run->n_tl)
+    tl_slot *t = tl_slot_of(w, c->origin_ns);
+    if (!t)
         return;
-    tl_slot *t = &w->tl[i];
     t->n++;
     t->slow += us > TL_SLOW_US;
     t->adds += c->kind == K_ADD;
