@@ -980,7 +980,10 @@ typedef struct dm_stats {
     uint64_t heap_bytes;       /* bytes the library's allocations hold now,
                                   in this process (every open database,
                                   indexes, memtables and block cache
-                                  included; the allocator's own overhead
+                                  included), each block counted at the
+                                  allocator's size of it (header and
+                                  size-class rounding included; the
+                                  allocator's free pages and metadata
                                   not) */
     uint64_t disk_bytes;       /* bytes of all files in the database directory */
     uint64_t memtable_bytes;

@@ -1,12 +1,17 @@
 /*
  * alloc.c -- accounting allocator with fault injection.
  *
- * Each block carries a 16-byte header holding its size so that dm_free can
- * keep alloc_bytes_in_use exact.  Injection is a countdown shared by all
- * threads: when it reaches zero the allocation fails.
+ * Each block carries a 16-byte header holding what the block was charged,
+ * so that dm_free can keep alloc_bytes_in_use exact.  The charge is the
+ * allocator's own size of the block (malloc_usable_size: the header and the
+ * rounding up to the allocator's size class included), not the size asked
+ * for: many small blocks cost the header and the rounding each, and the
+ * account is of what the engine's heap costs.  Injection is a countdown
+ * shared by all threads: when it reaches zero the allocation fails.
  */
 #include "base/alloc.h"
 
+#include <malloc.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,8 +71,9 @@ void *dm_malloc(size_t n)
     unsigned char *p = malloc(n + HDR);
     if (!p)
         return NULL;
-    memcpy(p, &n, sizeof n);
-    atomic_fetch_add_explicit(bytes_slot(), (int64_t)n, memory_order_relaxed);
+    size_t charge = malloc_usable_size(p);
+    memcpy(p, &charge, sizeof charge);
+    atomic_fetch_add_explicit(bytes_slot(), (int64_t)charge, memory_order_relaxed);
     return p + HDR;
 }
 
@@ -93,8 +99,9 @@ void *dm_realloc(void *p, size_t n)
     unsigned char *q = realloc(base, n + HDR);
     if (!q)
         return NULL;
-    memcpy(q, &n, sizeof n);
-    atomic_fetch_add_explicit(bytes_slot(), (int64_t)n - (int64_t)old,
+    size_t charge = malloc_usable_size(q);
+    memcpy(q, &charge, sizeof charge);
+    atomic_fetch_add_explicit(bytes_slot(), (int64_t)charge - (int64_t)old,
                               memory_order_relaxed);
     return q + HDR;
 }

@@ -26,7 +26,9 @@ char *dm_strdup(const char *s);
 char *dm_strndup(const void *p, size_t n);
 void *dm_memdup(const void *p, size_t n);
 
-/* alloc_bytes_in_use -- bytes currently allocated through dm_malloc. */
+/* alloc_bytes_in_use -- bytes the allocator holds for the blocks currently
+ * allocated through dm_malloc: each block's usable size, which includes its
+ * 16-byte header and the rounding to the allocator's size class. */
 int64_t alloc_bytes_in_use(void);
 
 /*
