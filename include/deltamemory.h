@@ -226,6 +226,21 @@ typedef struct dm_options {
      * (or 1,024 of one user) a writer extracts its own user's turns
      * before its add returns.  0 = 16384. */
     uint32_t extract_queue_max;
+
+    /* Memory for the users' indexes.  A user's indexes (documents, vector
+     * and BM25 index, facts and graph) are loaded on its first use and then
+     * stay in memory.  While either bound below is set, a background pass,
+     * about once a second, unloads
+     *   - every user not used for user_idle_s seconds, and
+     *   - while the loaded indexes hold more than index_memory_bytes
+     *     (dm_stats.index_bytes), the least recently used users, until they
+     *     hold at most 90 % of it.
+     * A user whose checkpoint is due (checkpoint_ops) is checkpointed as it
+     * is unloaded, so its next use loads quickly; nothing is lost, since
+     * the records are the truth.  A user in use (its lock held or awaited)
+     * is never unloaded, so the bound may be overrun by the users in use. */
+    uint32_t user_idle_s;       /* default 900; 0 = never for idleness */
+    size_t index_memory_bytes;  /* default 0 = no bound */
 } dm_options;
 
 /* dm_options_init -- fill o with the defaults above. */
@@ -990,6 +1005,8 @@ typedef struct dm_stats {
     uint64_t wal_bytes;
     uint64_t n_checkpoints;    /* index checkpoints written since open */
     uint64_t n_replayed;       /* index log entries replayed since open */
+    uint64_t n_unloads;        /* users whose indexes were unloaded since open
+                                  (user_idle_s, index_memory_bytes) */
     uint64_t index_pending;    /* vectors of loaded users not yet linked into
                                   their graph (searched exactly meanwhile) */
     uint64_t extract_queued;   /* stored turns waiting for extraction */

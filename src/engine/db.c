@@ -53,6 +53,7 @@ void dm_options_init(dm_options *o)
     o->decay_rates[DM_KIND_EPISODIC] = 0.01f;
     o->decay_rates[DM_KIND_FACT] = 0.0f;
     o->decay_rates[DM_KIND_SUMMARY] = 0.005f;
+    o->user_idle_s = 900;
 }
 
 int eng_write(dm_db *db, kv_batch *b)
@@ -527,10 +528,7 @@ int dm_stats_get(dm_db *db, dm_stats *out)
                 if (u->vec && hnsw_has_graph(u->vec))
                     out->n_graph_users++;
                 out->index_pending += u->n_pend;
-                out->index_bytes += eng_vec_memsize(db, u) +
-                                    (u->text ? bm25_memsize(u->text) : 0) +
-                                    (uint64_t)u->docs_cap * sizeof(eng_doc) +
-                                    (uint64_t)u->map_cap * 4;
+                out->index_bytes += eng_user_index_bytes(db, u);
             }
             pthread_rwlock_unlock(&u->rw);
         }
@@ -590,6 +588,7 @@ int dm_stats_get(dm_db *db, dm_stats *out)
     int64_t heap = alloc_bytes_in_use();
     out->heap_bytes = heap > 0 ? (uint64_t)heap : 0;
     out->n_checkpoints = atomic_load(&db->n_checkpoints);
+    out->n_unloads = atomic_load(&db->n_unloads);
     out->refreshes = atomic_load(&db->n_refreshed);
     if (db->ix.inited) {
         pthread_mutex_lock(&db->ix.mu);

@@ -69,6 +69,9 @@ typedef struct eng_user {
     key_tu tu;                  /* immutable */
     atomic_uint lock_waiters;   /* threads in eng_user_lock_*: the indexer
                                    ends its slice early when non-zero */
+    atomic_uint used_s;         /* when eng_user_lock_* last locked it, in
+                                   seconds of the monotonic clock: the
+                                   unload pass's idleness and LRU order */
     pthread_rwlock_t rw;        /* guards everything below */
     bool loaded;
     bool exists;                /* has a user record */
@@ -157,6 +160,8 @@ typedef struct eng_indexer {
     uint32_t n_syncing;         /* threads in dm_sync_indexes: while there
                                    are some, refreshes are not rate-bound */
     uint64_t next_decay_us;     /* monotonic time of the next decay pass */
+    uint64_t next_unload_us;    /* ... and of the next unload pass; 0 = none
+                                   (no user_idle_s, no index_memory_bytes) */
 } eng_indexer;
 
 /* What a dm_remember that waits for its own turn's extraction learns. */
@@ -216,6 +221,7 @@ struct dm_db {
     uint32_t id_counter;
     uint64_t id_rand;
     atomic_uint_fast64_t n_checkpoints, n_replayed;
+    atomic_uint_fast64_t n_unloads; /* users unloaded (indexer.c) */
     atomic_uint_fast64_t n_refreshed; /* refreshes written (salience.c) */
     eng_indexer ix;
     eng_xqueue xq;
@@ -240,6 +246,13 @@ int eng_user_lock_read(dm_db *db, eng_user *u);   /* loads if needed */
 int eng_user_lock_write(dm_db *db, eng_user *u);  /* loads if needed */
 void eng_user_unlock(eng_user *u);
 int eng_user_checkpoint(dm_db *db, eng_user *u);  /* REQUIRES: write lock */
+/* Drop u's indexes from memory, checkpointing them first when due; the
+ * next eng_user_lock_* loads them again.  REQUIRES: write lock, u loaded,
+ * no checkpoint being written (ckpt_busy). */
+int eng_user_unload(dm_db *db, eng_user *u);
+/* The memory u's loaded indexes hold (dm_stats.index_bytes).  REQUIRES: a
+ * lock of u. */
+uint64_t eng_user_index_bytes(const dm_db *db, const eng_user *u);
 /* The same, but the chunks are written with the write lock released (it
  * is held again on return).  The indexer thread's way. */
 int eng_user_checkpoint_unlocked(dm_db *db, eng_user *u);

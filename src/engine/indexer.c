@@ -26,6 +26,8 @@
  * them, so queued pointers stay valid.
  */
 #include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <sched.h>
 #include <string.h>
 
@@ -241,6 +243,99 @@ static bool decay_due(const dm_db *db)
     return db->opt.decay_interval_s && clock_mono_us() >= db->ix.next_decay_us;
 }
 
+/* The unload pass (dm_options.user_idle_s, index_memory_bytes): once a
+ * second while either is set.  It reads every user's figures under a
+ * try-lock, as dm_stats_get does, then unloads with a try-lock outside the
+ * stripe's mutex: a user whose lock is held or awaited is in use and
+ * stays. */
+#define UNLOAD_EVERY_US 1000000u
+
+static bool unload_due(const dm_db *db)
+{
+    return db->ix.next_unload_us && clock_mono_us() >= db->ix.next_unload_us;
+}
+
+typedef struct unload_cand {
+    eng_user *u;
+    unsigned used_s;
+    uint64_t bytes;
+} unload_cand;
+
+static int cmp_used(const void *a, const void *b)
+{
+    const unload_cand *x = a, *y = b;
+    return x->used_s < y->used_s ? -1 : x->used_s > y->used_s;
+}
+
+/* Unload u unless it is in use or was used at or after used_before. */
+static bool unload_one(dm_db *db, eng_user *u, unsigned used_before)
+{
+    if (atomic_load_explicit(&u->lock_waiters, memory_order_relaxed) ||
+        pthread_rwlock_trywrlock(&u->rw))
+        return false;
+    bool done = false;
+    if (u->loaded && u->exists && !u->ckpt_busy &&
+        atomic_load_explicit(&u->used_s, memory_order_relaxed) < used_before) {
+        int rc = eng_user_unload(db, u);
+        if (rc)
+            log_msg(LOG_WARN, "unloading a user's indexes: %s", err_last_msg());
+        done = rc == DM_OK;
+    }
+    pthread_rwlock_unlock(&u->rw);
+    return done;
+}
+
+static void unload_pass(dm_db *db)
+{
+    unsigned now = (unsigned)(clock_mono_us() / 1000000u);
+    uint32_t idle = db->opt.user_idle_s;
+    uint64_t budget = db->opt.index_memory_bytes, total = 0;
+    unload_cand *c = NULL;
+    size_t n = 0, cap = 0;
+    for (int s = 0; s < ENG_STRIPES; s++) {
+        eng_stripe *st = &db->stripes[s];
+        pthread_mutex_lock(&st->mu);
+        for (uint32_t i = 0; i < st->cap; i++) {
+            eng_user *u = st->slots[i];
+            if (!u || pthread_rwlock_tryrdlock(&u->rw))
+                continue;
+            if (u->loaded && u->exists) {
+                if (n == cap) {
+                    size_t ncap = cap ? 2 * cap : 1024;
+                    unload_cand *nc = dm_realloc(c, ncap * sizeof *c);
+                    if (!nc) {
+                        pthread_rwlock_unlock(&u->rw);
+                        break; /* a partial pass: the next one sees the rest */
+                    }
+                    c = nc;
+                    cap = ncap;
+                }
+                c[n] = (unload_cand){ u, atomic_load_explicit(&u->used_s, memory_order_relaxed),
+                                      eng_user_index_bytes(db, u) };
+                total += c[n++].bytes;
+            }
+            pthread_rwlock_unlock(&u->rw);
+        }
+        pthread_mutex_unlock(&st->mu);
+    }
+    if (idle && now >= idle) {
+        unsigned before = now - idle + 1; /* unused for idle seconds */
+        for (size_t i = 0; i < n; i++)
+            if (c[i].used_s < before && unload_one(db, c[i].u, before)) {
+                total -= c[i].bytes;
+                c[i].u = NULL;
+            }
+    }
+    if (budget && total > budget) {
+        uint64_t target = budget / 10 * 9;
+        qsort(c, n, sizeof *c, cmp_used);
+        for (size_t i = 0; i < n && total > target; i++)
+            if (c[i].u && unload_one(db, c[i].u, UINT_MAX))
+                total -= c[i].bytes;
+    }
+    dm_free(c);
+}
+
 /* REQUIRES: ix->mu.  Wait for work: a user to link, refreshes the rate
  * allows, or the next decay pass.  Sets *refresh to whether refreshes may
  * be written now. */
@@ -250,17 +345,26 @@ static void wait_for_work(dm_db *db, bool *refresh)
     for (;;) {
         uint64_t rf_wait_us;
         *refresh = eng_refresh_ready(db, &rf_wait_us);
-        if (ix->stop || ix->n || *refresh || decay_due(db))
+        if (ix->stop || ix->n || *refresh || decay_due(db) || unload_due(db))
             return;
         uint64_t wait_us = rf_wait_us;
-        if (db->opt.decay_interval_s) {
-            uint64_t now = clock_mono_us();
-            if (now >= ix->next_decay_us)
-                continue; /* due since decay_due looked */
-            uint64_t d = ix->next_decay_us - now;
+        uint64_t timers[2] = { db->opt.decay_interval_s ? ix->next_decay_us : 0,
+                               ix->next_unload_us };
+        uint64_t now = clock_mono_us();
+        bool is_due = false;
+        for (int t = 0; t < 2; t++) {
+            if (!timers[t])
+                continue;
+            if (now >= timers[t]) {
+                is_due = true; /* due since decay_due or unload_due looked */
+                break;
+            }
+            uint64_t d = timers[t] - now;
             if (!wait_us || d < wait_us)
                 wait_us = d;
         }
+        if (is_due)
+            continue;
         if (!wait_us) {
             pthread_cond_wait(&ix->work, &ix->mu);
             continue;
@@ -284,6 +388,8 @@ static void *indexer_main(void *arg)
     eng_indexer *ix = &db->ix;
     pthread_mutex_lock(&ix->mu);
     ix->next_decay_us = clock_mono_us() + (uint64_t)db->opt.decay_interval_s * 1000000u;
+    if (db->opt.user_idle_s || db->opt.index_memory_bytes)
+        ix->next_unload_us = clock_mono_us() + UNLOAD_EVERY_US;
     bool drained = false; /* the last turn wrote refreshes */
     for (;;) {
         bool refresh;
@@ -294,6 +400,17 @@ static void *indexer_main(void *arg)
          * they keep recall honest), but not twice in a row while users
          * wait to be linked: under a steady stream of searches the refresh
          * queue is never empty, and linking would starve. */
+        if (unload_due(db)) {
+            ix->next_unload_us = clock_mono_us() + UNLOAD_EVERY_US;
+            ix->busy = true;
+            pthread_mutex_unlock(&ix->mu);
+            unload_pass(db);
+            pthread_mutex_lock(&ix->mu);
+            ix->busy = false;
+            if (ix->n == 0 && ix->rf_n == 0)
+                pthread_cond_broadcast(&ix->idle);
+            continue;
+        }
         bool decay = decay_due(db);
         if (decay || (refresh && !(drained && ix->n))) {
             drained = !decay;

@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/clock.h"
 #include "base/crc.h"
 #include "base/err.h"
 #include "base/log.h"
@@ -871,11 +872,21 @@ out:
     return rc;
 }
 
+/* Note a use of u for the unload pass (indexer.c): at most one store a
+ * second, so that searches of one user do not keep writing its line. */
+static void touch(eng_user *u)
+{
+    unsigned now = (unsigned)(clock_mono_us() / 1000000u);
+    if (atomic_load_explicit(&u->used_s, memory_order_relaxed) != now)
+        atomic_store_explicit(&u->used_s, now, memory_order_relaxed);
+}
+
 int eng_user_lock_write(dm_db *db, eng_user *u)
 {
     atomic_fetch_add_explicit(&u->lock_waiters, 1, memory_order_relaxed);
     pthread_rwlock_wrlock(&u->rw);
     atomic_fetch_sub_explicit(&u->lock_waiters, 1, memory_order_relaxed);
+    touch(u);
     if (u->loaded)
         return DM_OK;
     int rc = load_user(db, u);
@@ -890,8 +901,10 @@ int eng_user_lock_read(dm_db *db, eng_user *u)
         atomic_fetch_add_explicit(&u->lock_waiters, 1, memory_order_relaxed);
         pthread_rwlock_rdlock(&u->rw);
         atomic_fetch_sub_explicit(&u->lock_waiters, 1, memory_order_relaxed);
-        if (u->loaded)
+        if (u->loaded) {
+            touch(u);
             return DM_OK;
+        }
         pthread_rwlock_unlock(&u->rw);
         int rc = eng_user_lock_write(db, u);
         if (rc)
@@ -901,6 +914,32 @@ int eng_user_lock_read(dm_db *db, eng_user *u)
 }
 
 void eng_user_unlock(eng_user *u) { pthread_rwlock_unlock(&u->rw); }
+
+uint64_t eng_user_index_bytes(const dm_db *db, const eng_user *u)
+{
+    if (!u->loaded || !u->exists)
+        return 0;
+    return eng_vec_memsize(db, u) + (u->text ? bm25_memsize(u->text) : 0) +
+           (uint64_t)u->docs_cap * sizeof(eng_doc) + (uint64_t)u->map_cap * 4;
+}
+
+/* Unloading is a reset like the one a load starts with: everything a load
+ * rebuilds goes, and u->loaded tells the next lock to load.  The
+ * checkpoint rule is dm_close's: a user that has a checkpoint, or has
+ * grown to checkpoint_ops memories, gets one when changed since, so that
+ * its next load reads the snapshot instead of replaying or scanning. */
+int eng_user_unload(dm_db *db, eng_user *u)
+{
+    if (u->exists && u->dirty && (u->has_ckpt || u->n_live >= db->opt.checkpoint_ops)) {
+        int rc = eng_user_checkpoint(db, u);
+        if (rc)
+            return rc; /* stays loaded: nothing is lost either way */
+    }
+    eng_user_reset(u);
+    u->loaded = false;
+    atomic_fetch_add(&db->n_unloads, 1);
+    return DM_OK;
+}
 
 /* ------------------------------------------------------------------ */
 /* Erase                                                               */

@@ -1156,6 +1156,7 @@ static void h_stats(http_req *rq, http_resp *rs)
     U(wal_bytes);
     U(n_checkpoints);
     U(n_replayed);
+    U(n_unloads);
     U(index_pending);
     U(extract_queued);
     U(extract_done);

@@ -949,6 +949,9 @@ static void metrics_render(http_server *s, sbuf *b)
               st.refreshes_dropped },
             { "refresh_queued", "gauge", "salience refreshes waiting to be written",
               st.refresh_queued },
+            { "user_unloads_total", "counter",
+              "users whose indexes left memory (idle, or past the index memory bound)",
+              st.n_unloads },
         };
         for (size_t i = 0; i < sizeof g / sizeof g[0]; i++)
             sb_printf(b, "# HELP deltamemory_%s %s.\n# TYPE deltamemory_%s %s\ndeltamemory_%s %llu\n",

@@ -47,6 +47,9 @@ typedef struct cli_globals {
     const char *api_key;       /* --api-key */
     size_t max_text_bytes;     /* dm_options.max_text_bytes; 0 = its default
                                   (set by serve --max-text) */
+    uint32_t user_idle_s;      /* dm_options.user_idle_s (serve --user-idle) */
+    size_t index_memory_bytes; /* dm_options.index_memory_bytes (serve
+                                  --index-memory) */
 } cli_globals;
 
 /* One command: its entry point and its help. */

@@ -15,44 +15,52 @@
 #include "cli.h"
 #include "server/server.h"
 
-/* One setting: its name in the file, its environment variable and flag. */
+/* One setting: its name in the file, its environment variable and flag,
+ * and where it goes: the server's configuration or, for the engine's
+ * options, the globals the database is opened with. */
 typedef enum { T_STR, T_U32, T_SIZE, T_NUM, T_BOOL } set_type;
 
 typedef struct setting {
     const char *key, *env, *flag;
     set_type type;
     size_t off;
+    bool is_engine;
 } setting;
 
 #define OFF(f) offsetof(http_config, f)
+#define HTTP(f) OFF(f), false
+#define ENG(f) offsetof(cli_globals, f), true
 static const setting settings[] = {
-    { "host", "DELTAMEMORY_HOST", "host", T_STR, OFF(host) },
-    { "port", "DELTAMEMORY_PORT", "port", T_U32, OFF(port) },
-    { "threads", "DELTAMEMORY_THREADS", "threads", T_U32, OFF(n_threads) },
+    { "host", "DELTAMEMORY_HOST", "host", T_STR, HTTP(host) },
+    { "port", "DELTAMEMORY_PORT", "port", T_U32, HTTP(port) },
+    { "threads", "DELTAMEMORY_THREADS", "threads", T_U32, HTTP(n_threads) },
     { "write_threads", "DELTAMEMORY_WRITE_THREADS", "write-threads", T_U32,
-      OFF(n_write_threads) },
+      HTTP(n_write_threads) },
     { "max_connections", "DELTAMEMORY_MAX_CONNECTIONS", "max-connections", T_U32,
-      OFF(max_connections) },
-    { "timeout_s", "DELTAMEMORY_TIMEOUT_S", "timeout", T_U32, OFF(timeout_s) },
-    { "max_body_bytes", "DELTAMEMORY_MAX_BODY_BYTES", "max-body", T_SIZE, OFF(max_body_len) },
-    { "max_text_bytes", "DELTAMEMORY_MAX_TEXT_BYTES", "max-text", T_SIZE, OFF(max_text_len) },
-    { "max_batch", "DELTAMEMORY_MAX_BATCH", "max-batch", T_U32, OFF(max_batch) },
-    { "max_top_k", "DELTAMEMORY_MAX_TOP_K", "max-top-k", T_U32, OFF(max_top_k) },
-    { "max_depth", "DELTAMEMORY_MAX_DEPTH", "max-depth", T_U32, OFF(max_depth) },
-    { "rate_per_second", "DELTAMEMORY_RATE", "rate", T_NUM, OFF(rate_per_s) },
-    { "rate_burst", "DELTAMEMORY_RATE_BURST", "rate-burst", T_NUM, OFF(rate_burst) },
+      HTTP(max_connections) },
+    { "timeout_s", "DELTAMEMORY_TIMEOUT_S", "timeout", T_U32, HTTP(timeout_s) },
+    { "max_body_bytes", "DELTAMEMORY_MAX_BODY_BYTES", "max-body", T_SIZE, HTTP(max_body_len) },
+    { "max_text_bytes", "DELTAMEMORY_MAX_TEXT_BYTES", "max-text", T_SIZE, HTTP(max_text_len) },
+    { "max_batch", "DELTAMEMORY_MAX_BATCH", "max-batch", T_U32, HTTP(max_batch) },
+    { "max_top_k", "DELTAMEMORY_MAX_TOP_K", "max-top-k", T_U32, HTTP(max_top_k) },
+    { "max_depth", "DELTAMEMORY_MAX_DEPTH", "max-depth", T_U32, HTTP(max_depth) },
+    { "rate_per_second", "DELTAMEMORY_RATE", "rate", T_NUM, HTTP(rate_per_s) },
+    { "rate_burst", "DELTAMEMORY_RATE_BURST", "rate-burst", T_NUM, HTTP(rate_burst) },
     { "user_concurrency", "DELTAMEMORY_USER_CONCURRENCY", "user-concurrency", T_U32,
-      OFF(user_concurrency) },
-    { "strict", "DELTAMEMORY_STRICT", "strict", T_BOOL, OFF(is_strict) },
-    { "open", "DELTAMEMORY_OPEN", "open", T_BOOL, OFF(is_open) },
-    { "access_log", "DELTAMEMORY_ACCESS_LOG", "access-log", T_STR, OFF(access_log) },
+      HTTP(user_concurrency) },
+    { "strict", "DELTAMEMORY_STRICT", "strict", T_BOOL, HTTP(is_strict) },
+    { "open", "DELTAMEMORY_OPEN", "open", T_BOOL, HTTP(is_open) },
+    { "access_log", "DELTAMEMORY_ACCESS_LOG", "access-log", T_STR, HTTP(access_log) },
+    { "user_idle_s", "DELTAMEMORY_USER_IDLE_S", "user-idle", T_U32, ENG(user_idle_s) },
+    { "index_memory_bytes", "DELTAMEMORY_INDEX_MEMORY_BYTES", "index-memory", T_SIZE,
+      ENG(index_memory_bytes) },
 };
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
 
 /* Set one setting from text; false when the text does not parse. */
-static bool set_text(http_config *c, const setting *s, const char *v)
+static bool set_text(http_config *c, cli_globals *g, const setting *s, const char *v)
 {
-    char *p = (char *)c + s->off, *end;
+    char *p = (s->is_engine ? (char *)g : (char *)c) + s->off, *end;
     errno = 0;
     switch (s->type) {
     case T_STR:
@@ -60,9 +68,10 @@ static bool set_text(http_config *c, const setting *s, const char *v)
         return true;
     case T_U32: {
         unsigned long x = strtoul(v, &end, 10);
-        if (errno || *end || !*v || x > (s->off == OFF(port) ? 65535ul : 0xfffffffful))
+        bool is_port = !s->is_engine && s->off == OFF(port);
+        if (errno || *end || !*v || x > (is_port ? 65535ul : 0xfffffffful))
             return false;
-        if (s->off == OFF(port))
+        if (is_port)
             *(uint16_t *)p = (uint16_t)x;
         else
             *(uint32_t *)p = (uint32_t)x; /* every other T_U32 field is 32-bit */
@@ -95,7 +104,8 @@ static bool set_text(http_config *c, const setting *s, const char *v)
 }
 
 /* The settings of a JSON config file; *doc keeps its strings alive. */
-static int load_file(const char *cmd, const char *path, http_config *c, json_t **doc)
+static int load_file(const char *cmd, const char *path, http_config *c, cli_globals *g,
+                     json_t **doc)
 {
     json_error_t je;
     *doc = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
@@ -124,7 +134,7 @@ static int load_file(const char *cmd, const char *path, http_config *c, json_t *
                      json_number_value(v));
             txt = buf;
         }
-        if (!txt || !set_text(c, s, txt))
+        if (!txt || !set_text(c, g, s, txt))
             return cli_usage(cmd, "config file %s: setting \"%s\" has the wrong type or "
                              "range", path, k);
     }
@@ -156,11 +166,11 @@ int cli_cmd_serve(const cli_globals *g, int argc, char **argv)
     const char *file = cli_get(&a, "config");
     if (!file && access("deltamemory.json", R_OK) == 0)
         file = "deltamemory.json";
-    if (file && (st = load_file(cmd, file, &c, &doc)) != CLI_OK)
+    if (file && (st = load_file(cmd, file, &c, &gg, &doc)) != CLI_OK)
         goto out;
     for (size_t i = 0; i < N_SETTINGS; i++) {
         const char *v = getenv(settings[i].env);
-        if (v && !set_text(&c, &settings[i], v)) {
+        if (v && !set_text(&c, &gg, &settings[i], v)) {
             st = cli_usage(cmd, "environment variable %s=\"%s\" is not valid", settings[i].env,
                            v);
             goto out;
@@ -168,7 +178,7 @@ int cli_cmd_serve(const cli_globals *g, int argc, char **argv)
     }
     for (size_t i = 0; i < N_SETTINGS; i++) {
         const char *v = cli_get(&a, settings[i].flag);
-        if (v && !set_text(&c, &settings[i], v)) {
+        if (v && !set_text(&c, &gg, &settings[i], v)) {
             st = cli_usage(cmd, "--%s \"%s\" is not valid", settings[i].flag, v);
             goto out;
         }

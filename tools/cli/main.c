@@ -424,6 +424,11 @@ static const char help_serve[] =
     "      --strict            unknown fields in a body are an error (422)\n"
     "      --open              listen on a non-loopback address without keys\n"
     "      --access-log FILE   one JSON line per request (- = stderr)\n"
+    "      --user-idle S       unload a user's indexes from memory after S\n"
+    "                          seconds unused (default 900; 0 = never)\n"
+    "      --index-memory BYTES bound the memory of the loaded indexes:\n"
+    "                          past it the least recently used users are\n"
+    "                          unloaded (default 0 = no bound)\n"
     "      --config FILE       a JSON object of these settings (names with\n"
     "                          underscores: max_body_bytes, rate_per_second...)\n";
 
@@ -809,6 +814,10 @@ int main(int argc, char **argv)
     memset(&g, 0, sizeof g);
     g.data_dir = "./data";
     g.sync = -1;
+    dm_options defaults;
+    dm_options_init(&defaults);
+    g.user_idle_s = defaults.user_idle_s;
+    g.index_memory_bytes = defaults.index_memory_bytes;
     g.embedder = DM_EMBED_BUILTIN;
 
     bool is_done = false;
