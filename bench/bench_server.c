@@ -56,8 +56,16 @@
  * parsing, routing, an error body; /v1/health and /metrics read the
  * engine's statistics, which walk every user); or weights,
  * "search=70,add=20,health=10".
- * Users are picked uniformly; queries are short questions from the same
- * words as the data.  After all runs, every acknowledged add (the id of a
+ * Users are picked uniformly, for every request; or, with --session-s S,
+ * per session: a connection keeps its user for S seconds (an agent talking
+ * to one user at a time; the first session of each connection is cut at
+ * a random point so that the sessions do not turn over together), then
+ * draws the next.  Over a long run every user is visited either way; with
+ * sessions, only the users of the last few sessions are in use at once,
+ * and --user-idle S (dm_options.user_idle_s) lets the others' indexes
+ * leave memory.  --index-memory BYTES sets dm_options.index_memory_bytes,
+ * --pread-tables dm_options.pread_tables.
+ * Queries are short questions from the same words as the data.  After all runs, every acknowledged add (the id of a
  * 201 answer) is read back with dm_get under its user: adds_missing must
  * be 0.
  *
@@ -74,7 +82,8 @@
  * (SSTables, the model: the kernel's to drop), the anonymous rest, the
  * loaded indexes (dm_stats index_bytes) and what is anonymous beyond the
  * indexes and memtables (caches, buffers, the allocator's slack), which is
- * the part that must stay flat.
+ * the part that must stay flat.  Also sampled: the users whose indexes are
+ * loaded, and the unloads (--user-idle, --index-memory).
  *
  * --timeline MS: after each run, one line per MS milliseconds of its
  * measured time: the requests whose origin fell in it (count, those over
@@ -99,6 +108,8 @@
  *                     [--timeout-ms MS] [--hammer] [--hammer-conns N]
  *                     [--soak S] [--warmup S] [--keep] [--reuse]
  *                     [--timeline MS] [--sync-interval-ms MS]
+ *                     [--session-s S] [--user-idle S] [--index-memory BYTES]
+ *                     [--pread-tables]
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -155,8 +166,12 @@ static struct {
     double warmup_s; /* load before the measured time of each run */
     unsigned timeline_ms; /* 0 = no timeline */
     unsigned sync_interval_ms; /* 0 = the engine's default */
+    double session_s;     /* 0 = a user drawn for every request */
+    long user_idle_s;     /* -1 = the engine's default */
+    size_t index_memory;  /* 0 = the engine's default (no bound) */
+    bool is_pread;        /* dm_options.pread_tables */
 } cfg = { false, 1.0, "/tmp/dm-bench-server", NULL, 1000, 30, 0, 0, "native", 1, 0, 0, 0,
-          10000, false, 200, 0, false, false, 1.0, 0, 0 };
+          10000, false, 200, 0, false, false, 1.0, 0, 0, 0, -1, 0, false };
 
 /* ------------------------------------------------------------ the mix */
 
@@ -325,6 +340,7 @@ typedef struct conn {
     int group;
     int kind;
     uint32_t user;
+    uint64_t session_end_ns; /* --session-s: when the user changes; 0 = new */
     bench_rng rng;
     char out[1024];
     size_t out_len, out_off;
@@ -478,8 +494,21 @@ static void build_request(run *r, conn *c)
 {
     char user[32], text[200], body[512];
     c->kind = draw_kind(&c->rng);
-    c->user = c->group == G_HAMMER ? r->hammer_user
-                                   : (uint32_t)bench_rng_below(&c->rng, r->n_users);
+    if (c->group == G_HAMMER) {
+        c->user = r->hammer_user;
+    } else if (cfg.session_s > 0) {
+        /* One user per session; the first session's length is drawn, so
+         * that the connections do not all change users at once. */
+        uint64_t now = bench_now_ns(), len = (uint64_t)(cfg.session_s * 1e9);
+        if (now >= c->session_end_ns) {
+            c->session_end_ns = c->session_end_ns
+                                    ? now + len
+                                    : now + bench_rng_below(&c->rng, len ? len : 1);
+            c->user = (uint32_t)bench_rng_below(&c->rng, r->n_users);
+        }
+    } else {
+        c->user = (uint32_t)bench_rng_below(&c->rng, r->n_users);
+    }
     user_name(c->user, user, sizeof user);
     const char *method = "POST", *path;
     int body_len = 0;
@@ -1478,6 +1507,8 @@ typedef struct sampler {
     double other[4096];   /* anonymous beyond the indexes and memtables
                              (and the generator's list of acknowledged adds) */
     double heap[4096];    /* the engine's heap (dm_stats heap_bytes) */
+    double loaded[4096];  /* users whose indexes are in memory */
+    double unloads[4096]; /* users unloaded since open (dm_stats n_unloads) */
     double tables[4096];  /* its part the open tables hold (table_bytes) */
     double beyond[4096];  /* that heap beyond the indexes, memtables, block
                              cache and tables */
@@ -1533,6 +1564,8 @@ static void *sampler_main(void *arg)
             s->other[s->n] = s->anon[s->n] - s->index[s->n] -
                              (double)st.memtable_bytes / mib - acks;
             s->heap[s->n] = (double)st.heap_bytes / mib;
+            s->loaded[s->n] = (double)st.n_loaded_users;
+            s->unloads[s->n] = (double)st.n_unloads;
             s->tables[s->n] = (double)st.table_bytes / mib;
             s->beyond[s->n] = s->heap[s->n] - s->index[s->n] - s->tables[s->n] -
                               (double)(st.memtable_bytes + st.block_cache_bytes) / mib;
@@ -1593,6 +1626,9 @@ static void report_soak(const sampler *s, uint64_t adds)
     report_value("soak_file_last", s->mb[z] - s->anon[z], "MB");
     report_value("soak_index_first", s->index[0], "MB");
     report_value("soak_index_last", s->index[z], "MB");
+    report_value("soak_loaded_users_first", s->loaded[0], "users");
+    report_value("soak_loaded_users_last", s->loaded[z], "users");
+    report_value("soak_unloads", s->unloads[z] - s->unloads[0], "users");
     report_value("soak_index_per_add",
                  adds ? (s->index[z] - s->index[0]) * 1048576.0 / (double)adds : 0, "bytes");
     report_value("soak_other_first", s->other[0], "MB");
@@ -1618,6 +1654,10 @@ static void report_soak(const sampler *s, uint64_t adds)
         report_series("rss samples", s, s->mb);
         report_series("anonymous", s, s->anon);
         report_series("indexes", s, s->index);
+        printf("loaded users (every %d s):", RSS_EVERY_S);
+        for (unsigned i = 0; i < s->n; i++)
+            printf(" %.0f", s->loaded[i]);
+        printf("\n");
         report_series("anonymous beyond indexes and memtables", s, s->other);
         report_series("engine heap", s, s->heap);
         report_series("tables' heap", s, s->tables);
@@ -1643,7 +1683,9 @@ static void usage(void)
             "                    [--user-concurrency N]\n"
             "                    [--timeout-ms MS] [--hammer]\n"
             "                    [--hammer-conns N] [--soak S] [--warmup S] [--keep]\n"
-            "                    [--reuse] [--timeline MS] [--sync-interval-ms MS]\n");
+            "                    [--reuse] [--timeline MS] [--sync-interval-ms MS]\n"
+            "                    [--session-s S] [--user-idle S] [--index-memory BYTES]\n"
+            "                    [--pread-tables]\n");
     exit(2);
 }
 
@@ -1696,6 +1738,14 @@ int main(int argc, char **argv)
             cfg.timeline_ms = (unsigned)atoi(argv[++i]);
         else if (!strcmp(a, "--sync-interval-ms") && has)
             cfg.sync_interval_ms = (unsigned)atoi(argv[++i]);
+        else if (!strcmp(a, "--session-s") && has)
+            cfg.session_s = atof(argv[++i]);
+        else if (!strcmp(a, "--user-idle") && has)
+            cfg.user_idle_s = atol(argv[++i]);
+        else if (!strcmp(a, "--index-memory") && has)
+            cfg.index_memory = (size_t)strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--pread-tables"))
+            cfg.is_pread = true;
         else
             usage();
     }
@@ -1732,6 +1782,11 @@ int main(int argc, char **argv)
     o.model_path = cfg.model;
     if (cfg.sync_interval_ms)
         o.sync_interval_ms = cfg.sync_interval_ms;
+    if (cfg.user_idle_s >= 0)
+        o.user_idle_s = (uint32_t)cfg.user_idle_s;
+    if (cfg.index_memory)
+        o.index_memory_bytes = cfg.index_memory;
+    o.pread_tables = cfg.is_pread;
     dm_db *db;
     check(dm_open(cfg.dir, &o, &db), "dm_open");
     if (!cfg.is_reuse)

@@ -149,6 +149,17 @@ typedef struct dm_options {
     uint32_t sync_interval_ms;  /* DM_SYNC_BATCH period; default 2 */
     size_t memtable_bytes;      /* flush threshold; default 16 MB */
     size_t block_cache_bytes;   /* default 64 MB */
+    int pread_tables;           /* nonzero: read the table files with pread
+                                   into the block cache instead of mapping
+                                   them.  The process's resident set then
+                                   holds no pages of the tables, only the
+                                   bounded block cache (the kernel's page
+                                   cache still keeps what it keeps), at the
+                                   cost of a system call and a copy per
+                                   block read the cache misses; blocks
+                                   stored uncompressed, read in place from
+                                   the mapping otherwise, then take cache
+                                   room too.  Default 0: mapped. */
     size_t max_text_bytes;      /* longest accepted memory text; default 32 KB */
     size_t max_metadata_bytes;  /* longest metadata JSON; default 64 KB */
 

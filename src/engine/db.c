@@ -405,6 +405,7 @@ int dm_open(const char *path, const dm_options *options, dm_db **out)
         ko.write_buffer_size = db->opt.memtable_bytes;
     if (db->opt.block_cache_bytes)
         ko.block_cache_size = db->opt.block_cache_bytes;
+    ko.pread_tables = db->opt.pread_tables != 0;
     /* Memory records are mostly float32 embeddings, which LZ4 HC cannot
      * shrink much more than the fast compressor; on a small machine the HC
      * effort would be taken from the writers. */

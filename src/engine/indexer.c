@@ -318,8 +318,10 @@ static void unload_pass(dm_db *db)
         }
         pthread_mutex_unlock(&st->mu);
     }
-    if (idle && now >= idle) {
-        unsigned before = now - idle + 1; /* unused for idle seconds */
+    if (idle && now > idle) {
+        /* Used at second now - idle or later: maybe less than idle seconds
+         * ago.  Earlier: surely not. */
+        unsigned before = now - idle;
         for (size_t i = 0; i < n; i++)
             if (c[i].used_s < before && unload_one(db, c[i].u, before)) {
                 total -= c[i].bytes;

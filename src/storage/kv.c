@@ -318,7 +318,8 @@ int kv_file_new(kv_db *db, uint64_t number, int level, const sst_info *info,
         rc = buf_append(&f->largest, info->largest.ptr, info->largest.len);
     if (!rc) {
         fn_make(path, db->dir, number, FN_SST);
-        rc = sst_reader_open(db->vfs, path, number, db->cache, &f->reader);
+        rc = sst_reader_open_ex(db->vfs, path, number, db->cache,
+                                db->opt.pread_tables ? SST_OPEN_PREAD : 0, &f->reader);
     }
     if (rc) {
         f->db = NULL; /* never unlink on a failed wrap */

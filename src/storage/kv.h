@@ -71,6 +71,9 @@ typedef struct kv_options {
     bool paranoid_checks;       /* refuse to open when the WAL has damage in
                                    the middle (default false: skip it and
                                    report it in kv_stats) */
+    bool pread_tables;          /* read tables with pread into the block
+                                   cache instead of mapping them (default
+                                   false; sst_reader_open_ex) */
 } kv_options;
 
 /* kv_options_default -- the defaults written above. */

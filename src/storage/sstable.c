@@ -810,6 +810,12 @@ out:
 int sst_reader_open(vfs *v, const char *path, uint64_t file_number,
                     sst_cache *cache, sst_reader **out)
 {
+    return sst_reader_open_ex(v, path, file_number, cache, 0, out);
+}
+
+int sst_reader_open_ex(vfs *v, const char *path, uint64_t file_number,
+                       sst_cache *cache, unsigned flags, sst_reader **out)
+{
     *out = NULL;
     const char *why = NULL;
     uint8_t ft[SST_FOOTER_LEN], hd[SST_HEADER_LEN];
@@ -860,7 +866,7 @@ int sst_reader_open(vfs *v, const char *path, uint64_t file_number,
     r->n_entries = fo.n_entries;
     /* A VFS without mmap (or a failed map) is not an error: pread then. */
     const void *map = NULL;
-    if (v->mmap(v, r->f, r->file_size, &map) == DM_OK)
+    if (!(flags & SST_OPEN_PREAD) && v->mmap(v, r->f, r->file_size, &map) == DM_OK)
         r->map = map;
     if ((rc = load_index(r, &fo)))
         goto fail;

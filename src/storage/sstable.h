@@ -100,6 +100,13 @@ typedef struct sst_reader sst_reader;
  */
 int sst_reader_open(vfs *v, const char *path, uint64_t file_number,
                     sst_cache *cache, sst_reader **out);
+/* sst_reader_open_ex -- the same, with flags: SST_OPEN_PREAD reads every
+ * block with pread (into the block cache, when there is one) instead of
+ * mapping the file, so that the process's resident set holds no pages of
+ * the table (the kernel's page cache still may). */
+#define SST_OPEN_PREAD 0x1
+int sst_reader_open_ex(vfs *v, const char *path, uint64_t file_number,
+                       sst_cache *cache, unsigned flags, sst_reader **out);
 void sst_reader_ref(sst_reader *r);
 void sst_reader_unref(sst_reader *r); /* NULL does nothing */
 

@@ -241,6 +241,76 @@ static void test_second_signal(void **state)
     tu_rmrf(dir);
 }
 
+static size_t to_buf(char *p, size_t size, size_t n, void *arg)
+{
+    char *b = arg;
+    size_t have = strlen(b), add = size * n;
+    if (have + add >= 65536)
+        add = 65535 - have;
+    memcpy(b + have, p, add);
+    b[have + add] = 0;
+    return size * n;
+}
+
+/* The value of a /metrics line "NAME VALUE"; -1 when absent. */
+static double metric(unsigned port, const char *name)
+{
+    static char body[65536];
+    char url[256];
+    body[0] = 0;
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/metrics", port);
+    CURL *h = curl_easy_init();
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, to_buf);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, body);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, 10L);
+    CURLcode rc = curl_easy_perform(h);
+    curl_easy_cleanup(h);
+    if (rc != CURLE_OK)
+        return -1;
+    char line[160];
+    snprintf(line, sizeof line, "\n%s ", name);
+    const char *at = strstr(body, line);
+    return at ? strtod(at + strlen(line), NULL) : -1;
+}
+
+/* The engine's settings: an idle user's indexes leave memory and come back
+ * for its next search; tables read with pread; a bad value refused. */
+static void test_engine_settings(void **state)
+{
+    (void)state;
+    const char *dir = tu_tmpdir("test_serve_engine");
+    server s;
+    start(&s, dir, (const char *const[]){ "--port", "0", "--user-idle", "1", "--pread-tables",
+                                          NULL });
+    assert_true(s.port > 0);
+    char url[64], out[8192];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u", s.port);
+    assert_int_equal(run_cli((const char *const[]){ "--url", url, "add", "--user", "ann",
+                                                    "--text", "I live in Austin.", NULL },
+                             out, sizeof out),
+                     0);
+    double unloads = 0;
+    for (int i = 0; i < 100 && (unloads = metric(s.port, "deltamemory_user_unloads_total")) < 1;
+         i++)
+        usleep(100000);
+    if (unloads < 1)
+        fail_msg("no unload in 10 s (user_unloads_total %g)", unloads);
+    assert_int_equal(run_cli((const char *const[]){ "--url", url, "search", "--user", "ann",
+                                                    "--query", "Austin", NULL },
+                             out, sizeof out),
+                     0);
+    assert_non_null(strstr(out, "I live in Austin."));
+    kill(s.pid, SIGTERM);
+    assert_int_equal(wait_exit(&s, 90), 0);
+
+    start(&s, dir, (const char *const[]){ "--port", "0", "--user-idle", "soon", NULL });
+    if (s.pid)
+        fail_msg("serve --user-idle soon did not refuse: %s", s.err);
+    assert_non_null(strstr(s.err, "--user-idle"));
+    tu_rmrf(dir);
+}
+
 int main(void)
 {
     const char *b = getenv("DM_BIN_DIR");
@@ -251,6 +321,7 @@ int main(void)
         cmocka_unit_test(test_cli_url),
         cmocka_unit_test(test_public_needs_keys),
         cmocka_unit_test(test_second_signal),
+        cmocka_unit_test(test_engine_settings),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

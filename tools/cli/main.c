@@ -429,6 +429,9 @@ static const char help_serve[] =
     "      --index-memory BYTES bound the memory of the loaded indexes:\n"
     "                          past it the least recently used users are\n"
     "                          unloaded (default 0 = no bound)\n"
+    "      --pread-tables      read the table files into the block cache\n"
+    "                          instead of mapping them: the resident set\n"
+    "                          holds no table pages (default: mapped)\n"
     "      --config FILE       a JSON object of these settings (names with\n"
     "                          underscores: max_body_bytes, rate_per_second...)\n";
 

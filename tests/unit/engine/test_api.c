@@ -1941,6 +1941,67 @@ static void test_stats_tables(void **state)
     assert_true(st.block_cache_bytes < st.heap_bytes);
 }
 
+/* Wait until a flush has written a table and nothing runs in the
+ * background. */
+static void wait_flushed(dm_db *db, dm_stats *st)
+{
+    for (int tries = 0;; tries++) {
+        assert_rc(dm_stats_get(db, st), DM_OK);
+        if (st->flushes > 0 && !st->background_busy)
+            return;
+        assert_true(tries < 1000); /* 10 s */
+        struct timespec ts = { 0, 10000000 };
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Tables read with pread: every block goes through the block cache, the
+ * ones stored uncompressed too (mapped, those are read in place and never
+ * counted), and every memory reads back whole. */
+static void test_pread_tables(void **state)
+{
+    fx *f = *state;
+    enum { N = 80 };
+    uint64_t reads[2];
+    for (int mode = 0; mode < 2; mode++) {
+        assert_rc(dm_close(f->db), DM_OK);
+        f->db = NULL;
+        tu_rmrf(f->dir);
+        f->o.memtable_bytes = 64 << 10;
+        f->o.pread_tables = mode;
+        assert_rc(fx_open(f), DM_OK);
+        dm_id ids[N];
+        char text[N][1200];
+        tu_rng r;
+        tu_rng_seed(&r, 7);
+        for (int i = 0; i < N; i++) {
+            /* Random letters: blocks that do not compress, stored as they are. */
+            int n = snprintf(text[i], sizeof text[i], "code %d:", i);
+            while (n < (int)sizeof text[i] - 1)
+                text[i][n++] = (char)('a' + tu_randn(&r, 26));
+            text[i][n] = 0;
+            ids[i] = add_ok(f->db, "raw", text[i]);
+        }
+        dm_stats st;
+        wait_flushed(f->db, &st);
+        uint64_t misses0 = st.block_cache_misses, hits0 = st.block_cache_hits;
+        for (int i = 0; i < N; i++) {
+            dm_memory *m = NULL;
+            assert_rc(dm_get(f->db, &(dm_scope){ .user_id = "raw" }, &ids[i], 0, &m), DM_OK);
+            assert_string_equal(m->text, text[i]);
+            dm_memory_free(m);
+        }
+        assert_rc(dm_stats_get(f->db, &st), DM_OK);
+        reads[mode] = st.block_cache_misses + st.block_cache_hits - misses0 - hits0;
+    }
+    /* The same reads of the same tables; read with pread, the blocks of
+     * the records (stored uncompressed) went through the cache as well. */
+    if (reads[1] < reads[0] + N / 4)
+        fail_msg("block cache reads: %llu mapped, %llu with pread",
+                 (unsigned long long)reads[0], (unsigned long long)reads[1]);
+    f->o.pread_tables = 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* Ids and times                                                       */
 /* ------------------------------------------------------------------ */
@@ -2208,6 +2269,7 @@ int main(void)
         T(test_erase_user),
         T(test_stats),
         T(test_stats_tables),
+        T(test_pread_tables),
         T(test_ids_ordered),
         T(test_errmsg_per_thread),
     };
