@@ -496,6 +496,16 @@ int dm_close(dm_db *db)
     return rc;
 }
 
+static void count_loaded(dm_db *db, eng_user *u, void *arg)
+{
+    dm_stats *out = arg;
+    out->n_loaded_users++;
+    if (u->vec && hnsw_has_graph(u->vec))
+        out->n_graph_users++;
+    out->index_pending += u->n_pend;
+    out->index_bytes += eng_user_index_bytes(db, u);
+}
+
 int dm_stats_get(dm_db *db, dm_stats *out)
 {
     memset(out, 0, sizeof *out);
@@ -517,24 +527,7 @@ int dm_stats_get(dm_db *db, dm_stats *out)
     iter_free(it);
     if (rc)
         return rc;
-    for (int s = 0; s < ENG_STRIPES; s++) {
-        eng_stripe *st = &db->stripes[s];
-        pthread_mutex_lock(&st->mu);
-        for (uint32_t i = 0; i < st->cap; i++) {
-            eng_user *u = st->slots[i];
-            if (!u || pthread_rwlock_tryrdlock(&u->rw))
-                continue;
-            if (u->loaded && u->exists) {
-                out->n_loaded_users++;
-                if (u->vec && hnsw_has_graph(u->vec))
-                    out->n_graph_users++;
-                out->index_pending += u->n_pend;
-                out->index_bytes += eng_user_index_bytes(db, u);
-            }
-            pthread_rwlock_unlock(&u->rw);
-        }
-        pthread_mutex_unlock(&st->mu);
-    }
+    eng_users_scan_loaded(db, count_loaded, out);
     if (db->xq.inited) {
         pthread_mutex_lock(&db->xq.mu);
         out->extract_queued = db->xq.n_jobs;

@@ -250,6 +250,10 @@ int eng_user_checkpoint(dm_db *db, eng_user *u);  /* REQUIRES: write lock */
  * next eng_user_lock_* loads them again.  REQUIRES: write lock, u loaded,
  * no checkpoint being written (ckpt_busy). */
 int eng_user_unload(dm_db *db, eng_user *u);
+/* Call fn for every loaded user whose read lock is free now (a try-lock:
+ * a user being written is skipped), under that lock and its stripe's
+ * mutex, so fn must not lock users. */
+void eng_users_scan_loaded(dm_db *db, void (*fn)(dm_db *db, eng_user *u, void *arg), void *arg);
 /* The memory u's loaded indexes hold (dm_stats.index_bytes).  REQUIRES: a
  * lock of u. */
 uint64_t eng_user_index_bytes(const dm_db *db, const eng_user *u);

@@ -285,39 +285,39 @@ static bool unload_one(dm_db *db, eng_user *u, unsigned used_before)
     return done;
 }
 
+typedef struct unload_list {
+    unload_cand *c;
+    size_t n, cap;
+    uint64_t total; /* bytes of every loaded user's indexes */
+} unload_list;
+
+static void note_loaded(dm_db *db, eng_user *u, void *arg)
+{
+    unload_list *l = arg;
+    uint64_t bytes = eng_user_index_bytes(db, u);
+    l->total += bytes;
+    if (l->n == l->cap) {
+        size_t ncap = l->cap ? 2 * l->cap : 1024;
+        unload_cand *nc = dm_realloc(l->c, ncap * sizeof *nc);
+        if (!nc)
+            return; /* out of memory: the next pass sees the user */
+        l->c = nc;
+        l->cap = ncap;
+    }
+    l->c[l->n++] = (unload_cand){ u, atomic_load_explicit(&u->used_s, memory_order_relaxed),
+                                  bytes };
+}
+
 static void unload_pass(dm_db *db)
 {
     unsigned now = (unsigned)(clock_mono_us() / 1000000u);
     uint32_t idle = db->opt.user_idle_s;
-    uint64_t budget = db->opt.index_memory_bytes, total = 0;
-    unload_cand *c = NULL;
-    size_t n = 0, cap = 0;
-    for (int s = 0; s < ENG_STRIPES; s++) {
-        eng_stripe *st = &db->stripes[s];
-        pthread_mutex_lock(&st->mu);
-        for (uint32_t i = 0; i < st->cap; i++) {
-            eng_user *u = st->slots[i];
-            if (!u || pthread_rwlock_tryrdlock(&u->rw))
-                continue;
-            if (u->loaded && u->exists) {
-                if (n == cap) {
-                    size_t ncap = cap ? 2 * cap : 1024;
-                    unload_cand *nc = dm_realloc(c, ncap * sizeof *c);
-                    if (!nc) {
-                        pthread_rwlock_unlock(&u->rw);
-                        break; /* a partial pass: the next one sees the rest */
-                    }
-                    c = nc;
-                    cap = ncap;
-                }
-                c[n] = (unload_cand){ u, atomic_load_explicit(&u->used_s, memory_order_relaxed),
-                                      eng_user_index_bytes(db, u) };
-                total += c[n++].bytes;
-            }
-            pthread_rwlock_unlock(&u->rw);
-        }
-        pthread_mutex_unlock(&st->mu);
-    }
+    uint64_t budget = db->opt.index_memory_bytes;
+    unload_list l = { 0 };
+    eng_users_scan_loaded(db, note_loaded, &l);
+    unload_cand *c = l.c;
+    size_t n = l.n;
+    uint64_t total = l.total;
     if (idle && now > idle) {
         /* Used at second now - idle or later: maybe less than idle seconds
          * ago.  Earlier: surely not. */

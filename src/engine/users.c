@@ -915,6 +915,23 @@ int eng_user_lock_read(dm_db *db, eng_user *u)
 
 void eng_user_unlock(eng_user *u) { pthread_rwlock_unlock(&u->rw); }
 
+void eng_users_scan_loaded(dm_db *db, void (*fn)(dm_db *db, eng_user *u, void *arg), void *arg)
+{
+    for (int s = 0; s < ENG_STRIPES; s++) {
+        eng_stripe *st = &db->stripes[s];
+        pthread_mutex_lock(&st->mu);
+        for (uint32_t i = 0; i < st->cap; i++) {
+            eng_user *u = st->slots[i];
+            if (!u || pthread_rwlock_tryrdlock(&u->rw))
+                continue;
+            if (u->loaded && u->exists)
+                fn(db, u, arg);
+            pthread_rwlock_unlock(&u->rw);
+        }
+        pthread_mutex_unlock(&st->mu);
+    }
+}
+
 uint64_t eng_user_index_bytes(const dm_db *db, const eng_user *u)
 {
     if (!u->loaded || !u->exists)

@@ -262,7 +262,7 @@ static double metric(unsigned port, const char *name)
     CURL *h = curl_easy_init();
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, to_buf);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, (void *)body);
     curl_easy_setopt(h, CURLOPT_TIMEOUT, 10L);
     CURLcode rc = curl_easy_perform(h);
     curl_easy_cleanup(h);
