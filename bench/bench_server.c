@@ -1043,7 +1043,7 @@ static void *worker_main(void *arg)
  * at the end of each interval by tl_main. */
 typedef struct tl_engine {
     double cpu_s;
-    uint64_t flushes, compactions, syncs, sync_us, stalls, stall_us, l0;
+    dm_stats st;
     bool is_set;
 } tl_engine;
 
@@ -1060,17 +1060,7 @@ static void *tl_main(void *arg)
         }
         tl_engine *e = &r->tle[i];
         e->cpu_s = cpu_process_s();
-        dm_stats st;
-        if (dm_stats_get(r->db, &st) == DM_OK) {
-            e->flushes = st.flushes;
-            e->compactions = st.compactions;
-            e->syncs = st.wal_syncs;
-            e->sync_us = st.wal_sync_us;
-            e->stalls = st.write_stalls;
-            e->stall_us = st.write_stall_us;
-            e->l0 = st.l0_files;
-            e->is_set = true;
-        }
+        e->is_set = dm_stats_get(r->db, &e->st) == DM_OK;
     }
     return NULL;
 }
@@ -1089,17 +1079,19 @@ static void print_timeline(const run *r)
     double step_s = cfg.timeline_ms / 1e3;
     for (unsigned i = 0; i < r->n_tl; i++) {
         const tl_slot *t = &r->tl[i];
-        const tl_engine *a = &r->tle[i], *b = &r->tle[i + 1];
-        bool has = a->is_set && b->is_set;
+        const tl_engine *ea = &r->tle[i], *eb = &r->tle[i + 1];
+        const dm_stats *a = &ea->st, *b = &eb->st;
+        bool has = ea->is_set && eb->is_set;
         printf("%8.2f %7u %6u %6u %8.1f %6u %7.1f %6.0f", i * step_s, t->n, t->slow, t->adds,
                t->max_us / 1e3, t->late, t->lag_max_us / 1e3,
-               (b->cpu_s - a->cpu_s) / step_s * 100);
+               (eb->cpu_s - ea->cpu_s) / step_s * 100);
         if (has)
             printf(" %6" PRIu64 " %5" PRIu64 " %6" PRIu64 " %9.1f %6" PRIu64 " %9.1f %3" PRIu64
                    "\n",
-                   b->flushes - a->flushes, b->compactions - a->compactions, b->syncs - a->syncs,
-                   (double)(b->sync_us - a->sync_us) / 1e3, b->stalls - a->stalls,
-                   (double)(b->stall_us - a->stall_us) / 1e3, b->l0);
+                   b->flushes - a->flushes, b->compactions - a->compactions,
+                   b->wal_syncs - a->wal_syncs, (double)(b->wal_sync_us - a->wal_sync_us) / 1e3,
+                   b->write_stalls - a->write_stalls,
+                   (double)(b->write_stall_us - a->write_stall_us) / 1e3, b->l0_files);
         else
             printf("\n");
     }

@@ -178,6 +178,16 @@ static int run_cli(const char *const *args, char *out, size_t cap)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* Add ann's "I live in Austin." through the server at url; the CLI's
+ * output in out. */
+static void add_austin(const char *url, char *out, size_t cap)
+{
+    assert_int_equal(run_cli((const char *const[]){ "--url", url, "add", "--user", "ann",
+                                                    "--text", "I live in Austin.", NULL },
+                             out, cap),
+                     0);
+}
+
 /* The memory commands with --url talk to the running server. */
 static void test_cli_url(void **state)
 {
@@ -188,10 +198,8 @@ static void test_cli_url(void **state)
     assert_true(s.port > 0);
     char url[64], out[8192];
     snprintf(url, sizeof url, "http://127.0.0.1:%u", s.port);
-    assert_int_equal(run_cli((const char *const[]){ "--url", url, "add", "--user", "ann",
-                                                    "--text", "I live in Austin.", NULL },
-                             out, sizeof out),
-                     0);
+    add_austin(url, out, sizeof out);
+    assert_non_null(strstr(out, "\"id\""));
     assert_non_null(strstr(out, "\"id\""));
     assert_int_equal(run_cli((const char *const[]){ "--url", url, "search", "--user", "ann",
                                                     "--query", "Austin", NULL },
@@ -286,10 +294,7 @@ static void test_engine_settings(void **state)
     assert_true(s.port > 0);
     char url[64], out[8192];
     snprintf(url, sizeof url, "http://127.0.0.1:%u", s.port);
-    assert_int_equal(run_cli((const char *const[]){ "--url", url, "add", "--user", "ann",
-                                                    "--text", "I live in Austin.", NULL },
-                             out, sizeof out),
-                     0);
+    add_austin(url, out, sizeof out);
     double unloads = 0;
     for (int i = 0; i < 100 && (unloads = metric(s.port, "deltamemory_user_unloads_total")) < 1;
          i++)
