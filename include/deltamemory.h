@@ -240,8 +240,9 @@ typedef struct dm_options {
 
     /* Memory for the users' indexes.  A user's indexes (documents, vector
      * and BM25 index, facts and graph) are loaded on its first use and then
-     * stay in memory.  While either bound below is set, a background pass,
-     * about once a second, unloads
+     * stay in memory.  While either bound below is set, a background pass
+     * (once a second with index_memory_bytes, else every user_idle_s / 8
+     * seconds) unloads
      *   - every user not used for user_idle_s seconds, and
      *   - while the loaded indexes hold more than index_memory_bytes
      *     (dm_stats.index_bytes), the least recently used users, until they

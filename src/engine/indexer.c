@@ -244,11 +244,17 @@ static bool decay_due(const dm_db *db)
 }
 
 /* The unload pass (dm_options.user_idle_s, index_memory_bytes): once a
- * second while either is set.  It reads every user's figures under a
- * try-lock, as dm_stats_get does, then unloads with a try-lock outside the
- * stripe's mutex: a user whose lock is held or awaited is in use and
- * stays. */
-#define UNLOAD_EVERY_US 1000000u
+ * second under a bound; with idleness alone every user_idle_s / 8 seconds
+ * (at least 1), so that an idle user leaves at most an eighth late and the
+ * default (900 s) walks the users every 112 s, not every second.  It reads
+ * every user's figures under a try-lock, as dm_stats_get does, then
+ * unloads with a try-lock outside the stripe's mutex: a user whose lock is
+ * held or awaited is in use and stays. */
+static uint64_t unload_every_us(const dm_db *db)
+{
+    uint64_t s = db->opt.index_memory_bytes ? 1 : db->opt.user_idle_s / 8;
+    return (s ? s : 1) * 1000000u;
+}
 
 static bool unload_due(const dm_db *db)
 {
@@ -391,7 +397,7 @@ static void *indexer_main(void *arg)
     pthread_mutex_lock(&ix->mu);
     ix->next_decay_us = clock_mono_us() + (uint64_t)db->opt.decay_interval_s * 1000000u;
     if (db->opt.user_idle_s || db->opt.index_memory_bytes)
-        ix->next_unload_us = clock_mono_us() + UNLOAD_EVERY_US;
+        ix->next_unload_us = clock_mono_us() + unload_every_us(db);
     bool drained = false; /* the last turn wrote refreshes */
     for (;;) {
         bool refresh;
@@ -403,7 +409,7 @@ static void *indexer_main(void *arg)
          * wait to be linked: under a steady stream of searches the refresh
          * queue is never empty, and linking would starve. */
         if (unload_due(db)) {
-            ix->next_unload_us = clock_mono_us() + UNLOAD_EVERY_US;
+            ix->next_unload_us = clock_mono_us() + unload_every_us(db);
             ix->busy = true;
             pthread_mutex_unlock(&ix->mu);
             unload_pass(db);
