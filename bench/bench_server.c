@@ -64,7 +64,8 @@
  * sessions, only the users of the last few sessions are in use at once,
  * and --user-idle S (dm_options.user_idle_s) lets the others' indexes
  * leave memory.  --index-memory BYTES sets dm_options.index_memory_bytes,
- * --pread-tables dm_options.pread_tables.
+ * --map-memory BYTES dm_options.map_memory_bytes, --block-cache BYTES
+ * dm_options.block_cache_bytes, --pread-tables dm_options.pread_tables.
  * Queries are short questions from the same words as the data.  After all runs, every acknowledged add (the id of a
  * 201 answer) is read back with dm_get under its user: adds_missing must
  * be 0.
@@ -83,7 +84,8 @@
  * loaded indexes (dm_stats index_bytes) and what is anonymous beyond the
  * indexes and memtables (caches, buffers, the allocator's slack), which is
  * the part that must stay flat.  Also sampled: the users whose indexes are
- * loaded, and the unloads (--user-idle, --index-memory).
+ * loaded, the unloads (--user-idle, --index-memory) and the times the
+ * mapped tables' pages were given back (--map-memory).
  *
  * --timeline MS: after each run, one line per MS milliseconds of its
  * measured time: the requests whose origin fell in it (count, those over
@@ -109,7 +111,7 @@
  *                     [--soak S] [--warmup S] [--keep] [--reuse]
  *                     [--timeline MS] [--sync-interval-ms MS]
  *                     [--session-s S] [--user-idle S] [--index-memory BYTES]
- *                     [--pread-tables]
+ *                     [--map-memory BYTES] [--block-cache BYTES] [--pread-tables]
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -137,6 +139,7 @@
 #include "bench_util.h"
 #include "bench_words.h"
 #include "deltamemory.h"
+#include "os/proc.h"
 #include "server/server.h"
 
 #define PER_USER 100
@@ -169,9 +172,11 @@ static struct {
     double session_s;     /* 0 = a user drawn for every request */
     long user_idle_s;     /* -1 = the engine's default */
     size_t index_memory;  /* 0 = the engine's default (no bound) */
+    size_t map_memory;    /* 0 = the engine's default (no bound) */
+    size_t block_cache;   /* 0 = the engine's default (64 MB) */
     bool is_pread;        /* dm_options.pread_tables */
 } cfg = { false, 1.0, "/tmp/dm-bench-server", NULL, 1000, 30, 0, 0, "native", 1, 0, 0, 0,
-          10000, false, 200, 0, false, false, 1.0, 0, 0, 0, -1, 0, false };
+          10000, false, 200, 0, false, false, 1.0, 0, 0, 0, -1, 0, 0, 0, false };
 
 /* ------------------------------------------------------------ the mix */
 
@@ -1395,19 +1400,14 @@ static double load1(void)
     return l;
 }
 
-/* The resident set in MB: all of it, and the part no file backs (statm's
- * resident minus shared: the heap and anonymous maps; the rest is pages of
- * the mapped SSTables and the model, which the kernel may drop). */
+/* The resident set in MB: all of it, and the part no file backs (the
+ * heap and anonymous maps; the rest is pages of the mapped SSTables and
+ * the model, which the kernel may drop). */
 static double rss_mb_of(bool anon_only)
 {
-    long pages = 0, resident = 0, shared = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f && fscanf(f, "%ld %ld %ld", &pages, &resident, &shared) != 3)
-        resident = shared = 0;
-    if (f)
-        fclose(f);
-    long n = anon_only ? resident - shared : resident;
-    return (double)n * (double)sysconf(_SC_PAGESIZE) / (1024.0 * 1024.0);
+    uint64_t total, file;
+    proc_resident(&total, &file);
+    return (double)(anon_only ? total - file : total) / (1024.0 * 1024.0);
 }
 
 static double rss_mb(void) { return rss_mb_of(false); }
@@ -1501,6 +1501,7 @@ typedef struct sampler {
     double heap[4096];    /* the engine's heap (dm_stats heap_bytes) */
     double loaded[4096];  /* users whose indexes are in memory */
     double unloads[4096]; /* users unloaded since open (dm_stats n_unloads) */
+    double drops[4096];   /* mapped pages given back (dm_stats n_map_drops) */
     double tables[4096];  /* its part the open tables hold (table_bytes) */
     double beyond[4096];  /* that heap beyond the indexes, memtables, block
                              cache and tables */
@@ -1558,6 +1559,7 @@ static void *sampler_main(void *arg)
             s->heap[s->n] = (double)st.heap_bytes / mib;
             s->loaded[s->n] = (double)st.n_loaded_users;
             s->unloads[s->n] = (double)st.n_unloads;
+            s->drops[s->n] = (double)st.n_map_drops;
             s->tables[s->n] = (double)st.table_bytes / mib;
             s->beyond[s->n] = s->heap[s->n] - s->index[s->n] - s->tables[s->n] -
                               (double)(st.memtable_bytes + st.block_cache_bytes) / mib;
@@ -1621,6 +1623,7 @@ static void report_soak(const sampler *s, uint64_t adds)
     report_value("soak_loaded_users_first", s->loaded[0], "users");
     report_value("soak_loaded_users_last", s->loaded[z], "users");
     report_value("soak_unloads", s->unloads[z] - s->unloads[0], "users");
+    report_value("soak_map_drops", s->drops[z] - s->drops[0], "passes");
     report_value("soak_index_per_add",
                  adds ? (s->index[z] - s->index[0]) * 1048576.0 / (double)adds : 0, "bytes");
     report_value("soak_other_first", s->other[0], "MB");
@@ -1677,7 +1680,7 @@ static void usage(void)
             "                    [--hammer-conns N] [--soak S] [--warmup S] [--keep]\n"
             "                    [--reuse] [--timeline MS] [--sync-interval-ms MS]\n"
             "                    [--session-s S] [--user-idle S] [--index-memory BYTES]\n"
-            "                    [--pread-tables]\n");
+            "                    [--map-memory BYTES] [--block-cache BYTES] [--pread-tables]\n");
     exit(2);
 }
 
@@ -1736,6 +1739,10 @@ int main(int argc, char **argv)
             cfg.user_idle_s = atol(argv[++i]);
         else if (!strcmp(a, "--index-memory") && has)
             cfg.index_memory = (size_t)strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--block-cache") && has)
+            cfg.block_cache = (size_t)strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--map-memory") && has)
+            cfg.map_memory = (size_t)strtoull(argv[++i], NULL, 10);
         else if (!strcmp(a, "--pread-tables"))
             cfg.is_pread = true;
         else
@@ -1778,6 +1785,10 @@ int main(int argc, char **argv)
         o.user_idle_s = (uint32_t)cfg.user_idle_s;
     if (cfg.index_memory)
         o.index_memory_bytes = cfg.index_memory;
+    if (cfg.map_memory)
+        o.map_memory_bytes = cfg.map_memory;
+    if (cfg.block_cache)
+        o.block_cache_bytes = cfg.block_cache;
     o.pread_tables = cfg.is_pread;
     dm_db *db;
     check(dm_open(cfg.dir, &o, &db), "dm_open");

@@ -253,6 +253,19 @@ typedef struct dm_options {
      * is never unloaded, so the bound may be overrun by the users in use. */
     uint32_t user_idle_s;       /* default 900; 0 = never for idleness */
     size_t index_memory_bytes;  /* default 0 = no bound */
+
+    /* Memory for the mapped tables.  Table pages a read touched stay in the
+     * process's resident set until the table is compacted away, so as the
+     * data grows, so does the resident set, though the kernel may take
+     * those pages back at any time.  With this bound set, once a second,
+     * when the process's resident file-backed pages (the kernel's count,
+     * /proc/self/statm: the tables, the embedding model's mapping and the
+     * program's own code) exceed it, the engine gives back the resident
+     * pages of every mapped table (dm_stats.n_map_drops).  The data stays
+     * in the files and, while the kernel keeps it, in the page cache: the
+     * next read of a page maps it again with a minor fault, not a disk
+     * read.  Nothing to do with pread_tables.  0 = no bound (default). */
+    size_t map_memory_bytes;
 } dm_options;
 
 /* dm_options_init -- fill o with the defaults above. */
@@ -1019,6 +1032,9 @@ typedef struct dm_stats {
     uint64_t n_replayed;       /* index log entries replayed since open */
     uint64_t n_unloads;        /* users whose indexes were unloaded since open
                                   (user_idle_s, index_memory_bytes) */
+    uint64_t n_map_drops;      /* times the mapped tables' resident pages
+                                  were given back since open
+                                  (map_memory_bytes) */
     uint64_t index_pending;    /* vectors of loaded users not yet linked into
                                   their graph (searched exactly meanwhile) */
     uint64_t extract_queued;   /* stored turns waiting for extraction */

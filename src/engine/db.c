@@ -583,6 +583,7 @@ int dm_stats_get(dm_db *db, dm_stats *out)
     out->heap_bytes = heap > 0 ? (uint64_t)heap : 0;
     out->n_checkpoints = atomic_load(&db->n_checkpoints);
     out->n_unloads = atomic_load(&db->n_unloads);
+    out->n_map_drops = ks.n_page_drops;
     out->refreshes = atomic_load(&db->n_refreshed);
     if (db->ix.inited) {
         pthread_mutex_lock(&db->ix.mu);

@@ -160,8 +160,9 @@ typedef struct eng_indexer {
     uint32_t n_syncing;         /* threads in dm_sync_indexes: while there
                                    are some, refreshes are not rate-bound */
     uint64_t next_decay_us;     /* monotonic time of the next decay pass */
-    uint64_t next_unload_us;    /* ... and of the next unload pass; 0 = none
-                                   (no user_idle_s, no index_memory_bytes) */
+    uint64_t next_memory_us;    /* ... and of the next memory pass (unloads,
+                                   mapped pages); 0 = none (no user_idle_s,
+                                   index_memory_bytes or map_memory_bytes) */
 } eng_indexer;
 
 /* What a dm_remember that waits for its own turn's extraction learns. */

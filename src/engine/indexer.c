@@ -36,6 +36,7 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "engine/engine_int.h"
+#include "os/proc.h"
 
 /* Vectors linked per write-lock acquisition when nobody waits for the lock:
  * ~1 ms for a 100k-vector graph. */
@@ -243,22 +244,29 @@ static bool decay_due(const dm_db *db)
     return db->opt.decay_interval_s && clock_mono_us() >= db->ix.next_decay_us;
 }
 
-/* The unload pass (dm_options.user_idle_s, index_memory_bytes): once a
- * second under a bound; with idleness alone every user_idle_s / 8 seconds
- * (at least 1), so that an idle user leaves at most an eighth late and the
- * default (900 s) walks the users every 112 s, not every second.  It reads
- * every user's figures under a try-lock, as dm_stats_get does, then
- * unloads with a try-lock outside the stripe's mutex: a user whose lock is
- * held or awaited is in use and stays. */
-static uint64_t unload_every_us(const dm_db *db)
+/* The memory pass (dm_options.user_idle_s, index_memory_bytes,
+ * map_memory_bytes): once a second under a bound; with idleness alone
+ * every user_idle_s / 8 seconds (at least 1), so that an idle user leaves
+ * at most an eighth late and the default (900 s) walks the users every
+ * 112 s, not every second.  The unload part reads every user's figures
+ * under a try-lock, as dm_stats_get does, then unloads with a try-lock
+ * outside the stripe's mutex: a user whose lock is held or awaited is in
+ * use and stays. */
+static bool has_memory_pass(const dm_db *db)
 {
-    uint64_t s = db->opt.index_memory_bytes ? 1 : db->opt.user_idle_s / 8;
+    return db->opt.user_idle_s || db->opt.index_memory_bytes || db->opt.map_memory_bytes;
+}
+
+static uint64_t memory_every_us(const dm_db *db)
+{
+    uint64_t s = db->opt.index_memory_bytes || db->opt.map_memory_bytes
+                     ? 1 : db->opt.user_idle_s / 8;
     return (s ? s : 1) * 1000000u;
 }
 
-static bool unload_due(const dm_db *db)
+static bool memory_due(const dm_db *db)
 {
-    return db->ix.next_unload_us && clock_mono_us() >= db->ix.next_unload_us;
+    return db->ix.next_memory_us && clock_mono_us() >= db->ix.next_memory_us;
 }
 
 typedef struct unload_cand {
@@ -344,6 +352,26 @@ static void unload_pass(dm_db *db)
     dm_free(c);
 }
 
+/* The mapped tables' part: past map_memory_bytes of resident file-backed
+ * pages, give back the tables' pages.  All of them: which pages are hot is
+ * not known here, and the hot ones come back at a minor fault each. */
+static void map_pass(dm_db *db)
+{
+    uint64_t file;
+    if (proc_resident(NULL, &file) || file <= db->opt.map_memory_bytes)
+        return;
+    if (kv_drop_table_pages(db->kv))
+        log_msg(LOG_WARN, "giving back mapped table pages: %s", err_last_msg());
+}
+
+static void memory_pass(dm_db *db)
+{
+    if (db->opt.user_idle_s || db->opt.index_memory_bytes)
+        unload_pass(db);
+    if (db->opt.map_memory_bytes)
+        map_pass(db);
+}
+
 /* REQUIRES: ix->mu.  Wait for work: a user to link, refreshes the rate
  * allows, or the next decay pass.  Sets *refresh to whether refreshes may
  * be written now. */
@@ -353,18 +381,18 @@ static void wait_for_work(dm_db *db, bool *refresh)
     for (;;) {
         uint64_t rf_wait_us;
         *refresh = eng_refresh_ready(db, &rf_wait_us);
-        if (ix->stop || ix->n || *refresh || decay_due(db) || unload_due(db))
+        if (ix->stop || ix->n || *refresh || decay_due(db) || memory_due(db))
             return;
         uint64_t wait_us = rf_wait_us;
         uint64_t timers[2] = { db->opt.decay_interval_s ? ix->next_decay_us : 0,
-                               ix->next_unload_us };
+                               ix->next_memory_us };
         uint64_t now = clock_mono_us();
         bool is_due = false;
         for (int t = 0; t < 2; t++) {
             if (!timers[t])
                 continue;
             if (now >= timers[t]) {
-                is_due = true; /* due since decay_due or unload_due looked */
+                is_due = true; /* due since decay_due or memory_due looked */
                 break;
             }
             uint64_t d = timers[t] - now;
@@ -396,8 +424,8 @@ static void *indexer_main(void *arg)
     eng_indexer *ix = &db->ix;
     pthread_mutex_lock(&ix->mu);
     ix->next_decay_us = clock_mono_us() + (uint64_t)db->opt.decay_interval_s * 1000000u;
-    if (db->opt.user_idle_s || db->opt.index_memory_bytes)
-        ix->next_unload_us = clock_mono_us() + unload_every_us(db);
+    if (has_memory_pass(db))
+        ix->next_memory_us = clock_mono_us() + memory_every_us(db);
     bool drained = false; /* the last turn wrote refreshes */
     for (;;) {
         bool refresh;
@@ -408,11 +436,11 @@ static void *indexer_main(void *arg)
          * they keep recall honest), but not twice in a row while users
          * wait to be linked: under a steady stream of searches the refresh
          * queue is never empty, and linking would starve. */
-        if (unload_due(db)) {
-            ix->next_unload_us = clock_mono_us() + unload_every_us(db);
+        if (memory_due(db)) {
+            ix->next_memory_us = clock_mono_us() + memory_every_us(db);
             ix->busy = true;
             pthread_mutex_unlock(&ix->mu);
-            unload_pass(db);
+            memory_pass(db);
             pthread_mutex_lock(&ix->mu);
             ix->busy = false;
             if (ix->n == 0 && ix->rf_n == 0)

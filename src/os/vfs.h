@@ -58,6 +58,12 @@ struct vfs {
      * table may return DM_EINVAL to say "not supported; use pread". */
     int (*mmap)(vfs *v, vfs_file *f, uint64_t len, const void **out);
     int (*munmap)(vfs *v, const void *p, uint64_t len);
+    /* drop_pages -- optional (NULL: not supported).  Gives the kernel back
+     * the resident pages of a mapping made by mmap: the mapping stays
+     * valid, and a later read of a page maps it again from the file (from
+     * the page cache while the kernel keeps it there).  The process's
+     * resident set shrinks; the page cache does not. */
+    int (*drop_pages)(vfs *v, const void *p, uint64_t len);
     /* rename -- atomically replaces `to` with `from` (durable only after
      * sync_dir of the directory). */
     int (*rename)(vfs *v, const char *from, const char *to);

@@ -663,6 +663,13 @@ static int f_munmap(vfs *v, const void *p, uint64_t len)
     return rc;
 }
 
+/* A memory hint, not file I/O: nothing to fail or to lose in a crash. */
+static int f_drop_pages(vfs *v, const void *p, uint64_t len)
+{
+    vfs_fault *F = F_of(v);
+    return F->base->drop_pages(F->base, p, len);
+}
+
 static int f_rename(vfs *v, const char *from, const char *to)
 {
     vfs_fault *F = F_of(v);
@@ -936,6 +943,7 @@ int vfs_fault_new(vfs *base, uint64_t seed, vfs_fault **out)
         .rename = f_rename, .unlink = f_unlink, .sync_dir = f_sync_dir,
         .mkdir = f_mkdir, .list = f_list, .file_size = f_file_size,
         .lock = f_lock, .unlock = f_unlock,
+        .drop_pages = base->drop_pages ? f_drop_pages : NULL,
         .ctx = F,
     };
     *out = F;

@@ -138,6 +138,16 @@ static int p_mmap(vfs *v, vfs_file *f, uint64_t len, const void **out)
     return DM_OK;
 }
 
+/* MADV_DONTNEED on a shared read-only file mapping drops only this
+ * process's page-table entries: the data stays in the file and, while the
+ * kernel keeps them, in the page cache. */
+static int p_drop_pages(vfs *v, const void *p, uint64_t len)
+{
+    if (madvise((void *)p, (size_t)len, MADV_DONTNEED) < 0)
+        return fail(v, "madvise");
+    return DM_OK;
+}
+
 static int p_munmap(vfs *v, const void *p, uint64_t len)
 {
     if (munmap((void *)p, (size_t)len) < 0)
@@ -256,6 +266,7 @@ static vfs posix_vfs = {
     .munmap = p_munmap, .rename = p_rename, .unlink = p_unlink,
     .sync_dir = p_sync_dir, .mkdir = p_mkdir, .list = p_list,
     .file_size = p_file_size, .lock = p_lock, .unlock = p_unlock,
+    .drop_pages = p_drop_pages,
 };
 
 vfs *vfs_posix(void)

@@ -1157,6 +1157,7 @@ static void h_stats(http_req *rq, http_resp *rs)
     U(n_checkpoints);
     U(n_replayed);
     U(n_unloads);
+    U(n_map_drops);
     U(index_pending);
     U(extract_queued);
     U(extract_done);

@@ -1216,6 +1216,24 @@ int kv_compact_range(kv_db *db, const buf_slice *begin, const buf_slice *end)
 
 /* ---------------------------------------------------------------- stats */
 
+int kv_drop_table_pages(kv_db *db)
+{
+    pthread_mutex_lock(&db->mu);
+    kv_version *v = db->current;
+    kv_version_ref(v);
+    db->st.n_page_drops++;
+    pthread_mutex_unlock(&db->mu);
+    int rc = DM_OK;
+    for (int l = 0; l < KV_MAX_LEVELS; l++)
+        for (size_t i = 0; i < v->n[l]; i++) {
+            int r = sst_reader_drop_pages(v->files[l][i]->reader);
+            if (r && !rc)
+                rc = r;
+        }
+    kv_version_unref(v);
+    return rc;
+}
+
 int kv_stats_get(kv_db *db, kv_stats *out)
 {
     if (!db || !out)

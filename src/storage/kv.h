@@ -171,6 +171,17 @@ int kv_flush(kv_db *db);
  */
 int kv_compact_range(kv_db *db, const buf_slice *begin, const buf_slice *end);
 
+/*
+ * kv_drop_table_pages -- gives back the resident pages of every current
+ * table's mapping (sst_reader_drop_pages).  The process's resident set
+ * shrinks by them; the data stays in the files (and in the page cache
+ * while the kernel keeps it there), and reads go on: a page read again is
+ * mapped again.  Does nothing with pread_tables.  Counted in
+ * kv_stats.n_page_drops.  Errors: the first table's error (the others are
+ * still dropped).  Thread-safe.
+ */
+int kv_drop_table_pages(kv_db *db);
+
 typedef struct kv_level_stats {
     uint64_t files;
     uint64_t bytes;
@@ -212,6 +223,7 @@ typedef struct kv_stats {
     uint64_t cache_bytes;         /* block cache: bytes held now */
     uint64_t cache_hits;          /* block lookups that found the block */
     uint64_t cache_misses;        /* ... that read it from its table */
+    uint64_t n_page_drops;        /* kv_drop_table_pages calls */
     /* what recovery found at open */
     uint64_t recovered_records;
     uint64_t recovered_wal_files;

@@ -30,11 +30,14 @@
  *   - from the block cache (decompressed or pread copy) otherwise; without
  *     a cache, from a private copy freed after use.
  * Every block is CRC-checked and its restart array validated before first
- * use.  For mapped blocks the reader remembers that in `verified`, one bit
- * per data block set with an atomic OR once the checks pass, so a hot
- * block is not re-hashed on every get; the bit only ever goes 0 -> 1 and
- * covers immutable bytes, so relaxed ordering is enough.  Blocks in the
- * cache were checked before insertion.  Entry-level bounds checks
+ * use.  For mapped blocks the reader remembers that in the block's index
+ * entry (`seen`: 0, or its trailer's type + 1, stored once the checks
+ * pass), so a hot block is not re-hashed on every get, and a compressed
+ * block found in the cache is used without touching the mapping at all:
+ * its pages may then be dropped (sst_reader_drop_pages) and stay out of
+ * the process's resident set.  `seen` only ever goes from 0 to one value
+ * and covers immutable bytes, so relaxed ordering is enough.  Blocks in
+ * the cache were checked before insertion.  Entry-level bounds checks
  * (varints, lengths, key >= 8 bytes) run on every decode regardless.
  *
  * Iterator.  Two levels: a position in idx[] and a materialised data
@@ -43,7 +46,7 @@
  * block and makes next and prev O(1).  The iterator pins the block (cache
  * handle) while positioned in it and holds a reader reference.
  *
- * Thread safety.  A reader is immutable after open except for `verified`
+ * Thread safety.  A reader is immutable after open except for `seen`
  * (atomic) and the zstd context pool (zmu); any number of threads may call
  * sst_reader_get and use their own iterators at once.  An iterator and a
  * builder are used by one thread at a time.
@@ -558,6 +561,7 @@ typedef struct idx_ent {
     uint64_t off;       /* block offset in the file */
     uint64_t len;       /* stored length, trailer excluded */
     uint32_t key_len;
+    _Atomic uint8_t seen; /* map only: 0, or the checked block's type + 1 */
 } idx_ent;
 
 struct sst_reader {
@@ -577,7 +581,6 @@ struct sst_reader {
     const uint8_t *filter; /* NULL when the table has none */
     size_t filter_len;
     uint8_t *filter_owned;
-    _Atomic uint64_t *verified; /* bit i: block i checked (map only) */
     pthread_mutex_t zmu;        /* guards zpool, n_z, z_cap */
     bool is_zmu_init;
     ZSTD_DCtx **zpool;
@@ -646,7 +649,6 @@ static void reader_free(sst_reader *r)
         r->v->munmap(r->v, r->map, r->file_size);
     if (r->f)
         r->v->close(r->v, r->f);
-    dm_free((void *)r->verified);
     dm_free(r->idx);
     dm_free(r->idx_keys);
     dm_free(r->filter_owned);
@@ -784,6 +786,7 @@ static int load_index(sst_reader *r, const footer *fo)
         e->off = off;
         e->len = len;
         e->key_len = d.ents[i].key_len;
+        atomic_init(&e->seen, 0);
         /* Pointers are set below, once the key arena stops moving. */
         e->prefix = d.ents[i].key_off;
     }
@@ -883,13 +886,6 @@ int sst_reader_open_ex(vfs *v, const char *path, uint64_t file_number,
         r->filter = fc;
         r->filter_len = flen;
     }
-    if (r->map && r->n_blocks) {
-        r->verified = dm_calloc((r->n_blocks + 63) / 64, sizeof(uint64_t));
-        if (!r->verified) {
-            rc = DM_ENOMEM;
-            goto fail;
-        }
-    }
     *out = r;
     return DM_OK;
 fail:
@@ -913,13 +909,21 @@ uint64_t sst_reader_file_size(const sst_reader *r) { return r->file_size; }
 size_t sst_reader_n_blocks(const sst_reader *r) { return r->n_blocks; }
 bool sst_reader_is_mmapped(const sst_reader *r) { return r->map != NULL; }
 
+int sst_reader_drop_pages(sst_reader *r)
+{
+    if (!r->map || !r->v->drop_pages)
+        return DM_OK;
+    int rc = r->v->drop_pages(r->v, r->map, r->file_size);
+    if (rc)
+        err_set_msg(rc, "%s: dropping mapped pages: %s", r->path, dm_strerror(rc));
+    return rc;
+}
+
 uint64_t sst_reader_memsize(sst_reader *r)
 {
     uint64_t n = sizeof *r + r->n_blocks * sizeof *r->idx + r->idx_keys_cap;
     if (r->filter_owned)
         n += r->filter_len;
-    if (r->verified)
-        n += (r->n_blocks + 63) / 64 * sizeof(uint64_t);
     if (r->is_zmu_init) {
         pthread_mutex_lock(&r->zmu);
         n += r->z_cap * sizeof *r->zpool;
@@ -938,16 +942,15 @@ void sst_reader_block(const sst_reader *r, size_t i, uint64_t *off,
 
 /* ------------------------------------------------------- block access */
 
-static inline bool is_verified(const sst_reader *r, size_t bi)
+/* 0 while block bi has not been checked; then its trailer's type + 1. */
+static inline int seen_type(sst_reader *r, size_t bi)
 {
-    return (atomic_load_explicit(&r->verified[bi >> 6], memory_order_relaxed) >>
-            (bi & 63)) & 1;
+    return atomic_load_explicit(&r->idx[bi].seen, memory_order_relaxed);
 }
 
-static inline void set_verified(sst_reader *r, size_t bi)
+static inline void set_seen(sst_reader *r, size_t bi, int type)
 {
-    atomic_fetch_or_explicit(&r->verified[bi >> 6], UINT64_C(1) << (bi & 63),
-                             memory_order_relaxed);
+    atomic_store_explicit(&r->idx[bi].seen, (uint8_t)(type + 1), memory_order_relaxed);
 }
 
 /* decode_compressed -- stored block (p, len) of `type` into a new handle,
@@ -998,9 +1001,10 @@ static int load_block(sst_reader *r, size_t bi, sst_block *blk,
     *hout = NULL;
     if (r->map) {
         const uint8_t *p = r->map + e->off;
-        bool ok = is_verified(r, bi);
+        int seen = seen_type(r, bi);
+        bool ok = seen != 0;
         if (ok) {
-            type = p[e->len];
+            type = seen - 1;
         } else if ((type = sst_trailer_check(p, (size_t)e->len, &why)) < 0) {
             return corrupt(r, e->off, why);
         }
@@ -1008,7 +1012,7 @@ static int load_block(sst_reader *r, size_t bi, sst_block *blk,
             if (sst_block_parse(p, (size_t)e->len, !ok, blk, &why))
                 return corrupt(r, e->off, why);
             if (!ok)
-                set_verified(r, bi);
+                set_seen(r, bi, type);
             return DM_OK;
         }
         if (r->cache && (h = sst_cache_lookup(r->cache, r->file_number, e->off))) {
@@ -1019,7 +1023,7 @@ static int load_block(sst_reader *r, size_t bi, sst_block *blk,
             return DM_OK;
         }
         if (!ok)
-            set_verified(r, bi); /* the stored bytes passed the CRC */
+            set_seen(r, bi, type); /* the stored bytes passed the CRC */
         return decode_compressed(r, bi, p, (size_t)e->len, type, blk, hout);
     }
 

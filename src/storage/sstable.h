@@ -155,10 +155,18 @@ uint64_t sst_reader_entries(const sst_reader *r);
 uint64_t sst_reader_file_size(const sst_reader *r);
 
 /* sst_reader_memsize -- bytes the open reader holds from dm_malloc: its
- * decoded index, a filter read out of the file, the verified bits and its
- * zstd context pool's array (the contexts themselves come from zstd's own
- * malloc and are not counted).  Thread-safe. */
+ * decoded index (with each block's check state), a filter read out of the
+ * file and its zstd context pool's array (the contexts themselves come
+ * from zstd's own malloc and are not counted).  Thread-safe. */
 uint64_t sst_reader_memsize(sst_reader *r);
+
+/* sst_reader_drop_pages -- gives back the resident pages of the reader's
+ * mapping (vfs->drop_pages); readers go on reading, and a page read again
+ * is mapped again from the file.  Does nothing for a reader that reads
+ * with pread or a VFS without drop_pages.  Errors: what the VFS returns
+ * (err_last_msg names the file).  Thread-safe, also while other threads
+ * read the table. */
+int sst_reader_drop_pages(sst_reader *r);
 
 /* Called by sst_verify for each problem found. */
 typedef void (*sst_damage_fn)(void *arg, const char *path, uint64_t off,

@@ -283,14 +283,15 @@ static double metric(unsigned port, const char *name)
 }
 
 /* The engine's settings: an idle user's indexes leave memory and come back
- * for its next search; tables read with pread; a bad value refused. */
+ * for its next search; tables read with pread; a bound on mapped pages
+ * (a pass runs once a second past it); a bad value refused. */
 static void test_engine_settings(void **state)
 {
     (void)state;
     const char *dir = tu_tmpdir("test_serve_engine");
     server s;
     start(&s, dir, (const char *const[]){ "--port", "0", "--user-idle", "1", "--pread-tables",
-                                          NULL });
+                                          "--map-memory", "1", NULL });
     assert_true(s.port > 0);
     char url[64], out[8192];
     snprintf(url, sizeof url, "http://127.0.0.1:%u", s.port);
@@ -301,6 +302,11 @@ static void test_engine_settings(void **state)
         usleep(100000);
     if (unloads < 1)
         fail_msg("no unload in 10 s (user_unloads_total %g)", unloads);
+    double drops = 0;
+    for (int i = 0; i < 100 && (drops = metric(s.port, "deltamemory_map_drops_total")) < 1; i++)
+        usleep(100000);
+    if (drops < 1)
+        fail_msg("no pass over the mapped pages in 10 s (map_drops_total %g)", drops);
     assert_int_equal(run_cli((const char *const[]){ "--url", url, "search", "--user", "ann",
                                                     "--query", "Austin", NULL },
                              out, sizeof out),

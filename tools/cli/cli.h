@@ -50,6 +50,8 @@ typedef struct cli_globals {
     uint32_t user_idle_s;      /* dm_options.user_idle_s (serve --user-idle) */
     size_t index_memory_bytes; /* dm_options.index_memory_bytes (serve
                                   --index-memory) */
+    size_t map_memory_bytes;   /* dm_options.map_memory_bytes (serve
+                                  --map-memory) */
     bool pread_tables;         /* dm_options.pread_tables (serve
                                   --pread-tables) */
 } cli_globals;

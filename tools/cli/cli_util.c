@@ -288,6 +288,7 @@ int cli_open(const cli_globals *g, const char *cmd, bool is_create,
         o.max_text_bytes = g->max_text_bytes;
     o.user_idle_s = g->user_idle_s;
     o.index_memory_bytes = g->index_memory_bytes;
+    o.map_memory_bytes = g->map_memory_bytes;
     o.pread_tables = g->pread_tables;
     int rc = dm_open(g->data_dir, &o, out);
     if (rc == DM_OK)

@@ -54,6 +54,8 @@ static const setting settings[] = {
     { "user_idle_s", "DELTAMEMORY_USER_IDLE_S", "user-idle", T_U32, ENG(user_idle_s) },
     { "index_memory_bytes", "DELTAMEMORY_INDEX_MEMORY_BYTES", "index-memory", T_SIZE,
       ENG(index_memory_bytes) },
+    { "map_memory_bytes", "DELTAMEMORY_MAP_MEMORY_BYTES", "map-memory", T_SIZE,
+      ENG(map_memory_bytes) },
     { "pread_tables", "DELTAMEMORY_PREAD_TABLES", "pread-tables", T_BOOL, ENG(pread_tables) },
 };
 #define N_SETTINGS (sizeof settings / sizeof settings[0])

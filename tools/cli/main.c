@@ -429,6 +429,10 @@ static const char help_serve[] =
     "      --index-memory BYTES bound the memory of the loaded indexes:\n"
     "                          past it the least recently used users are\n"
     "                          unloaded (default 0 = no bound)\n"
+    "      --map-memory BYTES  bound the resident pages of mapped files:\n"
+    "                          past it, about once a second, the mapped\n"
+    "                          tables' pages are given back to the kernel\n"
+    "                          (default 0 = no bound)\n"
     "      --pread-tables      read the table files into the block cache\n"
     "                          instead of mapping them: the resident set\n"
     "                          holds no table pages (default: mapped)\n"
@@ -821,6 +825,7 @@ int main(int argc, char **argv)
     dm_options_init(&defaults);
     g.user_idle_s = defaults.user_idle_s;
     g.index_memory_bytes = defaults.index_memory_bytes;
+    g.map_memory_bytes = defaults.map_memory_bytes;
     g.embedder = DM_EMBED_BUILTIN;
 
     bool is_done = false;

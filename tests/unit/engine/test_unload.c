@@ -13,9 +13,10 @@
  *     unload (same memories, same order, same scores), and so does a
  *     reopened database after more changes;
  *   - under index_memory_bytes, searches and adds of several users running
- *     while every pass unloads whatever it can lose nothing: each add is
- *     read back and found by its own text, each search sees only its
- *     user's memories (run under TSan too).
+ *     while every pass unloads whatever it can, and, under
+ *     map_memory_bytes, gives back the mapped tables' pages, lose nothing:
+ *     each add is read back and found by its own text, each search sees
+ *     only its user's memories (run under TSan too).
  */
 // ctest-labels: concurrency
 // ctest-timeout: 300
@@ -193,6 +194,7 @@ static void test_off(void **state)
     dm_stats st = stats(db);
     assert_int_equal(st.n_loaded_users, 1);
     assert_int_equal(st.n_unloads, 0);
+    assert_int_equal(st.n_map_drops, 0);
     assert_rc(dm_close(db), DM_OK);
     tu_rmrf(dir);
 }
@@ -233,7 +235,7 @@ static void *worker(void *arg)
             if (dm_add(a->db, &p, &a->id[i]) != DM_OK)
                 fail_msg("add %u: %s", i, dm_errmsg());
             if (i % 20 == 19)
-                sleep_ms(60); /* passes run between the adds */
+                sleep_ms(150); /* passes (once a second) run between the adds */
         }
         return NULL;
     }
@@ -276,6 +278,8 @@ static void test_budget_concurrent(void **state)
     o.checkpoint_ops = 16;
     o.user_idle_s = 0;
     o.index_memory_bytes = 1; /* every pass unloads every user it can */
+    o.map_memory_bytes = 1;   /* and gives back the tables' pages */
+    o.memtable_bytes = 32 << 10; /* so that there are tables */
     dm_db *db = NULL;
     assert_rc(dm_open(dir, &o, &db), DM_OK);
     volatile int stop = 0;
@@ -295,8 +299,9 @@ static void test_budget_concurrent(void **state)
         pthread_join(th[i], NULL);
     assert_true(wa[1].n_searches + wa[2].n_searches > 0);
     dm_stats st = stats(db);
-    if (st.n_unloads < 2)
-        fail_msg("only %llu unloads while the writer ran", (unsigned long long)st.n_unloads);
+    if (st.n_unloads < 2 || st.n_map_drops < 2)
+        fail_msg("only %llu unloads and %llu drops of mapped pages while the writer ran",
+                 (unsigned long long)st.n_unloads, (unsigned long long)st.n_map_drops);
 
     /* Every add is there and found by its own text. */
     for (unsigned i = 0; i < N_USERS * N_ADDS; i++) {

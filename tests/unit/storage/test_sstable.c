@@ -22,6 +22,7 @@
 #include "base/alloc.h"
 #include "base/crc.h"
 #include "base/err.h"
+#include "os/proc.h"
 #include "storage/ikey.h"
 #include "storage/sstable.h"
 #include "storage/sstable_int.h"
@@ -1471,6 +1472,103 @@ static void test_io_errors(void **state)
     model_free(&m);
 }
 
+/* ------------------------------------------------- mapped pages */
+
+/* n entries "key%08zu" -> about 1,000 bytes of words from a small
+ * dictionary: LZ4 halves them, so the blocks are stored compressed. */
+static model gen_words(size_t n, uint64_t seed)
+{
+    static const char *const words[] = { "memory ", "agent ", "recall ", "salience ",
+                                         "tables ", "Austin ", "coffee ", "weekend ",
+                                         "sister ", "hiking ", "guitar ", "morning " };
+    tu_rng r;
+    tu_rng_seed(&r, seed);
+    model m = { xmalloc(n * sizeof(ment)), n, n };
+    for (size_t i = 0; i < n; i++) {
+        char uk[32];
+        snprintf(uk, sizeof uk, "key%08zu", i);
+        ment *e = &m.e[i];
+        e->kl = strlen(uk) + IKEY_TRAILER_LEN;
+        e->k = xmalloc(e->kl);
+        ikey_encode(e->k, buf_slice_of((const uint8_t *)uk, strlen(uk)), i + 1, IKEY_PUT);
+        e->v = xmalloc(1100);
+        e->vl = 0;
+        while (e->vl < 1000) {
+            const char *w = words[tu_randn(&r, sizeof words / sizeof words[0])];
+            memcpy(e->v + e->vl, w, strlen(w));
+            e->vl += strlen(w);
+        }
+    }
+    return m;
+}
+
+/* The process's resident file-backed bytes. */
+static uint64_t file_resident(void)
+{
+    uint64_t file = 0;
+    assert_int_equal(proc_resident(NULL, &file), DM_OK);
+    return file;
+}
+
+static void get_all(sst_reader *r, const model *m)
+{
+    buf val;
+    buf_init(&val);
+    for (size_t i = 0; i < m->n; i++)
+        check_one_get(r, m, ikey_user(mkey(m, i)), UINT64_MAX, &val);
+    buf_fini(&val);
+}
+
+/* sst_reader_drop_pages gives the mapping's pages back to the kernel, and
+ * reads go on; compressed blocks in the block cache are then read without
+ * touching the mapping, so they do not bring its pages back. */
+static void test_drop_pages(void **state)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/drop.sst", dir);
+    model m = gen_words(16000, 5); /* 16 MB of values */
+    for (int comp = 0; comp < 2; comp++) {
+        sst_options o = sst_options_default();
+        o.compression = comp ? SST_COMP_LZ4 : SST_COMP_NONE;
+        sst_info info;
+        build_table(path, &m, &o, &info);
+        uint64_t size = info.file_size;
+        sst_info_fini(&info);
+        sst_cache *c = NULL;
+        assert_int_equal(sst_cache_new(64 << 20, &c), DM_OK); /* holds every block */
+        sst_reader *r = NULL;
+        assert_int_equal(sst_reader_open(vfs_posix(), path, next_file_number++, c, &r), DM_OK);
+        assert_true(sst_reader_is_mmapped(r));
+        get_all(r, &m); /* every block read from the mapping once */
+        uint64_t before = file_resident();
+        assert_int_equal(sst_reader_drop_pages(r), DM_OK);
+        uint64_t after = file_resident();
+        if (before < after + size / 2)
+            fail_msg("%s: %llu MB resident before the drop, %llu after, table %llu MB",
+                     comp ? "lz4" : "none", (unsigned long long)(before >> 20),
+                     (unsigned long long)(after >> 20), (unsigned long long)(size >> 20));
+        get_all(r, &m); /* right answers after the drop */
+        uint64_t again = file_resident();
+        if (comp && again > after + size / 8)
+            fail_msg("lz4: reads from the cache brought back %llu of %llu MB",
+                     (unsigned long long)((again - after) >> 20),
+                     (unsigned long long)(size >> 20));
+        if (!comp && again < after + size / 2)
+            fail_msg("none: reads in place mapped only %llu of %llu MB again",
+                     (unsigned long long)((again - after) >> 20),
+                     (unsigned long long)(size >> 20));
+        sst_reader_unref(r);
+        sst_cache_free(c);
+    }
+    model_free(&m);
+
+    /* Without a mapping there is nothing to drop. */
+    sst_reader *r = NULL;
+    assert_int_equal(sst_reader_open(nommap_vfs(), path, next_file_number++, NULL, &r), DM_OK);
+    assert_int_equal(sst_reader_drop_pages(r), DM_OK);
+    sst_reader_unref(r);
+}
+
 static int setup(void **state)
 {
     dir = tu_tmpdir("test_sstable");
@@ -1504,6 +1602,7 @@ int main(void)
         cmocka_unit_test(test_pinned_gets),
         cmocka_unit_test(test_out_of_memory),
         cmocka_unit_test(test_io_errors),
+        cmocka_unit_test(test_drop_pages),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
