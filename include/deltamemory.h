@@ -260,10 +260,11 @@ typedef struct dm_options {
      * those pages back at any time.  With this bound set, once a second,
      * when the process's resident file-backed pages (the kernel's count,
      * /proc/self/statm: the tables, the embedding model's mapping and the
-     * program's own code) exceed it, the engine gives back the resident
-     * pages of every mapped table (dm_stats.n_map_drops).  The data stays
-     * in the files and, while the kernel keeps it, in the page cache: the
-     * next read of a page maps it again with a minor fault, not a disk
+     * program's own code) exceed it, the engine gives back the pages of
+     * the table blocks read longest ago, down to 90 % of the bound
+     * (dm_stats.n_map_drops counts these passes).  The data stays in the
+     * files and, while the kernel keeps it, in the page cache: the next
+     * read of such a page maps it again with a minor fault, not a disk
      * read.  Nothing to do with pread_tables.  0 = no bound (default). */
     size_t map_memory_bytes;
 } dm_options;

@@ -953,8 +953,7 @@ static void metrics_render(http_server *s, sbuf *b)
               "users whose indexes left memory (idle, or past the index memory bound)",
               st.n_unloads },
             { "map_drops_total", "counter",
-              "times the mapped tables' resident pages were given back (past the map memory "
-              "bound)",
+              "passes that gave back mapped table pages (past the map memory bound)",
               st.n_map_drops },
         };
         for (size_t i = 0; i < sizeof g / sizeof g[0]; i++)

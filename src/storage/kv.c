@@ -326,6 +326,7 @@ int kv_file_new(kv_db *db, uint64_t number, int level, const sst_info *info,
         kv_file_unref(f);
         return rc;
     }
+    sst_reader_set_page_clock(f->reader, &db->page_clock);
     *out = f;
     return DM_OK;
 }
@@ -1216,17 +1217,34 @@ int kv_compact_range(kv_db *db, const buf_slice *begin, const buf_slice *end)
 
 /* ---------------------------------------------------------------- stats */
 
-int kv_drop_table_pages(kv_db *db)
+void kv_tick_page_clock(kv_db *db)
+{
+    uint16_t now = atomic_load_explicit(&db->page_clock, memory_order_relaxed);
+    now = (uint16_t)(now + 1) ? (uint16_t)(now + 1) : 1; /* 0 means "never" */
+    atomic_store_explicit(&db->page_clock, now, memory_order_relaxed);
+}
+
+int kv_drop_table_pages(kv_db *db, uint64_t bytes)
 {
     pthread_mutex_lock(&db->mu);
     kv_version *v = db->current;
     kv_version_ref(v);
     db->st.n_page_drops++;
     pthread_mutex_unlock(&db->mu);
+    /* The oldest age buckets that hold `bytes` between them go. */
+    unsigned from = 0;
+    if (bytes != UINT64_MAX) {
+        uint64_t ages[SST_AGE_BUCKETS] = { 0 }, sum = 0;
+        for (int l = 0; l < KV_MAX_LEVELS; l++)
+            for (size_t i = 0; i < v->n[l]; i++)
+                sst_reader_page_ages(v->files[l][i]->reader, ages);
+        for (from = SST_AGE_BUCKETS - 1; from > 0 && (sum += ages[from]) < bytes; from--)
+            ;
+    }
     int rc = DM_OK;
     for (int l = 0; l < KV_MAX_LEVELS; l++)
         for (size_t i = 0; i < v->n[l]; i++) {
-            int r = sst_reader_drop_pages(v->files[l][i]->reader);
+            int r = sst_reader_drop_pages(v->files[l][i]->reader, from);
             if (r && !rc)
                 rc = r;
         }
@@ -1650,6 +1668,7 @@ int kv_open(const char *dir, const kv_options *opt, kv_db **out)
             err_set_msg(rc, "%s: no such database directory", dir);
         goto fail;
     }
+    atomic_init(&db->page_clock, 1);
     if ((rc = sst_cache_new(db->opt.block_cache_size, &db->cache)))
         goto fail;
     if ((rc = recover(db)))

@@ -172,15 +172,26 @@ int kv_flush(kv_db *db);
 int kv_compact_range(kv_db *db, const buf_slice *begin, const buf_slice *end);
 
 /*
- * kv_drop_table_pages -- gives back the resident pages of every current
- * table's mapping (sst_reader_drop_pages).  The process's resident set
- * shrinks by them; the data stays in the files (and in the page cache
- * while the kernel keeps it there), and reads go on: a page read again is
- * mapped again.  Does nothing with pread_tables.  Counted in
+ * Mapped table pages.  Every table notes in each data block when its
+ * mapped bytes were last read, by a page clock of the database's
+ * (sst_reader_page_ages), which kv_tick_page_clock advances: the owner
+ * ticks it about once a second.  Thread-safe.
+ */
+void kv_tick_page_clock(kv_db *db);
+
+/*
+ * kv_drop_table_pages -- gives back resident pages of the current tables'
+ * mappings (sst_reader_drop_pages): those of the blocks read longest ago,
+ * at least `bytes` of them as far as the page clock tells (UINT64_MAX:
+ * all), and those of the blocks not read since they were last dropped
+ * (which a read of a neighbouring page can map again).  The process's
+ * resident set shrinks by them; the data stays in the files (and in the
+ * page cache while the kernel keeps it there), and reads go on: a page
+ * read again is mapped again.  Does nothing with pread_tables.  Counted in
  * kv_stats.n_page_drops.  Errors: the first table's error (the others are
  * still dropped).  Thread-safe.
  */
-int kv_drop_table_pages(kv_db *db);
+int kv_drop_table_pages(kv_db *db, uint64_t bytes);
 
 typedef struct kv_level_stats {
     uint64_t files;

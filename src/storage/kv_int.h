@@ -109,6 +109,7 @@ struct kv_db {
     vfs *vfs;
     vfs_file *lock;
     sst_cache *cache;
+    _Atomic uint16_t page_clock; /* every table's (kv_tick_page_clock) */
 
     pthread_mutex_t mu;
     pthread_cond_t bg_cv;      /* background work available / state change */

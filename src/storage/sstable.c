@@ -36,8 +36,13 @@
  * block found in the cache is used without touching the mapping at all:
  * its pages may then be dropped (sst_reader_drop_pages) and stay out of
  * the process's resident set.  `seen` only ever goes from 0 to one value
- * and covers immutable bytes, so relaxed ordering is enough.  Blocks in
- * the cache were checked before insertion.  Entry-level bounds checks
+ * and covers immutable bytes, so relaxed ordering is enough.  With a page
+ * clock (sst_reader_set_page_clock) the entry also keeps `used`, the
+ * clock when the block's mapped bytes were last read, which tells
+ * sst_reader_drop_pages which pages are old; it is a hint, and a race on
+ * it costs at most a page dropped while in use (read again with a minor
+ * fault) or one kept too long.  Blocks in the cache were checked before
+ * insertion.  Entry-level bounds checks
  * (varints, lengths, key >= 8 bytes) run on every decode regardless.
  *
  * Iterator.  Two levels: a position in idx[] and a materialised data
@@ -46,8 +51,8 @@
  * block and makes next and prev O(1).  The iterator pins the block (cache
  * handle) while positioned in it and holds a reader reference.
  *
- * Thread safety.  A reader is immutable after open except for `seen`
- * (atomic) and the zstd context pool (zmu); any number of threads may call
+ * Thread safety.  A reader is immutable after open except for `seen` and
+ * `used` (atomic) and the zstd context pool (zmu); any number of threads may call
  * sst_reader_get and use their own iterators at once.  An iterator and a
  * builder are used by one thread at a time.
  *
@@ -62,6 +67,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <lz4.h>
 #include <lz4hc.h>
 #include <zstd.h>
@@ -562,6 +568,9 @@ typedef struct idx_ent {
     uint64_t len;       /* stored length, trailer excluded */
     uint32_t key_len;
     _Atomic uint8_t seen; /* map only: 0, or the checked block's type + 1 */
+    _Atomic uint16_t used; /* map with a page clock: the clock when the
+                              block's mapped bytes were last read; 0 = not
+                              since open or since its pages were dropped */
 } idx_ent;
 
 struct sst_reader {
@@ -581,6 +590,7 @@ struct sst_reader {
     const uint8_t *filter; /* NULL when the table has none */
     size_t filter_len;
     uint8_t *filter_owned;
+    const _Atomic uint16_t *clock; /* sst_reader_set_page_clock; NULL = none */
     pthread_mutex_t zmu;        /* guards zpool, n_z, z_cap */
     bool is_zmu_init;
     ZSTD_DCtx **zpool;
@@ -787,6 +797,7 @@ static int load_index(sst_reader *r, const footer *fo)
         e->len = len;
         e->key_len = d.ents[i].key_len;
         atomic_init(&e->seen, 0);
+        atomic_init(&e->used, 0);
         /* Pointers are set below, once the key arena stops moving. */
         e->prefix = d.ents[i].key_off;
     }
@@ -909,13 +920,85 @@ uint64_t sst_reader_file_size(const sst_reader *r) { return r->file_size; }
 size_t sst_reader_n_blocks(const sst_reader *r) { return r->n_blocks; }
 bool sst_reader_is_mmapped(const sst_reader *r) { return r->map != NULL; }
 
-int sst_reader_drop_pages(sst_reader *r)
+void sst_reader_set_page_clock(sst_reader *r, const _Atomic uint16_t *clock)
+{
+    r->clock = clock;
+}
+
+/* The age bucket of a block last read at clock value `used`. */
+static unsigned age_bucket(uint16_t now, uint16_t used)
+{
+    uint16_t age = (uint16_t)(now - used);
+    return age ? 1 + (unsigned)(31 - __builtin_clz(age)) : 0;
+}
+
+void sst_reader_page_ages(sst_reader *r, uint64_t bytes[SST_AGE_BUCKETS])
+{
+    if (!r->map || !r->clock)
+        return;
+    uint16_t now = atomic_load_explicit(r->clock, memory_order_relaxed);
+    for (size_t i = 0; i < r->n_blocks; i++) {
+        uint16_t u = atomic_load_explicit(&r->idx[i].used, memory_order_relaxed);
+        if (u)
+            bytes[age_bucket(now, u)] += r->idx[i].len + SST_BLOCK_TRAILER_LEN;
+    }
+}
+
+static int drop_range(sst_reader *r, uint64_t from, uint64_t to)
+{
+    uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE);
+    from = (from + pg - 1) / pg * pg; /* whole pages only: the ends may be */
+    to = to / pg * pg;                /* shared with blocks still in use */
+    if (to <= from)
+        return DM_OK;
+    int rc = r->v->drop_pages(r->v, r->map + from, to - from);
+    if (rc)
+        err_set_msg(rc, "%s: dropping mapped pages: %s", r->path, dm_strerror(rc));
+    return rc;
+}
+
+int sst_reader_drop_pages(sst_reader *r, unsigned from_bucket)
 {
     if (!r->map || !r->v->drop_pages)
         return DM_OK;
-    int rc = r->v->drop_pages(r->v, r->map, r->file_size);
-    if (rc)
-        err_set_msg(rc, "%s: dropping mapped pages: %s", r->path, dm_strerror(rc));
+    if (!r->clock) {
+        int rc = r->v->drop_pages(r->v, r->map, r->file_size);
+        if (rc)
+            err_set_msg(rc, "%s: dropping mapped pages: %s", r->path, dm_strerror(rc));
+        return rc;
+    }
+    /* Runs of blocks not read since from_bucket's age (or not known to be
+     * mapped), each dropped whole pages at a time. */
+    uint16_t now = atomic_load_explicit(r->clock, memory_order_relaxed);
+    uint64_t run = UINT64_MAX; /* the current run's first byte */
+    int rc = DM_OK;
+    for (size_t i = 0; i <= r->n_blocks; i++) {
+        uint16_t u = 0;
+        bool is_cold = false;
+        if (i < r->n_blocks) {
+            u = atomic_load_explicit(&r->idx[i].used, memory_order_relaxed);
+            is_cold = !u || age_bucket(now, u) >= from_bucket;
+        }
+        if (is_cold) {
+            if (run == UINT64_MAX)
+                run = r->idx[i].off;
+            /* Forget it was mapped, unless a reader has just read it. */
+            if (u)
+                atomic_compare_exchange_strong_explicit(&r->idx[i].used, &u, 0,
+                                                        memory_order_relaxed,
+                                                        memory_order_relaxed);
+            continue;
+        }
+        if (run != UINT64_MAX) {
+            uint64_t end = i < r->n_blocks ? r->idx[i].off
+                                           : r->idx[i - 1].off + r->idx[i - 1].len +
+                                                 SST_BLOCK_TRAILER_LEN;
+            int e = drop_range(r, run, end);
+            if (e && !rc)
+                rc = e;
+            run = UINT64_MAX;
+        }
+    }
     return rc;
 }
 
@@ -941,6 +1024,14 @@ void sst_reader_block(const sst_reader *r, size_t i, uint64_t *off,
 }
 
 /* ------------------------------------------------------- block access */
+
+/* The block's mapped bytes are read now: note the page clock. */
+static inline void note_map_read(sst_reader *r, idx_ent *e)
+{
+    uint16_t now = atomic_load_explicit(r->clock, memory_order_relaxed);
+    if (atomic_load_explicit(&e->used, memory_order_relaxed) != now)
+        atomic_store_explicit(&e->used, now, memory_order_relaxed);
+}
 
 /* 0 while block bi has not been checked; then its trailer's type + 1. */
 static inline int seen_type(sst_reader *r, size_t bi)
@@ -995,7 +1086,7 @@ static int load_block(sst_reader *r, size_t bi, sst_block *blk,
                       sst_cache_handle **hout)
 {
     const char *why = NULL;
-    const idx_ent *e = &r->idx[bi];
+    idx_ent *e = &r->idx[bi];
     sst_cache_handle *h;
     int rc, type;
     *hout = NULL;
@@ -1008,6 +1099,8 @@ static int load_block(sst_reader *r, size_t bi, sst_block *blk,
         } else if ((type = sst_trailer_check(p, (size_t)e->len, &why)) < 0) {
             return corrupt(r, e->off, why);
         }
+        if (r->clock && (!ok || type == SST_COMP_NONE))
+            note_map_read(r, e); /* its mapped bytes are read */
         if (type == SST_COMP_NONE) {
             if (sst_block_parse(p, (size_t)e->len, !ok, blk, &why))
                 return corrupt(r, e->off, why);
@@ -1024,6 +1117,8 @@ static int load_block(sst_reader *r, size_t bi, sst_block *blk,
         }
         if (!ok)
             set_seen(r, bi, type); /* the stored bytes passed the CRC */
+        else if (r->clock)
+            note_map_read(r, e);
         return decode_compressed(r, bi, p, (size_t)e->len, type, blk, hout);
     }
 

@@ -160,13 +160,36 @@ uint64_t sst_reader_file_size(const sst_reader *r);
  * from zstd's own malloc and are not counted).  Thread-safe. */
 uint64_t sst_reader_memsize(sst_reader *r);
 
-/* sst_reader_drop_pages -- gives back the resident pages of the reader's
- * mapping (vfs->drop_pages); readers go on reading, and a page read again
- * is mapped again from the file.  Does nothing for a reader that reads
- * with pread or a VFS without drop_pages.  Errors: what the VFS returns
- * (err_last_msg names the file).  Thread-safe, also while other threads
- * read the table. */
-int sst_reader_drop_pages(sst_reader *r);
+/*
+ * Mapped pages.  A reader given a page clock (a counter its owner advances,
+ * about once a second; never 0) notes in each data block's index entry the
+ * clock's value when the block's mapped bytes were last read: a block
+ * stored uncompressed read in place, a compressed one decoded from the
+ * mapping (not one found in the block cache).  That tells which pages are
+ * in use, so that the others can be given back to the kernel.
+ */
+#define SST_AGE_BUCKETS 17 /* ages 0, 1, 2-3, 4-7, ..., 2^15 and more */
+
+/* sst_reader_set_page_clock -- clock: the owner's counter, read relaxed;
+ * it must outlive the reader.  Call before the reader is shared. */
+void sst_reader_set_page_clock(sst_reader *r, const _Atomic uint16_t *clock);
+
+/* sst_reader_page_ages -- adds to bytes[b] the stored bytes of the blocks
+ * whose mapped bytes were last read at an age (clock now - clock then) in
+ * bucket b: 0 for age 0, 1 + floor(log2(age)) otherwise.  Blocks not read
+ * since open or since their pages were dropped are not counted.  Nothing
+ * without a mapping or a clock.  Thread-safe. */
+void sst_reader_page_ages(sst_reader *r, uint64_t bytes[SST_AGE_BUCKETS]);
+
+/* sst_reader_drop_pages -- gives back to the kernel (vfs->drop_pages) the
+ * whole pages of the data blocks not read at an age below from_bucket's
+ * (0: all), and of those not known to be mapped; they count as not read
+ * since.  Without a clock, the whole mapping.  Readers go on reading, and
+ * a page read again is mapped again from the file.  Does nothing for a
+ * reader that reads with pread or a VFS without drop_pages.  Errors: what
+ * the VFS returns (err_last_msg names the file).  Thread-safe, also while
+ * other threads read the table. */
+int sst_reader_drop_pages(sst_reader *r, unsigned from_bucket);
 
 /* Called by sst_verify for each problem found. */
 typedef void (*sst_damage_fn)(void *arg, const char *path, uint64_t off,

@@ -1541,7 +1541,7 @@ static void test_drop_pages(void **state)
         assert_true(sst_reader_is_mmapped(r));
         get_all(r, &m); /* every block read from the mapping once */
         uint64_t before = file_resident();
-        assert_int_equal(sst_reader_drop_pages(r), DM_OK);
+        assert_int_equal(sst_reader_drop_pages(r, 0), DM_OK);
         uint64_t after = file_resident();
         if (before < after + size / 2)
             fail_msg("%s: %llu MB resident before the drop, %llu after, table %llu MB",
@@ -1565,8 +1565,68 @@ static void test_drop_pages(void **state)
     /* Without a mapping there is nothing to drop. */
     sst_reader *r = NULL;
     assert_int_equal(sst_reader_open(nommap_vfs(), path, next_file_number++, NULL, &r), DM_OK);
-    assert_int_equal(sst_reader_drop_pages(r), DM_OK);
+    assert_int_equal(sst_reader_drop_pages(r, 0), DM_OK);
     sst_reader_unref(r);
+}
+
+static void get_range(sst_reader *r, const model *m, size_t from, size_t to)
+{
+    buf val;
+    buf_init(&val);
+    for (size_t i = from; i < to; i++)
+        check_one_get(r, m, ikey_user(mkey(m, i)), UINT64_MAX, &val);
+    buf_fini(&val);
+}
+
+/* With a page clock, the reader knows which blocks were read when, and
+ * gives back only the pages of those read longest ago. */
+static void test_drop_old_pages(void **state)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/drop_old.sst", dir);
+    model m = gen_words(16000, 6);
+    size_t half = m.n / 2;
+    sst_options o = sst_options_default();
+    o.compression = SST_COMP_NONE; /* read in place */
+    sst_info info;
+    build_table(path, &m, &o, &info);
+    uint64_t size = info.file_size;
+    sst_info_fini(&info);
+    _Atomic uint16_t clock = 1;
+    sst_reader *r = NULL;
+    assert_int_equal(sst_reader_open(vfs_posix(), path, next_file_number++, NULL, &r), DM_OK);
+    sst_reader_set_page_clock(r, &clock);
+    get_range(r, &m, 0, half); /* read at 1 */
+    atomic_store(&clock, 40);
+    get_range(r, &m, half, m.n); /* read at 40 */
+    uint64_t ages[SST_AGE_BUCKETS] = { 0 };
+    sst_reader_page_ages(r, ages);
+    /* Age 39 is in bucket 1 + floor(log2(39)) = 6. */
+    for (unsigned b = 0; b < SST_AGE_BUCKETS; b++)
+        if (b != 0 && b != 6)
+            assert_int_equal(ages[b], 0);
+    assert_true(ages[6] > size / 3 && ages[0] > size / 3);
+    assert_true(ages[6] + ages[0] <= size);
+
+    uint64_t before = file_resident();
+    assert_int_equal(sst_reader_drop_pages(r, 1), DM_OK); /* all but age 0 */
+    uint64_t after = file_resident();
+    if (before < after + ages[6] / 2 || before > after + ages[6] + size / 8)
+        fail_msg("%llu MB resident before, %llu after: the old half is %llu MB",
+                 (unsigned long long)(before >> 20), (unsigned long long)(after >> 20),
+                 (unsigned long long)(ages[6] >> 20));
+    get_range(r, &m, half, m.n); /* still mapped: nothing comes back */
+    uint64_t again = file_resident();
+    if (again > after + size / 16)
+        fail_msg("reading the recent half mapped %llu MB again",
+                 (unsigned long long)((again - after) >> 20));
+    uint64_t ages2[SST_AGE_BUCKETS] = { 0 };
+    sst_reader_page_ages(r, ages2);
+    assert_int_equal(ages2[6], 0); /* dropped: not known to be mapped */
+    assert_int_equal(ages2[0], ages[0]);
+    get_range(r, &m, 0, half); /* and the old half reads right */
+    sst_reader_unref(r);
+    model_free(&m);
 }
 
 static int setup(void **state)
@@ -1603,6 +1663,7 @@ int main(void)
         cmocka_unit_test(test_out_of_memory),
         cmocka_unit_test(test_io_errors),
         cmocka_unit_test(test_drop_pages),
+        cmocka_unit_test(test_drop_old_pages),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
