@@ -183,7 +183,7 @@ void kv_tick_page_clock(kv_db *db);
  * kv_drop_table_pages -- gives back resident pages of the current tables'
  * mappings (sst_reader_drop_pages): those of the blocks read longest ago,
  * at least `bytes` of them as far as the page clock tells (UINT64_MAX:
- * all), and those of the blocks not read since they were last dropped
+ * all), with those of the blocks not known to be mapped between them
  * (which a read of a neighbouring page can map again).  The process's
  * resident set shrinks by them; the data stays in the files (and in the
  * page cache while the kernel keeps it there), and reads go on: a page

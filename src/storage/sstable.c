@@ -967,10 +967,13 @@ int sst_reader_drop_pages(sst_reader *r, unsigned from_bucket)
             err_set_msg(rc, "%s: dropping mapped pages: %s", r->path, dm_strerror(rc));
         return rc;
     }
-    /* Runs of blocks not read since from_bucket's age (or not known to be
-     * mapped), each dropped whole pages at a time. */
+    /* Runs of blocks not read since from_bucket's age, with the blocks
+     * not known to be mapped between them, each dropped whole pages at a
+     * time.  A run of the latter alone stays: they are the pages the
+     * kernel mapped around a block in use (or none at all). */
     uint16_t now = atomic_load_explicit(r->clock, memory_order_relaxed);
     uint64_t run = UINT64_MAX; /* the current run's first byte */
+    bool has_old = from_bucket == 0;
     int rc = DM_OK;
     for (size_t i = 0; i <= r->n_blocks; i++) {
         uint16_t u = 0;
@@ -983,21 +986,24 @@ int sst_reader_drop_pages(sst_reader *r, unsigned from_bucket)
             if (run == UINT64_MAX)
                 run = r->idx[i].off;
             /* Forget it was mapped, unless a reader has just read it. */
-            if (u)
+            if (u) {
+                has_old = true;
                 atomic_compare_exchange_strong_explicit(&r->idx[i].used, &u, 0,
                                                         memory_order_relaxed,
                                                         memory_order_relaxed);
+            }
             continue;
         }
-        if (run != UINT64_MAX) {
+        if (run != UINT64_MAX && has_old) {
             uint64_t end = i < r->n_blocks ? r->idx[i].off
                                            : r->idx[i - 1].off + r->idx[i - 1].len +
                                                  SST_BLOCK_TRAILER_LEN;
             int e = drop_range(r, run, end);
             if (e && !rc)
                 rc = e;
-            run = UINT64_MAX;
         }
+        run = UINT64_MAX;
+        has_old = from_bucket == 0;
     }
     return rc;
 }

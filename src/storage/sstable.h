@@ -182,9 +182,10 @@ void sst_reader_set_page_clock(sst_reader *r, const _Atomic uint16_t *clock);
 void sst_reader_page_ages(sst_reader *r, uint64_t bytes[SST_AGE_BUCKETS]);
 
 /* sst_reader_drop_pages -- gives back to the kernel (vfs->drop_pages) the
- * whole pages of the data blocks not read at an age below from_bucket's
- * (0: all), and of those not known to be mapped; they count as not read
- * since.  Without a clock, the whole mapping.  Readers go on reading, and
+ * whole pages of the runs of data blocks not read at an age below
+ * from_bucket's (0: all), with the blocks not known to be mapped inside
+ * those runs; they count as not read since.  A run of blocks not known to
+ * be mapped alone is left (unless from_bucket is 0).  Without a clock, the whole mapping.  Readers go on reading, and
  * a page read again is mapped again from the file.  Does nothing for a
  * reader that reads with pread or a VFS without drop_pages.  Errors: what
  * the VFS returns (err_last_msg names the file).  Thread-safe, also while
