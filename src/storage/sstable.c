@@ -944,29 +944,28 @@ void sst_reader_page_ages(sst_reader *r, uint64_t bytes[SST_AGE_BUCKETS])
     }
 }
 
+static int drop_bytes(sst_reader *r, uint64_t off, uint64_t len)
+{
+    int rc = r->v->drop_pages(r->v, r->map + off, len);
+    if (rc)
+        err_set_msg(rc, "%s: dropping mapped pages: %s", r->path, dm_strerror(rc));
+    return rc;
+}
+
 static int drop_range(sst_reader *r, uint64_t from, uint64_t to)
 {
     uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE);
     from = (from + pg - 1) / pg * pg; /* whole pages only: the ends may be */
     to = to / pg * pg;                /* shared with blocks still in use */
-    if (to <= from)
-        return DM_OK;
-    int rc = r->v->drop_pages(r->v, r->map + from, to - from);
-    if (rc)
-        err_set_msg(rc, "%s: dropping mapped pages: %s", r->path, dm_strerror(rc));
-    return rc;
+    return to > from ? drop_bytes(r, from, to - from) : DM_OK;
 }
 
 int sst_reader_drop_pages(sst_reader *r, unsigned from_bucket)
 {
     if (!r->map || !r->v->drop_pages)
         return DM_OK;
-    if (!r->clock) {
-        int rc = r->v->drop_pages(r->v, r->map, r->file_size);
-        if (rc)
-            err_set_msg(rc, "%s: dropping mapped pages: %s", r->path, dm_strerror(rc));
-        return rc;
-    }
+    if (!r->clock)
+        return drop_bytes(r, 0, r->file_size);
     /* Runs of blocks not read since from_bucket's age, with the blocks
      * not known to be mapped between them, each dropped whole pages at a
      * time.  A run of the latter alone stays: they are the pages the
